@@ -1,0 +1,48 @@
+# confer: `make run` serves a demo, `make test` runs every test.
+# Both install the Debian packages they need first (apt-get, as root or through sudo).
+
+DEBS := gcc make cmake pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev \
+        libsodium-dev libcmocka-dev libjansson-dev
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+DEMO_DATA ?= demo-data
+LISTEN ?= 127.0.0.1:7414
+
+.PHONY: all deps build build-test run test format clean
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEBS); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' \
+	        || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    $$sudo apt-get install -y --no-install-recommends $$missing >/dev/null 2>&1 \
+	        || { $$sudo apt-get update -q && $$sudo apt-get install -y --no-install-recommends $$missing; }; \
+	fi
+
+build: deps
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build build -j $(JOBS)
+
+build-test: deps
+	cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DCONFER_SANITIZE=ON -DCONFER_WERROR=ON >/dev/null
+	cmake --build build-test -j $(JOBS)
+
+run: build
+	build/bin/conferd demo --data $(DEMO_DATA) --listen $(LISTEN)
+
+test: build-test
+	cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    ctest --output-on-failure -j $(JOBS)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build build-test
