@@ -89,7 +89,7 @@ int db_account_list(struct db *db, db_account_cb cb, void *ud);
 #define DB_TOKEN_HASH_BYTES 32
 
 /* Stores a token hash for an account, valid until expires_ms. Returns 0 or
- * PROTO_ENOTFOUND for an unknown account. */
+ * PROTO_ENOTFOUND for an unknown or disabled account. */
 int db_token_add(struct db *db, const char *name, const uint8_t hash[DB_TOKEN_HASH_BYTES],
                  int64_t expires_ms);
 

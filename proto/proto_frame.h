@@ -55,7 +55,7 @@ void proto_reader_commit(struct proto_reader *r, size_t n);
  * Returns 0 or PROTO_ENOMEM. Does not check limits: proto_reader_next does. */
 int proto_reader_push(struct proto_reader *r, const uint8_t *p, size_t n);
 
-/* Takes the next whole frame. Returns 1 and sets *payload/*len (valid until the next call
+/* Takes the next whole frame. Returns 1 and sets *payload and *len (valid until the next call
  * on this reader), 0 when more bytes are needed, PROTO_ETOOBIG when the announced length
  * is 0 or over max (the connection must be closed). */
 int proto_reader_next(struct proto_reader *r, const uint8_t **payload, uint32_t *len);

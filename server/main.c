@@ -1,5 +1,7 @@
-/* placeholder until the server lands */
-int main(void)
+/* conferd - the confer server and operator tool. */
+#include "srv.h"
+
+int main(int argc, char **argv)
 {
-    return 1;
+    return srv_main(argc, argv);
 }

@@ -1,4 +1,5 @@
 /* testutil.c - helpers shared by the cmocka tests. */
+#define _XOPEN_SOURCE 700
 #include "testutil.h"
 
 #include <stdio.h>

@@ -1,0 +1,781 @@
+/* db.c - opening, migrating and closing the database, the statement cache, transactions,
+ * backup and integrity checks. Accounts and tokens are in db_account.c.
+ */
+#include "db_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* PRAGMA application_id, "CNFR": tells our file from another program's SQLite file. */
+#define DB_APPLICATION_ID 0x434E4652
+
+#define DB_BUSY_TIMEOUT_MS 5000
+
+/* Migration i brings PRAGMA user_version from i to i + 1. Each runs in its own BEGIN
+ * IMMEDIATE transaction with foreign keys off, so that a later migration may rebuild a
+ * table the documented way (CREATE new, copy, DROP old, RENAME); PRAGMA foreign_key_check
+ * runs before each commit instead. A migration that has shipped is never edited: add one.
+ * Meeting tables (meetings, items, docs, actions, op and audit log) come as 2, 3, ... and
+ * reference accounts(id). */
+static const char *const migrations[] = {
+    /* 1: accounts and their login tokens (only token hashes are stored). */
+    "CREATE TABLE accounts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT UNIQUE NOT NULL CHECK (length(name) BETWEEN 1 AND 64"
+    "    AND name GLOB '[a-z0-9]*' AND name NOT GLOB '*[^a-z0-9._-]*'),"
+    "  pwhash TEXT NOT NULL CHECK (length(pwhash) BETWEEN 1 AND 127),"
+    "  operator INTEGER NOT NULL DEFAULT 0 CHECK (operator IN (0, 1)),"
+    "  disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),"
+    "  gen INTEGER NOT NULL DEFAULT 1 CHECK (gen >= 1),"
+    "  created_ms INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE tokens ("
+    "  hash BLOB PRIMARY KEY CHECK (typeof(hash) = 'blob' AND length(hash) = 32),"
+    "  account INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX tokens_account ON tokens(account);",
+};
+
+#define DB_SCHEMA_LATEST ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
+
+#define ACCOUNT_COLUMNS "id, name, pwhash, operator, disabled, gen, created_ms"
+
+/* Every statement run after open. Prepared on first use and kept until db_close. */
+static const char *const stmt_sql[DB_ST_COUNT] = {
+    [DB_ST_BEGIN] = "BEGIN IMMEDIATE",
+    [DB_ST_COMMIT] = "COMMIT",
+    [DB_ST_ROLLBACK] = "ROLLBACK",
+    [DB_ST_SAVEPOINT] = "SAVEPOINT db_inner",
+    [DB_ST_RELEASE] = "RELEASE db_inner",
+    [DB_ST_ROLLBACK_TO] = "ROLLBACK TO db_inner",
+    [DB_ST_DATA_VERSION] = "PRAGMA data_version",
+    [DB_ST_USER_VERSION] = "PRAGMA user_version",
+    [DB_ST_INTEGRITY] = "PRAGMA integrity_check",
+
+    [DB_ST_ACCOUNT_ADD] = "INSERT INTO accounts (name, pwhash, operator, created_ms)"
+                          " VALUES (:name, :pwhash, :operator, :now)",
+    [DB_ST_ACCOUNT_GET] = "SELECT " ACCOUNT_COLUMNS " FROM accounts WHERE name = :name",
+    [DB_ST_ACCOUNT_LIST] = "SELECT " ACCOUNT_COLUMNS " FROM accounts ORDER BY name",
+    [DB_ST_ACCOUNT_SET_DISABLED] = "UPDATE accounts SET disabled = :disabled, gen = gen + 1"
+                                   " WHERE name = :name",
+    [DB_ST_ACCOUNT_SET_PWHASH] = "UPDATE accounts SET pwhash = :pwhash, gen = gen + :bump"
+                                 " WHERE name = :name",
+    [DB_ST_ACCOUNT_TOKENS_DELETE] = "DELETE FROM tokens"
+                                    " WHERE account = (SELECT id FROM accounts WHERE name = :name)",
+
+    [DB_ST_TOKEN_ADD] = "INSERT INTO tokens (hash, account, expires_ms, created_ms)"
+                        " SELECT :hash, id, :expires, :now FROM accounts"
+                        " WHERE name = :name AND disabled = 0",
+    [DB_ST_TOKEN_CHECK] = "SELECT 1 FROM tokens JOIN accounts ON accounts.id = tokens.account"
+                          " WHERE tokens.hash = :hash AND accounts.name = :name"
+                          " AND accounts.disabled = 0 AND tokens.expires_ms > :now",
+    [DB_ST_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = :hash",
+    [DB_ST_TOKEN_PURGE] = "DELETE FROM tokens WHERE expires_ms <= :now",
+};
+
+/* ---- errors ---- */
+
+int db_sqlerr(struct db *db, int rc)
+{
+    snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->conn));
+    switch (rc) {
+    case SQLITE_CONSTRAINT_UNIQUE:
+    case SQLITE_CONSTRAINT_PRIMARYKEY:
+        return PROTO_ECONFLICT;
+    default:
+        return PROTO_EDB;
+    }
+}
+
+int db_fail(struct db *db, int err, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(db->errmsg, sizeof(db->errmsg), fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+/* ---- statements ---- */
+
+int db_stmt_get(struct db *db, enum db_stmt id, sqlite3_stmt **out)
+{
+    int rc;
+
+    *out = NULL;
+    if ((unsigned)id >= DB_ST_COUNT || stmt_sql[id] == NULL) {
+        return db_fail(db, PROTO_EDB, "no statement number %d", (int)id);
+    }
+    if (db->stmt[id] == NULL) {
+        rc = sqlite3_prepare_v3(db->conn, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
+                                &db->stmt[id], NULL);
+        if (rc != SQLITE_OK) {
+            db->stmt[id] = NULL;
+            return db_sqlerr(db, rc);
+        }
+    } else if (sqlite3_stmt_busy(db->stmt[id])) {
+        return db_fail(db, PROTO_EDB, "statement already running: %s", stmt_sql[id]);
+    }
+    *out = db->stmt[id];
+    return 0;
+}
+
+void db_stmt_done(sqlite3_stmt *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+}
+
+static int param_index(struct db *db, sqlite3_stmt *st, const char *param, int *idx)
+{
+    *idx = sqlite3_bind_parameter_index(st, param);
+    if (*idx == 0) {
+        return db_fail(db, PROTO_EDB, "no parameter %s in: %s", param, sqlite3_sql(st));
+    }
+    return 0;
+}
+
+/* The values bound are SQLITE_STATIC: every caller resets and clears the statement before
+ * its arguments go out of scope. */
+int db_bind_text(struct db *db, sqlite3_stmt *st, const char *param, const char *s)
+{
+    int idx = 0;
+    int rc = param_index(db, st, param, &idx);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sqlite3_bind_text(st, idx, s, -1, SQLITE_STATIC);
+    return rc == SQLITE_OK ? 0 : db_sqlerr(db, rc);
+}
+
+int db_bind_int64(struct db *db, sqlite3_stmt *st, const char *param, int64_t v)
+{
+    int idx = 0;
+    int rc = param_index(db, st, param, &idx);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sqlite3_bind_int64(st, idx, v);
+    return rc == SQLITE_OK ? 0 : db_sqlerr(db, rc);
+}
+
+int db_bind_blob(struct db *db, sqlite3_stmt *st, const char *param, const void *p, size_t n)
+{
+    int idx = 0;
+    int rc = param_index(db, st, param, &idx);
+
+    if (rc != 0) {
+        return rc;
+    }
+    rc = sqlite3_bind_blob64(st, idx, p, n, SQLITE_STATIC);
+    return rc == SQLITE_OK ? 0 : db_sqlerr(db, rc);
+}
+
+int db_step(struct db *db, sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+
+    if (rc == SQLITE_ROW) {
+        return 1;
+    }
+    if (rc == SQLITE_DONE) {
+        return 0;
+    }
+    return db_sqlerr(db, rc);
+}
+
+int db_exec_stmt(struct db *db, enum db_stmt id)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db_stmt_get(db, id, &st);
+
+    while (rc == 0 && (rc = db_step(db, st)) == 1) {
+        rc = 0;
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+/* Runs a statement that yields one integer. */
+static int stmt_int(struct db *db, enum db_stmt id, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = db_stmt_get(db, id, &st);
+
+    if (rc != 0) {
+        goto cleanup;
+    }
+    rc = db_step(db, st);
+    if (rc == 1) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = db_fail(db, PROTO_EDB, "no result from: %s", stmt_sql[id]);
+    }
+cleanup:
+    db_stmt_done(st);
+    return rc;
+}
+
+/* ---- one-off statements of open and migration (not worth caching) ---- */
+
+static int exec_sql(struct db *db, const char *sql)
+{
+    int rc = sqlite3_exec(db->conn, sql, NULL, NULL, NULL);
+
+    return rc == SQLITE_OK ? 0 : db_sqlerr(db, rc);
+}
+
+/* Runs sql and copies the first column of its first row as text into buf (empty when the
+ * statement yields no row or NULL). */
+static int query_text(struct db *db, const char *sql, char *buf, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    const unsigned char *s = NULL;
+    int rc = sqlite3_prepare_v3(db->conn, sql, -1, 0, &st, NULL);
+
+    buf[0] = '\0';
+    if (rc != SQLITE_OK) {
+        rc = db_sqlerr(db, rc);
+        goto cleanup;
+    }
+    rc = db_step(db, st);
+    if (rc == 1) {
+        s = sqlite3_column_text(st, 0);
+        snprintf(buf, cap, "%s", s != NULL ? (const char *)s : "");
+        rc = 0;
+    }
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int query_int(struct db *db, const char *sql, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(db->conn, sql, -1, 0, &st, NULL);
+
+    if (rc != SQLITE_OK) {
+        rc = db_sqlerr(db, rc);
+        goto cleanup;
+    }
+    rc = db_step(db, st);
+    if (rc == 1) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = db_fail(db, PROTO_EDB, "no result from: %s", sql);
+    }
+cleanup:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Rolls back whatever transaction is open, keeping the message of the error that caused
+ * it. SQLite rolls back by itself on some errors (disk full, I/O), hence the check. */
+static void rollback_quietly(struct db *db, enum db_tx tx)
+{
+    char saved[sizeof(db->errmsg)];
+
+    if (sqlite3_get_autocommit(db->conn)) {
+        return;
+    }
+    memcpy(saved, db->errmsg, sizeof(saved));
+    if (tx == DB_TX_TOP) {
+        (void)db_exec_stmt(db, DB_ST_ROLLBACK);
+    } else if (db_exec_stmt(db, DB_ST_ROLLBACK_TO) == 0) {
+        (void)db_exec_stmt(db, DB_ST_RELEASE);
+    }
+    memcpy(db->errmsg, saved, sizeof(saved));
+}
+
+/* ---- open and migrate ---- */
+
+/* Reads the schema version and refuses files that are not ours or are newer than us. */
+static int read_version(struct db *db, int64_t *version)
+{
+    int64_t appid = 0;
+    int rc = query_int(db, "PRAGMA user_version", version);
+
+    if (rc == 0) {
+        rc = query_int(db, "PRAGMA application_id", &appid);
+    }
+    if (rc != 0) {
+        return rc;
+    }
+    if (appid != DB_APPLICATION_ID && (appid != 0 || *version != 0)) {
+        return db_fail(db, PROTO_EDB, "not a confer database (application_id %lld)",
+                       (long long)appid);
+    }
+    if (*version > DB_SCHEMA_LATEST) {
+        return db_fail(db, PROTO_EDB,
+                       "database schema version %lld is newer than this program knows (%lld)",
+                       (long long)*version, (long long)DB_SCHEMA_LATEST);
+    }
+    return 0;
+}
+
+/* Applies migration number `from` (to from + 1) inside the caller's transaction. */
+static int migrate_one(struct db *db, int64_t from)
+{
+    char sql[64];
+    char why[sizeof(db->errmsg)];
+    int64_t tables = 0;
+    int rc;
+
+    if (from == 0) {
+        /* Version 0 with tables is someone else's database, not an empty one of ours. */
+        rc = query_int(db, "SELECT count(*) FROM sqlite_master", &tables);
+        if (rc != 0) {
+            return rc;
+        }
+        if (tables != 0) {
+            return db_fail(db, PROTO_EDB, "not a confer database (tables but no version)");
+        }
+        snprintf(sql, sizeof(sql), "PRAGMA application_id = %d", DB_APPLICATION_ID);
+        rc = exec_sql(db, sql);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    rc = exec_sql(db, migrations[from]);
+    if (rc != 0) {
+        memcpy(why, db->errmsg, sizeof(why));
+        return db_fail(db, PROTO_EDB, "migration %lld: %s", (long long)from + 1, why);
+    }
+    rc = query_text(db, "PRAGMA foreign_key_check", why, sizeof(why));
+    if (rc != 0) {
+        return rc;
+    }
+    if (why[0] != '\0') {
+        return db_fail(db, PROTO_EDB, "migration %lld: broken foreign key in table %s",
+                       (long long)from + 1, why);
+    }
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)from + 1);
+    return exec_sql(db, sql);
+}
+
+static int migrate(struct db *db)
+{
+    int64_t version = 0;
+    int rc = read_version(db, &version);
+
+    if (rc != 0 || version == DB_SCHEMA_LATEST) {
+        return rc;
+    }
+    /* Cannot change inside a transaction; db_open turns it back on. */
+    rc = exec_sql(db, "PRAGMA foreign_keys = OFF");
+    while (rc == 0 && version < DB_SCHEMA_LATEST) {
+        rc = db_exec_stmt(db, DB_ST_BEGIN);
+        if (rc != 0) {
+            break;
+        }
+        /* Read again under the write lock: another process may have migrated meanwhile. */
+        rc = read_version(db, &version);
+        if (rc == 0 && version < DB_SCHEMA_LATEST) {
+            rc = migrate_one(db, version);
+            version++;
+        }
+        if (rc == 0) {
+            rc = db_exec_stmt(db, DB_ST_COMMIT);
+        }
+        if (rc != 0) {
+            rollback_quietly(db, DB_TX_TOP);
+        }
+    }
+    return rc;
+}
+
+/* A read-only connection cannot migrate, so it only accepts the current schema. */
+static int check_version(struct db *db)
+{
+    int64_t version = 0;
+    int rc = read_version(db, &version);
+
+    if (rc == 0 && version != DB_SCHEMA_LATEST) {
+        rc = db_fail(db, PROTO_EDB, "database schema version %lld needs migrating to %lld",
+                     (long long)version, (long long)DB_SCHEMA_LATEST);
+    }
+    return rc;
+}
+
+/* Creates the file with mode 0600 before SQLite sees it: SQLite gives its -wal, -shm and
+ * -journal files the mode of the database file, whatever the umask. */
+static int create_file(struct db *db, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    if (errno == EEXIST) {
+        return 0;
+    }
+    return db_fail(db, PROTO_EDB, "cannot create %s: %s", path, strerror(errno));
+}
+
+static int set_wal(struct db *db)
+{
+    char mode[16];
+    int rc = query_text(db, "PRAGMA journal_mode = WAL", mode, sizeof(mode));
+
+    if (rc == 0 && strcasecmp(mode, "wal") != 0) {
+        rc = db_fail(db, PROTO_EDB, "cannot use WAL (journal_mode is %s)", mode);
+    }
+    return rc;
+}
+
+int db_open(struct db **out, const char *path, int flags)
+{
+    struct db *db = NULL;
+    struct stat st;
+    bool readonly = (flags & DB_READONLY) != 0;
+    int oflags = SQLITE_OPEN_NOMUTEX;
+    int rc = 0;
+
+    if (out == NULL) {
+        return PROTO_EINVAL;
+    }
+    *out = NULL;
+    if (path == NULL || (flags & ~(DB_CREATE | DB_READONLY)) != 0 ||
+        (readonly && (flags & DB_CREATE) != 0)) {
+        return PROTO_EINVAL;
+    }
+    db = calloc(1, sizeof(*db));
+    if (db == NULL) {
+        return PROTO_ENOMEM;
+    }
+    if ((flags & DB_CREATE) != 0) {
+        rc = create_file(db, path);
+    } else if (stat(path, &st) != 0 && errno == ENOENT) {
+        rc = db_fail(db, PROTO_ENOTFOUND, "%s does not exist", path);
+    }
+    if (rc != 0) {
+        goto fail;
+    }
+    /* Never SQLITE_OPEN_CREATE: create_file made the file with the right mode. */
+    oflags |= readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE;
+    rc = sqlite3_open_v2(path, &db->conn, oflags, NULL);
+    if (rc != SQLITE_OK) {
+        rc = db->conn != NULL ? db_sqlerr(db, rc) : PROTO_ENOMEM;
+        goto fail;
+    }
+    sqlite3_extended_result_codes(db->conn, 1);
+    sqlite3_busy_timeout(db->conn, DB_BUSY_TIMEOUT_MS);
+    /* Our schema uses no functions with side effects, and nothing may write it raw. */
+    sqlite3_db_config(db->conn, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db->conn, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+
+    rc = readonly ? 0 : set_wal(db);
+    if (rc == 0) {
+        rc = exec_sql(db, "PRAGMA synchronous = FULL");
+    }
+    if (rc == 0) {
+        rc = readonly ? check_version(db) : migrate(db);
+    }
+    if (rc == 0) {
+        rc = exec_sql(db, "PRAGMA foreign_keys = ON");
+    }
+    if (rc != 0) {
+        goto fail;
+    }
+    *out = db;
+    return 0;
+fail:
+    db_close(db);
+    return rc;
+}
+
+void db_close(struct db *db)
+{
+    if (db == NULL) {
+        return;
+    }
+    for (int i = 0; i < DB_ST_COUNT; i++) {
+        sqlite3_finalize(db->stmt[i]);
+    }
+    sqlite3_close_v2(db->conn);
+    free(db);
+}
+
+const char *db_errmsg(struct db *db)
+{
+    if (db == NULL) {
+        return "no database connection";
+    }
+    return db->errmsg[0] != '\0' ? db->errmsg : "not an error";
+}
+
+int db_data_version(struct db *db, int64_t *out)
+{
+    if (db == NULL || out == NULL) {
+        return PROTO_EINVAL;
+    }
+    return stmt_int(db, DB_ST_DATA_VERSION, out);
+}
+
+int db_schema_version(struct db *db, int *out)
+{
+    int64_t v = 0;
+    int rc;
+
+    if (db == NULL || out == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = stmt_int(db, DB_ST_USER_VERSION, &v);
+    if (rc == 0) {
+        *out = (int)v;
+    }
+    return rc;
+}
+
+/* ---- transactions ---- */
+
+int db_begin(struct db *db)
+{
+    if (db == NULL) {
+        return PROTO_EINVAL;
+    }
+    return db_exec_stmt(db, DB_ST_BEGIN);
+}
+
+/* A failed COMMIT is rolled back here, so the connection is never left inside a
+ * transaction the caller believes ended; db_rollback afterwards is harmless. */
+int db_commit(struct db *db)
+{
+    int rc;
+
+    if (db == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = db_exec_stmt(db, DB_ST_COMMIT);
+    if (rc != 0) {
+        rollback_quietly(db, DB_TX_TOP);
+    }
+    return rc;
+}
+
+/* Rolling back when no transaction is open (SQLite may have rolled back on an error
+ * already) succeeds. */
+int db_rollback(struct db *db)
+{
+    if (db == NULL) {
+        return PROTO_EINVAL;
+    }
+    if (sqlite3_get_autocommit(db->conn)) {
+        return 0;
+    }
+    return db_exec_stmt(db, DB_ST_ROLLBACK);
+}
+
+int db_tx_begin(struct db *db, enum db_tx *tx)
+{
+    if (sqlite3_get_autocommit(db->conn)) {
+        *tx = DB_TX_TOP;
+        return db_exec_stmt(db, DB_ST_BEGIN);
+    }
+    *tx = DB_TX_SAVEPOINT;
+    return db_exec_stmt(db, DB_ST_SAVEPOINT);
+}
+
+int db_tx_end(struct db *db, enum db_tx tx, int rc)
+{
+    if (rc == 0) {
+        rc = db_exec_stmt(db, tx == DB_TX_TOP ? DB_ST_COMMIT : DB_ST_RELEASE);
+        if (rc == 0) {
+            return 0;
+        }
+    }
+    rollback_quietly(db, tx);
+    return rc;
+}
+
+int64_t db_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- backup and checks ---- */
+
+static bool exists(const char *path, const char *suffix)
+{
+    char name[4096];
+    struct stat st;
+    int n = snprintf(name, sizeof(name), "%s%s", path, suffix);
+
+    return n > 0 && (size_t)n < sizeof(name) && lstat(name, &st) == 0;
+}
+
+static void remove_copy(const char *path)
+{
+    char name[4096];
+    int n = snprintf(name, sizeof(name), "%s-journal", path);
+
+    if (n > 0 && (size_t)n < sizeof(name)) {
+        unlink(name);
+    }
+    unlink(path);
+}
+
+/* Makes the new directory entry durable (best effort: the data itself is synced). */
+static void sync_parent(const char *path)
+{
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    size_t n = slash == NULL ? 0 : (size_t)(slash - path);
+    int fd;
+
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else if (n == 0) {
+        snprintf(dir, sizeof(dir), "/");
+    } else if (n < sizeof(dir)) {
+        memcpy(dir, path, n);
+        dir[n] = '\0';
+    } else {
+        return;
+    }
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+/* The destination connection holds the error of a failed backup. */
+static int backup_err(struct db *db, sqlite3 *dst, int rc)
+{
+    snprintf(db->errmsg, sizeof(db->errmsg), "backup: %s",
+             dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
+    return PROTO_EDB;
+}
+
+int db_backup(struct db *db, const char *path)
+{
+    sqlite3 *dst = NULL;
+    sqlite3_backup *bk = NULL;
+    bool created = false;
+    int fd = -1;
+    int rc = 0;
+    int sqlrc;
+
+    if (db == NULL || path == NULL) {
+        return PROTO_EINVAL;
+    }
+    /* Inside a transaction the copy would include changes not yet committed. */
+    if (!sqlite3_get_autocommit(db->conn)) {
+        return db_fail(db, PROTO_EDB, "backup: a transaction is open");
+    }
+    /* A stale journal or WAL next to the new file would be played into it. */
+    if (exists(path, "") || exists(path, "-journal") || exists(path, "-wal")) {
+        return db_fail(db, PROTO_ECONFLICT, "backup: %s exists", path);
+    }
+    fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return db_fail(db, errno == EEXIST ? PROTO_ECONFLICT : PROTO_EIO, "backup: %s: %s", path,
+                       strerror(errno));
+    }
+    close(fd);
+    created = true;
+
+    sqlrc = sqlite3_open_v2(path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (sqlrc != SQLITE_OK) {
+        rc = backup_err(db, dst, sqlrc);
+        goto cleanup;
+    }
+    sqlite3_busy_timeout(dst, DB_BUSY_TIMEOUT_MS);
+    sqlrc = sqlite3_exec(dst, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
+    if (sqlrc != SQLITE_OK) {
+        rc = backup_err(db, dst, sqlrc);
+        goto cleanup;
+    }
+    bk = sqlite3_backup_init(dst, "main", db->conn, "main");
+    if (bk == NULL) {
+        rc = backup_err(db, dst, sqlite3_errcode(dst));
+        goto cleanup;
+    }
+    /* All pages in one step: it holds one read transaction on the source, which in WAL
+     * mode blocks no writer and, unlike small steps, never restarts when another
+     * connection writes. BUSY or LOCKED are transient; retry for about five seconds. */
+    for (int tries = 0;; tries++) {
+        sqlrc = sqlite3_backup_step(bk, -1);
+        if (sqlrc == SQLITE_DONE) {
+            break;
+        }
+        if (((sqlrc & 0xff) != SQLITE_BUSY && (sqlrc & 0xff) != SQLITE_LOCKED) || tries >= 100) {
+            break;
+        }
+        sqlite3_sleep(50);
+    }
+    rc = sqlite3_backup_finish(bk);
+    bk = NULL;
+    if (sqlrc != SQLITE_DONE || rc != SQLITE_OK) {
+        rc = backup_err(db, dst, rc != SQLITE_OK ? rc : sqlrc);
+        goto cleanup;
+    }
+    sqlrc = sqlite3_close(dst);
+    dst = NULL;
+    if (sqlrc != SQLITE_OK) {
+        rc = backup_err(db, NULL, sqlrc);
+        goto cleanup;
+    }
+    sync_parent(path);
+    rc = 0;
+cleanup:
+    if (bk != NULL) {
+        sqlite3_backup_finish(bk);
+    }
+    sqlite3_close_v2(dst);
+    if (rc != 0 && created) {
+        remove_copy(path);
+    }
+    return rc;
+}
+
+int db_integrity_check(struct db *db)
+{
+    sqlite3_stmt *st = NULL;
+    const unsigned char *s = NULL;
+    int rc;
+
+    if (db == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = db_stmt_get(db, DB_ST_INTEGRITY, &st);
+    if (rc != 0) {
+        goto cleanup;
+    }
+    rc = db_step(db, st);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    s = rc == 1 ? sqlite3_column_text(st, 0) : NULL;
+    if (s == NULL || strcmp((const char *)s, "ok") != 0) {
+        rc = db_fail(db, PROTO_EDB, "integrity_check: %s", s != NULL ? (const char *)s : "?");
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    db_stmt_done(st);
+    return rc;
+}

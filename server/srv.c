@@ -1,0 +1,323 @@
+/* srv.c - the server: listener, loop phases, signals, account polling, shutdown. */
+#include "srv.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define POLL_MS 500
+#define PURGE_EVERY_MS (10 * 60 * 1000)
+
+void srv_config_defaults(struct srv_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->host, sizeof(cfg->host), "%s", SRV_DEFAULT_HOST);
+    cfg->port = PROTO_PORT;
+    cfg->max_frame = PROTO_DEFAULT_MAX;
+    cfg->output_limit = 64u * 1024 * 1024;
+    cfg->max_conns = 20000;
+    cfg->login_timeout_ms = 10000;
+    cfg->pwcost = SRV_PWCOST_INTERACTIVE;
+    cfg->min_password = 15;
+    cfg->token_ttl_ms = 12ull * 3600 * 1000;
+    cfg->pw_parallel = 2;
+    cfg->pw_queue = 32;
+}
+
+static const char *level_name(enum srv_log_level l)
+{
+    switch (l) {
+    case SRV_LOG_DEBUG:
+        return "debug";
+    case SRV_LOG_INFO:
+        return "info";
+    case SRV_LOG_WARN:
+        return "warn";
+    case SRV_LOG_ERROR:
+        return "error";
+    }
+    return "?";
+}
+
+void srv_log(const struct srv_conn *conn, enum srv_log_level level, const char *fmt, ...)
+{
+    char line[1024];
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, ts.tv_nsec / 1000000, level_name(level));
+    if (conn) {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "c%llu %s ",
+                      (unsigned long long)conn->id, conn->peer);
+    } else {
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "- - ");
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (n < (int)sizeof(line)) {
+        vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+    }
+    va_end(ap);
+    /* One line per event: control characters from peers never split or forge lines. */
+    for (char *p = line; *p; p++) {
+        if ((unsigned char)*p < 0x20) {
+            *p = '?';
+        }
+    }
+    fprintf(stderr, "%s\n", line);
+}
+
+static void on_flush(uv_prepare_t *p)
+{
+    srv_conn_flush_all(p->data);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct srv *srv = server->data;
+    if (status < 0) {
+        srv_log(NULL, SRV_LOG_WARN, "accept: %s", uv_strerror(status));
+        return;
+    }
+    struct srv_conn *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL) {
+        srv_log(NULL, SRV_LOG_ERROR, "out of memory accepting a connection");
+        return;
+    }
+    conn->srv = srv;
+    conn->id = ++srv->next_conn_id;
+    uv_tcp_init(srv->loop, &conn->tcp);
+    uv_timer_init(srv->loop, &conn->deadline);
+    conn->tcp.data = conn;
+    conn->deadline.data = conn;
+    conn->handles_open = 2;
+    conn->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = conn;
+    }
+    srv->conns = conn;
+    srv->nconns++;
+    if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
+        srv_conn_close(conn, NULL);
+        return;
+    }
+    if (srv->stopping || srv->nconns > srv->cfg.max_conns) {
+        srv_log(NULL, SRV_LOG_WARN, "connection refused: %s",
+                srv->stopping ? "shutting down" : "too many connections");
+        srv_conn_close(conn, NULL);
+        return;
+    }
+    srv_conn_start(conn);
+}
+
+void srv_close_user(struct srv *srv, const char *user, struct srv_conn *keep, const char *reason)
+{
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        if (c != keep && c->state == SRV_CONN_READY && strcmp(c->user, user) == 0) {
+            srv_conn_close(c, reason);
+        }
+    }
+}
+
+void srv_check_accounts(struct srv *srv)
+{
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        if (c->state != SRV_CONN_READY) {
+            continue;
+        }
+        struct db_account a;
+        int rc = db_account_get(srv->db, c->user, &a);
+        if (rc == PROTO_ENOTFOUND || (rc == 0 && a.disabled)) {
+            srv_conn_close(c, "account disabled");
+        } else if (rc == 0 && a.gen != c->gen) {
+            srv_conn_close(c, "password changed");
+        }
+        sodium_memzero(&a, sizeof(a));
+    }
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct srv *srv = t->data;
+    int64_t v = 0;
+    if (db_data_version(srv->db, &v) == 0 && v != srv->data_version) {
+        srv->data_version = v;
+        srv_check_accounts(srv);
+    }
+    int64_t now = proto_now_ms();
+    if (now - srv->last_purge_ms > PURGE_EVERY_MS) {
+        int n = 0;
+        srv->last_purge_ms = now;
+        db_token_purge(srv->db, now, &n);
+        srv_ratelimit_sweep(&srv->rl_account, now);
+        srv_ratelimit_sweep(&srv->rl_addr, now);
+    }
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct srv *srv = s->data;
+    if (srv->stopping) {
+        srv_log(NULL, SRV_LOG_WARN, "second signal: exiting now");
+        exit(1);
+    }
+    srv_log(NULL, SRV_LOG_INFO, "signal %d: shutting down", signum);
+    srv_stop(srv);
+}
+
+static int write_port_file(const char *path, int port)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        return PROTO_EIO;
+    }
+    fprintf(f, "%d\n", port);
+    if (fclose(f) != 0 || rename(tmp, path) != 0) {
+        return PROTO_EIO;
+    }
+    return 0;
+}
+
+static int listen_on(struct srv *srv)
+{
+    struct sockaddr_storage ss;
+    const char *host = srv->cfg.host;
+    int r = uv_ip4_addr(host, srv->cfg.port, (struct sockaddr_in *)&ss);
+    if (r != 0) {
+        r = uv_ip6_addr(host, srv->cfg.port, (struct sockaddr_in6 *)&ss);
+    }
+    if (r != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "bad listen address %s: use an IP address", host);
+        return PROTO_EINVAL;
+    }
+    r = uv_tcp_bind(&srv->listener, (struct sockaddr *)&ss, 0);
+    if (r == 0) {
+        r = uv_listen((uv_stream_t *)&srv->listener, 1024, on_connection);
+    }
+    if (r != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot listen on %s:%d: %s", host, srv->cfg.port,
+                uv_strerror(r));
+        return PROTO_EIO;
+    }
+    int len = sizeof(ss);
+    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
+    int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    srv->cfg.port = port;
+    srv_log(NULL, SRV_LOG_INFO, "listening on %s%s%s:%d, host key %s",
+            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
+            srv->fingerprint);
+    if (srv->cfg.port_file && write_port_file(srv->cfg.port_file, port) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot write %s", srv->cfg.port_file);
+        return PROTO_EIO;
+    }
+    return 0;
+}
+
+int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv->loop = loop;
+    srv->cfg = *cfg;
+    int rc = srv_data_load_key(cfg->data_dir, &srv->host);
+    if (rc != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot load the host key of %s: %s (run conferd init)",
+                cfg->data_dir, proto_strerror(rc));
+        return rc;
+    }
+    proto_fingerprint(srv->host.pk, srv->fingerprint);
+    rc = srv_data_open_db(cfg->data_dir, &srv->db);
+    if (rc != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot open the database in %s: %s", cfg->data_dir,
+                proto_strerror(rc));
+        sodium_memzero(&srv->host, sizeof(srv->host));
+        return rc;
+    }
+    db_data_version(srv->db, &srv->data_version);
+    srv_pwcost_limits(cfg->pwcost, &srv->pw_ops, &srv->pw_mem);
+    {
+        /* The dummy hash of unknown users: a random password at the current cost. */
+        uint8_t rnd[24];
+        randombytes_buf(rnd, sizeof(rnd));
+        rc = crypto_pwhash_str(srv->dummy_hash, (const char *)rnd, sizeof(rnd), srv->pw_ops,
+                               srv->pw_mem);
+        sodium_memzero(rnd, sizeof(rnd));
+        if (rc != 0) {
+            rc = PROTO_ENOMEM;
+            goto fail;
+        }
+    }
+    if ((rc = srv_ratelimit_init(&srv->rl_account, 1024, 100000)) != 0 ||
+        (rc = srv_ratelimit_init(&srv->rl_addr, 1024, 100000)) != 0) {
+        goto fail;
+    }
+    uv_prepare_init(loop, &srv->flusher);
+    srv->flusher.data = srv;
+    uv_prepare_start(&srv->flusher, on_flush);
+    uv_timer_init(loop, &srv->poll_timer);
+    srv->poll_timer.data = srv;
+    uv_timer_start(&srv->poll_timer, on_poll, POLL_MS, POLL_MS);
+    uv_signal_init(loop, &srv->sigint);
+    uv_signal_init(loop, &srv->sigterm);
+    srv->sigint.data = srv->sigterm.data = srv;
+    uv_signal_start(&srv->sigint, on_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, on_signal, SIGTERM);
+    srv->last_purge_ms = proto_now_ms();
+    uv_tcp_init(loop, &srv->listener);
+    srv->listener.data = srv;
+    rc = listen_on(srv);
+    if (rc != 0) {
+        srv_stop(srv);
+        uv_run(loop, UV_RUN_DEFAULT);
+        goto fail;
+    }
+    return 0;
+fail:
+    srv_ratelimit_free(&srv->rl_account);
+    srv_ratelimit_free(&srv->rl_addr);
+    db_close(srv->db);
+    srv->db = NULL;
+    sodium_memzero(&srv->host, sizeof(srv->host));
+    return rc;
+}
+
+void srv_stop(struct srv *srv)
+{
+    if (srv->stopping) {
+        return;
+    }
+    srv->stopping = true;
+    uv_close((uv_handle_t *)&srv->listener, NULL);
+    uv_close((uv_handle_t *)&srv->poll_timer, NULL);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        srv_conn_close(c, "server shutting down");
+    }
+    srv_conn_flush_all(srv);
+    /* The flusher stays until the loop ends: closing notifications still go out. */
+    uv_unref((uv_handle_t *)&srv->flusher);
+}
+
+int srv_run(struct srv *srv)
+{
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&srv->flusher, NULL);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_ratelimit_free(&srv->rl_account);
+    srv_ratelimit_free(&srv->rl_addr);
+    db_close(srv->db);
+    srv->db = NULL;
+    sodium_memzero(&srv->host, sizeof(srv->host));
+    sodium_memzero(srv->dummy_hash, sizeof(srv->dummy_hash));
+    srv_log(NULL, SRV_LOG_INFO, "stopped");
+    return uv_loop_close(srv->loop) == 0 ? 0 : PROTO_EBUSY;
+}

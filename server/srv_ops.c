@@ -1,0 +1,694 @@
+/* srv_ops.c - conferd's command line: serve, and the operator commands that work on the
+ * data folder while the server runs (init, account, fingerprint, demo). */
+#include "srv.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+#define EXIT_USAGE 2
+
+static const char *main_usage =
+    "usage: conferd COMMAND [OPTIONS]\n"
+    "\n"
+    "The confer server and its operator tool. Commands:\n"
+    "  init         make a data folder (database and host key)\n"
+    "  serve        run the server\n"
+    "  demo         make a demo data folder on first use, then serve it\n"
+    "  account      add, list, disable, enable accounts or set their passwords\n"
+    "  fingerprint  print the host key fingerprint clients should see\n"
+    "\n"
+    "Every command takes --data DIR (default: $CONFERD_DATA) and --help.\n";
+
+struct opts {
+    const char *data;
+    const char *listen;
+    const char *port_file;
+    bool json;
+    bool operator;
+    bool password_stdin;
+    struct srv_config cfg;
+};
+
+static void usage_error(const char *cmd, const char *msg)
+{
+    fprintf(stderr, "conferd %s: %s\n(run conferd %s --help)\n", cmd, msg, cmd);
+}
+
+static int parse_size(const char *s, size_t min, size_t max, size_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < min || v > max || s[0] == '-') {
+        return PROTO_EINVAL;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+/* Splits HOST:PORT, [V6]:PORT, or HOST into cfg. */
+static int parse_listen(const char *s, struct srv_config *cfg)
+{
+    const char *host = s, *port = NULL;
+    size_t hlen = strlen(s);
+    if (s[0] == '[') {
+        const char *close = strchr(s, ']');
+        if (close == NULL) {
+            return PROTO_EINVAL;
+        }
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        if (close[1] == ':') {
+            port = close + 2;
+        } else if (close[1] != '\0') {
+            return PROTO_EINVAL;
+        }
+    } else {
+        const char *colon = strrchr(s, ':');
+        if (colon && strchr(s, ':') == colon) {
+            hlen = (size_t)(colon - s);
+            port = colon + 1;
+        }
+    }
+    if (hlen == 0 || hlen >= sizeof(cfg->host)) {
+        return PROTO_EINVAL;
+    }
+    memcpy(cfg->host, host, hlen);
+    cfg->host[hlen] = '\0';
+    if (port) {
+        size_t p = 0;
+        if (parse_size(port, 0, 65535, &p) != 0) {
+            return PROTO_EINVAL;
+        }
+        cfg->port = (int)p;
+    }
+    return 0;
+}
+
+enum {
+    OPT_DATA = 1000,
+    OPT_LISTEN,
+    OPT_PORT_FILE,
+    OPT_JSON,
+    OPT_OPERATOR,
+    OPT_PASSWORD_STDIN,
+    OPT_PWHASH,
+    OPT_MIN_PASSWORD,
+    OPT_MAX_FRAME,
+    OPT_OUTPUT_LIMIT,
+    OPT_MAX_CONNS,
+    OPT_LOGIN_TIMEOUT,
+    OPT_TOKEN_TTL,
+};
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"port-file", required_argument, NULL, OPT_PORT_FILE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"operator", no_argument, NULL, OPT_OPERATOR},
+    {"password-stdin", no_argument, NULL, OPT_PASSWORD_STDIN},
+    {"pwhash-cost", required_argument, NULL, OPT_PWHASH},
+    {"min-password", required_argument, NULL, OPT_MIN_PASSWORD},
+    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
+    {"output-limit", required_argument, NULL, OPT_OUTPUT_LIMIT},
+    {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+    {"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
+    {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
+    {NULL, 0, NULL, 0},
+};
+
+/* Parses the options of one command. allowed lists the option ids it accepts. Returns 0,
+ * 1 after printing help, or EXIT_USAGE after printing an error. Positional arguments are
+ * left in argv[optind..]. */
+static int parse_opts(const char *cmd, const char *help, int argc, char **argv,
+                      const int *allowed, struct opts *o)
+{
+    size_t v = 0;
+    optind = 0; /* glibc: full re-initialisation for each command */
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+        if (c == 'h') {
+            fputs(help, stdout);
+            return 1;
+        }
+        bool ok = false;
+        for (const int *a = allowed; *a; a++) {
+            ok = ok || *a == c;
+        }
+        if (!ok || c == '?' || c == ':') {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "unknown or incomplete option '%s'", argv[optind - 1]);
+            usage_error(cmd, msg);
+            return EXIT_USAGE;
+        }
+        switch (c) {
+        case OPT_DATA:
+            o->data = optarg;
+            break;
+        case OPT_LISTEN:
+            if (parse_listen(optarg, &o->cfg) != 0) {
+                usage_error(cmd, "--listen takes HOST:PORT, [IPV6]:PORT or HOST");
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_PORT_FILE:
+            o->cfg.port_file = optarg;
+            break;
+        case OPT_JSON:
+            o->json = true;
+            break;
+        case OPT_OPERATOR:
+            o->operator = true;
+            break;
+        case OPT_PASSWORD_STDIN:
+            o->password_stdin = true;
+            break;
+        case OPT_PWHASH:
+            if (srv_pwcost_parse(optarg, &o->cfg.pwcost) != 0) {
+                usage_error(cmd, "--pwhash-cost takes interactive, moderate or min");
+                return EXIT_USAGE;
+            }
+            break;
+        case OPT_MIN_PASSWORD:
+            if (parse_size(optarg, 1, 1024, &v) != 0) {
+                usage_error(cmd, "--min-password takes a number from 1 to 1024");
+                return EXIT_USAGE;
+            }
+            o->cfg.min_password = v;
+            break;
+        case OPT_MAX_FRAME:
+            if (parse_size(optarg, PROTO_PRELOGIN_MAX, PROTO_SEND_MAX, &v) != 0) {
+                usage_error(cmd, "--max-frame takes bytes from 4096 to 16777216");
+                return EXIT_USAGE;
+            }
+            o->cfg.max_frame = (uint32_t)v;
+            break;
+        case OPT_OUTPUT_LIMIT:
+            if (parse_size(optarg, 64 * 1024, (size_t)1 << 40, &v) != 0) {
+                usage_error(cmd, "--output-limit takes bytes, at least 65536");
+                return EXIT_USAGE;
+            }
+            o->cfg.output_limit = v;
+            break;
+        case OPT_MAX_CONNS:
+            if (parse_size(optarg, 1, 1000000, &v) != 0) {
+                usage_error(cmd, "--max-conns takes a number from 1 to 1000000");
+                return EXIT_USAGE;
+            }
+            o->cfg.max_conns = (unsigned)v;
+            break;
+        case OPT_LOGIN_TIMEOUT:
+            if (parse_size(optarg, 1, 3600 * 1000, &v) != 0) {
+                usage_error(cmd, "--login-timeout takes milliseconds");
+                return EXIT_USAGE;
+            }
+            o->cfg.login_timeout_ms = v;
+            break;
+        case OPT_TOKEN_TTL:
+            if (parse_size(optarg, 1, (size_t)366 * 24 * 3600 * 1000, &v) != 0) {
+                usage_error(cmd, "--token-ttl takes milliseconds");
+                return EXIT_USAGE;
+            }
+            o->cfg.token_ttl_ms = v;
+            break;
+        default:
+            usage_error(cmd, "unknown option");
+            return EXIT_USAGE;
+        }
+    }
+    if (o->data == NULL) {
+        o->data = getenv("CONFERD_DATA");
+    }
+    if (o->data == NULL || *o->data == '\0') {
+        usage_error(cmd, "no data folder: pass --data DIR or set CONFERD_DATA");
+        return EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* Reads one line without its newline into buf (wiped by the caller). From the terminal,
+ * echo is off. Returns the length or -1. */
+static int read_secret_line(FILE *in, bool tty, const char *prompt, char *buf, size_t cap)
+{
+    struct termios old, quiet;
+    if (tty) {
+        fputs(prompt, stderr);
+        fflush(stderr);
+        tcgetattr(fileno(in), &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+    }
+    char *r = fgets(buf, (int)cap, in);
+    if (tty) {
+        tcsetattr(fileno(in), TCSAFLUSH, &old);
+        fputs("\n", stderr);
+    }
+    if (r == NULL) {
+        return -1;
+    }
+    size_t n = strlen(buf);
+    if (n > 0 && buf[n - 1] == '\n') {
+        buf[--n] = '\0';
+    } else if (n + 1 >= cap) {
+        return -1; /* longer than the buffer: refuse rather than truncate */
+    }
+    if (n > 0 && buf[n - 1] == '\r') {
+        buf[--n] = '\0';
+    }
+    return (int)n;
+}
+
+/* Gets a new password from stdin (one line) or the terminal (asked twice) and hashes it.
+ * Returns 0 or an exit code after printing why. */
+static int new_password_hash(const struct opts *o, char hash[DB_PWHASH_MAX])
+{
+    char pw[SRV_PASSWORD_MAX + 2], again[SRV_PASSWORD_MAX + 2], why[96];
+    int rc = 1;
+    FILE *tty = NULL;
+    int n = -1;
+    if (o->password_stdin) {
+        n = read_secret_line(stdin, false, "", pw, sizeof(pw));
+    } else {
+        tty = fopen("/dev/tty", "r+");
+        if (tty == NULL) {
+            fprintf(stderr, "conferd: no terminal to ask the password on: use "
+                            "--password-stdin\n");
+            return 1;
+        }
+        n = read_secret_line(tty, true, "New password: ", pw, sizeof(pw));
+        int m = read_secret_line(tty, true, "Repeat it: ", again, sizeof(again));
+        if (n >= 0 && (m != n || memcmp(pw, again, (size_t)n) != 0)) {
+            fprintf(stderr, "conferd: the passwords differ; nothing changed\n");
+            n = -2;
+        }
+    }
+    if (n == -1) {
+        fprintf(stderr, "conferd: no password read (at most %d bytes, one line)\n",
+                SRV_PASSWORD_MAX);
+    } else if (n >= 0 && !srv_password_check(&o->cfg, pw, (size_t)n, why, sizeof(why))) {
+        fprintf(stderr, "conferd: %s\n", why);
+    } else if (n >= 0) {
+        rc = srv_password_hash(o->cfg.pwcost, pw, (size_t)n, hash) == 0 ? 0 : 1;
+        if (rc != 0) {
+            fprintf(stderr, "conferd: out of memory hashing the password\n");
+        }
+    }
+    sodium_memzero(pw, sizeof(pw));
+    sodium_memzero(again, sizeof(again));
+    if (tty) {
+        fclose(tty);
+    }
+    return rc;
+}
+
+static int open_db_or_say(const char *dir, struct db **db)
+{
+    int rc = srv_data_open_db(dir, db);
+    if (rc != 0) {
+        fprintf(stderr, "conferd: cannot open the database in %s: %s (run conferd init --data "
+                        "%s first)\n",
+                dir, proto_strerror(rc), dir);
+        return 1;
+    }
+    return 0;
+}
+
+static int cmd_init(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, 0};
+    static const char *help = "usage: conferd init --data DIR\n\n"
+                              "Makes a data folder: DIR (0700) with a new host key and an "
+                              "empty database (0600),\nthen prints the host key fingerprint "
+                              "that clients will be shown.\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("init", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    char fp[PROTO_FINGERPRINT_LEN];
+    int rc = srv_data_init(o.data, fp);
+    if (rc == PROTO_ECONFLICT) {
+        fprintf(stderr, "conferd init: %s already holds a confer database or host key; nothing "
+                        "changed\n",
+                o.data);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "conferd init: cannot make %s: %s\n", o.data, proto_strerror(rc));
+        return 1;
+    }
+    printf("initialised %s\nhost key fingerprint: %s\n", o.data, fp);
+    return 0;
+}
+
+static int cmd_fingerprint(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, 0};
+    static const char *help = "usage: conferd fingerprint --data DIR\n\n"
+                              "Prints the fingerprint of the server's host key (SHA256:...), "
+                              "for clients to check.\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("fingerprint", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    struct proto_hostkey key;
+    int rc = srv_data_load_key(o.data, &key);
+    if (rc != 0) {
+        fprintf(stderr, "conferd fingerprint: cannot read the host key of %s: %s\n", o.data,
+                rc == PROTO_EPERM ? "its mode lets others read it (chmod 600 it)"
+                                  : proto_strerror(rc));
+        return 1;
+    }
+    char fp[PROTO_FINGERPRINT_LEN];
+    proto_fingerprint(key.pk, fp);
+    sodium_memzero(&key, sizeof(key));
+    printf("%s\n", fp);
+    return 0;
+}
+
+struct list_ctx {
+    bool json;
+    json_t *arr;
+};
+
+static int list_one(void *ud, const struct db_account *a)
+{
+    struct list_ctx *ctx = ud;
+    if (ctx->json) {
+        json_array_append_new(ctx->arr, json_pack("{s:s, s:b, s:b, s:I}", "name", a->name,
+                                                  "operator", a->operator, "disabled",
+                                                  a->disabled, "created", (json_int_t)a->created_ms));
+        return 0;
+    }
+    time_t t = (time_t)(a->created_ms / 1000);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&t, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%d %H:%MZ", &tm);
+    printf("%-24s %-9s %-9s %s\n", a->name, a->operator ? "operator" : "-",
+           a->disabled ? "disabled" : "enabled", when);
+    return 0;
+}
+
+static int cmd_account(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, OPT_JSON, OPT_OPERATOR, OPT_PASSWORD_STDIN,
+                                  OPT_PWHASH, OPT_MIN_PASSWORD, 0};
+    static const char *help =
+        "usage: conferd account add NAME [--operator] [--password-stdin] --data DIR\n"
+        "       conferd account list [--json] --data DIR\n"
+        "       conferd account disable NAME --data DIR\n"
+        "       conferd account enable NAME --data DIR\n"
+        "       conferd account passwd NAME [--password-stdin] --data DIR\n"
+        "\n"
+        "Manages accounts; works while the server runs (it notices within a second:\n"
+        "a disabled account's connections are closed and its tokens revoked).\n"
+        "Names are 1-64 characters of a-z 0-9 . _ - ; passwords at least 15 characters.\n"
+        "\n"
+        "  --operator         the account may create meetings\n"
+        "  --password-stdin   read the password from one line of stdin (else asked twice)\n"
+        "  --pwhash-cost C    Argon2id cost: interactive (default), moderate, min\n"
+        "  --min-password N   shortest password accepted (default 15)\n"
+        "  --json             list: JSON output\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("account", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    if (npos < 1) {
+        usage_error("account", "say what to do: add, list, disable, enable or passwd");
+        return EXIT_USAGE;
+    }
+    const char *verb = pos[0];
+    bool is_list = strcmp(verb, "list") == 0;
+    if ((is_list && npos != 1) || (!is_list && npos != 2)) {
+        usage_error("account", is_list ? "list takes no name" : "give exactly one account name");
+        return EXIT_USAGE;
+    }
+    const char *name = is_list ? NULL : pos[1];
+    if (name && !proto_name_valid(name, strlen(name))) {
+        usage_error("account", "a name is 1-64 characters of a-z 0-9 . _ - (starting with a "
+                               "letter or digit)");
+        return EXIT_USAGE;
+    }
+    if (!is_list && strcmp(verb, "add") != 0 && strcmp(verb, "disable") != 0 &&
+        strcmp(verb, "enable") != 0 && strcmp(verb, "passwd") != 0) {
+        usage_error("account", "unknown action: use add, list, disable, enable or passwd");
+        return EXIT_USAGE;
+    }
+    struct db *db = NULL;
+    if (open_db_or_say(o.data, &db) != 0) {
+        return 1;
+    }
+    int rc = 0, status = 0;
+    char hash[DB_PWHASH_MAX];
+    if (is_list) {
+        struct list_ctx ctx = {.json = o.json, .arr = o.json ? json_array() : NULL};
+        if (!o.json) {
+            printf("%-24s %-9s %-9s %s\n", "NAME", "ROLE", "STATE", "CREATED");
+        }
+        rc = db_account_list(db, list_one, &ctx);
+        if (o.json) {
+            json_dumpf(ctx.arr, stdout, JSON_INDENT(2));
+            fputc('\n', stdout);
+            json_decref(ctx.arr);
+        }
+    } else if (strcmp(verb, "add") == 0) {
+        if (db_account_get(db, name, &(struct db_account){0}) == 0) {
+            fprintf(stderr, "conferd account: %s already exists\n", name);
+            status = 1;
+        } else if ((status = new_password_hash(&o, hash)) == 0) {
+            rc = db_account_add(db, name, hash, o.operator);
+            if (rc == 0) {
+                printf("account %s added%s\n", name, o.operator ? " (operator)" : "");
+            }
+        }
+    } else if (strcmp(verb, "passwd") == 0) {
+        if (db_account_get(db, name, &(struct db_account){0}) != 0) {
+            fprintf(stderr, "conferd account: no account %s\n", name);
+            status = 1;
+        } else if ((status = new_password_hash(&o, hash)) == 0) {
+            rc = db_account_set_pwhash(db, name, hash, true);
+            if (rc == 0) {
+                printf("password of %s changed; its tokens are revoked\n", name);
+            }
+        }
+    } else {
+        bool disable = strcmp(verb, "disable") == 0;
+        rc = db_account_set_disabled(db, name, disable);
+        if (rc == 0) {
+            printf("account %s %s\n", name, disable ? "disabled" : "enabled");
+        }
+    }
+    sodium_memzero(hash, sizeof(hash));
+    if (rc == PROTO_ENOTFOUND) {
+        fprintf(stderr, "conferd account: no account %s\n", name ? name : "");
+        status = 1;
+    } else if (rc == PROTO_ECONFLICT) {
+        fprintf(stderr, "conferd account: %s already exists\n", name ? name : "");
+        status = 1;
+    } else if (rc != 0) {
+        fprintf(stderr, "conferd account: database error: %s\n", db_errmsg(db));
+        status = 1;
+    }
+    db_close(db);
+    return status;
+}
+
+static const char *serve_help =
+    "usage: conferd serve --data DIR [--listen HOST:PORT] [OPTIONS]\n"
+    "\n"
+    "Runs the server in the foreground; logs go to stderr. SIGINT or SIGTERM stops it\n"
+    "gracefully (clients are sent 'closing').\n"
+    "\n"
+    "  --listen HOST:PORT     address to listen on (default 127.0.0.1:7414; port 0 picks one)\n"
+    "  --port-file FILE       write the port listened on to FILE\n"
+    "  --max-frame BYTES      plaintext per frame after login (default 1048576)\n"
+    "  --output-limit BYTES   queued output per connection before it is dropped (default "
+    "64 MiB)\n"
+    "  --max-conns N          open connections (default 20000)\n"
+    "  --login-timeout MS     handshake and login deadline (default 10000)\n"
+    "  --token-ttl MS         lifetime of login tokens (default 12 hours)\n"
+    "  --pwhash-cost C        Argon2id cost: interactive (default), moderate, min (tests)\n"
+    "  --min-password N       shortest new password accepted (default 15)\n";
+
+static const int serve_allowed[] = {OPT_DATA,          OPT_LISTEN,     OPT_PORT_FILE,
+                                    OPT_MAX_FRAME,     OPT_OUTPUT_LIMIT, OPT_MAX_CONNS,
+                                    OPT_LOGIN_TIMEOUT, OPT_TOKEN_TTL,  OPT_PWHASH,
+                                    OPT_MIN_PASSWORD,  0};
+
+static int serve(struct opts *o)
+{
+    uv_loop_t loop;
+    struct srv srv;
+    o->cfg.data_dir = o->data;
+    if (uv_loop_init(&loop) != 0) {
+        fprintf(stderr, "conferd: cannot start the event loop\n");
+        return 1;
+    }
+    if (srv_init(&srv, &loop, &o->cfg) != 0) {
+        uv_loop_close(&loop);
+        return 1;
+    }
+    return srv_run(&srv) == 0 ? 0 : 1;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("serve", serve_help, argc, argv, serve_allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    if (optind != argc) {
+        usage_error("serve", "unexpected argument");
+        return EXIT_USAGE;
+    }
+    return serve(&o);
+}
+
+/* A readable random password: 24 characters of a-z and 2-9 (about 120 bits). */
+static void random_password(char out[25])
+{
+    static const char alphabet[] = "abcdefghijkmnopqrstuvwxyz23456789";
+    for (int i = 0; i < 24; i++) {
+        out[i] = alphabet[randombytes_uniform(sizeof(alphabet) - 1)];
+    }
+    out[24] = '\0';
+}
+
+/* Demo accounts: name, operator. */
+static const struct {
+    const char *name;
+    bool operator;
+} demo_accounts[] = {
+    {"admin", true},     {"rapporteur", false}, {"associate", false},
+    {"counsellor", false}, {"viewer", false},
+};
+
+static int demo_setup(const char *dir, int port)
+{
+    char fp[PROTO_FINGERPRINT_LEN];
+    struct db *db = NULL;
+    int rc = srv_data_init(dir, fp);
+    if (rc != 0) {
+        fprintf(stderr, "conferd demo: cannot make %s: %s\n", dir, proto_strerror(rc));
+        return 1;
+    }
+    if (open_db_or_say(dir, &db) != 0) {
+        return 1;
+    }
+    printf("demo data folder %s made; host key %s\n\n", dir, fp);
+    printf("Demo accounts (passwords are shown this once):\n");
+    for (size_t i = 0; i < sizeof(demo_accounts) / sizeof(demo_accounts[0]); i++) {
+        char pw[25], hash[DB_PWHASH_MAX];
+        random_password(pw);
+        rc = srv_password_hash(SRV_PWCOST_INTERACTIVE, pw, strlen(pw), hash);
+        if (rc == 0) {
+            rc = db_account_add(db, demo_accounts[i].name, hash, demo_accounts[i].operator);
+        }
+        if (rc != 0) {
+            fprintf(stderr, "conferd demo: cannot add %s: %s\n", demo_accounts[i].name,
+                    db_errmsg(db));
+            sodium_memzero(pw, sizeof(pw));
+            db_close(db);
+            return 1;
+        }
+        printf("  %-11s %s%s\n", demo_accounts[i].name, pw,
+               demo_accounts[i].operator ? "  (operator)" : "");
+        sodium_memzero(pw, sizeof(pw));
+        sodium_memzero(hash, sizeof(hash));
+    }
+    printf("\nFrom another terminal:  build/bin/confer login rapporteur@127.0.0.1:%d\n\n", port);
+    fflush(stdout);
+    db_close(db);
+    return 0;
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+    static const char *help =
+        "usage: conferd demo --data DIR [--listen HOST:PORT] [serve options]\n"
+        "\n"
+        "On first use makes DIR as a demo data folder with the accounts admin (operator),\n"
+        "rapporteur, associate, counsellor and viewer, printing their generated passwords\n"
+        "once; then serves it like conferd serve.\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("demo", help, argc, argv, serve_allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", o.data, SRV_DB_FILE);
+    if (access(path, F_OK) != 0) {
+        if (demo_setup(o.data, o.cfg.port) != 0) {
+            return 1;
+        }
+    } else {
+        printf("serving the demo data folder %s (its accounts were printed when it was "
+               "made;\nremove the folder to start afresh)\n",
+               o.data);
+        fflush(stdout);
+    }
+    return serve(&o);
+}
+
+int srv_main(int argc, char **argv)
+{
+    if (sodium_init() < 0) {
+        fprintf(stderr, "conferd: libsodium failed to initialise\n");
+        return 1;
+    }
+    umask(077); /* database, WAL and key files are the owner's only */
+    if (argc < 2) {
+        fputs(main_usage, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+        fputs(main_usage, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0) {
+        printf("conferd 0.1.0 (protocol %d)\n", PROTO_VERSION);
+        return 0;
+    }
+    argc--;
+    argv++;
+    if (strcmp(cmd, "init") == 0) {
+        return cmd_init(argc, argv);
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        return cmd_serve(argc, argv);
+    }
+    if (strcmp(cmd, "demo") == 0) {
+        return cmd_demo(argc, argv);
+    }
+    if (strcmp(cmd, "account") == 0) {
+        return cmd_account(argc, argv);
+    }
+    if (strcmp(cmd, "fingerprint") == 0) {
+        return cmd_fingerprint(argc, argv);
+    }
+    fprintf(stderr, "conferd: unknown command '%s'\n\n%s", cmd, main_usage);
+    return EXIT_USAGE;
+}

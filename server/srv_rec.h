@@ -1,0 +1,111 @@
+/* srv_rec.h - a meeting record in memory: the meeting's own fields, its objects of every
+ * type (proto_schema.h), and its members.
+ *
+ * The hub keeps one record per meeting in use; it is the state that changes are validated
+ * against and applied to before they are written. Time travel builds a fresh record by
+ * replaying the audit log. Import fills a record from a report; export renders one.
+ * Values are owned by their object; every string is NUL-terminated and valid UTF-8.
+ */
+#ifndef CONFER_SRV_REC_H
+#define CONFER_SRV_REC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <msgpack.h>
+
+#include "proto_schema.h"
+#include "proto_util.h"
+
+/* One field value. Kind comes from the schema: INT and ITEMREF use i, the others s.
+ * set == false is nil (a TEXT field that is not set reads ""). */
+struct srv_val {
+    bool set;
+    char *s;
+    size_t len;
+    int64_t i;
+};
+
+struct srv_obj {
+    enum proto_type type;
+    int64_t id;  /* 0 for the meeting itself */
+    int64_t seq; /* seq of the last change */
+    struct srv_val f[PROTO_MAX_FIELDS];
+};
+
+struct srv_member {
+    char user[PROTO_NAME_MAX + 1];
+    char role[16]; /* viewer, editor, associate, counsellor, rapporteur */
+    int64_t seq;
+};
+
+struct srv_objvec {
+    struct srv_obj **v; /* sorted by id */
+    size_t n, cap;
+};
+
+struct srv_rec {
+    char id[PROTO_NAME_MAX + 1];
+    int64_t seq; /* the meeting's seq: its last change */
+    struct srv_obj meeting;
+    struct srv_objvec objs[PROTO_T_COUNT]; /* objs[PROTO_T_MEETING] stays empty */
+    struct srv_member *members;
+    size_t nmembers, members_cap;
+};
+
+/* Makes an empty record for meeting id, with the schema's defaults in meeting fields.
+ * Returns NULL when out of memory. Free with srv_rec_free. */
+struct srv_rec *srv_rec_new(const char *id);
+void srv_rec_free(struct srv_rec *rec);
+
+/* Makes an object of type t with the schema's defaults. Free with srv_obj_free (only if
+ * not added to a record: a record owns what it holds). */
+struct srv_obj *srv_obj_new(enum proto_type t);
+void srv_obj_free(struct srv_obj *o);
+
+/* Deep copy. Returns NULL when out of memory. */
+struct srv_obj *srv_obj_dup(const struct srv_obj *o);
+
+/* Sets a string field (copying s) or an integer field; unset makes it nil.
+ * Returns 0 or PROTO_ENOMEM. */
+int srv_val_set_str(struct srv_val *v, const char *s, size_t len);
+void srv_val_set_int(struct srv_val *v, int64_t i);
+void srv_val_unset(struct srv_val *v);
+
+/* Finds an object by type and id; NULL when absent. For PROTO_T_MEETING returns
+ * &rec->meeting. */
+struct srv_obj *srv_rec_find(struct srv_rec *rec, enum proto_type t, int64_t id);
+
+/* Adds an object (the record takes ownership). Returns 0, PROTO_ECONFLICT when the id
+ * exists, PROTO_ENOMEM. */
+int srv_rec_add(struct srv_rec *rec, struct srv_obj *o);
+
+/* Removes and frees an object. Returns 0 or PROTO_ENOTFOUND. */
+int srv_rec_remove(struct srv_rec *rec, enum proto_type t, int64_t id);
+
+/* Finds a member; NULL when absent. */
+struct srv_member *srv_rec_member(struct srv_rec *rec, const char *user);
+
+/* Sets (role != NULL) or removes (role == NULL) a member. Returns 0 or PROTO_ENOMEM. */
+int srv_rec_set_member(struct srv_rec *rec, const char *user, const char *role, int64_t seq);
+
+/* The largest object id in the record (0 when none). */
+int64_t srv_rec_max_id(const struct srv_rec *rec);
+
+/* Items sorted naturally by number (then id): fills out (n = rec->objs[ITEM].n pointers). */
+void srv_rec_items_sorted(const struct srv_rec *rec, const struct srv_obj **out);
+
+/* The computed deadline of an interim as YYYY-MM-DD into out, or "" when it has no date. */
+void srv_rec_interim_deadline(const struct srv_rec *rec, const struct srv_obj *interim,
+                              char out[11]);
+
+/* Packs an object as a map of its fields plus "id" and "seq" (the meeting: "id" is the
+ * meeting id). */
+int srv_obj_pack(msgpack_packer *pk, const struct srv_rec *rec, const struct srv_obj *o);
+
+/* Packs the whole record as the result of meeting.get:
+ * {"seq", "meeting", "sessions", "items", "docs", "actions", "decisions", "interims",
+ *  "people"}. */
+int srv_rec_pack(msgpack_packer *pk, const struct srv_rec *rec);
+
+#endif

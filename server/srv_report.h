@@ -1,0 +1,45 @@
+/* srv_report.h - a meeting report as text: import (parse) and export (render).
+ *
+ * Import reads a report laid out as tests/data/rg-iem-report-2023-06.txt (section number,
+ * tab, title; "·" bullets; Word's "[bookmark: …]" artifacts) into a fresh record whose
+ * object ids are local (1, 2, ...; item references use those ids). The server then enters
+ * every object into the real meeting as a change. Export renders a record as text in the
+ * same layout (which imports back to the same record), as Markdown, or as one
+ * self-contained HTML page, ending with the audit head.
+ */
+#ifndef CONFER_SRV_REPORT_H
+#define CONFER_SRV_REPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto_util.h"
+#include "srv_rec.h"
+
+#define SRV_REPORT_MAX (4 * 1024 * 1024) /* bytes of report text accepted */
+
+/* Parses report text[0..len) into a new record (id "import"). The meeting fields found
+ * (title, group, parent, venue, start, end, tz, report_ref, action_prefix, deadline_days,
+ * abstract) are set on rec->meeting; items, actions, docs, decisions, sessions, interims and
+ * people are added with local ids. *out is owned by the caller (srv_rec_free).
+ * Returns 0; PROTO_EINVAL with a message in err (e.g. "line 12: ...") when the text is not
+ * valid UTF-8 or has no numbered section; PROTO_ETOOBIG over SRV_REPORT_MAX. */
+int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err,
+                      size_t errlen);
+
+enum srv_report_format {
+    SRV_REPORT_TEXT = 0,
+    SRV_REPORT_MARKDOWN,
+    SRV_REPORT_HTML,
+};
+
+/* Parses "text", "markdown" or "html"; returns 0 or PROTO_EINVAL. */
+int srv_report_format_parse(const char *s, size_t len, enum srv_report_format *out);
+
+/* Renders rec in a format, appending to out; the last line names the audit head:
+ * "Audit head: seq N, hash HEX" (head_hex is 64 hex characters).
+ * Returns 0 or PROTO_ENOMEM. */
+int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
+                      const char *head_hex, struct proto_buf *out);
+
+#endif
