@@ -34,7 +34,7 @@ build-test: deps
 	cmake --build build-test -j $(JOBS)
 
 run: build
-	build/bin/conferd demo --data $(DEMO_DATA) --listen $(LISTEN)
+	build/bin/conferd demo --data $(DEMO_DATA) --listen $(LISTEN) --sample tests/data/rg-iem-report-2023-06.txt
 
 test: build-test
 	cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \

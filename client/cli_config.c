@@ -124,8 +124,7 @@ static void sync_parent(const char *path)
     }
 }
 
-int cli_config_write_file(const char *path, const void *data, size_t len, char *err,
-                          size_t errlen)
+int cli_config_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
     char tmp[CLI_PATH_MAX];
     const uint8_t *p = data;
@@ -683,7 +682,8 @@ int cli_session_save(const struct cli_session *s, const char *path, char *err, s
     size_t tl = strnlen(s->token, sizeof(s->token));
     size_t ml = strnlen(s->meeting, sizeof(s->meeting));
 
-    if (sl == sizeof(s->server) || (sl > 0 && !hostport_valid(s->server, sl, canon, sizeof(canon)))) {
+    if (sl == sizeof(s->server) ||
+        (sl > 0 && !hostport_valid(s->server, sl, canon, sizeof(canon)))) {
         set_err(err, errlen, "not a valid server address: %s", s->server);
         return PROTO_EINVAL;
     }

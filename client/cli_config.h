@@ -22,12 +22,12 @@
 #include "proto_channel.h"
 #include "proto_util.h"
 
-#define CLI_HOST_MAX 256       /* host name or address, NUL included */
-#define CLI_HOSTPORT_MAX 264   /* "[" host "]:" port, NUL included */
-#define CLI_PATH_MAX 4096      /* any path we build */
-#define CLI_LINE_MAX 1024      /* longest line read from a config file, newline excluded */
-#define CLI_FILE_MAX (1 << 20) /* largest config file read */
-#define CLI_TOKEN_MAX 128      /* session token (43 base64url characters today), NUL incl. */
+#define CLI_HOST_MAX     256       /* host name or address, NUL included */
+#define CLI_HOSTPORT_MAX 264       /* "[" host "]:" port, NUL included */
+#define CLI_PATH_MAX     4096      /* any path we build */
+#define CLI_LINE_MAX     1024      /* longest line read from a config file, newline excluded */
+#define CLI_FILE_MAX     (1 << 20) /* largest config file read */
+#define CLI_TOKEN_MAX    128       /* session token (43 base64url characters today), NUL incl. */
 
 /* Where the configuration lives. */
 struct cli_paths {
@@ -48,8 +48,7 @@ int cli_config_mkdir(const struct cli_paths *p, char *err, size_t errlen);
 /* Replaces the file at path with data[0..len), mode 0600, atomically: the new content is
  * written to a temporary file in the same directory, synced, then renamed over path.
  * On failure path is unchanged and the temporary file removed. Returns 0 or PROTO_EIO. */
-int cli_config_write_file(const char *path, const void *data, size_t len, char *err,
-                          size_t errlen);
+int cli_config_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /* Reads a whole file of at most CLI_FILE_MAX bytes into a malloc'd, NUL-terminated buffer
  * (*out, the caller frees it; wipe it first when it held a secret). Returns 0,

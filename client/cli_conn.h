@@ -35,8 +35,8 @@
 #include "proto_util.h"
 
 #define CLI_CONNECT_TIMEOUT_MS 10000 /* connect + handshake, when the caller gives 0 */
-#define CLI_CALL_TIMEOUT_MS 30000    /* default wait for a response */
-#define CLI_RECV_MAX (PROTO_SEND_MAX + PROTO_ABYTES) /* largest frame accepted */
+#define CLI_CALL_TIMEOUT_MS    30000 /* default wait for a response */
+#define CLI_RECV_MAX           (PROTO_SEND_MAX + PROTO_ABYTES) /* largest frame accepted */
 
 /* Asks whether to trust an unknown host key; returns true to trust (and pin) it. */
 typedef bool (*cli_confirm_fn)(void *ud, const char *hostport, const char *fingerprint);
@@ -69,9 +69,9 @@ enum cli_trust {
 /* One message from the server: a response or a notification. Free with cli_msg_free.
  * Every pointer points into memory owned by the message. */
 struct cli_msg {
-    enum proto_rpc_kind kind; /* PROTO_RPC_RESPONSE or PROTO_RPC_NOTIFY */
-    uint32_t msgid;           /* response: the request's msgid */
-    const char *method;       /* notification: the method, NUL-terminated; else NULL */
+    enum proto_rpc_kind kind;     /* PROTO_RPC_RESPONSE or PROTO_RPC_NOTIFY */
+    uint32_t msgid;               /* response: the request's msgid */
+    const char *method;           /* notification: the method, NUL-terminated; else NULL */
     const msgpack_object *params; /* notification: a map; else NULL */
     const msgpack_object *result; /* response: the result (nil when error is set) */
     const msgpack_object *error;  /* response: NULL on success, else the error map */
@@ -114,8 +114,7 @@ int cli_conn_open(struct cli_conn **out, const char *host, uint16_t port,
  * hostport names the server in known_hosts and messages. The connection owns fd from the
  * call on, on failure too (it is closed). No reconnection after asking. */
 int cli_conn_open_fd(struct cli_conn **out, int fd, const char *hostport,
-                     const struct cli_host_policy *pol, int timeout_ms, char *err,
-                     size_t errlen);
+                     const struct cli_host_policy *pol, int timeout_ms, char *err, size_t errlen);
 
 /* Closes gracefully: sends an empty TAG_FINAL frame (unless the connection is broken or the
  * server already closed), closes the socket, wipes the keys, frees queued messages and c.
@@ -154,8 +153,7 @@ int cli_conn_send(struct cli_conn *c, const char *method, const uint8_t *params,
 
 /* As cli_conn_send with params packed from fmt (see cli_pack.h; must make one map, or fmt
  * NULL for {}). */
-int cli_conn_sendf(struct cli_conn *c, uint32_t *msgid, const char *method, const char *fmt,
-                   ...);
+int cli_conn_sendf(struct cli_conn *c, uint32_t *msgid, const char *method, const char *fmt, ...);
 
 /* Holds back the requests sent from now on and sends them all in one frame at
  * cli_conn_flush (a sender may batch, PROTOCOL.md section 2). Waiting functions flush. */

@@ -1,5 +1,7 @@
-/* placeholder until the server lands */
-int main(void)
+/* main.c - the confer command-line client. */
+#include "cli_cmd.h"
+
+int main(int argc, char **argv)
 {
-    return 1;
+    return cli_main(argc, argv);
 }

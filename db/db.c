@@ -1,5 +1,6 @@
 /* db.c - opening, migrating and closing the database, the statement cache, transactions,
- * backup and integrity checks. Accounts and tokens are in db_account.c.
+ * backup and integrity checks. Accounts and tokens are in db_account.c, meeting records in
+ * db_record.c.
  */
 #include "db_int.h"
 
@@ -23,8 +24,8 @@
  * IMMEDIATE transaction with foreign keys off, so that a later migration may rebuild a
  * table the documented way (CREATE new, copy, DROP old, RENAME); PRAGMA foreign_key_check
  * runs before each commit instead. A migration that has shipped is never edited: add one.
- * Meeting tables (meetings, items, docs, actions, op and audit log) come as 2, 3, ... and
- * reference accounts(id). */
+ * The object tables of migration 2 must keep the columns of proto_schema.c, from which
+ * db_record.c generates their SQL: a column added there needs a migration here. */
 static const char *const migrations[] = {
     /* 1: accounts and their login tokens (only token hashes are stored). */
     "CREATE TABLE accounts ("
@@ -44,11 +45,159 @@ static const char *const migrations[] = {
     "  created_ms INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX tokens_account ON tokens(account);",
+
+    /* 2: meeting records. The meeting row and one table per other object type, with the
+     * columns, enum values and defaults of proto_schema.c; members; the audit log (also
+     * the op log) and its signed checkpoints. Members are not tied to accounts (an
+     * account may go and come back). The audit log and checkpoints have no foreign key
+     * and nothing cascades into them: they outlive everything else. audit.obj holds the
+     * object id as TEXT (meeting, member) or INTEGER (other objects); declared BLOB, it
+     * has no affinity, so the two never convert into each other. A doc's nil revision
+     * and "" are the same revision for the (ref, revision) key, hence the expression.
+     * counters holds "object_id", the next object id no process has reserved. */
+    "CREATE TABLE meetings ("
+    "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) BETWEEN 1 AND 64"
+    "    AND id GLOB '[a-z0-9]*' AND id NOT GLOB '*[^a-z0-9._-]*'),"
+    "  seq INTEGER NOT NULL,"
+    "  title TEXT,"
+    "  grp TEXT,"
+    "  parent TEXT,"
+    "  venue TEXT,"
+    "  start_date TEXT,"
+    "  end_date TEXT,"
+    "  tz TEXT,"
+    "  report_ref TEXT,"
+    "  action_prefix TEXT,"
+    "  deadline_days INTEGER NOT NULL DEFAULT 7,"
+    "  status TEXT NOT NULL DEFAULT 'draft' CHECK (status IN ('draft', 'final')),"
+    "  abstract TEXT NOT NULL DEFAULT '',"
+    "  created_ms INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE sessions ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  date TEXT,"
+    "  start_time TEXT,"
+    "  end_time TEXT,"
+    "  kind TEXT CHECK (kind IN ('session', 'drafting')),"
+    "  title TEXT"
+    ");"
+    "CREATE INDEX sessions_meeting ON sessions(meeting);"
+    "CREATE TABLE items ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  number TEXT,"
+    "  title TEXT,"
+    "  body TEXT NOT NULL DEFAULT ''"
+    ");"
+    "CREATE INDEX items_meeting ON items(meeting);"
+    "CREATE TABLE docs ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  ref TEXT,"
+    "  revision TEXT,"
+    "  title TEXT,"
+    "  source TEXT,"
+    "  item INTEGER REFERENCES items(id) ON DELETE SET NULL,"
+    "  status TEXT"
+    ");"
+    "CREATE INDEX docs_meeting ON docs(meeting);"
+    "CREATE INDEX docs_item ON docs(item);"
+    "CREATE UNIQUE INDEX docs_ref ON docs(meeting, ref, ifnull(revision, ''));"
+    "CREATE TABLE actions ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  ref TEXT,"
+    "  addressee TEXT,"
+    "  owner TEXT,"
+    "  status TEXT CHECK (status IN ('open', 'done', 'dropped')),"
+    "  due TEXT,"
+    "  text TEXT NOT NULL DEFAULT '',"
+    "  UNIQUE (meeting, ref)"
+    ");"
+    "CREATE INDEX actions_meeting ON actions(meeting);"
+    "CREATE TABLE decisions ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  item INTEGER REFERENCES items(id) ON DELETE SET NULL,"
+    "  kind TEXT CHECK (kind IN ('agreed', 'noted', 'decided')),"
+    "  text TEXT NOT NULL DEFAULT ''"
+    ");"
+    "CREATE INDEX decisions_meeting ON decisions(meeting);"
+    "CREATE INDEX decisions_item ON decisions(item);"
+    "CREATE TABLE interims ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  date TEXT,"
+    "  start_time TEXT,"
+    "  end_time TEXT,"
+    "  mode TEXT CHECK (mode IN ('virtual', 'physical')),"
+    "  topic TEXT,"
+    "  deadline_days INTEGER"
+    ");"
+    "CREATE INDEX interims_meeting ON interims(meeting);"
+    "CREATE TABLE people ("
+    "  id INTEGER PRIMARY KEY CHECK (id > 0),"
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  seq INTEGER NOT NULL,"
+    "  name TEXT,"
+    "  affiliation TEXT,"
+    "  role TEXT CHECK (role IN ('rapporteur', 'associate', 'counsellor', 'tsb', 'delegate')),"
+    "  note TEXT"
+    ");"
+    "CREATE INDEX people_meeting ON people(meeting);"
+    "CREATE TABLE members ("
+    "  meeting TEXT NOT NULL REFERENCES meetings(id) ON DELETE CASCADE,"
+    "  user TEXT NOT NULL,"
+    "  role TEXT NOT NULL"
+    "    CHECK (role IN ('viewer', 'editor', 'associate', 'counsellor', 'rapporteur')),"
+    "  seq INTEGER NOT NULL,"
+    "  PRIMARY KEY (meeting, user)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX members_user ON members(user);"
+    "CREATE TABLE audit ("
+    "  meeting TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL CHECK (seq >= 1),"
+    "  time_ms INTEGER NOT NULL,"
+    "  user TEXT NOT NULL,"
+    "  cid TEXT,"
+    "  kind TEXT NOT NULL,"
+    "  type TEXT NOT NULL,"
+    "  obj BLOB NOT NULL CHECK (typeof(obj) IN ('text', 'integer')),"
+    "  payload BLOB NOT NULL,"
+    "  hash BLOB NOT NULL CHECK (typeof(hash) = 'blob' AND length(hash) = 32),"
+    "  PRIMARY KEY (meeting, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE UNIQUE INDEX audit_cid ON audit(meeting, user, cid) WHERE cid IS NOT NULL;"
+    "CREATE INDEX audit_user ON audit(meeting, user, seq);"
+    "CREATE INDEX audit_obj ON audit(obj, meeting, seq);"
+    "CREATE TABLE checkpoints ("
+    "  meeting TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  head BLOB NOT NULL CHECK (typeof(head) = 'blob' AND length(head) = 32),"
+    "  sig BLOB NOT NULL CHECK (typeof(sig) = 'blob' AND length(sig) = 64),"
+    "  PRIMARY KEY (meeting, seq)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE counters ("
+    "  name TEXT PRIMARY KEY NOT NULL,"
+    "  value INTEGER NOT NULL"
+    ") WITHOUT ROWID;",
 };
 
 #define DB_SCHEMA_LATEST ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
 #define ACCOUNT_COLUMNS "id, name, pwhash, operator, disabled, gen, created_ms"
+#define MEMBER_COLUMNS  "meeting, user, role, seq"
+#define AUDIT_COLUMNS   "meeting, seq, time_ms, user, cid, kind, type, obj, payload, hash"
+#define AUDIT_HISTORY                                                                              \
+    "SELECT " AUDIT_COLUMNS " FROM audit WHERE meeting = :meeting AND seq > :since"                \
+    " AND seq <= :until AND (:type IS NULL OR type = :type)"
 
 /* Every statement run after open. Prepared on first use and kept until db_close. */
 static const char *const stmt_sql[DB_ST_COUNT] = {
@@ -81,6 +230,43 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
                           " AND accounts.disabled = 0 AND tokens.expires_ms > :now",
     [DB_ST_TOKEN_DELETE] = "DELETE FROM tokens WHERE hash = :hash",
     [DB_ST_TOKEN_PURGE] = "DELETE FROM tokens WHERE expires_ms <= :now",
+
+    [DB_ST_MEETING_LIST] = "SELECT id FROM meetings ORDER BY id",
+    [DB_ST_MEETING_EXISTS] = "SELECT 1 FROM meetings WHERE id = :meeting",
+
+    [DB_ST_MEMBER_SET] = "INSERT INTO members (" MEMBER_COLUMNS ")"
+                         " VALUES (:meeting, :user, :role, :seq)"
+                         " ON CONFLICT (meeting, user) DO UPDATE"
+                         " SET role = excluded.role, seq = excluded.seq",
+    [DB_ST_MEMBER_DELETE] = "DELETE FROM members WHERE meeting = :meeting AND user = :user",
+    [DB_ST_MEMBER_LIST] = "SELECT " MEMBER_COLUMNS " FROM members WHERE meeting = :meeting"
+                          " ORDER BY user",
+    [DB_ST_MEMBER_OF] = "SELECT " MEMBER_COLUMNS " FROM members WHERE user = :user"
+                        " ORDER BY meeting",
+
+    [DB_ST_AUDIT_APPEND] = "INSERT INTO audit (" AUDIT_COLUMNS ") VALUES (:meeting, :seq, :time,"
+                           " :user, :cid, :kind, :type, :obj, :payload, :hash)",
+    [DB_ST_AUDIT_RANGE] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE meeting = :meeting"
+                          " AND seq > :since AND seq <= :until ORDER BY seq",
+    /* Three shapes of one query, so that each can use its own index: (meeting, seq),
+     * (meeting, user, seq), (obj, meeting, seq). */
+    [DB_ST_AUDIT_HISTORY] = AUDIT_HISTORY " ORDER BY seq DESC LIMIT :limit",
+    [DB_ST_AUDIT_HISTORY_USER] = AUDIT_HISTORY " AND user = :user ORDER BY seq DESC LIMIT :limit",
+    [DB_ST_AUDIT_HISTORY_OBJ] = AUDIT_HISTORY " AND obj = :obj AND (:user IS NULL OR user = :user)"
+                                              " ORDER BY seq DESC LIMIT :limit",
+    [DB_ST_AUDIT_HEAD] = "SELECT seq, hash FROM audit WHERE meeting = :meeting"
+                         " ORDER BY seq DESC LIMIT 1",
+    [DB_ST_AUDIT_FIND_CID] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE meeting = :meeting"
+                             " AND user = :user AND cid = :cid",
+
+    [DB_ST_CHECKPOINT_ADD] = "INSERT INTO checkpoints (meeting, seq, head, sig)"
+                             " VALUES (:meeting, :seq, :head, :sig)",
+    [DB_ST_CHECKPOINT_LIST] = "SELECT seq, head, sig FROM checkpoints WHERE meeting = :meeting"
+                              " ORDER BY seq",
+
+    [DB_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = :name",
+    [DB_ST_COUNTER_SET] = "INSERT INTO counters (name, value) VALUES (:name, :value)"
+                          " ON CONFLICT (name) DO UPDATE SET value = excluded.value",
 };
 
 /* ---- errors ---- */
@@ -511,6 +697,12 @@ void db_close(struct db *db)
     for (int i = 0; i < DB_ST_COUNT; i++) {
         sqlite3_finalize(db->stmt[i]);
     }
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        for (int op = 0; op < DB_OBJ_ST_COUNT; op++) {
+            sqlite3_finalize(db->obj_stmt[t][op]);
+        }
+    }
+    sqlite3_finalize(db->obj_max_id);
     sqlite3_close_v2(db->conn);
     free(db);
 }

@@ -18,8 +18,8 @@
 
 struct db;
 
-#define DB_CREATE 1    /* create the file (mode 0600) when it does not exist */
-#define DB_READONLY 2  /* open read-only (no migration) */
+#define DB_CREATE   1 /* create the file (mode 0600) when it does not exist */
+#define DB_READONLY 2 /* open read-only (no migration) */
 
 /* Opens (and migrates) the database at path. *out is owned by the caller: db_close it.
  * Returns 0, PROTO_ENOTFOUND (no file and no DB_CREATE), or PROTO_EDB. */
@@ -59,7 +59,7 @@ struct db_account {
     char pwhash[DB_PWHASH_MAX];
     bool operator;
     bool disabled;
-    int64_t gen;        /* bumped on every password change, disable and enable */
+    int64_t gen; /* bumped on every password change, disable and enable */
     int64_t created_ms;
 };
 
@@ -103,5 +103,9 @@ int db_token_delete(struct db *db, const uint8_t hash[DB_TOKEN_HASH_BYTES]);
 
 /* Deletes every expired token; *count (may be NULL) gets how many. */
 int db_token_purge(struct db *db, int64_t now_ms, int *count);
+
+/* ---- meeting records, members, audit log ---- */
+
+#include "db_record.h"
 
 #endif

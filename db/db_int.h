@@ -33,13 +33,40 @@ enum db_stmt {
     DB_ST_TOKEN_DELETE,
     DB_ST_TOKEN_PURGE,
 
+    DB_ST_MEETING_LIST,
+    DB_ST_MEETING_EXISTS,
+
+    DB_ST_MEMBER_SET,
+    DB_ST_MEMBER_DELETE,
+    DB_ST_MEMBER_LIST,
+    DB_ST_MEMBER_OF,
+
+    DB_ST_AUDIT_APPEND,
+    DB_ST_AUDIT_RANGE,
+    DB_ST_AUDIT_HISTORY,
+    DB_ST_AUDIT_HISTORY_USER,
+    DB_ST_AUDIT_HISTORY_OBJ,
+    DB_ST_AUDIT_HEAD,
+    DB_ST_AUDIT_FIND_CID,
+
+    DB_ST_CHECKPOINT_ADD,
+    DB_ST_CHECKPOINT_LIST,
+
+    DB_ST_COUNTER_GET,
+    DB_ST_COUNTER_SET,
+
     DB_ST_COUNT
 };
+
+/* The statements of each object type, whose SQL db_record.c generates from proto_schema. */
+enum db_obj_st { DB_OBJ_PUT, DB_OBJ_LOAD, DB_OBJ_DELETE, DB_OBJ_ST_COUNT };
 
 struct db {
     sqlite3 *conn;
     sqlite3_stmt *stmt[DB_ST_COUNT]; /* prepared on first use, finalized in db_close */
-    char errmsg[256];                /* the last error, copied before anything overwrites it */
+    sqlite3_stmt *obj_stmt[PROTO_T_COUNT][DB_OBJ_ST_COUNT]; /* likewise, by type */
+    sqlite3_stmt *obj_max_id;                               /* likewise */
+    char errmsg[256]; /* the last error, copied before anything overwrites it */
 };
 
 /* How db_tx_begin opened its transaction, for db_tx_end. */

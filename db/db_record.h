@@ -44,6 +44,11 @@ int db_obj_delete(struct db *db, const char *meeting, enum proto_type t, int64_t
 typedef int (*db_obj_cb)(void *ud, int64_t id, int64_t seq, const struct db_val *vals);
 int db_obj_load(struct db *db, const char *meeting, enum proto_type t, db_obj_cb cb, void *ud);
 
+/* Reserves count object ids for this process: *first .. *first + count - 1 are never
+ * handed to anyone else (a counter row, advanced in its own transaction; the first block
+ * starts above db_obj_max_id). Returns 0 or PROTO_EDB. */
+int db_id_reserve(struct db *db, int64_t count, int64_t *first);
+
 /* The largest object id of any type in any meeting (0 when none). */
 int db_obj_max_id(struct db *db, int64_t *out);
 

@@ -16,9 +16,9 @@
 #include "proto_msgpack.h"
 #include "proto_rpc.h"
 
-#define LABEL_HS "confer/1 handshake"
-#define LABEL_C2S "confer/1 c2s"
-#define LABEL_S2C "confer/1 s2c"
+#define LABEL_HS   "confer/1 handshake"
+#define LABEL_C2S  "confer/1 c2s"
+#define LABEL_S2C  "confer/1 s2c"
 #define PROTO_NAME "confer"
 
 /* libsodium needs one sodium_init() before it makes keys; it is idempotent and
@@ -78,9 +78,8 @@ static void derive(uint8_t out[PROTO_KEY_BYTES], const uint8_t key[PROTO_KEY_BYT
 
 /* Turns the client's kx session keys into k_c2s and k_s2c. */
 static void derive_keys(const uint8_t client_tx[PROTO_KEY_BYTES],
-                        const uint8_t client_rx[PROTO_KEY_BYTES],
-                        const uint8_t th[PROTO_KEY_BYTES], uint8_t c2s[PROTO_KEY_BYTES],
-                        uint8_t s2c[PROTO_KEY_BYTES])
+                        const uint8_t client_rx[PROTO_KEY_BYTES], const uint8_t th[PROTO_KEY_BYTES],
+                        uint8_t c2s[PROTO_KEY_BYTES], uint8_t s2c[PROTO_KEY_BYTES])
 {
     derive(c2s, client_tx, LABEL_C2S, th);
     derive(s2c, client_rx, LABEL_S2C, th);
@@ -176,9 +175,8 @@ static int pack_refusal(uint8_t *out, size_t cap, size_t *out_len)
     msgpack_packer_init(&pk, &o, fixed_write);
     if (msgpack_pack_map(&pk, 3) != 0 || proto_pack_cstr(&pk, "proto") != 0 ||
         proto_pack_cstr(&pk, PROTO_NAME) != 0 || proto_pack_cstr(&pk, "error") != 0 ||
-        proto_pack_cstr(&pk, "unsupported_version") != 0 ||
-        proto_pack_cstr(&pk, "versions") != 0 || msgpack_pack_array(&pk, 1) != 0 ||
-        msgpack_pack_uint8(&pk, PROTO_VERSION) != 0) {
+        proto_pack_cstr(&pk, "unsupported_version") != 0 || proto_pack_cstr(&pk, "versions") != 0 ||
+        msgpack_pack_array(&pk, 1) != 0 || msgpack_pack_uint8(&pk, PROTO_VERSION) != 0) {
         return PROTO_ETOOBIG;
     }
     *out_len = o.len;
@@ -444,8 +442,7 @@ int proto_channel_seal(struct proto_channel *c, const uint8_t *m, size_t mlen, u
     if (mlen > crypto_secretstream_xchacha20poly1305_MESSAGEBYTES_MAX) {
         return PROTO_ECRYPTO;
     }
-    if (crypto_secretstream_xchacha20poly1305_push(&c->tx, out, NULL, m, mlen, NULL, 0, tag) !=
-        0) {
+    if (crypto_secretstream_xchacha20poly1305_push(&c->tx, out, NULL, m, mlen, NULL, 0, tag) != 0) {
         return PROTO_ECRYPTO;
     }
     return 0;
@@ -465,8 +462,8 @@ int proto_channel_open(struct proto_channel *c, const uint8_t *cbuf, size_t clen
     if (c->rx_ready == 0 || clen < PROTO_ABYTES) {
         return PROTO_EINVAL;
     }
-    if (crypto_secretstream_xchacha20poly1305_pull(&c->rx, out, &n, &tag, cbuf, clen, NULL,
-                                                   0) != 0) {
+    if (crypto_secretstream_xchacha20poly1305_pull(&c->rx, out, &n, &tag, cbuf, clen, NULL, 0) !=
+        0) {
         rc = PROTO_ECRYPTO;
     } else if (tag == crypto_secretstream_xchacha20poly1305_TAG_MESSAGE) {
         *mlen = (size_t)n;

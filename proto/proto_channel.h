@@ -51,7 +51,7 @@ struct proto_client_hs {
 int proto_hs_client_start(struct proto_client_hs *hs);
 
 /* Checks a ServerHello payload: proto, v = 1, sizes of kx, host and sig, and the signature
- * over th; then derives the session keys and wipes hs's secret key.
+ * over th; then derives the session keys and wipes hs's secret key (on failure too).
  * On success copies the server's host key to host_pk and fills keys.
  * Returns 0; PROTO_EVERSION for an unsupported_version answer; PROTO_EINVAL when
  * malformed; PROTO_ECRYPTO for a bad signature or a failed key exchange. */
@@ -92,14 +92,16 @@ int proto_channel_init(struct proto_channel *c, const struct proto_keys *keys,
 int proto_channel_recv_header(struct proto_channel *c, const uint8_t *hdr, size_t len);
 
 /* Encrypts m[0..mlen) as one message into out, which must hold mlen + PROTO_ABYTES bytes.
- * final != 0 uses TAG_FINAL (graceful close, with mlen 0). Returns 0 or PROTO_ECRYPTO. */
+ * final != 0 uses TAG_FINAL (graceful close, with mlen 0). Returns 0, PROTO_EINVAL for
+ * final with mlen > 0, or PROTO_ECRYPTO. */
 int proto_channel_seal(struct proto_channel *c, const uint8_t *m, size_t mlen, uint8_t *out,
                        int final);
 
 /* Decrypts one frame payload into out (room for clen - PROTO_ABYTES bytes), length in
  * *mlen. Returns 0 for a TAG_MESSAGE, 1 for an empty TAG_FINAL (peer closes gracefully),
  * PROTO_ECRYPTO for a failed decryption, any other tag or a non-empty TAG_FINAL,
- * PROTO_EINVAL when clen < PROTO_ABYTES or the receiving stream is not started. */
+ * PROTO_EINVAL when clen < PROTO_ABYTES or the receiving stream is not started. After a
+ * FINAL or a failure the stream is over and every later call returns PROTO_ECRYPTO. */
 int proto_channel_open(struct proto_channel *c, const uint8_t *cbuf, size_t clen, uint8_t *out,
                        size_t *mlen);
 

@@ -21,9 +21,9 @@
 
 #include "proto_err.h"
 
-#define LINE_LIMIT 256  /* edit steps per split when comparing lines */
-#define BLOCK_LIMIT 64  /* edit steps per split inside a changed block of lines */
-#define BUDGET_BASE (1u << 22)
+#define LINE_LIMIT        256 /* edit steps per split when comparing lines */
+#define BLOCK_LIMIT       64  /* edit steps per split inside a changed block of lines */
+#define BUDGET_BASE       (1u << 22)
 #define BUDGET_PER_SYMBOL 32
 
 #define GAVE_UP 1 /* bisect: no meeting point, replace the whole region */
@@ -48,18 +48,17 @@ struct script {
 };
 
 struct task {
-    bool eq;  /* emit an EQ run of a0 symbols (a suffix held back) */
+    bool eq; /* emit an EQ run of a0 symbols (a suffix held back) */
     size_t a0, a1, b0, b1;
 };
 
 struct myers {
     const uint32_t *a;
     const uint32_t *b;
-    ptrdiff_t *fv;  /* furthest x per diagonal, forward */
-    ptrdiff_t *bv;  /* furthest u (= n - x) per diagonal, backward */
-    size_t radius;  /* fv/bv hold diagonals -radius..radius */
-    size_t limit;   /* edit steps searched before a heuristic split; SIZE_MAX: none */
-    size_t budget;  /* work before giving up; SIZE_MAX: none */
+    ptrdiff_t *fv; /* furthest x per diagonal, forward */
+    ptrdiff_t *bv; /* furthest u (= n - x) per diagonal, backward */
+    size_t radius; /* fv/bv hold diagonals -radius..radius: radius - 1 steps are searched */
+    size_t budget; /* work before giving up; SIZE_MAX: none */
     size_t work;
     struct task *stack;
     size_t depth;
@@ -96,13 +95,12 @@ static void script_free(struct script *s)
     s->cap = 0;
 }
 
-static int myers_init(struct myers *m, const uint32_t *a, const uint32_t *b, size_t limit,
-                      size_t budget, size_t radius)
+static int myers_init(struct myers *m, const uint32_t *a, const uint32_t *b, size_t budget,
+                      size_t radius)
 {
     memset(m, 0, sizeof(*m));
     m->a = a;
     m->b = b;
-    m->limit = limit;
     m->budget = budget;
     m->radius = radius < 2 ? 2 : radius;
     m->fv = malloc((2 * m->radius + 1) * sizeof(*m->fv));
@@ -136,12 +134,18 @@ static int push(struct myers *m, struct task t)
     return 0;
 }
 
+/* True when x (or u) on diagonal k is a point of the (n + 1) x (mm + 1) grid; unset
+ * entries are -1, stale ones may have run off the grid. */
+static bool on_grid(ptrdiff_t x, ptrdiff_t k, ptrdiff_t n, ptrdiff_t mm)
+{
+    return x >= 0 && x <= n && x - k >= 0 && x - k <= mm;
+}
+
 /* Picks the point furthest from its corner among the diagonals of step d (forward and
  * backward), for a split when the search is cut short. Returns 0 with *sx, *sy, or
  * GAVE_UP when no point is strictly inside the region. */
-static int furthest(const struct myers *m, ptrdiff_t n, ptrdiff_t mm, ptrdiff_t d,
-                    ptrdiff_t flo, ptrdiff_t fhi, ptrdiff_t blo, ptrdiff_t bhi, size_t *sx,
-                    size_t *sy)
+static int furthest(const struct myers *m, ptrdiff_t n, ptrdiff_t mm, ptrdiff_t d, ptrdiff_t flo,
+                    ptrdiff_t fhi, ptrdiff_t blo, ptrdiff_t bhi, size_t *sx, size_t *sy)
 {
     const ptrdiff_t *fv = m->fv + m->radius;
     const ptrdiff_t *bv = m->bv + m->radius;
@@ -151,7 +155,7 @@ static int furthest(const struct myers *m, ptrdiff_t n, ptrdiff_t mm, ptrdiff_t 
     for (ptrdiff_t k = -d + flo; k <= d - fhi; k += 2) {
         ptrdiff_t x = fv[k];
         ptrdiff_t y = x - k;
-        if (x >= 0 && x <= n && y >= 0 && y <= mm && x + y > best && x + y < n + mm) {
+        if (on_grid(x, k, n, mm) && x + y > best && x + y < n + mm) {
             best = x + y;
             bx = x;
             by = y;
@@ -160,7 +164,7 @@ static int furthest(const struct myers *m, ptrdiff_t n, ptrdiff_t mm, ptrdiff_t 
     for (ptrdiff_t r = -d + blo; r <= d - bhi; r += 2) {
         ptrdiff_t u = bv[r];
         ptrdiff_t v = u - r;
-        if (u >= 0 && u <= n && v >= 0 && v <= mm && u + v > best && u + v < n + mm) {
+        if (on_grid(u, r, n, mm) && u + v > best && u + v < n + mm) {
             best = u + v;
             bx = n - u;
             by = mm - v;
@@ -177,8 +181,8 @@ static int furthest(const struct myers *m, ptrdiff_t n, ptrdiff_t mm, ptrdiff_t 
 /* Finds where a shortest path through a[0..n) x b[0..mm) crosses the middle (both ends
  * already differ, n, mm >= 1). Returns 0 with the split point (*sx, *sy), strictly inside,
  * GAVE_UP, or ABORTED past the budget. */
-static int bisect(struct myers *m, const uint32_t *a, ptrdiff_t n, const uint32_t *b,
-                  ptrdiff_t mm, size_t *sx, size_t *sy)
+static int bisect(struct myers *m, const uint32_t *a, ptrdiff_t n, const uint32_t *b, ptrdiff_t mm,
+                  size_t *sx, size_t *sy)
 {
     ptrdiff_t *fv = m->fv + m->radius;
     ptrdiff_t *bv = m->bv + m->radius;
@@ -195,30 +199,27 @@ static int bisect(struct myers *m, const uint32_t *a, ptrdiff_t n, const uint32_
     fv[0] = bv[0] = -1;
     fv[1] = bv[1] = 0;
     for (ptrdiff_t d = 0; d < dmax; d++) {
-        if ((size_t)d > m->limit) {
-            return furthest(m, n, mm, d - 1, flo, fhi, blo, bhi, sx, sy);
-        }
         if (d > 0) {
             fv[-d - 1] = fv[d + 1] = -1;
             bv[-d - 1] = bv[d + 1] = -1;
         }
         for (ptrdiff_t k = -d + flo; k <= d - fhi; k += 2) {
-            ptrdiff_t x = (k == -d || (k != d && fv[k - 1] < fv[k + 1])) ? fv[k + 1]
-                                                                          : fv[k - 1] + 1;
+            ptrdiff_t x =
+                (k == -d || (k != d && fv[k - 1] < fv[k + 1])) ? fv[k + 1] : fv[k - 1] + 1;
             ptrdiff_t y = x - k;
-            m->work++;
+            ptrdiff_t x0 = x;
             while (x < n && y < mm && a[x] == b[y]) {
                 x++;
                 y++;
             }
-            m->work += (size_t)(x + y) / 64;
+            m->work += 1 + (size_t)(x - x0);
             fv[k] = x;
             if (x > n) {
                 fhi += 2;
             } else if (y > mm) {
                 flo += 2;
-            } else if (odd && delta - k >= -d && delta - k <= d && bv[delta - k] >= 0 &&
-                       x >= n - bv[delta - k]) {
+            } else if (odd && delta - k >= -d && delta - k <= d &&
+                       on_grid(bv[delta - k], delta - k, n, mm) && x >= n - bv[delta - k]) {
                 if (x + y == 0 || (x == n && y == mm)) {
                     return GAVE_UP;
                 }
@@ -228,22 +229,22 @@ static int bisect(struct myers *m, const uint32_t *a, ptrdiff_t n, const uint32_
             }
         }
         for (ptrdiff_t r = -d + blo; r <= d - bhi; r += 2) {
-            ptrdiff_t u = (r == -d || (r != d && bv[r - 1] < bv[r + 1])) ? bv[r + 1]
-                                                                          : bv[r - 1] + 1;
+            ptrdiff_t u =
+                (r == -d || (r != d && bv[r - 1] < bv[r + 1])) ? bv[r + 1] : bv[r - 1] + 1;
             ptrdiff_t v = u - r;
-            m->work++;
+            ptrdiff_t u0 = u;
             while (u < n && v < mm && a[n - 1 - u] == b[mm - 1 - v]) {
                 u++;
                 v++;
             }
-            m->work += (size_t)(u + v) / 64;
+            m->work += 1 + (size_t)(u - u0);
             bv[r] = u;
             if (u > n) {
                 bhi += 2;
             } else if (v > mm) {
                 blo += 2;
             } else if (!odd && delta - r >= -d - 1 && delta - r <= d + 1 &&
-                       fv[delta - r] >= 0 && fv[delta - r] >= n - u) {
+                       on_grid(fv[delta - r], delta - r, n, mm) && fv[delta - r] >= n - u) {
                 ptrdiff_t x = fv[delta - r];
                 ptrdiff_t y = x - (delta - r);
                 if (x + y == 0 || (x == n && y == mm)) {
@@ -258,7 +259,7 @@ static int bisect(struct myers *m, const uint32_t *a, ptrdiff_t n, const uint32_
             return ABORTED;
         }
     }
-    /* Out of room for diagonals (or, in theory, no meeting): split where we got. */
+    /* Past the step limit (or, in theory, no meeting): split where we got. */
     return dmax > 0 ? furthest(m, n, mm, dmax - 1, flo, fhi, blo, bhi, sx, sy) : GAVE_UP;
 }
 
@@ -287,7 +288,7 @@ static int myers_run(struct myers *m, size_t n, size_t mm, struct script *out)
         }
         t.a1 -= suf;
         t.b1 -= suf;
-        m->work += (pre + suf) / 64;
+        m->work += pre + suf;
         rc = script_add(out, RUN_EQ, pre);
         if (rc != 0) {
             break;
@@ -408,7 +409,8 @@ static void split_lines(const uint32_t *cps, size_t n, struct line *lines, size_
     size_t start = 0;
     for (size_t i = 0; i < n; i++) {
         if (cps[i] == '\n' || i == n - 1) {
-            lines[*count] = (struct line){start, i + 1 - start, hash_cps(cps + start, i + 1 - start)};
+            lines[*count] =
+                (struct line){start, i + 1 - start, hash_cps(cps + start, i + 1 - start)};
             (*count)++;
             start = i + 1;
         }
@@ -416,8 +418,7 @@ static void split_lines(const uint32_t *cps, size_t n, struct line *lines, size_
 }
 
 /* Diffs a changed block of code points with the bounded engine, appending to out. */
-static int diff_block(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
-                      struct script *out)
+static int diff_block(const uint32_t *a, size_t n, const uint32_t *b, size_t mm, struct script *out)
 {
     struct myers m;
     int rc = 0;
@@ -425,7 +426,7 @@ static int diff_block(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
         rc = script_add(out, RUN_DEL, n);
         return rc == 0 ? script_add(out, RUN_INS, mm) : rc;
     }
-    rc = myers_init(&m, a, b, BLOCK_LIMIT, SIZE_MAX, BLOCK_LIMIT + 2);
+    rc = myers_init(&m, a, b, SIZE_MAX, BLOCK_LIMIT + 1);
     if (rc == 0) {
         rc = myers_run(&m, n, mm, out);
     }
@@ -435,8 +436,7 @@ static int diff_block(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
 
 /* The coarse path: match lines of a[0..n) and b[0..mm), then diff characters inside each
  * run of changed lines. */
-static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
-                      struct script *out)
+static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm, struct script *out)
 {
     struct line *lines = NULL;
     uint32_t *ids = NULL;
@@ -480,7 +480,7 @@ static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
         ids[i] = table[slot] - 1;
     }
 
-    rc = myers_init(&m, ids, ids + na, LINE_LIMIT, SIZE_MAX, LINE_LIMIT + 2);
+    rc = myers_init(&m, ids, ids + na, SIZE_MAX, LINE_LIMIT + 1);
     if (rc == 0) {
         rc = myers_run(&m, na, nl - na, &ls);
     }
@@ -601,17 +601,17 @@ int proto_diff(const char *old_text, size_t old_len, const char *new_text, size_
             rc = script_add(&s, RUN_INS, mm);
         }
     } else {
-        /* Exact first. Each edit step d costs at least d work, so d stays below
-         * sqrt(budget) and that many diagonals are enough. */
+        /* Exact first. Edit step d visits at least d / 2 diagonals, so d stays below
+         * 2 sqrt(budget) and that many diagonals are enough. */
         size_t budget = BUDGET_PER_SYMBOL * (n + mm) + BUDGET_BASE;
         size_t radius = 2;
-        while (radius * radius < 2 * budget) {
+        while (radius * radius < 4 * budget) {
             radius *= 2;
         }
         if (radius > (n + mm) / 2 + 2) {
             radius = (n + mm) / 2 + 2;
         }
-        rc = myers_init(&m, a + pre, b + pre, SIZE_MAX, budget, radius);
+        rc = myers_init(&m, a + pre, b + pre, budget, radius);
         if (rc == 0) {
             rc = myers_run(&m, n, mm, &exact);
         }

@@ -56,8 +56,7 @@ static int decode(const msgpack_object *o, struct proto_rpc_msg *m)
     }
     switch (el[0].via.u64) {
     case PROTO_RPC_REQUEST: /* [0, msgid, method, params] */
-        if (n != 4 || !is_uint32(&el[1]) || !is_str(&el[2]) ||
-            el[3].type != MSGPACK_OBJECT_MAP) {
+        if (n != 4 || !is_uint32(&el[1]) || !is_str(&el[2]) || el[3].type != MSGPACK_OBJECT_MAP) {
             return PROTO_EINVAL;
         }
         m->kind = PROTO_RPC_REQUEST;
@@ -157,8 +156,7 @@ int proto_param_str(const msgpack_object *params, const char *key, const char **
     return 0;
 }
 
-int proto_param_bin(const msgpack_object *params, const char *key, const uint8_t **p,
-                    size_t *len)
+int proto_param_bin(const msgpack_object *params, const char *key, const uint8_t **p, size_t *len)
 {
     const msgpack_object *v = param(params, key);
 
@@ -234,8 +232,7 @@ int proto_param_map(const msgpack_object *params, const char *key, const msgpack
     return 0;
 }
 
-int proto_param_array(const msgpack_object *params, const char *key,
-                      const msgpack_object **out)
+int proto_param_array(const msgpack_object *params, const char *key, const msgpack_object **out)
 {
     const msgpack_object *v = param(params, key);
 
@@ -285,95 +282,52 @@ int proto_pack_cstr(msgpack_packer *pk, const char *s)
     return proto_pack_str(pk, s, strlen(s));
 }
 
+/* "[kind, msgid," of a four-element request or response. */
+static int pack_head(msgpack_packer *pk, enum proto_rpc_kind kind, uint32_t msgid)
+{
+    return packed(msgpack_pack_array(pk, 4) || msgpack_pack_uint8(pk, (uint8_t)kind) ||
+                  msgpack_pack_uint32(pk, msgid));
+}
+
 int proto_rpc_pack_request(msgpack_packer *pk, uint32_t msgid, const char *method)
 {
-    int rc = 0;
+    int rc = pack_head(pk, PROTO_RPC_REQUEST, msgid);
 
-    rc = packed(msgpack_pack_array(pk, 4));
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint8(pk, PROTO_RPC_REQUEST));
-    }
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint32(pk, msgid));
-    }
-    if (rc == 0) {
-        rc = proto_pack_cstr(pk, method);
-    }
-    return rc;
+    return rc < 0 ? rc : proto_pack_cstr(pk, method);
 }
 
 int proto_rpc_pack_result(msgpack_packer *pk, uint32_t msgid)
 {
-    int rc = 0;
+    int rc = pack_head(pk, PROTO_RPC_RESPONSE, msgid);
 
-    rc = packed(msgpack_pack_array(pk, 4));
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint8(pk, PROTO_RPC_RESPONSE));
-    }
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint32(pk, msgid));
-    }
-    if (rc == 0) {
-        rc = packed(msgpack_pack_nil(pk));
-    }
-    return rc;
+    return rc < 0 ? rc : packed(msgpack_pack_nil(pk));
 }
 
 int proto_rpc_pack_error(msgpack_packer *pk, uint32_t msgid, enum proto_code code,
                          const char *message, const char *data_key, int64_t data_value)
 {
-    int rc = 0;
+    int rc = pack_head(pk, PROTO_RPC_RESPONSE, msgid);
 
-    rc = packed(msgpack_pack_array(pk, 4));
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint8(pk, PROTO_RPC_RESPONSE));
+    if (rc < 0) {
+        return rc;
     }
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint32(pk, msgid));
+    /* {"code": str, "message": str, "data": {data_key: data_value}?} */
+    if (packed(msgpack_pack_map(pk, data_key != NULL ? 3 : 2)) < 0 ||
+        proto_pack_cstr(pk, "code") < 0 || proto_pack_cstr(pk, proto_code_name(code)) < 0 ||
+        proto_pack_cstr(pk, "message") < 0 || proto_pack_cstr(pk, message) < 0) {
+        return PROTO_ENOMEM;
     }
-    if (rc == 0) {
-        rc = packed(msgpack_pack_map(pk, data_key != NULL ? 3 : 2));
+    if (data_key != NULL &&
+        (proto_pack_cstr(pk, "data") < 0 || packed(msgpack_pack_map(pk, 1)) < 0 ||
+         proto_pack_cstr(pk, data_key) < 0 || packed(msgpack_pack_int64(pk, data_value)) < 0)) {
+        return PROTO_ENOMEM;
     }
-    if (rc == 0) {
-        rc = proto_pack_cstr(pk, "code");
-    }
-    if (rc == 0) {
-        rc = proto_pack_cstr(pk, proto_code_name(code));
-    }
-    if (rc == 0) {
-        rc = proto_pack_cstr(pk, "message");
-    }
-    if (rc == 0) {
-        rc = proto_pack_cstr(pk, message);
-    }
-    if (rc == 0 && data_key != NULL) {
-        rc = proto_pack_cstr(pk, "data");
-        if (rc == 0) {
-            rc = packed(msgpack_pack_map(pk, 1));
-        }
-        if (rc == 0) {
-            rc = proto_pack_cstr(pk, data_key);
-        }
-        if (rc == 0) {
-            rc = packed(msgpack_pack_int64(pk, data_value));
-        }
-    }
-    if (rc == 0) {
-        rc = packed(msgpack_pack_nil(pk));
-    }
-    return rc;
+    return packed(msgpack_pack_nil(pk)); /* result */
 }
 
 int proto_rpc_pack_notify(msgpack_packer *pk, const char *method)
 {
-    int rc = 0;
+    int rc = packed(msgpack_pack_array(pk, 3) || msgpack_pack_uint8(pk, PROTO_RPC_NOTIFY));
 
-    rc = packed(msgpack_pack_array(pk, 3));
-    if (rc == 0) {
-        rc = packed(msgpack_pack_uint8(pk, PROTO_RPC_NOTIFY));
-    }
-    if (rc == 0) {
-        rc = proto_pack_cstr(pk, method);
-    }
-    return rc;
+    return rc < 0 ? rc : proto_pack_cstr(pk, method);
 }

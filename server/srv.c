@@ -1,5 +1,6 @@
 /* srv.c - the server: listener, loop phases, signals, account polling, shutdown. */
 #include "srv.h"
+#include "srv_hub.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -22,6 +23,7 @@ void srv_config_defaults(struct srv_config *cfg)
     cfg->login_timeout_ms = 10000;
     cfg->pwcost = SRV_PWCOST_INTERACTIVE;
     cfg->min_password = 15;
+    cfg->max_text = 1024 * 1024;
     cfg->token_ttl_ms = 12ull * 3600 * 1000;
     cfg->pw_parallel = 2;
     cfg->pw_queue = 32;
@@ -75,7 +77,9 @@ void srv_log(const struct srv_conn *conn, enum srv_log_level level, const char *
 
 static void on_flush(uv_prepare_t *p)
 {
-    srv_conn_flush_all(p->data);
+    struct srv *srv = p->data;
+    srv_hub_flush(srv);
+    srv_conn_flush_all(srv);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -149,7 +153,12 @@ static void on_poll(uv_timer_t *t)
     if (db_data_version(srv->db, &v) == 0 && v != srv->data_version) {
         srv->data_version = v;
         srv_check_accounts(srv);
+        /* Meetings another process (conferd meeting ...) made. */
+        if (srv_hub_load(srv) != 0) {
+            srv_log(NULL, SRV_LOG_ERROR, "cannot load new meetings: %s", db_errmsg(srv->db));
+        }
     }
+    srv_hub_flush(srv); /* checkpoints that have come due */
     int64_t now = proto_now_ms();
     if (now - srv->last_purge_ms > PURGE_EVERY_MS) {
         int n = 0;
@@ -242,6 +251,10 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
         return rc;
     }
     db_data_version(srv->db, &srv->data_version);
+    if ((rc = srv_data_open_db(cfg->data_dir, &srv->wdb)) != 0 || (rc = srv_hub_load(srv)) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot load meetings: %s", db_errmsg(srv->db));
+        goto fail;
+    }
     srv_pwcost_limits(cfg->pwcost, &srv->pw_ops, &srv->pw_mem);
     {
         /* The dummy hash of unknown users: a random password at the current cost. */
@@ -281,6 +294,9 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
     }
     return 0;
 fail:
+    srv_hub_free(srv);
+    db_close(srv->wdb);
+    srv->wdb = NULL;
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
     db_close(srv->db);
@@ -302,6 +318,7 @@ void srv_stop(struct srv *srv)
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         srv_conn_close(c, "server shutting down");
     }
+    srv_hub_flush(srv); /* what was accepted is still written */
     srv_conn_flush_all(srv);
     /* The flusher stays until the loop ends: closing notifications still go out. */
     uv_unref((uv_handle_t *)&srv->flusher);
@@ -312,12 +329,56 @@ int srv_run(struct srv *srv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&srv->flusher, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_hub_free(srv);
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
+    db_close(srv->wdb);
+    srv->wdb = NULL;
     db_close(srv->db);
     srv->db = NULL;
     sodium_memzero(&srv->host, sizeof(srv->host));
     sodium_memzero(srv->dummy_hash, sizeof(srv->dummy_hash));
     srv_log(NULL, SRV_LOG_INFO, "stopped");
     return uv_loop_close(srv->loop) == 0 ? 0 : PROTO_EBUSY;
+}
+
+int srv_init_offline(struct srv *srv, uv_loop_t *loop, const char *data_dir)
+{
+    memset(srv, 0, sizeof(*srv));
+    srv_config_defaults(&srv->cfg);
+    srv->cfg.data_dir = data_dir;
+    srv->loop = loop;
+    srv->offline = true;
+    int rc = srv_data_load_key(data_dir, &srv->host);
+    if (rc == 0) {
+        rc = srv_data_open_db(data_dir, &srv->db);
+    }
+    if (rc == 0) {
+        rc = srv_data_open_db(data_dir, &srv->wdb);
+    }
+    if (rc == 0) {
+        rc = srv_hub_load(srv);
+    }
+    if (rc != 0) {
+        srv_close_offline(srv);
+    }
+    return rc;
+}
+
+int srv_sync_offline(struct srv *srv)
+{
+    unsigned failures = srv->write_failures;
+    srv_hub_flush(srv);
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    return srv->write_failures == failures && srv->open_batch == NULL ? 0 : PROTO_EDB;
+}
+
+void srv_close_offline(struct srv *srv)
+{
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_hub_free(srv);
+    db_close(srv->wdb);
+    db_close(srv->db);
+    srv->wdb = srv->db = NULL;
+    sodium_memzero(&srv->host, sizeof(srv->host));
 }

@@ -45,6 +45,7 @@ struct srv_config {
     uint64_t login_timeout_ms; /* handshake + login deadline from accept */
     enum srv_pwcost pwcost;
     size_t min_password;   /* characters */
+    size_t max_text;       /* bytes of one text field */
     uint64_t token_ttl_ms; /* lifetime of remember tokens */
     unsigned pw_parallel;  /* password checks at once */
     unsigned pw_queue;     /* password checks waiting */
@@ -108,6 +109,8 @@ enum srv_conn_state {
 };
 
 struct srv;
+struct srv_meeting;
+struct srv_batch;
 
 struct srv_conn {
     struct srv *srv;
@@ -140,6 +143,17 @@ struct srv_conn {
     struct proto_buf out; /* plaintext messages queued this turn */
     size_t write_pending; /* bytes handed to libuv and not yet written */
 
+    /* Output that waits for a batch to be durable (srv_conn_send_after). */
+    struct proto_buf held;
+    uint64_t held_batch;
+    unsigned held_msgs;
+    bool in_held_list;
+    struct srv_conn *held_next;
+
+    /* Meetings this connection is subscribed to. */
+    struct srv_meeting **subs;
+    size_t nsubs;
+
     /* Identity once logged in. */
     char user[PROTO_NAME_MAX + 1];
     bool operator;
@@ -156,6 +170,13 @@ void srv_conn_start(struct srv_conn *conn);
  * written at the end of the loop turn, batched with the others in one frame. A connection
  * whose queued output passes the limit is dropped as a slow consumer. */
 void srv_conn_send(struct srv_conn *conn, const void *msg, size_t len);
+
+/* Like srv_conn_send, for a message that must wait until batch is durable: it is held
+ * (with everything the connection is sent after it) until then. batch 0: no wait. */
+void srv_conn_send_after(struct srv_conn *conn, const void *msg, size_t len, uint64_t batch);
+
+/* Releases the held output of every connection whose batch is now durable. */
+void srv_conn_release(struct srv *srv);
 
 /* Closes a connection: when reason is not NULL and the channel is up, a closing
  * notification is sent (and flushed, for at most a short grace period) first. */
@@ -181,6 +202,7 @@ struct srv_req {
     struct srv_conn *conn;
     uint32_t msgid;
     const msgpack_object *params;
+    uint64_t hold; /* the response waits until this batch is durable (0: no wait) */
 };
 
 /* Handles one decoded message of a connection (dispatch, checks, handler). */
@@ -248,6 +270,18 @@ struct srv {
 
     struct srv_ratelimit rl_account;
     struct srv_ratelimit rl_addr;
+
+    /* Meetings and group commit (srv_hub.c). */
+    struct srv_meeting *meetings;
+    struct db *wdb;                 /* the writer's own connection */
+    struct srv_batch *open_batch;   /* gathering this turn's changes */
+    struct srv_batch *write_batch;  /* being written by the writer */
+    uint64_t next_batch;            /* id of the next batch to open */
+    uint64_t committed_batch;       /* every batch up to this id is durable */
+    int64_t next_obj_id, last_obj_id; /* reserved block of object ids */
+    struct srv_conn *held;          /* connections with held output */
+    bool offline;                   /* operator tool: no listener */
+    unsigned write_failures;        /* batches the database refused */
 };
 
 /* Opens the data folder (database, host key) and listens. Returns 0 or a PROTO_E* code
@@ -257,6 +291,16 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg);
 /* Runs the loop until SIGINT/SIGTERM, then closes every connection gracefully and frees
  * everything. Returns 0 or a PROTO_E* code. */
 int srv_run(struct srv *srv);
+
+/* Opens a data folder for the operator tool: database, writer and meetings, no listener.
+ * Changes made through the hub are written by srv_sync_offline. */
+int srv_init_offline(struct srv *srv, uv_loop_t *loop, const char *data_dir);
+
+/* Writes every change made so far and waits until it is durable. Returns 0 or PROTO_EDB. */
+int srv_sync_offline(struct srv *srv);
+
+/* Closes what srv_init_offline opened (the caller closes the loop). */
+void srv_close_offline(struct srv *srv);
 
 /* Begins a graceful shutdown: stop listening, send closing to everyone, close. */
 void srv_stop(struct srv *srv);

@@ -5,6 +5,7 @@
  * so responses keep the order of requests.
  */
 #include "srv.h"
+#include "srv_meeting.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -535,6 +536,7 @@ void srv_auth_logout(struct srv_req *req)
         conn->has_token = false;
     }
     srv_log(conn, SRV_LOG_INFO, "logout (user=%s)", conn->user);
+    srv_hub_drop_conn(conn->srv, conn);
     conn->state = SRV_CONN_AUTH;
     conn->user[0] = '\0';
     conn->operator = false;
@@ -606,6 +608,6 @@ void srv_auth_whoami(struct srv_req *req)
     proto_pack_cstr(&pk, "operator");
     conn->operator ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     proto_pack_cstr(&pk, "meetings");
-    msgpack_pack_map(&pk, 0);
+    srv_pack_my_meetings(conn->srv, conn->user, &pk);
     srv_reply_finish(req, &b);
 }

@@ -1,6 +1,9 @@
 /* srv_ops.c - conferd's command line: serve, and the operator commands that work on the
  * data folder while the server runs (init, account, fingerprint, demo). */
 #include "srv.h"
+#include "srv_hub.h"
+#include "srv_meeting.h"
+#include "srv_report.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +25,9 @@ static const char *main_usage =
     "  serve        run the server\n"
     "  demo         make a demo data folder on first use, then serve it\n"
     "  account      add, list, disable, enable accounts or set their passwords\n"
+    "  meeting      create a meeting, or import a report as a new meeting\n"
+    "  audit        verify the audit chains of the meetings\n"
+    "  backup       copy the database to a file (safe while serving)\n"
     "  fingerprint  print the host key fingerprint clients should see\n"
     "\n"
     "Every command takes --data DIR (default: $CONFERD_DATA) and --help.\n";
@@ -33,6 +39,10 @@ struct opts {
     bool json;
     bool operator;
     bool password_stdin;
+    const char *rapporteur;
+    const char *title;
+    const char *meeting;
+    const char *sample;
     struct srv_config cfg;
 };
 
@@ -106,6 +116,10 @@ enum {
     OPT_MAX_CONNS,
     OPT_LOGIN_TIMEOUT,
     OPT_TOKEN_TTL,
+    OPT_RAPPORTEUR,
+    OPT_TITLE,
+    OPT_MEETING,
+    OPT_SAMPLE,
 };
 
 static const struct option long_opts[] = {
@@ -123,6 +137,10 @@ static const struct option long_opts[] = {
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
     {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
+    {"rapporteur", required_argument, NULL, OPT_RAPPORTEUR},
+    {"title", required_argument, NULL, OPT_TITLE},
+    {"meeting", required_argument, NULL, OPT_MEETING},
+    {"sample", required_argument, NULL, OPT_SAMPLE},
     {NULL, 0, NULL, 0},
 };
 
@@ -220,6 +238,18 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv,
                 return EXIT_USAGE;
             }
             o->cfg.token_ttl_ms = v;
+            break;
+        case OPT_RAPPORTEUR:
+            o->rapporteur = optarg;
+            break;
+        case OPT_TITLE:
+            o->title = optarg;
+            break;
+        case OPT_MEETING:
+            o->meeting = optarg;
+            break;
+        case OPT_SAMPLE:
+            o->sample = optarg;
             break;
         default:
             usage_error(cmd, "unknown option");
@@ -512,6 +542,299 @@ static int cmd_account(int argc, char **argv)
     return status;
 }
 
+/* Reads a whole file of at most max bytes. Returns a malloc'd NUL-terminated buffer. */
+static char *read_file(const char *path, size_t max, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    if (f == NULL) {
+        return NULL;
+    }
+    buf = malloc(max + 1);
+    if (buf != NULL) {
+        *len = fread(buf, 1, max + 1, f);
+        if (ferror(f) || *len > max) {
+            free(buf);
+            buf = NULL;
+        } else {
+            buf[*len] = '\0';
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+/* Creates meeting id with its rapporteur (and title) through the hub. */
+static int offline_create(struct srv *srv, const char *id, const char *rapporteur,
+                          const char *title, struct srv_meeting **m)
+{
+    struct srv_change ch = {.user = "conferd", .id_str = id};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "fields");
+    msgpack_pack_map(&pk, title ? 1 : 0);
+    if (title) {
+        proto_pack_cstr(&pk, "title");
+        proto_pack_cstr(&pk, title);
+    }
+    proto_pack_cstr(&pk, "rapporteur");
+    proto_pack_cstr(&pk, rapporteur);
+    return srv_hub_create_meeting(srv, id, &ch, m);
+}
+
+static int offline_member(struct srv *srv, struct srv_meeting *m, const char *user,
+                          const char *role)
+{
+    struct srv_change ch = {.m = m, .user = "conferd", .kind = "member",
+                            .type = PROTO_T_COUNT, .id_str = user};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_cstr(&pk, "role");
+    proto_pack_cstr(&pk, role);
+    return srv_hub_commit(srv, &ch) < 0 ? PROTO_EINVAL : 0;
+}
+
+/* Makes a meeting (and imports a report into it when file is not NULL), offline. */
+static int make_meeting(const char *dir, const char *id, const char *rapporteur,
+                        const char *title, const char *file, const char *const *members)
+{
+    uv_loop_t loop;
+    struct srv srv;
+    struct srv_meeting *m = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int status = 1;
+    if (file && (text = read_file(file, SRV_REPORT_MAX, &len)) == NULL) {
+        fprintf(stderr, "conferd meeting: cannot read %s (or it is over 4 MiB)\n", file);
+        return 1;
+    }
+    uv_loop_init(&loop);
+    int rc = srv_init_offline(&srv, &loop, dir);
+    if (rc != 0) {
+        fprintf(stderr, "conferd meeting: cannot open %s: %s\n", dir, proto_strerror(rc));
+        goto cleanup_loop;
+    }
+    struct db_account a;
+    rc = db_account_get(srv.db, rapporteur, &a);
+    sodium_memzero(&a, sizeof(a));
+    if (rc != 0) {
+        fprintf(stderr, "conferd meeting: no account %s (add it with conferd account add)\n",
+                rapporteur);
+        goto cleanup;
+    }
+    rc = offline_create(&srv, id, rapporteur, title, &m);
+    if (rc == PROTO_ECONFLICT) {
+        fprintf(stderr, "conferd meeting: a meeting %s exists already\n", id);
+        goto cleanup;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "conferd meeting: cannot create %s: %s\n", id, proto_strerror(rc));
+        goto cleanup;
+    }
+    int64_t counts[PROTO_T_COUNT] = {0};
+    char err[256] = "";
+    if (text && srv_import_into(&srv, m, "conferd", NULL, text, len, counts, err,
+                                sizeof(err)) != 0) {
+        fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n",
+                file, err);
+        goto cleanup;
+    }
+    for (const char *const *p = members; p && p[0]; p += 2) {
+        if (offline_member(&srv, m, p[0], p[1]) != 0) {
+            fprintf(stderr, "conferd meeting: cannot add member %s\n", p[0]);
+            goto cleanup;
+        }
+    }
+    if (srv_sync_offline(&srv) != 0) {
+        fprintf(stderr, "conferd meeting: cannot write the database\n");
+        goto cleanup;
+    }
+    printf("meeting %s created at seq %lld (rapporteur %s)", id, (long long)m->rec->seq,
+           rapporteur);
+    if (text) {
+        printf("; imported");
+        for (int t = 1; t < PROTO_T_COUNT; t++) {
+            if (counts[t]) {
+                printf(" %lld %s", (long long)counts[t], proto_type_info((enum proto_type)t)->plural);
+            }
+        }
+    }
+    printf("\n");
+    status = 0;
+cleanup:
+    srv_close_offline(&srv);
+cleanup_loop:
+    uv_loop_close(&loop);
+    free(text);
+    return status;
+}
+
+static int cmd_meeting(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, OPT_RAPPORTEUR, OPT_TITLE, 0};
+    static const char *help =
+        "usage: conferd meeting create ID --rapporteur USER [--title TITLE] --data DIR\n"
+        "       conferd meeting import ID FILE --rapporteur USER --data DIR\n"
+        "\n"
+        "Creates meeting ID (1-64 characters a-z 0-9 . _ -) with USER as its rapporteur;\n"
+        "import also reads FILE, a report in the layout of the sample report, into it.\n"
+        "A running server picks the new meeting up within a second.\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("meeting", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    bool create = npos == 2 && strcmp(pos[0], "create") == 0;
+    bool import = npos == 3 && strcmp(pos[0], "import") == 0;
+    if (!create && !import) {
+        usage_error("meeting", "use: meeting create ID or meeting import ID FILE");
+        return EXIT_USAGE;
+    }
+    if (!proto_name_valid(pos[1], strlen(pos[1]))) {
+        usage_error("meeting", "a meeting id is 1-64 characters of a-z 0-9 . _ -");
+        return EXIT_USAGE;
+    }
+    if (o.rapporteur == NULL || !proto_name_valid(o.rapporteur, strlen(o.rapporteur))) {
+        usage_error("meeting", "--rapporteur USER is required");
+        return EXIT_USAGE;
+    }
+    return make_meeting(o.data, pos[1], o.rapporteur, o.title, import ? pos[2] : NULL, NULL);
+}
+
+struct verify_all {
+    struct db *db;
+    const uint8_t *pk;
+    bool json;
+    json_t *arr;
+    int bad;
+    int n;
+};
+
+static int verify_meeting(void *ud, const char *id)
+{
+    struct verify_all *v = ud;
+    int64_t count = 0, bad_seq = 0;
+    uint8_t head[DB_HASH_BYTES];
+    char hex[2 * DB_HASH_BYTES + 1];
+    int rc = srv_audit_verify(v->db, id, v->pk, &count, head, &bad_seq);
+    if (rc != 0) {
+        return rc;
+    }
+    v->n++;
+    proto_hex(head, DB_HASH_BYTES, hex);
+    if (bad_seq) {
+        v->bad++;
+    }
+    if (v->json) {
+        json_t *o = json_pack("{s:s, s:b, s:I, s:s}", "meeting", id, "ok", bad_seq == 0,
+                              "count", (json_int_t)count, "head", hex);
+        if (bad_seq) {
+            json_object_set_new(o, "bad_seq", json_integer(bad_seq));
+        }
+        json_array_append_new(v->arr, o);
+    } else if (bad_seq) {
+        printf("%-24s BROKEN: first bad entry at seq %lld\n", id, (long long)bad_seq);
+    } else {
+        printf("%-24s ok  %lld entries, head %s\n", id, (long long)count, hex);
+    }
+    return 0;
+}
+
+static int cmd_audit(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, OPT_MEETING, OPT_JSON, 0};
+    static const char *help =
+        "usage: conferd audit verify [--meeting ID] [--json] --data DIR\n"
+        "\n"
+        "Recomputes the hash chain of every meeting's audit log (or one), checks that no\n"
+        "seq is missing and that every signed checkpoint matches. Exits 1 and names the\n"
+        "first bad seq when a chain is broken.\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("audit", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    if (argc - optind != 1 || strcmp(argv[optind], "verify") != 0) {
+        usage_error("audit", "use: audit verify");
+        return EXIT_USAGE;
+    }
+    struct proto_hostkey key;
+    int rc = srv_data_load_key(o.data, &key);
+    if (rc != 0) {
+        fprintf(stderr, "conferd audit: cannot read the host key of %s: %s\n", o.data,
+                proto_strerror(rc));
+        return 1;
+    }
+    struct db *db = NULL;
+    if (open_db_or_say(o.data, &db) != 0) {
+        return 1;
+    }
+    struct verify_all v = {.db = db, .pk = key.pk, .json = o.json,
+                           .arr = o.json ? json_array() : NULL};
+    if (o.meeting) {
+        if (db_meeting_exists(db, o.meeting) != 0) {
+            fprintf(stderr, "conferd audit: no meeting %s\n", o.meeting);
+            rc = 1;
+        } else {
+            rc = verify_meeting(&v, o.meeting);
+        }
+    } else {
+        rc = db_meeting_list(db, verify_meeting, &v);
+    }
+    if (o.json && rc == 0) {
+        json_dumpf(v.arr, stdout, JSON_INDENT(2));
+        fputc('\n', stdout);
+    }
+    json_decref(v.arr);
+    if (rc < 0) {
+        fprintf(stderr, "conferd audit: database error: %s\n", db_errmsg(db));
+    }
+    db_close(db);
+    sodium_memzero(&key, sizeof(key));
+    return rc != 0 || v.bad > 0 ? 1 : 0;
+}
+
+static int cmd_backup(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, 0};
+    static const char *help =
+        "usage: conferd backup FILE --data DIR\n"
+        "\n"
+        "Copies the database to FILE (a new file, mode 0600) with SQLite's online backup:\n"
+        "safe while the server runs. The host key is not copied: keep it apart.\n";
+    struct opts o = {0};
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("backup", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    if (argc - optind != 1) {
+        usage_error("backup", "give the file to write");
+        return EXIT_USAGE;
+    }
+    const char *file = argv[optind];
+    struct db *db = NULL;
+    if (open_db_or_say(o.data, &db) != 0) {
+        return 1;
+    }
+    int rc = db_backup(db, file);
+    if (rc == PROTO_ECONFLICT) {
+        fprintf(stderr, "conferd backup: %s exists: choose a new file\n", file);
+    } else if (rc != 0) {
+        fprintf(stderr, "conferd backup: cannot write %s: %s\n", file, db_errmsg(db));
+    } else {
+        printf("backup written to %s\n", file);
+    }
+    db_close(db);
+    return rc == 0 ? 0 : 1;
+}
+
 static const char *serve_help =
     "usage: conferd serve --data DIR [--listen HOST:PORT] [OPTIONS]\n"
     "\n"
@@ -529,10 +852,10 @@ static const char *serve_help =
     "  --pwhash-cost C        Argon2id cost: interactive (default), moderate, min (tests)\n"
     "  --min-password N       shortest new password accepted (default 15)\n";
 
-static const int serve_allowed[] = {OPT_DATA,          OPT_LISTEN,     OPT_PORT_FILE,
+static const int serve_allowed[] = {OPT_DATA,          OPT_LISTEN,       OPT_PORT_FILE,
                                     OPT_MAX_FRAME,     OPT_OUTPUT_LIMIT, OPT_MAX_CONNS,
-                                    OPT_LOGIN_TIMEOUT, OPT_TOKEN_TTL,  OPT_PWHASH,
-                                    OPT_MIN_PASSWORD,  0};
+                                    OPT_LOGIN_TIMEOUT, OPT_TOKEN_TTL,    OPT_PWHASH,
+                                    OPT_MIN_PASSWORD,  OPT_SAMPLE,       0};
 
 static int serve(struct opts *o)
 {
@@ -584,7 +907,9 @@ static const struct {
     {"counsellor", false}, {"viewer", false},
 };
 
-static int demo_setup(const char *dir, int port)
+#define DEMO_MEETING "rg-iem-2023-06"
+
+static int demo_setup(const char *dir, int port, const char *sample)
 {
     char fp[PROTO_FINGERPRINT_LEN];
     struct db *db = NULL;
@@ -617,9 +942,17 @@ static int demo_setup(const char *dir, int port)
         sodium_memzero(pw, sizeof(pw));
         sodium_memzero(hash, sizeof(hash));
     }
+    db_close(db);
+    if (sample) {
+        static const char *const members[] = {"associate", "associate", "counsellor",
+                                              "counsellor", "viewer",    "viewer",
+                                              NULL};
+        if (make_meeting(dir, DEMO_MEETING, "rapporteur", NULL, sample, members) != 0) {
+            return 1;
+        }
+    }
     printf("\nFrom another terminal:  build/bin/confer login rapporteur@127.0.0.1:%d\n\n", port);
     fflush(stdout);
-    db_close(db);
     return 0;
 }
 
@@ -630,7 +963,8 @@ static int cmd_demo(int argc, char **argv)
         "\n"
         "On first use makes DIR as a demo data folder with the accounts admin (operator),\n"
         "rapporteur, associate, counsellor and viewer, printing their generated passwords\n"
-        "once; then serves it like conferd serve.\n";
+        "once, and (with --sample FILE) imports that report as meeting " DEMO_MEETING "\n"
+        "with those accounts as its members; then serves it like conferd serve.\n";
     struct opts o = {0};
     srv_config_defaults(&o.cfg);
     int r = parse_opts("demo", help, argc, argv, serve_allowed, &o);
@@ -640,7 +974,7 @@ static int cmd_demo(int argc, char **argv)
     char path[4096];
     snprintf(path, sizeof(path), "%s/%s", o.data, SRV_DB_FILE);
     if (access(path, F_OK) != 0) {
-        if (demo_setup(o.data, o.cfg.port) != 0) {
+        if (demo_setup(o.data, o.cfg.port, o.sample) != 0) {
             return 1;
         }
     } else {
@@ -688,6 +1022,15 @@ int srv_main(int argc, char **argv)
     }
     if (strcmp(cmd, "fingerprint") == 0) {
         return cmd_fingerprint(argc, argv);
+    }
+    if (strcmp(cmd, "meeting") == 0) {
+        return cmd_meeting(argc, argv);
+    }
+    if (strcmp(cmd, "audit") == 0) {
+        return cmd_audit(argc, argv);
+    }
+    if (strcmp(cmd, "backup") == 0) {
+        return cmd_backup(argc, argv);
     }
     fprintf(stderr, "conferd: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;

@@ -31,6 +31,7 @@ struct srv_obj {
     int64_t id;  /* 0 for the meeting itself */
     int64_t seq; /* seq of the last change */
     struct srv_val f[PROTO_MAX_FIELDS];
+    uint64_t put_batch; /* the hub's: the batch that already writes this object */
 };
 
 struct srv_member {

@@ -4,6 +4,7 @@
  * section 10: unauthenticated -> malformed (bad_request) -> ... -> the handler.
  */
 #include "srv.h"
+#include "srv_meeting.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -31,11 +32,27 @@ static void do_ping(struct srv_req *req)
 
 /* Sorted by name: looked up with bsearch. */
 static const struct method methods[] = {
+    {"agenda.get", srv_agenda_get, 0},
+    {"audit.verify", srv_audit_verify_method, 0},
     {"auth.login", srv_auth_login, M_PUBLIC},
     {"auth.logout", srv_auth_logout, 0},
     {"auth.passwd", srv_auth_passwd, 0},
     {"auth.token", srv_auth_token, M_PUBLIC},
+    {"history.list", srv_history_list, 0},
+    {"meeting.create", srv_meeting_create, 0},
+    {"meeting.get", srv_meeting_get, 0},
+    {"meeting.list", srv_meeting_list, 0},
+    {"meeting.subscribe", srv_meeting_subscribe, 0},
+    {"meeting.unsubscribe", srv_meeting_unsubscribe, 0},
+    {"member.list", srv_member_list, 0},
+    {"member.remove", srv_member_remove, 0},
+    {"member.set", srv_member_set, 0},
+    {"obj.create", srv_obj_create, 0},
+    {"obj.delete", srv_obj_delete, 0},
+    {"obj.update", srv_obj_update, 0},
     {"ping", do_ping, M_PUBLIC},
+    {"report.export", srv_report_export_method, 0},
+    {"report.import", srv_report_import_method, 0},
     {"whoami", srv_auth_whoami, 0},
 };
 
@@ -62,7 +79,7 @@ static void send_reply(struct srv_req *req, const struct proto_buf *b)
     if (conn->unanswered > 0) {
         conn->unanswered--;
     }
-    srv_conn_send(conn, b->data, b->len);
+    srv_conn_send_after(conn, b->data, b->len, req->hold);
 }
 
 void srv_reply_error_data(struct srv_req *req, enum proto_code code, const char *message,

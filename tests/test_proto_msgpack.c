@@ -29,8 +29,7 @@ static void assert_msgpack_parses(const uint8_t *buf, size_t len)
     size_t off = 0;
 
     msgpack_unpacked_init(&u);
-    assert_int_equal(msgpack_unpack_next(&u, (const char *)buf, len, &off),
-                     MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(msgpack_unpack_next(&u, (const char *)buf, len, &off), MSGPACK_UNPACK_SUCCESS);
     assert_int_equal(off, len);
     msgpack_unpacked_destroy(&u);
 }
@@ -62,13 +61,25 @@ static void test_scalars(void **state)
     assert_int_equal(vl, 5);
     assert_int_equal(ONE("\xcb\x40\x08\x00\x00\x00\x00\x00\x00", &vl), 0);
     assert_int_equal(vl, 9);
-    assert_int_equal(ONE("\xa3" "abc", &vl), 0);
+    assert_int_equal(ONE("\xa3"
+                         "abc",
+                         &vl),
+                     0);
     assert_int_equal(vl, 4);
-    assert_int_equal(ONE("\xd9\x03" "abc", &vl), 0);
+    assert_int_equal(ONE("\xd9\x03"
+                         "abc",
+                         &vl),
+                     0);
     assert_int_equal(vl, 5);
-    assert_int_equal(ONE("\xda\x00\x03" "abc", &vl), 0);
+    assert_int_equal(ONE("\xda\x00\x03"
+                         "abc",
+                         &vl),
+                     0);
     assert_int_equal(vl, 6);
-    assert_int_equal(ONE("\xdb\x00\x00\x00\x03" "abc", &vl), 0);
+    assert_int_equal(ONE("\xdb\x00\x00\x00\x03"
+                         "abc",
+                         &vl),
+                     0);
     assert_int_equal(vl, 8);
     assert_int_equal(ONE("\xc4\x02\x00\x01", &vl), 0);
     assert_int_equal(vl, 4);
@@ -78,7 +89,10 @@ static void test_scalars(void **state)
     assert_int_equal(vl, 7);
     assert_int_equal(ONE("\xd4\x01\x00", &vl), 0);
     assert_int_equal(vl, 3);
-    assert_int_equal(ONE("\xd8\x01" "0123456789abcdef", &vl), 0);
+    assert_int_equal(ONE("\xd8\x01"
+                         "0123456789abcdef",
+                         &vl),
+                     0);
     assert_int_equal(vl, 18);
     assert_int_equal(ONE("\xc7\x02\x05\x00\x00", &vl), 0); /* ext8: len, type, data */
     assert_int_equal(vl, 5);
@@ -222,19 +236,40 @@ static void test_lengths_past_end(void **state)
     size_t good = 0;
 
     (void)state;
-    assert_int_equal(ONE("\xa5" "ab", &vl), PROTO_EAGAIN);
-    assert_int_equal(ONE("\xd9\x05" "ab", &vl), PROTO_EAGAIN);
-    assert_int_equal(ONE("\xdb\xff\xff\xff\xff" "ab", &vl), PROTO_EAGAIN);
-    assert_int_equal(ONE("\xc6\xff\xff\xff\xff" "ab", &vl), PROTO_EAGAIN);
-    assert_int_equal(ONE("\xc9\xff\xff\xff\xff\x01" "ab", &vl), PROTO_EAGAIN);
-    assert_int_equal(ONE("\xd8\x01" "short", &vl), PROTO_EAGAIN);
+    assert_int_equal(ONE("\xa5"
+                         "ab",
+                         &vl),
+                     PROTO_EAGAIN);
+    assert_int_equal(ONE("\xd9\x05"
+                         "ab",
+                         &vl),
+                     PROTO_EAGAIN);
+    assert_int_equal(ONE("\xdb\xff\xff\xff\xff"
+                         "ab",
+                         &vl),
+                     PROTO_EAGAIN);
+    assert_int_equal(ONE("\xc6\xff\xff\xff\xff"
+                         "ab",
+                         &vl),
+                     PROTO_EAGAIN);
+    assert_int_equal(ONE("\xc9\xff\xff\xff\xff\x01"
+                         "ab",
+                         &vl),
+                     PROTO_EAGAIN);
+    assert_int_equal(ONE("\xd8\x01"
+                         "short",
+                         &vl),
+                     PROTO_EAGAIN);
     /* In a whole frame the same bytes are simply invalid. */
-    assert_int_equal(proto_mp_check_seq((const uint8_t *)"\x01\xa5" "ab", 4, &good),
+    assert_int_equal(proto_mp_check_seq((const uint8_t *)"\x01\xa5"
+                                                         "ab",
+                                        4, &good),
                      PROTO_EINVAL);
     assert_int_equal(good, 1);
-    assert_int_equal(
-        proto_mp_check_seq((const uint8_t *)"\x01\xdb\xff\xff\xff\xff" "ab", 8, &good),
-        PROTO_EINVAL);
+    assert_int_equal(proto_mp_check_seq((const uint8_t *)"\x01\xdb\xff\xff\xff\xff"
+                                                         "ab",
+                                        8, &good),
+                     PROTO_EINVAL);
     assert_int_equal(good, 1);
     assert_int_equal(ONE("", &vl), PROTO_EAGAIN);
 }

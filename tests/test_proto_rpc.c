@@ -145,8 +145,7 @@ static void test_error_roundtrip(void **state)
     const msgpack_object *data = NULL;
     int64_t v = 0;
 
-    assert_int_equal(proto_rpc_pack_error(&f->pk, 9, PROTO_CODE_CONFLICT, "changed", "seq", 42),
-                     0);
+    assert_int_equal(proto_rpc_pack_error(&f->pk, 9, PROTO_CODE_CONFLICT, "changed", "seq", 42), 0);
     assert_int_equal(bytes_to_msg(f, &m), 0);
     assert_int_equal(m.kind, PROTO_RPC_RESPONSE);
     assert_int_equal(m.msgid, 9);
@@ -164,8 +163,7 @@ static void test_error_roundtrip(void **state)
 
     /* Without data, and with the exact bytes. */
     reset(f);
-    assert_int_equal(
-        proto_rpc_pack_error(&f->pk, 0, PROTO_CODE_BAD_REQUEST, "bad", NULL, 0), 0);
+    assert_int_equal(proto_rpc_pack_error(&f->pk, 0, PROTO_CODE_BAD_REQUEST, "bad", NULL, 0), 0);
     {
         static const char want[] = "\x94\x01\x00\x82\xa4"
                                    "code\xab"
@@ -234,8 +232,8 @@ static void test_rejects(void **state)
     BAD(f, "\x90", 0);
     BAD(f, "\x91\x00", 0);
     BAD(f, "\x94\x03\x05\xa4ping\x80", 5);
-    BAD(f, "\x94\xff\x05\xa4ping\x80", 5);          /* kind -1 */
-    BAD(f, "\x94\xc0\x05\xa4ping\x80", 5);          /* kind nil */
+    BAD(f, "\x94\xff\x05\xa4ping\x80", 5);                                 /* kind -1 */
+    BAD(f, "\x94\xc0\x05\xa4ping\x80", 5);                                 /* kind nil */
     BAD(f, "\x94\xcb\x00\x00\x00\x00\x00\x00\x00\x00\x05\xa4ping\x80", 5); /* kind 0.0 */
     /* Request: wrong array lengths. */
     BAD(f, "\x93\x00\x05\xa4ping", 5);
@@ -268,22 +266,44 @@ static void test_rejects(void **state)
     BAD(f, "\x93\x01\x05\xc0", 5);
     BAD(f, "\x95\x01\x05\xc0\xc0\xc0", 5);
     BAD(f, "\x94\x01\xff\xc0\xc0", 0);
-    BAD(f, "\x94\x01\x05\xa3" "bad\xc0", 5);
+    BAD(f,
+        "\x94\x01\x05\xa3"
+        "bad\xc0",
+        5);
     BAD(f, "\x94\x01\x05\x90\xc0", 5);
-    BAD(f, "\x94\x01\x05\x80\xc0", 5);                       /* no code, no message */
-    BAD(f, "\x94\x01\x05\x81\xa4" "code\xa1x\xc0", 5);       /* no message */
-    BAD(f, "\x94\x01\x05\x81\xa7message\xa1x\xc0", 5);       /* no code */
-    BAD(f, "\x94\x01\x05\x82\xa4" "code\x01\xa7message\xa1x\xc0", 5); /* code not str */
-    BAD(f, "\x94\x01\x05\x82\xa4" "code\xa1x\xa7message\xc0\xc0", 5); /* message nil */
+    BAD(f, "\x94\x01\x05\x80\xc0", 5); /* no code, no message */
+    BAD(f,
+        "\x94\x01\x05\x81\xa4"
+        "code\xa1x\xc0",
+        5);                                            /* no message */
+    BAD(f, "\x94\x01\x05\x81\xa7message\xa1x\xc0", 5); /* no code */
+    BAD(f,
+        "\x94\x01\x05\x82\xa4"
+        "code\x01\xa7message\xa1x\xc0",
+        5); /* code not str */
+    BAD(f,
+        "\x94\x01\x05\x82\xa4"
+        "code\xa1x\xa7message\xc0\xc0",
+        5); /* message nil */
 
     /* Notification: wrong length, method not str, params not a map. */
-    BAD(f, "\x92\x02\xa5" "event", 0);
-    BAD(f, "\x94\x02\xa5" "event\x80\xc0", 0);
+    BAD(f,
+        "\x92\x02\xa5"
+        "event",
+        0);
+    BAD(f,
+        "\x94\x02\xa5"
+        "event\x80\xc0",
+        0);
     BAD(f, "\x93\x02\x05\x80", 5);
-    BAD(f, "\x93\x02\xa5" "event\x90", 0);
+    BAD(f,
+        "\x93\x02\xa5"
+        "event\x90",
+        0);
 
     /* A good error response decodes (sanity check of the bytes above). */
-    RAW(f, "\x94\x01\x05\x82\xa4" "code\xa1x\xa7message\xa0\xc0");
+    RAW(f, "\x94\x01\x05\x82\xa4"
+           "code\xa1x\xa7message\xa0\xc0");
     assert_int_equal(bytes_to_msg(f, &m), 0);
     assert_non_null(m.error);
     assert_int_equal(m.msgid, 5);
@@ -472,8 +492,7 @@ static void test_pack_failure(void **state)
     assert_int_equal(proto_rpc_pack_request(&pk, 1, "ping"), PROTO_ENOMEM);
     assert_int_equal(proto_rpc_pack_result(&pk, 1), PROTO_ENOMEM);
     assert_int_equal(proto_rpc_pack_notify(&pk, "event"), PROTO_ENOMEM);
-    assert_int_equal(proto_rpc_pack_error(&pk, 1, PROTO_CODE_INTERNAL, "x", "k", 1),
-                     PROTO_ENOMEM);
+    assert_int_equal(proto_rpc_pack_error(&pk, 1, PROTO_CODE_INTERNAL, "x", "k", 1), PROTO_ENOMEM);
     assert_int_equal(proto_pack_cstr(&pk, "x"), PROTO_ENOMEM);
 }
 

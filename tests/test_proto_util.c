@@ -19,17 +19,17 @@ static void test_utf8_valid(void **state)
     assert_true(proto_utf8_valid("", 0));
     assert_true(U8("plain ascii"));
     assert_true(U8("\x7f"));
-    assert_true(U8("caf\xc3\xa9"));           /* U+00E9 */
-    assert_true(U8("\xc2\x80"));              /* U+0080, smallest 2-byte */
-    assert_true(U8("\xdf\xbf"));              /* U+07FF */
-    assert_true(U8("\xe0\xa0\x80"));          /* U+0800, smallest 3-byte */
-    assert_true(U8("\xe2\x82\xac"));          /* euro sign */
-    assert_true(U8("\xed\x9f\xbf"));          /* U+D7FF, just below the surrogates */
-    assert_true(U8("\xee\x80\x80"));          /* U+E000, just above */
-    assert_true(U8("\xef\xbf\xbf"));          /* U+FFFF */
-    assert_true(U8("\xf0\x90\x80\x80"));      /* U+10000, smallest 4-byte */
-    assert_true(U8("\xf0\x9f\x98\x80"));      /* emoji */
-    assert_true(U8("\xf4\x8f\xbf\xbf"));      /* U+10FFFF */
+    assert_true(U8("caf\xc3\xa9"));      /* U+00E9 */
+    assert_true(U8("\xc2\x80"));         /* U+0080, smallest 2-byte */
+    assert_true(U8("\xdf\xbf"));         /* U+07FF */
+    assert_true(U8("\xe0\xa0\x80"));     /* U+0800, smallest 3-byte */
+    assert_true(U8("\xe2\x82\xac"));     /* euro sign */
+    assert_true(U8("\xed\x9f\xbf"));     /* U+D7FF, just below the surrogates */
+    assert_true(U8("\xee\x80\x80"));     /* U+E000, just above */
+    assert_true(U8("\xef\xbf\xbf"));     /* U+FFFF */
+    assert_true(U8("\xf0\x90\x80\x80")); /* U+10000, smallest 4-byte */
+    assert_true(U8("\xf0\x9f\x98\x80")); /* emoji */
+    assert_true(U8("\xf4\x8f\xbf\xbf")); /* U+10FFFF */
 }
 
 static void test_utf8_invalid(void **state)
@@ -37,21 +37,21 @@ static void test_utf8_invalid(void **state)
     (void)state;
     /* NUL is valid UTF-8 but never allowed in a confer string. */
     assert_false(proto_utf8_valid("a\0b", 3));
-    assert_false(U8("\x80"));             /* lone continuation */
+    assert_false(U8("\x80")); /* lone continuation */
     assert_false(U8("\xbf"));
-    assert_false(U8("\xc0\x80"));         /* overlong NUL */
-    assert_false(U8("\xc0\xaf"));         /* overlong '/' */
-    assert_false(U8("\xc1\xbf"));         /* overlong */
-    assert_false(U8("\xe0\x80\xaf"));     /* overlong 3-byte '/' */
-    assert_false(U8("\xe0\x9f\xbf"));     /* overlong U+07FF */
-    assert_false(U8("\xf0\x80\x80\xaf")); /* overlong 4-byte */
-    assert_false(U8("\xf0\x8f\xbf\xbf")); /* overlong U+FFFF */
-    assert_false(U8("\xed\xa0\x80"));     /* U+D800 surrogate */
-    assert_false(U8("\xed\xbf\xbf"));     /* U+DFFF surrogate */
+    assert_false(U8("\xc0\x80"));                 /* overlong NUL */
+    assert_false(U8("\xc0\xaf"));                 /* overlong '/' */
+    assert_false(U8("\xc1\xbf"));                 /* overlong */
+    assert_false(U8("\xe0\x80\xaf"));             /* overlong 3-byte '/' */
+    assert_false(U8("\xe0\x9f\xbf"));             /* overlong U+07FF */
+    assert_false(U8("\xf0\x80\x80\xaf"));         /* overlong 4-byte */
+    assert_false(U8("\xf0\x8f\xbf\xbf"));         /* overlong U+FFFF */
+    assert_false(U8("\xed\xa0\x80"));             /* U+D800 surrogate */
+    assert_false(U8("\xed\xbf\xbf"));             /* U+DFFF surrogate */
     assert_false(U8("\xed\xa0\xbd\xed\xb8\x80")); /* CESU-8 pair */
     assert_false(U8("\xf4\x90\x80\x80"));         /* U+110000 */
     assert_false(U8("\xf5\x80\x80\x80"));
-    assert_false(U8("\xf8\x88\x80\x80\x80"));     /* 5-byte form */
+    assert_false(U8("\xf8\x88\x80\x80\x80")); /* 5-byte form */
     assert_false(U8("\xfe"));
     assert_false(U8("\xff"));
     /* Truncated sequences, alone and before more text. */
@@ -253,11 +253,16 @@ static void test_buf_msgpack(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_utf8_valid),     cmocka_unit_test(test_utf8_invalid),
-        cmocka_unit_test(test_utf8_count),     cmocka_unit_test(test_names),
-        cmocka_unit_test(test_b64url_roundtrip), cmocka_unit_test(test_b64url_rejects),
-        cmocka_unit_test(test_hex),            cmocka_unit_test(test_now_ms),
-        cmocka_unit_test(test_buf),            cmocka_unit_test(test_buf_msgpack),
+        cmocka_unit_test(test_utf8_valid),
+        cmocka_unit_test(test_utf8_invalid),
+        cmocka_unit_test(test_utf8_count),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_b64url_roundtrip),
+        cmocka_unit_test(test_b64url_rejects),
+        cmocka_unit_test(test_hex),
+        cmocka_unit_test(test_now_ms),
+        cmocka_unit_test(test_buf),
+        cmocka_unit_test(test_buf_msgpack),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,306 @@
+/* cli_cmd.c - the confer command table, global options and option parsing. */
+#include "cli_cmd.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "cli_render.h"
+
+/* The commands, in the order `confer --help` lists them. */
+static const struct cli_cmd commands[] = {
+    {"login", cli_cmd_login, "log in to a server and remember the session"},
+    {"whoami", cli_cmd_whoami, "show who you are logged in as, and your meetings"},
+    {"ping", cli_cmd_ping, "measure the round trip to the server"},
+    {"passwd", cli_cmd_passwd, "change your password"},
+    {"logout", cli_cmd_logout, "end the session and forget its token"},
+};
+
+static const struct cli_cmd *find_cmd(const char *name)
+{
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (strcmp(commands[i].name, name) == 0) {
+            return &commands[i];
+        }
+    }
+    return NULL;
+}
+
+static void top_help(const struct cli_ctx *ctx, FILE *f)
+{
+    fprintf(f,
+            "usage: %s [--json] COMMAND [ARGS...]\n"
+            "       %s COMMAND --help\n"
+            "\n"
+            "A client for conferd, the server for drafting the report of a standards meeting.\n"
+            "\n"
+            "commands:\n",
+            ctx->prog, ctx->prog);
+    size_t w = 0;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        size_t n = strlen(commands[i].name);
+        w = n > w ? n : w;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        fprintf(f, "  %-*s  %s\n", (int)w, commands[i].name, commands[i].summary);
+    }
+    fprintf(f,
+            "\n"
+            "options:\n"
+            "  --json         print results as JSON\n"
+            "  -h, --help     show this help and exit\n"
+            "  -V, --version  print the version and exit\n"
+            "\n"
+            "Start with `%s login USER@HOST`. Settings and the session live in\n"
+            "$XDG_CONFIG_HOME/confer (default ~/.config/confer).\n"
+            "Exit status: 0 success, 1 failure, 2 usage error.\n",
+            ctx->prog);
+}
+
+int cli_run(struct cli_ctx *ctx, int argc, char **argv)
+{
+    int i = 1;
+    char err[512];
+
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--json") == 0) {
+            ctx->json = true;
+        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            top_help(ctx, ctx->out);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "-V") == 0 || strcmp(a, "--version") == 0) {
+            fprintf(ctx->out, "%s %s\n", ctx->prog, CLI_VERSION);
+            return CLI_EXIT_OK;
+        } else if (strcmp(a, "--") == 0) {
+            i++;
+            break;
+        } else {
+            fprintf(ctx->err, "%s: unknown option %s\nTry '%s --help'.\n", ctx->prog, a, ctx->prog);
+            return CLI_EXIT_USAGE;
+        }
+    }
+    if (i >= argc) {
+        top_help(ctx, ctx->err);
+        return CLI_EXIT_USAGE;
+    }
+    const char *name = argv[i];
+    if (strcmp(name, "help") == 0) {
+        if (i + 1 >= argc) {
+            top_help(ctx, ctx->out);
+            return CLI_EXIT_OK;
+        }
+        const struct cli_cmd *cmd = find_cmd(argv[i + 1]);
+        if (cmd == NULL) {
+            fprintf(ctx->err, "%s: unknown command '%s'\nTry '%s --help'.\n", ctx->prog,
+                    argv[i + 1], ctx->prog);
+            return CLI_EXIT_USAGE;
+        }
+        char *hargv[] = {argv[i + 1], "--help", NULL};
+        return cmd->run(ctx, 2, hargv);
+    }
+    const struct cli_cmd *cmd = find_cmd(name);
+    if (cmd == NULL) {
+        fprintf(ctx->err, "%s: unknown command '%s'\nTry '%s --help' for the list.\n", ctx->prog,
+                name, ctx->prog);
+        return CLI_EXIT_USAGE;
+    }
+    if (ctx->paths.dir[0] == '\0' && cli_paths_init(&ctx->paths, err, sizeof(err)) != 0) {
+        /* --help needs no configuration */
+        bool help = false;
+        for (int j = i + 1; j < argc; j++) {
+            help = help || strcmp(argv[j], "-h") == 0 || strcmp(argv[j], "--help") == 0;
+        }
+        if (!help) {
+            return cli_fail(ctx, "%s", err);
+        }
+    }
+    return cmd->run(ctx, argc - i, argv + i);
+}
+
+int cli_main(int argc, char **argv)
+{
+    struct cli_ctx ctx;
+
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.prog = "confer";
+    ctx.out = stdout;
+    ctx.err = stderr;
+    ctx.in_fd = STDIN_FILENO;
+    ctx.interactive = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+    ctx.width = cli_term_width(STDOUT_FILENO);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "confer: cannot initialise libsodium\n");
+        return CLI_EXIT_FAIL;
+    }
+    int code = cli_run(&ctx, argc, argv);
+    if (fflush(stdout) != 0 && code == CLI_EXIT_OK) {
+        code = CLI_EXIT_FAIL;
+    }
+    return code;
+}
+
+/* ---- options ---- */
+
+static const struct cli_opt *find_long(const struct cli_usage *u, const char *name, size_t n)
+{
+    for (size_t i = 0; i < u->nopts; i++) {
+        if (strlen(u->opts[i].name) == n && strncmp(u->opts[i].name, name, n) == 0) {
+            return &u->opts[i];
+        }
+    }
+    return NULL;
+}
+
+static const struct cli_opt *find_short(const struct cli_usage *u, char c)
+{
+    for (size_t i = 0; i < u->nopts; i++) {
+        if (u->opts[i].short_name != 0 && u->opts[i].short_name == c) {
+            return &u->opts[i];
+        }
+    }
+    return NULL;
+}
+
+static void opt_left(const struct cli_opt *o, char *buf, size_t cap)
+{
+    char sh[8] = "";
+    if (o->short_name != 0) {
+        snprintf(sh, sizeof(sh), "-%c, ", o->short_name);
+    }
+    if (o->kind == CLI_OPT_STR) {
+        snprintf(buf, cap, "%s--%s %s", sh, o->name, o->metavar != NULL ? o->metavar : "VALUE");
+    } else {
+        snprintf(buf, cap, "%s--%s", sh, o->name);
+    }
+}
+
+void cli_usage_print(const struct cli_ctx *ctx, const struct cli_usage *u, FILE *f)
+{
+    char left[128];
+    const char *syn = u->synopsis != NULL ? u->synopsis : "";
+    bool first = true;
+
+    /* one "usage:" line per synopsis line */
+    while (first || *syn != '\0') {
+        const char *nl = strchr(syn, '\n');
+        int n = nl != NULL ? (int)(nl - syn) : (int)strlen(syn);
+        fprintf(f, "%s %s %s%s%.*s\n", first ? "usage:" : "      ", ctx->prog, u->cmd,
+                n > 0 ? " " : "", n, syn);
+        syn += n + (nl != NULL ? 1 : 0);
+        first = false;
+    }
+    if (u->about != NULL) {
+        fprintf(f, "\n%s\n", u->about);
+    }
+    size_t w = strlen("-h, --help");
+    for (size_t i = 0; i < u->nopts; i++) {
+        opt_left(&u->opts[i], left, sizeof(left));
+        w = strlen(left) > w ? strlen(left) : w;
+    }
+    fprintf(f, "\noptions:\n");
+    for (size_t i = 0; i < u->nopts; i++) {
+        opt_left(&u->opts[i], left, sizeof(left));
+        fprintf(f, "  %-*s  %s\n", (int)w, left, u->opts[i].help);
+    }
+    if (u->json) {
+        fprintf(f, "  %-*s  %s\n", (int)w, "--json", "print the result as JSON");
+    }
+    fprintf(f, "  %-*s  %s\n", (int)w, "-h, --help", "show this help and exit");
+}
+
+int cli_usage_error(struct cli_ctx *ctx, const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(ctx->err, "%s %s: ", ctx->prog, cmd);
+    va_start(ap, fmt);
+    vfprintf(ctx->err, fmt, ap);
+    va_end(ap);
+    fprintf(ctx->err, "\nTry '%s %s --help'.\n", ctx->prog, cmd);
+    return CLI_EXIT_USAGE;
+}
+
+bool cli_args_parse(struct cli_ctx *ctx, const struct cli_usage *u, int argc, char **argv,
+                    struct cli_args *a, int *exit_code)
+{
+    bool only_args = false;
+
+    memset(a, 0, sizeof(*a));
+    for (int i = 1; i < argc; i++) {
+        const char *s = argv[i];
+        const struct cli_opt *o = NULL;
+        const char *value = NULL;
+
+        if (only_args || s[0] != '-' || s[1] == '\0') {
+            if (a->n >= CLI_MAX_ARGS) {
+                *exit_code = cli_usage_error(ctx, u->cmd, "too many arguments");
+                return false;
+            }
+            a->v[a->n++] = s;
+            continue;
+        }
+        if (strcmp(s, "--") == 0) {
+            only_args = true;
+            continue;
+        }
+        if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+            cli_usage_print(ctx, u, ctx->out);
+            *exit_code = CLI_EXIT_OK;
+            return false;
+        }
+        if (u->json && strcmp(s, "--json") == 0) {
+            ctx->json = true;
+            continue;
+        }
+        if (s[1] == '-') {
+            const char *eq = strchr(s + 2, '=');
+            size_t n = eq != NULL ? (size_t)(eq - s - 2) : strlen(s + 2);
+            o = find_long(u, s + 2, n);
+            if (o == NULL) {
+                *exit_code = cli_usage_error(ctx, u->cmd, "unknown option --%.*s", (int)n, s + 2);
+                return false;
+            }
+            if (eq != NULL) {
+                if (o->kind == CLI_OPT_FLAG) {
+                    *exit_code =
+                        cli_usage_error(ctx, u->cmd, "option --%s takes no value", o->name);
+                    return false;
+                }
+                value = eq + 1;
+            }
+        } else {
+            o = s[2] == '\0' ? find_short(u, s[1]) : NULL;
+            if (o == NULL) {
+                *exit_code = cli_usage_error(ctx, u->cmd, "unknown option %s", s);
+                return false;
+            }
+        }
+        if (o->kind == CLI_OPT_FLAG) {
+            *o->flag = true;
+            continue;
+        }
+        if (value == NULL) {
+            if (i + 1 >= argc) {
+                *exit_code = cli_usage_error(ctx, u->cmd, "option --%s needs a value (%s)", o->name,
+                                             o->metavar != NULL ? o->metavar : "VALUE");
+                return false;
+            }
+            value = argv[++i];
+        }
+        *o->str = value;
+    }
+    if (a->n < u->min_args) {
+        *exit_code = cli_usage_error(ctx, u->cmd, "missing argument%s (%s)",
+                                     u->min_args - a->n > 1 ? "s" : "",
+                                     u->synopsis != NULL ? u->synopsis : "");
+        return false;
+    }
+    if (u->max_args >= 0 && a->n > u->max_args) {
+        *exit_code = cli_usage_error(ctx, u->cmd, "unexpected argument '%s'", a->v[u->max_args]);
+        return false;
+    }
+    return true;
+}

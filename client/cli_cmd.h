@@ -1,0 +1,155 @@
+/* cli_cmd.h - the confer command line: the command table, option parsing, and the helpers
+ * commands share (session connection, passwords, error reporting, output).
+ *
+ * A command is one entry of the table in cli_cmd.c, {name, handler, summary}. A handler
+ * gets argv with argv[0] the command's name, parses it with cli_args_parse against its
+ * struct cli_usage (which also makes its --help), and returns an exit code:
+ * CLI_EXIT_OK, CLI_EXIT_FAIL, or CLI_EXIT_USAGE. Errors go to ctx->err and say what to do.
+ */
+#ifndef CONFER_CLI_CMD_H
+#define CONFER_CLI_CMD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
+#include "cli_config.h"
+#include "cli_conn.h"
+
+#define CLI_VERSION      "0.1.0"
+#define CLI_PASSWORD_MAX 1024 /* bytes (PROTOCOL.md section 9) */
+#define CLI_MAX_ARGS     16   /* positional arguments of one command */
+
+enum {
+    CLI_EXIT_OK = 0,
+    CLI_EXIT_FAIL = 1,
+    CLI_EXIT_USAGE = 2,
+};
+
+/* What a command runs with. main builds it; tests build their own. */
+struct cli_ctx {
+    const char *prog;       /* "confer" */
+    FILE *out;              /* results */
+    FILE *err;              /* errors, warnings, prompts */
+    int in_fd;              /* answers and --password-stdin lines */
+    bool interactive;       /* in_fd and err are terminals: may prompt */
+    bool json;              /* --json: results as JSON on out */
+    int width;              /* columns for tables */
+    struct cli_paths paths; /* configuration files */
+    int connect_timeout_ms; /* 0: CLI_CONNECT_TIMEOUT_MS */
+};
+
+typedef int (*cli_cmd_fn)(struct cli_ctx *ctx, int argc, char **argv);
+
+/* One command of the table. */
+struct cli_cmd {
+    const char *name;
+    cli_cmd_fn run;
+    const char *summary;
+};
+
+/* Runs the command line argv[0..argc) (argv[0] the program) with ctx. Handles the global
+ * options (--json, --help, --version) and `confer help [COMMAND]`. Returns the exit code. */
+int cli_run(struct cli_ctx *ctx, int argc, char **argv);
+
+/* Builds a ctx for the real terminal (stdout, stderr, stdin) and runs argv. Returns the
+ * exit code. */
+int cli_main(int argc, char **argv);
+
+/* ---- options ---- */
+
+enum cli_opt_kind {
+    CLI_OPT_FLAG, /* --name sets *flag */
+    CLI_OPT_STR,  /* --name VALUE or --name=VALUE sets *str */
+};
+
+struct cli_opt {
+    const char *name; /* long name without "--" */
+    char short_name;  /* 0: none */
+    enum cli_opt_kind kind;
+    const char *metavar; /* CLI_OPT_STR: shown in help, e.g. "SHA256:..." */
+    const char *help;
+    bool *flag;
+    const char **str;
+};
+
+/* How a command is called; its --help is made from it. */
+struct cli_usage {
+    const char *cmd;      /* "login" */
+    const char *synopsis; /* "USER@HOST[:PORT] [options]"; lines separated by '\n' */
+    const char *about;    /* a paragraph */
+    const struct cli_opt *opts;
+    size_t nopts;
+    bool json;    /* accepts --json */
+    int min_args; /* positional arguments */
+    int max_args;
+};
+
+struct cli_args {
+    const char *v[CLI_MAX_ARGS];
+    int n;
+};
+
+/* Parses argv[1..argc) against u: options anywhere, "--" ends them, -h/--help prints the
+ * help to ctx->out, --json (when u->json) sets ctx->json. Returns true to run the command;
+ * false with *exit_code set (CLI_EXIT_OK after --help, CLI_EXIT_USAGE after a usage error,
+ * which is reported on ctx->err with a pointer to --help). */
+bool cli_args_parse(struct cli_ctx *ctx, const struct cli_usage *u, int argc, char **argv,
+                    struct cli_args *a, int *exit_code);
+
+/* Prints u's help (usage lines, about, options) to f. */
+void cli_usage_print(const struct cli_ctx *ctx, const struct cli_usage *u, FILE *f);
+
+/* Reports a usage error ("confer login: MESSAGE" and "Try 'confer login --help'.") and
+ * returns CLI_EXIT_USAGE. */
+int cli_usage_error(struct cli_ctx *ctx, const char *cmd, const char *fmt, ...);
+
+/* ---- shared helpers ---- */
+
+/* Prints "confer: MESSAGE" to ctx->err; returns CLI_EXIT_FAIL. */
+int cli_fail(struct cli_ctx *ctx, const char *fmt, ...);
+
+/* Reports an error response: "confer: WHAT: MESSAGE" plus advice by code (for
+ * rate_limited, when to retry from data.retry_after_ms). Returns CLI_EXIT_FAIL. */
+int cli_fail_rpc(struct cli_ctx *ctx, const char *what, const struct cli_msg *m);
+
+/* Reports a failed call (transport error rc, or error response m). Returns CLI_EXIT_FAIL. */
+int cli_fail_call(struct cli_ctx *ctx, const char *what, struct cli_conn *c, int rc,
+                  const struct cli_msg *m);
+
+/* Prints j (stealing the reference) as JSON on ctx->out. Returns CLI_EXIT_OK, or
+ * CLI_EXIT_FAIL when j is NULL or writing fails. */
+int cli_print_json(struct cli_ctx *ctx, json_t *j);
+
+/* Reads a password. From the terminal (ctx->in_fd, without echo) when prompt is not NULL,
+ * else one line of ctx->in_fd (--password-stdin). The newline is dropped. Returns 0,
+ * PROTO_ECLOSED (end of input or Ctrl-C/Ctrl-D), PROTO_ETOOBIG (over CLI_PASSWORD_MAX
+ * bytes), PROTO_EIO. buf must hold CLI_PASSWORD_MAX + 1 bytes; wipe it after use. */
+int cli_read_password(struct cli_ctx *ctx, const char *prompt, char *buf, size_t cap);
+
+/* Loads the session file into s. On failure prints why (e.g. "not logged in: run confer
+ * login USER@HOST") and returns CLI_EXIT_FAIL; else CLI_EXIT_OK. */
+int cli_session_get(struct cli_ctx *ctx, struct cli_session *s);
+
+/* Connects to the session's server (its key must be pinned) and logs in with the session
+ * token (auth.token). On success *out is the connection, and *result (when not NULL) the
+ * auth.token response (free both). Prints why on failure ("session expired: run confer
+ * login USER@HOST" when the token is rejected) and returns CLI_EXIT_FAIL. */
+int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct cli_conn **out,
+                        struct cli_msg **result);
+
+/* Opens a connection to host:port with the given policy, reporting failures on ctx->err.
+ * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */
+int cli_connect(struct cli_ctx *ctx, const char *hostport, const struct cli_host_policy *pol,
+                struct cli_conn **out);
+
+/* Commands */
+int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_logout(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_whoami(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_passwd(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_ping(struct cli_ctx *ctx, int argc, char **argv);
+
+#endif

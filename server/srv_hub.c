@@ -1,0 +1,1105 @@
+/* srv_hub.c - meetings in memory, the change pipeline, group commit and events. */
+#include "srv_hub.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHECKPOINT_EVERY 100
+#define CHECKPOINT_AFTER_MS (60 * 1000)
+#define ID_BLOCK 1024
+
+/* One write of a batch, done by the writer in order. */
+enum wop_kind { WOP_PUT, WOP_DEL, WOP_MEMBER, WOP_AUDIT, WOP_CHECKPOINT };
+
+struct srv_wop {
+    struct srv_wop *next;
+    enum wop_kind kind;
+    char meeting[PROTO_NAME_MAX + 1];
+    enum proto_type type;
+    int64_t id;
+    int64_t seq;
+    bool snapped;                      /* PUT: vals filled at hand-over */
+    bool skip;                         /* PUT: the object was gone at hand-over */
+    struct db_val vals[PROTO_MAX_FIELDS];
+    char *strs[PROTO_MAX_FIELDS];      /* copies the vals point to */
+    char user[PROTO_NAME_MAX + 1];     /* MEMBER */
+    char role[16];                     /* MEMBER: "" removes */
+    struct srv_entry *entry;           /* AUDIT: owned by the meeting's pending list */
+    uint8_t head[DB_HASH_BYTES];       /* CHECKPOINT */
+    uint8_t sig[DB_SIG_BYTES];
+};
+
+struct srv_batch {
+    uv_work_t work;
+    struct srv *srv;
+    uint64_t id;
+    struct srv_wop *head, *tail;
+    size_t count;
+    int rc;
+    char err[256];
+};
+
+enum srv_role srv_role_parse(const char *s)
+{
+    if (s == NULL) {
+        return SRV_ROLE_NONE;
+    }
+    if (strcmp(s, "viewer") == 0) {
+        return SRV_ROLE_VIEWER;
+    }
+    if (strcmp(s, "editor") == 0) {
+        return SRV_ROLE_EDITOR;
+    }
+    if (strcmp(s, "associate") == 0 || strcmp(s, "counsellor") == 0) {
+        return SRV_ROLE_ASSOCIATE;
+    }
+    if (strcmp(s, "rapporteur") == 0) {
+        return SRV_ROLE_RAPPORTEUR;
+    }
+    return SRV_ROLE_NONE;
+}
+
+/* ---- the audit chain ---- */
+
+void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES])
+{
+    static const char label[] = "confer audit genesis";
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, DB_HASH_BYTES);
+    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
+    crypto_generichash_update(&st, (const uint8_t *)meeting, strlen(meeting));
+    crypto_generichash_final(&st, out, DB_HASH_BYTES);
+}
+
+static void pack_id(msgpack_packer *pk, const struct db_audit *e)
+{
+    if (e->id_str) {
+        proto_pack_cstr(pk, e->id_str);
+    } else {
+        msgpack_pack_int64(pk, e->id_int);
+    }
+}
+
+/* The canonical form of an entry:
+ *   [meeting, seq, time, user, cid|nil, kind, type, id, payload]
+ * with payload the stored map bytes as they are. */
+static int pack_entry(const struct db_audit *e, struct proto_buf *out)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, proto_buf_msgpack_write);
+    msgpack_pack_array(&pk, 9);
+    proto_pack_cstr(&pk, e->meeting);
+    msgpack_pack_int64(&pk, e->seq);
+    msgpack_pack_int64(&pk, e->time_ms);
+    proto_pack_cstr(&pk, e->user);
+    if (e->cid) {
+        proto_pack_cstr(&pk, e->cid);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    proto_pack_cstr(&pk, e->kind);
+    proto_pack_cstr(&pk, e->type);
+    pack_id(&pk, e);
+    return proto_buf_append(out, e->payload, e->payload_len);
+}
+
+int srv_hub_entry_hash(const uint8_t prev[DB_HASH_BYTES], const struct db_audit *e,
+                       uint8_t out[DB_HASH_BYTES])
+{
+    struct proto_buf b = {0};
+    int rc = pack_entry(e, &b);
+    if (rc == 0) {
+        crypto_generichash_state st;
+        crypto_generichash_init(&st, NULL, 0, DB_HASH_BYTES);
+        crypto_generichash_update(&st, prev, DB_HASH_BYTES);
+        crypto_generichash_update(&st, b.data, b.len);
+        crypto_generichash_final(&st, out, DB_HASH_BYTES);
+    }
+    proto_buf_free(&b, 0);
+    return rc;
+}
+
+/* The message a checkpoint signs:
+ *   "confer/1 audit checkpoint" || u32be(len(meeting)) || meeting || u64be(seq) || head */
+static void checkpoint_msg(const char *meeting, int64_t seq, const uint8_t head[DB_HASH_BYTES],
+                           struct proto_buf *out)
+{
+    static const char label[] = "confer/1 audit checkpoint";
+    uint8_t n[8];
+    proto_buf_append(out, label, sizeof(label) - 1);
+    proto_frame_put_len(n, (uint32_t)strlen(meeting));
+    proto_buf_append(out, n, 4);
+    proto_buf_append(out, meeting, strlen(meeting));
+    for (int i = 0; i < 8; i++) {
+        n[i] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
+    }
+    proto_buf_append(out, n, 8);
+    proto_buf_append(out, head, DB_HASH_BYTES);
+}
+
+/* Reads the map header of a packed map; returns its entry count and the offset of its
+ * first key, or -1 when p is not a map. */
+static int64_t map_header(const uint8_t *p, size_t len, size_t *off)
+{
+    if (len >= 1 && (p[0] & 0xf0) == 0x80) {
+        *off = 1;
+        return p[0] & 0x0f;
+    }
+    if (len >= 3 && p[0] == 0xde) {
+        *off = 3;
+        return ((int64_t)p[1] << 8) | p[2];
+    }
+    if (len >= 5 && p[0] == 0xdf) {
+        *off = 5;
+        return (int64_t)proto_frame_get_len(p + 1);
+    }
+    return -1;
+}
+
+int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out)
+{
+    size_t off = 0;
+    int64_t n = map_header(e->payload, e->payload_len, &off);
+    if (n < 0) {
+        return PROTO_EINVAL;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, out, proto_buf_msgpack_write);
+    proto_rpc_pack_notify(&pk, "event");
+    msgpack_pack_map(&pk, (size_t)(7 + (e->cid ? 1 : 0) + n));
+    proto_pack_cstr(&pk, "meeting");
+    proto_pack_cstr(&pk, e->meeting);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, e->seq);
+    proto_pack_cstr(&pk, "time");
+    msgpack_pack_int64(&pk, e->time_ms);
+    proto_pack_cstr(&pk, "user");
+    proto_pack_cstr(&pk, e->user);
+    if (e->cid) {
+        proto_pack_cstr(&pk, "cid");
+        proto_pack_cstr(&pk, e->cid);
+    }
+    proto_pack_cstr(&pk, "kind");
+    proto_pack_cstr(&pk, e->kind);
+    proto_pack_cstr(&pk, "type");
+    proto_pack_cstr(&pk, e->type);
+    proto_pack_cstr(&pk, "id");
+    pack_id(&pk, e);
+    /* The payload's own keys follow as they are stored. */
+    return proto_buf_append(out, e->payload + off, e->payload_len - off);
+}
+
+/* ---- applying entries to a record ---- */
+
+static int set_field(struct srv_rec *rec, struct srv_obj *o, int idx, const msgpack_object *v)
+{
+    const struct proto_field *f = &proto_type_info(o->type)->fields[idx];
+    struct srv_val *val = &o->f[idx];
+    (void)rec;
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        srv_val_unset(val);
+        return 0;
+    }
+    if (f->kind == PROTO_F_INT || f->kind == PROTO_F_ITEMREF) {
+        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            srv_val_set_int(val, (int64_t)v->via.u64);
+        } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+            srv_val_set_int(val, v->via.i64);
+        } else {
+            return PROTO_EINVAL;
+        }
+        return 0;
+    }
+    if (v->type != MSGPACK_OBJECT_STR) {
+        return PROTO_EINVAL;
+    }
+    return srv_val_set_str(val, v->via.str.ptr, v->via.str.size);
+}
+
+static int apply_fields(struct srv_rec *rec, struct srv_obj *o, const msgpack_object *fields)
+{
+    if (fields == NULL || fields->type != MSGPACK_OBJECT_MAP) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < fields->via.map.size; i++) {
+        const msgpack_object_kv *kv = &fields->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            return PROTO_EINVAL;
+        }
+        int idx = proto_field_find(o->type, kv->key.via.str.ptr, kv->key.via.str.size);
+        if (idx < 0) {
+            return PROTO_EINVAL;
+        }
+        int rc = set_field(rec, o, idx, &kv->val);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+/* Deleting an item leaves the objects that pointed at it pointing nowhere, as the
+ * database's ON DELETE SET NULL does. */
+static void clear_item_refs(struct srv_rec *rec, int64_t item)
+{
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        const struct proto_typeinfo *ti = proto_type_info((enum proto_type)t);
+        for (size_t f = 0; f < ti->nfields; f++) {
+            if (ti->fields[f].kind != PROTO_F_ITEMREF) {
+                continue;
+            }
+            for (size_t i = 0; i < rec->objs[t].n; i++) {
+                struct srv_val *v = &rec->objs[t].v[i]->f[f];
+                if (v->set && v->i == item) {
+                    srv_val_unset(v);
+                }
+            }
+        }
+    }
+}
+
+int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int rc = 0;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) !=
+        MSGPACK_UNPACK_SUCCESS) {
+        msgpack_unpacked_destroy(&u);
+        return PROTO_EINVAL;
+    }
+    const msgpack_object *payload = &u.data;
+    const msgpack_object *fields = proto_mp_map_get(payload, "fields");
+    if (strcmp(e->type, "member") == 0) {
+        const char *role = NULL;
+        size_t rlen = 0;
+        char rbuf[16] = "";
+        if (proto_param_str(payload, "role", &role, &rlen) == 0 && rlen < sizeof(rbuf)) {
+            memcpy(rbuf, role, rlen);
+        }
+        rc = srv_rec_set_member(rec, e->id_str, rbuf[0] ? rbuf : NULL, e->seq);
+        goto done;
+    }
+    enum proto_type t = proto_type_find(e->type, strlen(e->type));
+    if (t == PROTO_T_COUNT) {
+        rc = PROTO_EINVAL;
+        goto done;
+    }
+    if (t == PROTO_T_MEETING) {
+        rc = apply_fields(rec, &rec->meeting, fields);
+        rec->meeting.seq = e->seq;
+        if (rc == 0 && strcmp(e->kind, "create") == 0) {
+            char user[PROTO_NAME_MAX + 1];
+            if (proto_param_strcpy(payload, "rapporteur", user, sizeof(user)) == 0) {
+                rc = srv_rec_set_member(rec, user, "rapporteur", e->seq);
+            }
+        }
+        goto done;
+    }
+    if (strcmp(e->kind, "create") == 0) {
+        struct srv_obj *o = srv_obj_new(t);
+        if (o == NULL) {
+            rc = PROTO_ENOMEM;
+            goto done;
+        }
+        o->id = e->id_int;
+        o->seq = e->seq;
+        rc = apply_fields(rec, o, fields);
+        if (rc == 0) {
+            rc = srv_rec_add(rec, o);
+        }
+        if (rc != 0) {
+            srv_obj_free(o);
+        }
+        goto done;
+    }
+    struct srv_obj *o = srv_rec_find(rec, t, e->id_int);
+    if (o == NULL) {
+        rc = PROTO_EINVAL;
+        goto done;
+    }
+    if (strcmp(e->kind, "delete") == 0) {
+        rc = srv_rec_remove(rec, t, e->id_int);
+        if (rc == 0 && t == PROTO_T_ITEM) {
+            clear_item_refs(rec, e->id_int);
+        }
+    } else if (strcmp(e->kind, "update") == 0) {
+        rc = apply_fields(rec, o, fields);
+        o->seq = e->seq;
+    } else {
+        rc = PROTO_EINVAL;
+    }
+done:
+    if (rc == 0) {
+        rec->seq = e->seq;
+    }
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* ---- loading ---- */
+
+struct load_ctx {
+    struct srv_rec *rec;
+    enum proto_type type;
+    int rc;
+};
+
+static int load_obj(void *ud, int64_t id, int64_t seq, const struct db_val *vals)
+{
+    struct load_ctx *ctx = ud;
+    const struct proto_typeinfo *ti = proto_type_info(ctx->type);
+    struct srv_obj *o = ctx->type == PROTO_T_MEETING ? &ctx->rec->meeting : srv_obj_new(ctx->type);
+    if (o == NULL) {
+        return PROTO_ENOMEM;
+    }
+    o->id = ctx->type == PROTO_T_MEETING ? 0 : id;
+    o->seq = seq;
+    for (size_t i = 0; i < ti->nfields; i++) {
+        enum proto_fkind k = ti->fields[i].kind;
+        if (k == PROTO_F_COMPUTED) {
+            continue;
+        }
+        if (!vals[i].set) {
+            srv_val_unset(&o->f[i]);
+        } else if (k == PROTO_F_INT || k == PROTO_F_ITEMREF) {
+            srv_val_set_int(&o->f[i], vals[i].i);
+        } else if (srv_val_set_str(&o->f[i], vals[i].s, vals[i].len) != 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    if (ctx->type != PROTO_T_MEETING && srv_rec_add(ctx->rec, o) != 0) {
+        srv_obj_free(o);
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+static int load_member(void *ud, const char *meeting, const char *user, const char *role,
+                       int64_t seq)
+{
+    struct srv_rec *rec = ud;
+    (void)meeting;
+    return srv_rec_set_member(rec, user, role, seq);
+}
+
+static int last_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYTES],
+                           const uint8_t sig[DB_SIG_BYTES])
+{
+    int64_t *out = ud;
+    (void)head;
+    (void)sig;
+    if (seq > *out) {
+        *out = seq;
+    }
+    return 0;
+}
+
+static int load_meeting(struct srv *srv, const char *id)
+{
+    struct srv_meeting *m = calloc(1, sizeof(*m));
+    int rc = 0;
+    if (m == NULL || (m->rec = srv_rec_new(id)) == NULL) {
+        rc = PROTO_ENOMEM;
+        goto fail;
+    }
+    for (int t = 0; t < PROTO_T_COUNT && rc == 0; t++) {
+        struct load_ctx ctx = {.rec = m->rec, .type = (enum proto_type)t};
+        rc = db_obj_load(srv->db, id, (enum proto_type)t, load_obj, &ctx);
+    }
+    if (rc == 0) {
+        rc = db_member_list(srv->db, id, load_member, m->rec);
+    }
+    if (rc == 0) {
+        rc = db_audit_head(srv->db, id, &m->committed_seq, m->head);
+    }
+    if (rc == 0) {
+        rc = db_checkpoint_list(srv->db, id, last_checkpoint, &m->checkpoint_seq);
+    }
+    if (rc != 0) {
+        goto fail;
+    }
+    m->rec->seq = m->committed_seq;
+    m->next = srv->meetings;
+    srv->meetings = m;
+    return 0;
+fail:
+    if (m) {
+        srv_rec_free(m->rec);
+        free(m);
+    }
+    return rc;
+}
+
+struct list_ctx {
+    struct srv *srv;
+    int rc;
+};
+
+static int load_if_new(void *ud, const char *id)
+{
+    struct list_ctx *ctx = ud;
+    if (srv_hub_find(ctx->srv, id, strlen(id)) != NULL) {
+        return 0;
+    }
+    ctx->rc = load_meeting(ctx->srv, id);
+    if (ctx->rc == 0) {
+        srv_log(NULL, SRV_LOG_INFO, "meeting %s loaded", id);
+    }
+    return ctx->rc;
+}
+
+int srv_hub_load(struct srv *srv)
+{
+    struct list_ctx ctx = {.srv = srv};
+    int rc = db_meeting_list(srv->db, load_if_new, &ctx);
+    return rc != 0 ? rc : ctx.rc;
+}
+
+static void entry_free(struct srv_entry *e)
+{
+    if (e) {
+        free(e->payload);
+        free(e);
+    }
+}
+
+static void meeting_free(struct srv_meeting *m)
+{
+    while (m->pending) {
+        struct srv_entry *e = m->pending;
+        m->pending = e->next;
+        entry_free(e);
+    }
+    while (m->subs) {
+        struct srv_sub *s = m->subs;
+        m->subs = s->next;
+        free(s);
+    }
+    srv_rec_free(m->rec);
+    free(m);
+}
+
+static void batch_free(struct srv_batch *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    while (b->head) {
+        struct srv_wop *w = b->head;
+        b->head = w->next;
+        for (int i = 0; i < PROTO_MAX_FIELDS; i++) {
+            free(w->strs[i]);
+        }
+        free(w);
+    }
+    free(b);
+}
+
+void srv_hub_free(struct srv *srv)
+{
+    while (srv->meetings) {
+        struct srv_meeting *m = srv->meetings;
+        srv->meetings = m->next;
+        meeting_free(m);
+    }
+    batch_free(srv->open_batch);
+    srv->open_batch = NULL;
+}
+
+struct srv_meeting *srv_hub_find(struct srv *srv, const char *id, size_t len)
+{
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        if (strlen(m->rec->id) == len && memcmp(m->rec->id, id, len) == 0) {
+            return m;
+        }
+    }
+    return NULL;
+}
+
+enum srv_role srv_hub_role(struct srv_meeting *m, const char *user)
+{
+    struct srv_member *mb = srv_rec_member(m->rec, user);
+    return mb ? srv_role_parse(mb->role) : SRV_ROLE_NONE;
+}
+
+/* ---- batches ---- */
+
+static struct srv_batch *open_batch(struct srv *srv)
+{
+    if (srv->open_batch == NULL) {
+        struct srv_batch *b = calloc(1, sizeof(*b));
+        if (b == NULL) {
+            return NULL;
+        }
+        b->srv = srv;
+        b->id = ++srv->next_batch;
+        srv->open_batch = b;
+    }
+    return srv->open_batch;
+}
+
+static struct srv_wop *add_wop(struct srv_batch *b, enum wop_kind kind, const char *meeting)
+{
+    struct srv_wop *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        return NULL;
+    }
+    w->kind = kind;
+    snprintf(w->meeting, sizeof(w->meeting), "%s", meeting);
+    if (b->tail) {
+        b->tail->next = w;
+    } else {
+        b->head = w;
+    }
+    b->tail = w;
+    b->count++;
+    return w;
+}
+
+uint64_t srv_hub_hold(struct srv *srv, struct srv_meeting *m)
+{
+    return m->last_batch > srv->committed_batch ? m->last_batch : 0;
+}
+
+/* Copies the current values of an object into a PUT, for the writer thread. */
+static int snapshot(struct srv *srv, struct srv_wop *w)
+{
+    struct srv_meeting *m = srv_hub_find(srv, w->meeting, strlen(w->meeting));
+    struct srv_obj *o = m ? srv_rec_find(m->rec, w->type, w->id) : NULL;
+    w->snapped = true;
+    if (o == NULL) {
+        w->skip = true;
+        return 0;
+    }
+    const struct proto_typeinfo *ti = proto_type_info(w->type);
+    w->seq = o->seq;
+    for (size_t i = 0; i < ti->nfields; i++) {
+        const struct srv_val *v = &o->f[i];
+        w->vals[i].set = v->set;
+        w->vals[i].i = v->i;
+        if (v->set && v->s) {
+            w->strs[i] = malloc(v->len + 1);
+            if (w->strs[i] == NULL) {
+                return PROTO_ENOMEM;
+            }
+            memcpy(w->strs[i], v->s, v->len + 1);
+            w->vals[i].s = w->strs[i];
+            w->vals[i].len = v->len;
+        }
+    }
+    return 0;
+}
+
+static int write_one(struct db *db, struct srv_wop *w)
+{
+    switch (w->kind) {
+    case WOP_PUT:
+        return w->skip ? 0 : db_obj_put(db, w->meeting, w->type, w->id, w->seq, w->vals);
+    case WOP_DEL:
+        return db_obj_delete(db, w->meeting, w->type, w->id);
+    case WOP_MEMBER:
+        return db_member_put(db, w->meeting, w->user, w->role[0] ? w->role : NULL, w->seq);
+    case WOP_AUDIT:
+        return db_audit_append(db, &w->entry->a);
+    case WOP_CHECKPOINT:
+        return db_checkpoint_add(db, w->meeting, w->seq, w->head, w->sig);
+    }
+    return PROTO_EINVAL;
+}
+
+/* On the writer: the whole batch in one transaction. */
+static void writer_work(uv_work_t *work)
+{
+    struct srv_batch *b = work->data;
+    struct db *db = b->srv->wdb;
+    int rc = db_begin(db);
+    for (struct srv_wop *w = b->head; w && rc == 0; w = w->next) {
+        rc = write_one(db, w);
+    }
+    if (rc == 0) {
+        rc = db_commit(db);
+    } else {
+        snprintf(b->err, sizeof(b->err), "%s", db_errmsg(db));
+        db_rollback(db);
+    }
+    if (rc != 0 && b->err[0] == '\0') {
+        snprintf(b->err, sizeof(b->err), "%s", db_errmsg(db));
+    }
+    b->rc = rc;
+}
+
+/* A batch could not be written: memory is ahead of the database. Nothing of it was
+ * released, so drop every connection that waits for it and reload the meetings. */
+static void batch_failed(struct srv *srv, struct srv_batch *b)
+{
+    srv_log(NULL, SRV_LOG_ERROR, "batch %llu (%zu writes) failed: %s: reloading meetings",
+            (unsigned long long)b->id, b->count, b->err);
+    srv->write_failures++;
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        if (c->nsubs > 0 || c->held.len > 0) {
+            srv_conn_close(c, "server cannot write its database");
+        }
+    }
+    /* Later batches were built on the lost one: drop them too. */
+    batch_free(srv->open_batch);
+    srv->open_batch = NULL;
+    srv->committed_batch = srv->next_batch;
+    while (srv->meetings) {
+        struct srv_meeting *m = srv->meetings;
+        srv->meetings = m->next;
+        meeting_free(m);
+    }
+    if (srv_hub_load(srv) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot reload meetings: %s", db_errmsg(srv->db));
+    }
+}
+
+static void writer_done(uv_work_t *work, int status)
+{
+    struct srv_batch *b = work->data;
+    struct srv *srv = b->srv;
+    srv->write_batch = NULL;
+    if (status != 0 || b->rc != 0) {
+        if (b->err[0] == '\0') {
+            snprintf(b->err, sizeof(b->err), "cancelled");
+        }
+        batch_failed(srv, b);
+        batch_free(b);
+        srv_conn_release(srv);
+        return;
+    }
+    srv->committed_batch = b->id;
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        while (m->pending && m->pending->batch <= b->id) {
+            struct srv_entry *e = m->pending;
+            m->pending = e->next;
+            m->committed_seq = e->a.seq;
+            entry_free(e);
+        }
+        if (m->pending == NULL) {
+            m->pending_tail = NULL;
+        }
+    }
+    for (struct srv_wop *w = b->head; w; w = w->next) {
+        if (w->kind == WOP_CHECKPOINT) {
+            struct srv_meeting *m = srv_hub_find(srv, w->meeting, strlen(w->meeting));
+            if (m && w->seq > m->checkpoint_seq) {
+                m->checkpoint_seq = w->seq;
+            }
+        }
+    }
+    batch_free(b);
+    srv_conn_release(srv);
+    srv_hub_flush(srv);
+    srv_conn_flush_all(srv);
+}
+
+static int add_checkpoint(struct srv *srv, struct srv_batch *b, struct srv_meeting *m)
+{
+    struct srv_wop *w = add_wop(b, WOP_CHECKPOINT, m->rec->id);
+    if (w == NULL) {
+        return PROTO_ENOMEM;
+    }
+    struct proto_buf msg = {0};
+    w->seq = m->rec->seq;
+    memcpy(w->head, m->head, DB_HASH_BYTES);
+    checkpoint_msg(m->rec->id, w->seq, w->head, &msg);
+    crypto_sign_detached(w->sig, NULL, msg.data, msg.len, srv->host.sk);
+    proto_buf_free(&msg, 0);
+    m->checkpoint_seq = w->seq; /* do not sign the same head twice */
+    return 0;
+}
+
+void srv_hub_flush(struct srv *srv)
+{
+    int64_t now = proto_now_ms();
+    /* Checkpoint meetings that changed a while ago and have none since. */
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        bool due = m->rec->seq > m->checkpoint_seq &&
+                   (m->rec->seq - m->checkpoint_seq >= CHECKPOINT_EVERY ||
+                    now - m->last_change_ms >= CHECKPOINT_AFTER_MS);
+        if (due && m->rec->seq > 0) {
+            struct srv_batch *b = open_batch(srv);
+            if (b) {
+                add_checkpoint(srv, b, m);
+            }
+        }
+    }
+    if (srv->write_batch != NULL || srv->open_batch == NULL) {
+        return;
+    }
+    struct srv_batch *b = srv->open_batch;
+    srv->open_batch = NULL;
+    for (struct srv_wop *w = b->head; w; w = w->next) {
+        if (w->kind == WOP_PUT && !w->snapped && snapshot(srv, w) != 0) {
+            b->rc = PROTO_ENOMEM;
+        }
+    }
+    /* Each PUT took the object's final state: later PUTs of it in this batch are marked
+     * as done by its first one (see queue_put). */
+    srv->write_batch = b;
+    b->work.data = b;
+    if (b->rc != 0 || uv_queue_work(srv->loop, &b->work, writer_work, writer_done) != 0) {
+        snprintf(b->err, sizeof(b->err), "cannot start the writer");
+        b->rc = PROTO_EIO;
+        writer_done(&b->work, 0);
+    }
+}
+
+/* Queues a PUT of an object, once per batch: it is snapshot at hand-over. */
+static int queue_put(struct srv_batch *b, struct srv_meeting *m, enum proto_type t, int64_t id)
+{
+    struct srv_obj *o = srv_rec_find(m->rec, t, id);
+    if (o && o->put_batch == b->id) {
+        return 0;
+    }
+    struct srv_wop *w = add_wop(b, WOP_PUT, m->rec->id);
+    if (w == NULL) {
+        return PROTO_ENOMEM;
+    }
+    w->type = t;
+    w->id = id;
+    if (o) {
+        o->put_batch = b->id;
+    }
+    return 0;
+}
+
+/* ---- committing changes ---- */
+
+static struct srv_entry *make_entry(struct srv_change *ch, int64_t seq, uint64_t batch)
+{
+    struct srv_entry *e = calloc(1, sizeof(*e));
+    if (e == NULL) {
+        return NULL;
+    }
+    e->batch = batch;
+    snprintf(e->meeting, sizeof(e->meeting), "%s", ch->m ? ch->m->rec->id : ch->id_str);
+    snprintf(e->user, sizeof(e->user), "%s", ch->user);
+    snprintf(e->kind, sizeof(e->kind), "%s", ch->kind);
+    snprintf(e->type, sizeof(e->type), "%s",
+             ch->type == PROTO_T_COUNT ? "member" : proto_type_info(ch->type)->name);
+    e->a.meeting = e->meeting;
+    e->a.user = e->user;
+    e->a.kind = e->kind;
+    e->a.type = e->type;
+    e->a.seq = seq;
+    e->a.time_ms = proto_now_ms();
+    if (ch->cid) {
+        snprintf(e->cid, sizeof(e->cid), "%s", ch->cid);
+        e->a.cid = e->cid;
+    }
+    if (ch->id_str) {
+        snprintf(e->id_str, sizeof(e->id_str), "%s", ch->id_str);
+        e->a.id_str = e->id_str;
+    } else {
+        e->a.id_int = ch->id;
+    }
+    e->payload = malloc(ch->payload.len ? ch->payload.len : 1);
+    if (e->payload == NULL) {
+        free(e);
+        return NULL;
+    }
+    memcpy(e->payload, ch->payload.data, ch->payload.len);
+    e->a.payload = e->payload;
+    e->a.payload_len = ch->payload.len;
+    return e;
+}
+
+/* Sends an event to every subscriber of m but the author's connection. */
+static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct srv_conn *author,
+                      uint64_t batch)
+{
+    if (m->subs == NULL) {
+        return;
+    }
+    struct proto_buf ev = {0};
+    if (srv_hub_pack_event(a, &ev) == 0) {
+        for (struct srv_sub *s = m->subs; s; s = s->next) {
+            if (s->conn != author) {
+                srv_conn_send_after(s->conn, ev.data, ev.len, batch);
+            }
+        }
+    }
+    proto_buf_free(&ev, 0);
+}
+
+static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_change *ch)
+{
+    struct srv_batch *b = open_batch(srv);
+    struct srv_entry *e = NULL;
+    int rc = 0;
+    if (b == NULL || (e = make_entry(ch, m->rec->seq + 1, b->id)) == NULL) {
+        return PROTO_ENOMEM;
+    }
+    uint8_t prev[DB_HASH_BYTES];
+    memcpy(prev, m->head, sizeof(prev));
+    if ((rc = srv_hub_entry_hash(prev, &e->a, e->a.hash)) != 0 ||
+        (rc = srv_hub_apply(m->rec, &e->a)) != 0) {
+        entry_free(e);
+        return rc;
+    }
+    memcpy(m->head, e->a.hash, DB_HASH_BYTES);
+    m->last_batch = b->id;
+    m->last_change_ms = e->a.time_ms;
+    if (m->pending_tail) {
+        m->pending_tail->next = e;
+    } else {
+        m->pending = e;
+    }
+    m->pending_tail = e;
+
+    /* The writes, in an order the foreign keys accept: the object, then its entry. */
+    if (ch->type == PROTO_T_COUNT) {
+        struct srv_wop *w = add_wop(b, WOP_MEMBER, m->rec->id);
+        struct srv_member *mb = srv_rec_member(m->rec, ch->id_str);
+        if (w) {
+            snprintf(w->user, sizeof(w->user), "%s", ch->id_str);
+            snprintf(w->role, sizeof(w->role), "%s", mb ? mb->role : "");
+            w->seq = e->a.seq;
+        }
+        rc = w ? 0 : PROTO_ENOMEM;
+    } else if (strcmp(ch->kind, "delete") == 0) {
+        struct srv_wop *w = add_wop(b, WOP_DEL, m->rec->id);
+        if (w) {
+            w->type = ch->type;
+            w->id = ch->id;
+        }
+        rc = w ? 0 : PROTO_ENOMEM;
+    } else {
+        rc = queue_put(b, m, ch->type, ch->type == PROTO_T_MEETING ? 0 : ch->id);
+        /* A new meeting's rapporteur comes with its create entry. */
+        bool new_meeting = strcmp(ch->kind, "create") == 0 && ch->type == PROTO_T_MEETING;
+        if (rc == 0 && new_meeting && m->rec->nmembers > 0) {
+            struct srv_wop *w = add_wop(b, WOP_MEMBER, m->rec->id);
+            if (w) {
+                snprintf(w->user, sizeof(w->user), "%s", m->rec->members[0].user);
+                snprintf(w->role, sizeof(w->role), "%s", m->rec->members[0].role);
+                w->seq = e->a.seq;
+            }
+            rc = w ? 0 : PROTO_ENOMEM;
+        }
+    }
+    struct srv_wop *aw = rc == 0 ? add_wop(b, WOP_AUDIT, m->rec->id) : NULL;
+    if (aw == NULL) {
+        /* Memory and the open batch no longer agree: the batch cannot be trusted. */
+        b->rc = PROTO_ENOMEM;
+        snprintf(b->err, sizeof(b->err), "out of memory queueing a write");
+        return PROTO_ENOMEM;
+    }
+    aw->entry = e;
+    broadcast(m, &e->a, ch->author, b->id);
+    return e->a.seq;
+}
+
+int64_t srv_hub_commit(struct srv *srv, struct srv_change *ch)
+{
+    int64_t seq = commit_entry(srv, ch->m, ch);
+    proto_buf_free(&ch->payload, 0);
+    return seq;
+}
+
+int srv_hub_create_meeting(struct srv *srv, const char *id, struct srv_change *ch,
+                           struct srv_meeting **out)
+{
+    if (srv_hub_find(srv, id, strlen(id)) != NULL || db_meeting_exists(srv->db, id) == 0) {
+        proto_buf_free(&ch->payload, 0);
+        return PROTO_ECONFLICT;
+    }
+    struct srv_meeting *m = calloc(1, sizeof(*m));
+    if (m == NULL || (m->rec = srv_rec_new(id)) == NULL) {
+        free(m);
+        proto_buf_free(&ch->payload, 0);
+        return PROTO_ENOMEM;
+    }
+    srv_hub_genesis(id, m->head);
+    m->next = srv->meetings;
+    srv->meetings = m;
+    ch->m = m;
+    ch->type = PROTO_T_MEETING;
+    ch->kind = "create";
+    ch->id_str = m->rec->id;
+    int64_t seq = srv_hub_commit(srv, ch);
+    if (seq < 0) {
+        return (int)seq;
+    }
+    *out = m;
+    return 0;
+}
+
+/* ---- reading the log ---- */
+
+int srv_hub_entries(struct srv *srv, struct srv_meeting *m, int64_t since, int64_t until,
+                    db_audit_cb cb, void *ud)
+{
+    int64_t db_until = until < m->committed_seq ? until : m->committed_seq;
+    int rc = 0;
+    if (since < db_until) {
+        rc = db_audit_range(srv->db, m->rec->id, since, db_until, cb, ud);
+    }
+    for (struct srv_entry *e = m->pending; e && rc == 0; e = e->next) {
+        if (e->a.seq > since && e->a.seq <= until && e->a.seq > db_until) {
+            rc = cb(ud, &e->a);
+        }
+    }
+    return rc;
+}
+
+/* ---- subscriptions ---- */
+
+int srv_hub_subscribe(struct srv_meeting *m, struct srv_conn *conn)
+{
+    for (size_t i = 0; i < conn->nsubs; i++) {
+        if (conn->subs[i] == m) {
+            return 0;
+        }
+    }
+    struct srv_sub *s = calloc(1, sizeof(*s));
+    struct srv_meeting **v = realloc(conn->subs, (conn->nsubs + 1) * sizeof(*v));
+    if (s == NULL || v == NULL) {
+        free(s);
+        if (v) {
+            conn->subs = v;
+        }
+        return PROTO_ENOMEM;
+    }
+    conn->subs = v;
+    conn->subs[conn->nsubs++] = m;
+    s->conn = conn;
+    s->next = m->subs;
+    m->subs = s;
+    return 0;
+}
+
+void srv_hub_unsubscribe(struct srv_meeting *m, struct srv_conn *conn)
+{
+    for (struct srv_sub **pp = &m->subs; *pp; pp = &(*pp)->next) {
+        if ((*pp)->conn == conn) {
+            struct srv_sub *s = *pp;
+            *pp = s->next;
+            free(s);
+            break;
+        }
+    }
+    for (size_t i = 0; i < conn->nsubs; i++) {
+        if (conn->subs[i] == m) {
+            conn->subs[i] = conn->subs[--conn->nsubs];
+            break;
+        }
+    }
+}
+
+void srv_hub_drop_conn(struct srv *srv, struct srv_conn *conn)
+{
+    (void)srv;
+    while (conn->nsubs > 0) {
+        srv_hub_unsubscribe(conn->subs[conn->nsubs - 1], conn);
+    }
+}
+
+/* ---- verification ---- */
+
+struct verify_ctx {
+    const char *meeting;
+    uint8_t prev[DB_HASH_BYTES];
+    int64_t expect;
+    int64_t bad_seq;
+    int64_t count;
+    /* hashes by seq, to check checkpoints against */
+    uint8_t *hashes;
+    size_t cap;
+};
+
+static int verify_one(void *ud, const struct db_audit *e)
+{
+    struct verify_ctx *v = ud;
+    if (v->bad_seq) {
+        return 0;
+    }
+    if (e->seq != v->expect) {
+        v->bad_seq = v->expect; /* a missing or reordered entry */
+        return 0;
+    }
+    uint8_t h[DB_HASH_BYTES];
+    if (srv_hub_entry_hash(v->prev, e, h) != 0 || sodium_memcmp(h, e->hash, sizeof(h)) != 0 ||
+        strcmp(e->meeting, v->meeting) != 0) {
+        v->bad_seq = e->seq;
+        return 0;
+    }
+    if ((size_t)e->seq * DB_HASH_BYTES + DB_HASH_BYTES > v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64 * DB_HASH_BYTES;
+        while (cap < (size_t)e->seq * DB_HASH_BYTES + DB_HASH_BYTES) {
+            cap *= 2;
+        }
+        uint8_t *nh = realloc(v->hashes, cap);
+        if (nh == NULL) {
+            return PROTO_ENOMEM;
+        }
+        v->hashes = nh;
+        v->cap = cap;
+    }
+    memcpy(v->hashes + (size_t)e->seq * DB_HASH_BYTES, h, DB_HASH_BYTES);
+    memcpy(v->prev, h, DB_HASH_BYTES);
+    v->expect++;
+    v->count++;
+    return 0;
+}
+
+struct cp_ctx {
+    struct verify_ctx *v;
+    const uint8_t *pk;
+    int64_t bad_seq;
+};
+
+static int verify_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYTES],
+                             const uint8_t sig[DB_SIG_BYTES])
+{
+    struct cp_ctx *c = ud;
+    struct proto_buf msg = {0};
+    checkpoint_msg(c->v->meeting, seq, head, &msg);
+    bool sig_ok = crypto_sign_verify_detached(sig, msg.data, msg.len, c->pk) == 0;
+    proto_buf_free(&msg, 0);
+    /* A checkpoint past the chain's end means entries were cut off. */
+    bool in_chain = seq >= 1 && seq <= c->v->count &&
+                    sodium_memcmp(c->v->hashes + (size_t)seq * DB_HASH_BYTES, head,
+                                  DB_HASH_BYTES) == 0;
+    if ((!sig_ok || !in_chain) && c->bad_seq == 0) {
+        c->bad_seq = seq <= c->v->count ? seq : c->v->count + 1;
+    }
+    return 0;
+}
+
+int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
+                     int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq)
+{
+    struct verify_ctx v = {.meeting = meeting, .expect = 1};
+    srv_hub_genesis(meeting, v.prev);
+    int rc = db_audit_range(db, meeting, 0, INT64_MAX, verify_one, &v);
+    if (rc == 0 && v.bad_seq == 0 && pk != NULL) {
+        struct cp_ctx c = {.v = &v, .pk = pk};
+        rc = db_checkpoint_list(db, meeting, verify_checkpoint, &c);
+        v.bad_seq = c.bad_seq;
+    }
+    *count = v.count;
+    *bad_seq = v.bad_seq;
+    memcpy(head, v.prev, DB_HASH_BYTES);
+    free(v.hashes);
+    return rc;
+}
+
+/* ---- object ids ---- */
+
+int64_t srv_hub_next_id(struct srv *srv)
+{
+    if (srv->next_obj_id == 0 || srv->next_obj_id > srv->last_obj_id) {
+        int64_t first = 0;
+        if (db_id_reserve(srv->db, ID_BLOCK, &first) != 0) {
+            return PROTO_EDB;
+        }
+        srv->next_obj_id = first;
+        srv->last_obj_id = first + ID_BLOCK - 1;
+    }
+    return srv->next_obj_id++;
+}

@@ -1,0 +1,141 @@
+/* srv_hub.h - meetings in memory, the change pipeline, group commit and events.
+ *
+ * Every meeting of the database is held in memory as a record (srv_rec.h) with its seq and
+ * audit head. A change is validated against the record, applied to it, given the next seq
+ * and an audit entry, and queued in the open batch. At the end of the loop turn the batch
+ * goes to the writer (a pool thread with its own database connection) and is written in
+ * one transaction; the responses and events produced with it are held back until that
+ * transaction has committed, so nobody ever sees a change that could still be lost.
+ *
+ * The same function applies a change live and when replaying the audit log (time travel),
+ * so both give the same record.
+ */
+#ifndef CONFER_SRV_HUB_H
+#define CONFER_SRV_HUB_H
+
+#include "srv.h"
+#include "srv_rec.h"
+
+/* Roles of a member, in rising order of what they may do. */
+enum srv_role {
+    SRV_ROLE_NONE = 0,
+    SRV_ROLE_VIEWER,
+    SRV_ROLE_EDITOR,
+    SRV_ROLE_ASSOCIATE, /* associate and counsellor may do the same */
+    SRV_ROLE_RAPPORTEUR,
+};
+
+/* Parses a member role name; returns SRV_ROLE_NONE when unknown. */
+enum srv_role srv_role_parse(const char *s);
+
+/* One audit entry held in memory until its batch is durable (and for replays of it). */
+struct srv_entry {
+    struct srv_entry *next;
+    uint64_t batch;
+    struct db_audit a; /* strings and payload below are owned by the entry */
+    char meeting[PROTO_NAME_MAX + 1];
+    char user[PROTO_NAME_MAX + 1];
+    char cid[65];
+    char kind[8];
+    char type[10];
+    char id_str[PROTO_NAME_MAX + 1];
+    uint8_t *payload;
+};
+
+struct srv_sub {
+    struct srv_sub *next;
+    struct srv_conn *conn;
+};
+
+struct srv_meeting {
+    struct srv_meeting *next;
+    struct srv_rec *rec;
+    uint8_t head[DB_HASH_BYTES]; /* audit head, uncommitted entries included */
+    int64_t committed_seq;
+    uint64_t last_batch;          /* batch of the latest change (0: none yet) */
+    struct srv_entry *pending;    /* entries not yet durable, in seq order */
+    struct srv_entry *pending_tail;
+    struct srv_sub *subs;
+    int64_t checkpoint_seq;       /* last signed checkpoint */
+    int64_t last_change_ms;
+};
+
+/* Loads every meeting of the database into memory, and then any meeting another process
+ * created since (call again after data_version changes). Returns 0 or PROTO_EDB. */
+int srv_hub_load(struct srv *srv);
+
+/* Frees every meeting and pending write. */
+void srv_hub_free(struct srv *srv);
+
+/* Finds a meeting in memory; NULL when unknown. */
+struct srv_meeting *srv_hub_find(struct srv *srv, const char *id, size_t len);
+
+/* The role of user in meeting m. */
+enum srv_role srv_hub_role(struct srv_meeting *m, const char *user);
+
+/* A change being made: filled by a handler, then given to srv_hub_commit. */
+struct srv_change {
+    struct srv_meeting *m;
+    const char *user;
+    const char *cid;           /* may be NULL */
+    const char *kind;          /* create, update, delete, text, member */
+    enum proto_type type;      /* PROTO_T_COUNT for member changes */
+    int64_t id;                /* object id (0 for the meeting) */
+    const char *id_str;        /* member: the user; meeting: the meeting id */
+    struct proto_buf payload;  /* the event's own keys, one msgpack map */
+    struct srv_conn *author;   /* gets the response, not the event (may be NULL) */
+};
+
+/* Applies an audit entry (live or replayed) to a record: create, update, delete, member,
+ * text. Returns 0 or PROTO_EINVAL when the entry does not fit the record. */
+int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e);
+
+/* Takes the next seq, makes the audit entry (time, hash chain), applies it to the record,
+ * queues the writes in the open batch and the event for every other subscriber (held
+ * until durable). Frees ch->payload. Returns the new seq, or a negative PROTO_E* code. */
+int64_t srv_hub_commit(struct srv *srv, struct srv_change *ch);
+
+/* Creates a meeting in memory with its create entry at seq 1 (fields and rapporteur in
+ * payload). Returns 0, PROTO_ECONFLICT, PROTO_ENOMEM. */
+int srv_hub_create_meeting(struct srv *srv, const char *id, struct srv_change *ch,
+                           struct srv_meeting **out);
+
+/* The batch a response must wait for: the open or writing batch that holds the latest
+ * change of m, or 0 when everything is durable. */
+uint64_t srv_hub_hold(struct srv *srv, struct srv_meeting *m);
+
+/* Hands the open batch to the writer if it is idle (called at the end of each turn). */
+void srv_hub_flush(struct srv *srv);
+
+/* Calls cb for every entry of m with since < seq <= until: durable ones from the
+ * database, then pending ones from memory. */
+int srv_hub_entries(struct srv *srv, struct srv_meeting *m, int64_t since, int64_t until,
+                    db_audit_cb cb, void *ud);
+
+/* Packs the event notification [2, "event", {...}] of an audit entry into out. */
+int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out);
+
+/* Computes the hash of an entry: H(prev || canonical msgpack of the entry). */
+int srv_hub_entry_hash(const uint8_t prev[DB_HASH_BYTES], const struct db_audit *e,
+                       uint8_t out[DB_HASH_BYTES]);
+
+/* The first prev_hash of a meeting's chain: H("confer audit genesis" || meeting id). */
+void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES]);
+
+/* A new object id, from a block reserved in the database (so that an operator tool writing
+ * to the same database never hands out the same id). Returns the id or PROTO_EDB. */
+int64_t srv_hub_next_id(struct srv *srv);
+
+/* Subscriptions of a connection. */
+int srv_hub_subscribe(struct srv_meeting *m, struct srv_conn *conn);
+void srv_hub_unsubscribe(struct srv_meeting *m, struct srv_conn *conn);
+/* Drops every subscription of a connection (on close or logout). */
+void srv_hub_drop_conn(struct srv *srv, struct srv_conn *conn);
+
+/* Verifies a meeting's chain in the database (and its checkpoints against pk).
+ * *count gets the entries checked, head the last hash, *bad_seq the first bad seq
+ * (0 when ok). Returns 0 (checked; see bad_seq) or PROTO_EDB. */
+int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
+                     int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq);
+
+#endif

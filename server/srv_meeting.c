@@ -1,0 +1,1641 @@
+/* srv_meeting.c - the meeting methods of PROTOCOL.md section 7: records, objects,
+ * members, history, audit, import and export.
+ *
+ * Every handler reads and checks all its parameters first, then finds the meeting and
+ * checks the role (srv_req_meeting), then the object, the lock and if_seq, in the order of
+ * section 10. Changes go through srv_hub_commit; responses wait for their batch.
+ */
+#include "srv_meeting.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv_report.h"
+
+#define CID_MAX 64
+#define HISTORY_DEFAULT 100
+#define HISTORY_MAX 1000
+
+static void packb(msgpack_packer *pk, bool v)
+{
+    v ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+}
+
+static void bad(struct srv_req *req, const char *field, const char *why)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s: %s", field, why);
+    srv_reply_error(req, PROTO_CODE_BAD_REQUEST, msg);
+}
+
+/* ---- roles, in one place ---- */
+
+enum srv_role srv_required_role(const char *method, enum proto_type t, const char *field)
+{
+    if (strcmp(method, "text.edit") == 0) {
+        bool abstract = t == PROTO_T_MEETING;
+        (void)field;
+        return abstract ? SRV_ROLE_ASSOCIATE : SRV_ROLE_EDITOR;
+    }
+    if (strncmp(method, "obj.", 4) == 0) {
+        return t == PROTO_T_MEETING ? SRV_ROLE_RAPPORTEUR : SRV_ROLE_ASSOCIATE;
+    }
+    if (strncmp(method, "member.set", 10) == 0 || strcmp(method, "member.remove") == 0 ||
+        strcmp(method, "report.import") == 0) {
+        return SRV_ROLE_RAPPORTEUR;
+    }
+    return SRV_ROLE_VIEWER;
+}
+
+struct srv_meeting *srv_req_meeting(struct srv_req *req, enum srv_role need)
+{
+    struct srv *srv = req->conn->srv;
+    const char *id = NULL;
+    size_t len = 0;
+    if (proto_param_str(req->params, "meeting", &id, &len) != 0) {
+        bad(req, "meeting", "a meeting id (string) is required");
+        return NULL;
+    }
+    struct srv_meeting *m = srv_hub_find(srv, id, len);
+    enum srv_role role = m ? srv_hub_role(m, req->conn->user) : SRV_ROLE_NONE;
+    if (m == NULL || role == SRV_ROLE_NONE) {
+        /* Existence is not revealed to those who are not members. */
+        srv_reply_error(req, PROTO_CODE_NOT_FOUND,
+                        "no such meeting, or you are not a member of it: ask its rapporteur");
+        return NULL;
+    }
+    if (role < need) {
+        srv_reply_error(req, PROTO_CODE_FORBIDDEN, "your role in this meeting does not allow it");
+        return NULL;
+    }
+    return m;
+}
+
+/* Reads the optional msgpack "meeting" param before the others are checked, without
+ * answering: used to keep the section 10 order where a handler needs the meeting to parse
+ * its parameters. */
+static bool meeting_final(const struct srv_meeting *m)
+{
+    const struct srv_val *v = &m->rec->meeting.f[proto_field_find(PROTO_T_MEETING, "status", 6)];
+    return v->set && v->len == 5 && memcmp(v->s, "final", 5) == 0;
+}
+
+/* ---- field validation ---- */
+
+struct fval {
+    int idx;
+    const msgpack_object *v; /* nil: unset */
+};
+
+struct fset {
+    struct fval f[PROTO_MAX_FIELDS];
+    size_t n;
+};
+
+static const struct fval *fset_get(const struct fset *s, int idx)
+{
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->f[i].idx == idx) {
+            return &s->f[i];
+        }
+    }
+    return NULL;
+}
+
+static bool is_int(const msgpack_object *v)
+{
+    return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+           v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+}
+
+static int64_t int_of(const msgpack_object *v)
+{
+    return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER
+               ? (v->via.u64 > INT64_MAX ? INT64_MAX : (int64_t)v->via.u64)
+               : v->via.i64;
+}
+
+/* Checks one value against its field. Answers and returns false when it does not fit. */
+static bool check_value(struct srv_req *req, struct srv_meeting *m, const struct proto_field *f,
+                        const msgpack_object *v)
+{
+    char why[128];
+    size_t max_text = req->conn->srv->cfg.max_text;
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        if (f->kind == PROTO_F_ENUM || (f->kind == PROTO_F_INT && f->has_def_int)) {
+            bad(req, f->name, "may not be nil");
+            return false;
+        }
+        return true;
+    }
+    if (f->kind == PROTO_F_INT || f->kind == PROTO_F_ITEMREF) {
+        if (!is_int(v)) {
+            bad(req, f->name, "must be an integer");
+            return false;
+        }
+        int64_t i = int_of(v);
+        if (f->kind == PROTO_F_INT && (i < f->min_i || i > f->max_i)) {
+            snprintf(why, sizeof(why), "must be from %lld to %lld", (long long)f->min_i,
+                     (long long)f->max_i);
+            bad(req, f->name, why);
+            return false;
+        }
+        if (f->kind == PROTO_F_ITEMREF && srv_rec_find(m->rec, PROTO_T_ITEM, i) == NULL) {
+            bad(req, f->name, "no such item in this meeting");
+            return false;
+        }
+        return true;
+    }
+    if (v->type != MSGPACK_OBJECT_STR) {
+        bad(req, f->name, "must be a string");
+        return false;
+    }
+    const char *s = v->via.str.ptr;
+    size_t len = v->via.str.size;
+    if (!proto_utf8_valid(s, len)) {
+        bad(req, f->name, "must be valid UTF-8 without NUL");
+        return false;
+    }
+    switch (f->kind) {
+    case PROTO_F_TEXT:
+        if (len > max_text) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "%s: text over %zu bytes", f->name, max_text);
+            srv_reply_error(req, PROTO_CODE_TOO_LARGE, msg);
+            return false;
+        }
+        return true;
+    case PROTO_F_STR:
+        if (len > (f->max ? f->max : PROTO_STR_MAX)) {
+            snprintf(why, sizeof(why), "at most %zu bytes", f->max ? f->max : PROTO_STR_MAX);
+            bad(req, f->name, why);
+            return false;
+        }
+        if (memchr(s, '\n', len) || memchr(s, '\r', len)) {
+            bad(req, f->name, "must be one line");
+            return false;
+        }
+        return true;
+    case PROTO_F_DATE:
+        if (!proto_date_valid(s, len)) {
+            bad(req, f->name, "must be a date YYYY-MM-DD");
+            return false;
+        }
+        return true;
+    case PROTO_F_TIME:
+        if (!proto_time_valid(s, len)) {
+            bad(req, f->name, "must be a time HH:MM");
+            return false;
+        }
+        return true;
+    case PROTO_F_TZ:
+        if (!proto_tz_valid(s, len)) {
+            bad(req, f->name, "must be an IANA time zone name, e.g. Europe/Zurich");
+            return false;
+        }
+        return true;
+    case PROTO_F_NUMBER:
+        if (!proto_number_valid(s, len)) {
+            bad(req, f->name, "must be an item number like 4 or 4.1");
+            return false;
+        }
+        return true;
+    case PROTO_F_ENUM: {
+        for (const char *const *e = f->values; *e; e++) {
+            if (strlen(*e) == len && memcmp(*e, s, len) == 0) {
+                return true;
+            }
+        }
+        size_t used = (size_t)snprintf(why, sizeof(why), "must be one of");
+        for (const char *const *e = f->values; *e && used < sizeof(why); e++) {
+            used += (size_t)snprintf(why + used, sizeof(why) - used, "%s %s",
+                                     e == f->values ? "" : ",", *e);
+        }
+        bad(req, f->name, why);
+        return false;
+    }
+    default:
+        bad(req, f->name, "is read-only");
+        return false;
+    }
+}
+
+/* Reads a fields map of type t into out, checking names and values. */
+static bool read_fields(struct srv_req *req, struct srv_meeting *m, enum proto_type t,
+                        const msgpack_object *fields, struct fset *out)
+{
+    out->n = 0;
+    for (uint32_t i = 0; i < fields->via.map.size; i++) {
+        const msgpack_object_kv *kv = &fields->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            bad(req, "fields", "keys must be strings");
+            return false;
+        }
+        char name[64];
+        snprintf(name, sizeof(name), "%.*s", (int)(kv->key.via.str.size < 60 ? kv->key.via.str.size : 60),
+                 kv->key.via.str.ptr);
+        int idx = proto_field_find(t, kv->key.via.str.ptr, kv->key.via.str.size);
+        if (idx < 0) {
+            bool ro = strcmp(name, "id") == 0 || strcmp(name, "seq") == 0;
+            bad(req, name, ro ? "is read-only" : "no such field");
+            return false;
+        }
+        const struct proto_field *f = &proto_type_info(t)->fields[idx];
+        if (f->kind == PROTO_F_COMPUTED) {
+            bad(req, name, "is read-only");
+            return false;
+        }
+        if (fset_get(out, idx) != NULL) {
+            bad(req, name, "given twice");
+            return false;
+        }
+        if (!check_value(req, m, f, &kv->val)) {
+            return false;
+        }
+        out->f[out->n].idx = idx;
+        out->f[out->n].v = &kv->val;
+        out->n++;
+    }
+    return true;
+}
+
+static void pack_fset(msgpack_packer *pk, enum proto_type t, const struct fset *s)
+{
+    const struct proto_typeinfo *ti = proto_type_info(t);
+    msgpack_pack_map(pk, s->n);
+    for (size_t i = 0; i < s->n; i++) {
+        const struct proto_field *f = &ti->fields[s->f[i].idx];
+        const msgpack_object *v = s->f[i].v;
+        proto_pack_cstr(pk, f->name);
+        if (v->type == MSGPACK_OBJECT_NIL) {
+            if (f->kind == PROTO_F_TEXT) {
+                proto_pack_cstr(pk, ""); /* an unset text reads "" */
+            } else {
+                msgpack_pack_nil(pk);
+            }
+        } else if (is_int(v)) {
+            msgpack_pack_int64(pk, int_of(v));
+        } else {
+            proto_pack_str(pk, v->via.str.ptr, v->via.str.size);
+        }
+    }
+}
+
+/* The value a string field would have after a change: the new one, else the current. */
+static void field_after(const struct srv_obj *cur, const struct fset *s, int idx,
+                        const char **str, size_t *len)
+{
+    const struct fval *fv = fset_get(s, idx);
+    *str = NULL;
+    *len = 0;
+    if (fv) {
+        if (fv->v->type == MSGPACK_OBJECT_STR) {
+            *str = fv->v->via.str.ptr;
+            *len = fv->v->via.str.size;
+        }
+        return;
+    }
+    if (cur && cur->f[idx].set && cur->f[idx].s) {
+        *str = cur->f[idx].s;
+        *len = cur->f[idx].len;
+    }
+}
+
+static bool same(const char *a, size_t alen, const char *b, size_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+/* Unique keys: a doc's (ref, revision), an action's ref. */
+static bool check_unique(struct srv_req *req, struct srv_meeting *m, enum proto_type t,
+                         const struct srv_obj *cur, const struct fset *s)
+{
+    if (t != PROTO_T_DOC && t != PROTO_T_ACTION) {
+        return true;
+    }
+    int ref_idx = proto_field_find(t, "ref", 3);
+    int rev_idx = t == PROTO_T_DOC ? proto_field_find(t, "revision", 8) : -1;
+    const char *ref = NULL, *rev = NULL;
+    size_t ref_len = 0, rev_len = 0;
+    field_after(cur, s, ref_idx, &ref, &ref_len);
+    if (rev_idx >= 0) {
+        field_after(cur, s, rev_idx, &rev, &rev_len);
+    }
+    if (ref == NULL) {
+        return true;
+    }
+    const struct srv_objvec *vec = &m->rec->objs[t];
+    for (size_t i = 0; i < vec->n; i++) {
+        const struct srv_obj *o = vec->v[i];
+        if (cur && o->id == cur->id) {
+            continue;
+        }
+        const struct srv_val *r = &o->f[ref_idx];
+        if (!r->set || !same(r->s, r->len, ref, ref_len)) {
+            continue;
+        }
+        if (rev_idx >= 0) {
+            const struct srv_val *v = &o->f[rev_idx];
+            if (!same(v->set ? v->s : "", v->set ? v->len : 0, rev ? rev : "", rev_len)) {
+                continue;
+            }
+        }
+        srv_reply_error_data(req, PROTO_CODE_CONFLICT,
+                             t == PROTO_T_DOC ? "a document with this ref and revision exists"
+                                              : "an action with this ref exists",
+                             "id", o->id);
+        return false;
+    }
+    return true;
+}
+
+/* The next free action ref: action_prefix-N, N one more than the largest used. */
+static bool next_action_ref(struct srv_meeting *m, char *out, size_t cap)
+{
+    const struct srv_val *p =
+        &m->rec->meeting.f[proto_field_find(PROTO_T_MEETING, "action_prefix", 13)];
+    if (!p->set || p->len == 0) {
+        return false;
+    }
+    int ref_idx = proto_field_find(PROTO_T_ACTION, "ref", 3);
+    long long max = 0;
+    const struct srv_objvec *vec = &m->rec->objs[PROTO_T_ACTION];
+    for (size_t i = 0; i < vec->n; i++) {
+        const struct srv_val *r = &vec->v[i]->f[ref_idx];
+        if (r->set && r->len > p->len + 1 && memcmp(r->s, p->s, p->len) == 0 &&
+            r->s[p->len] == '-') {
+            char *end = NULL;
+            long long n = strtoll(r->s + p->len + 1, &end, 10);
+            if (*end == '\0' && n > max) {
+                max = n;
+            }
+        }
+    }
+    snprintf(out, cap, "%s-%lld", p->s, max + 1);
+    return true;
+}
+
+/* ---- cid ---- */
+
+struct cid_hit {
+    bool found;
+    int64_t seq;
+    bool has_id;
+    int64_t id;
+};
+
+static int cid_found(void *ud, const struct db_audit *e)
+{
+    struct cid_hit *h = ud;
+    h->found = true;
+    h->seq = e->seq;
+    h->has_id = strcmp(e->kind, "create") == 0 && e->id_str == NULL;
+    h->id = e->id_int;
+    return 0;
+}
+
+/* Reads the optional cid. Returns false after answering when it is malformed. */
+static bool read_cid(struct srv_req *req, char cid[CID_MAX + 1])
+{
+    const char *s = NULL;
+    size_t len = 0;
+    cid[0] = '\0';
+    int rc = proto_param_str(req->params, "cid", &s, &len);
+    if (rc == PROTO_ENOTFOUND) {
+        return true;
+    }
+    if (rc != 0 || len == 0 || len > CID_MAX) {
+        bad(req, "cid", "must be a string of 1 to 64 bytes");
+        return false;
+    }
+    memcpy(cid, s, len);
+    cid[len] = '\0';
+    return true;
+}
+
+/* Answers a repeated cid with the first result. Returns true when it answered. */
+static bool cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid)
+{
+    if (cid[0] == '\0') {
+        return false;
+    }
+    struct srv *srv = req->conn->srv;
+    struct cid_hit h = {0};
+    for (struct srv_entry *e = m->pending; e; e = e->next) {
+        if (e->a.cid && strcmp(e->a.cid, cid) == 0 && strcmp(e->a.user, req->conn->user) == 0) {
+            cid_found(&h, &e->a);
+            req->hold = e->batch;
+            break;
+        }
+    }
+    if (!h.found) {
+        db_audit_find_cid(srv->db, m->rec->id, req->conn->user, cid, cid_found, &h);
+    }
+    if (!h.found) {
+        return false;
+    }
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, h.has_id ? 2 : 1);
+    if (h.has_id) {
+        proto_pack_cstr(&pk, "id");
+        msgpack_pack_int64(&pk, h.id);
+    }
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, h.seq);
+    srv_reply_finish(req, &b);
+    return true;
+}
+
+static void reply_seq(struct srv_req *req, int64_t seq, bool with_id, int64_t id)
+{
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, with_id ? 2 : 1);
+    if (with_id) {
+        proto_pack_cstr(&pk, "id");
+        msgpack_pack_int64(&pk, id);
+    }
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, seq);
+    srv_reply_finish(req, &b);
+}
+
+/* Commits a change and answers with its seq (and id). */
+static void commit_and_reply(struct srv_req *req, struct srv_change *ch, bool with_id)
+{
+    struct srv *srv = req->conn->srv;
+    int64_t seq = srv_hub_commit(srv, ch);
+    if (seq < 0) {
+        srv_log(req->conn, SRV_LOG_ERROR, "change refused: %s", proto_strerror((int)seq));
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "the change could not be applied");
+        return;
+    }
+    req->hold = srv_hub_hold(srv, ch->m);
+    reply_seq(req, seq, with_id, ch->id);
+}
+
+/* ---- obj.create / obj.update / obj.delete ---- */
+
+static bool read_type(struct srv_req *req, enum proto_type *t)
+{
+    const char *s = NULL;
+    size_t len = 0;
+    if (proto_param_str(req->params, "type", &s, &len) != 0) {
+        bad(req, "type", "an object type (string) is required");
+        return false;
+    }
+    *t = proto_type_find(s, len);
+    if (*t == PROTO_T_COUNT) {
+        bad(req, "type", "must be meeting, session, item, doc, action, decision, interim or "
+                         "person");
+        return false;
+    }
+    return true;
+}
+
+static bool read_if_seq(struct srv_req *req, bool *has, int64_t *if_seq)
+{
+    int rc = proto_param_i64(req->params, "if_seq", if_seq);
+    *has = rc == 0;
+    if (rc == PROTO_EINVAL) {
+        bad(req, "if_seq", "must be an integer");
+        return false;
+    }
+    return true;
+}
+
+/* Checks the final lock for a change. Returns false after answering. */
+static bool check_lock(struct srv_req *req, struct srv_meeting *m, bool status_only)
+{
+    if (!meeting_final(m) || status_only) {
+        return true;
+    }
+    srv_reply_error(req, PROTO_CODE_LOCKED,
+                    "the meeting is final: only its rapporteur may reopen it (status draft)");
+    return false;
+}
+
+void srv_obj_create(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    enum proto_type t;
+    const msgpack_object *fields = NULL;
+    char cid[CID_MAX + 1];
+    if (!read_type(req, &t)) {
+        return;
+    }
+    if (t == PROTO_T_MEETING) {
+        bad(req, "type", "meetings are created with meeting.create");
+        return;
+    }
+    int rc = proto_param_map(req->params, "fields", &fields);
+    if (rc == PROTO_EINVAL) {
+        bad(req, "fields", "must be a map");
+        return;
+    }
+    if (!read_cid(req, cid)) {
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.create", t, NULL));
+    if (m == NULL || cid_repeat(req, m, cid)) {
+        return;
+    }
+    struct fset fs = {0};
+    static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
+    if (!read_fields(req, m, t, fields ? fields : &empty, &fs) || !check_lock(req, m, false)) {
+        return;
+    }
+    /* An action without a ref gets the next one of the meeting's prefix. */
+    char ref[96];
+    msgpack_object ref_obj;
+    int ref_idx = proto_field_find(PROTO_T_ACTION, "ref", 3);
+    if (t == PROTO_T_ACTION && fset_get(&fs, ref_idx) == NULL) {
+        if (!next_action_ref(m, ref, sizeof(ref))) {
+            bad(req, "ref", "required: the meeting has no action_prefix to number actions");
+            return;
+        }
+        ref_obj.type = MSGPACK_OBJECT_STR;
+        ref_obj.via.str.ptr = ref;
+        ref_obj.via.str.size = (uint32_t)strlen(ref);
+        fs.f[fs.n].idx = ref_idx;
+        fs.f[fs.n].v = &ref_obj;
+        fs.n++;
+    }
+    if (!check_unique(req, m, t, NULL, &fs)) {
+        return;
+    }
+    int64_t id = srv_hub_next_id(srv);
+    if (id < 0) {
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
+        return;
+    }
+    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
+                            .kind = "create", .type = t, .id = id, .author = req->conn};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_cstr(&pk, "fields");
+    pack_fset(&pk, t, &fs);
+    commit_and_reply(req, &ch, true);
+}
+
+/* Reads "id": the meeting's id string for type meeting, else an integer. */
+static bool read_obj_id(struct srv_req *req, enum proto_type t, int64_t *id, const char **sid,
+                        size_t *sid_len)
+{
+    if (t == PROTO_T_MEETING) {
+        if (proto_param_str(req->params, "id", sid, sid_len) != 0) {
+            bad(req, "id", "the meeting's id (string) is required for type meeting");
+            return false;
+        }
+        *id = 0;
+        return true;
+    }
+    if (proto_param_i64(req->params, "id", id) != 0) {
+        bad(req, "id", "an object id (integer) is required");
+        return false;
+    }
+    return true;
+}
+
+static struct srv_obj *find_obj(struct srv_req *req, struct srv_meeting *m, enum proto_type t,
+                                int64_t id, const char *sid, size_t sid_len)
+{
+    struct srv_obj *o = NULL;
+    if (t == PROTO_T_MEETING) {
+        o = same(sid, sid_len, m->rec->id, strlen(m->rec->id)) ? &m->rec->meeting : NULL;
+    } else {
+        o = srv_rec_find(m->rec, t, id);
+    }
+    if (o == NULL) {
+        srv_reply_error(req, PROTO_CODE_NOT_FOUND, "no such object in this meeting");
+    }
+    return o;
+}
+
+static bool check_if_seq(struct srv_req *req, const struct srv_obj *o, bool has, int64_t if_seq)
+{
+    if (has && if_seq != o->seq) {
+        srv_reply_error_data(req, PROTO_CODE_CONFLICT, "the object changed since if_seq", "seq",
+                             o->seq);
+        return false;
+    }
+    return true;
+}
+
+void srv_obj_update(struct srv_req *req)
+{
+    enum proto_type t;
+    const msgpack_object *fields = NULL;
+    char cid[CID_MAX + 1];
+    int64_t id = 0, if_seq = 0;
+    const char *sid = NULL;
+    size_t sid_len = 0;
+    bool has_if = false;
+    if (!read_type(req, &t) || !read_obj_id(req, t, &id, &sid, &sid_len)) {
+        return;
+    }
+    if (proto_param_map(req->params, "fields", &fields) != 0) {
+        bad(req, "fields", "a map of the fields to change is required");
+        return;
+    }
+    if (!read_if_seq(req, &has_if, &if_seq) || !read_cid(req, cid)) {
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.update", t, NULL));
+    if (m == NULL || cid_repeat(req, m, cid)) {
+        return;
+    }
+    struct fset fs = {0};
+    if (!read_fields(req, m, t, fields, &fs)) {
+        return;
+    }
+    for (size_t i = 0; i < fs.n; i++) {
+        const struct proto_field *f = &proto_type_info(t)->fields[fs.f[i].idx];
+        if (f->kind == PROTO_F_TEXT && !has_if) {
+            bad(req, f->name, "replacing a whole text needs if_seq (or edit it with text.edit)");
+            return;
+        }
+    }
+    struct srv_obj *o = find_obj(req, m, t, id, sid, sid_len);
+    if (o == NULL) {
+        return;
+    }
+    bool status_only = t == PROTO_T_MEETING && fs.n == 1 &&
+                       fs.f[0].idx == proto_field_find(PROTO_T_MEETING, "status", 6);
+    if (!check_lock(req, m, status_only) || !check_if_seq(req, o, has_if, if_seq) ||
+        !check_unique(req, m, t, o, &fs)) {
+        return;
+    }
+    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
+                            .kind = "update", .type = t, .id = id, .author = req->conn};
+    if (t == PROTO_T_MEETING) {
+        ch.id_str = m->rec->id;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_cstr(&pk, "fields");
+    pack_fset(&pk, t, &fs);
+    commit_and_reply(req, &ch, false);
+}
+
+void srv_obj_delete(struct srv_req *req)
+{
+    enum proto_type t;
+    char cid[CID_MAX + 1];
+    int64_t id = 0, if_seq = 0;
+    const char *sid = NULL;
+    size_t sid_len = 0;
+    bool has_if = false;
+    if (!read_type(req, &t)) {
+        return;
+    }
+    if (t == PROTO_T_MEETING) {
+        bad(req, "type", "a meeting cannot be deleted");
+        return;
+    }
+    if (!read_obj_id(req, t, &id, &sid, &sid_len) || !read_if_seq(req, &has_if, &if_seq) ||
+        !read_cid(req, cid)) {
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.delete", t, NULL));
+    if (m == NULL || cid_repeat(req, m, cid)) {
+        return;
+    }
+    struct srv_obj *o = find_obj(req, m, t, id, sid, sid_len);
+    if (o == NULL || !check_lock(req, m, false) || !check_if_seq(req, o, has_if, if_seq)) {
+        return;
+    }
+    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
+                            .kind = "delete", .type = t, .id = id, .author = req->conn};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 0);
+    commit_and_reply(req, &ch, false);
+}
+
+/* ---- members ---- */
+
+static const char *const member_roles[] = {"viewer", "editor", "associate", "counsellor",
+                                           "rapporteur", NULL};
+
+static size_t count_rapporteurs(const struct srv_rec *rec)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < rec->nmembers; i++) {
+        n += strcmp(rec->members[i].role, "rapporteur") == 0;
+    }
+    return n;
+}
+
+static void member_change(struct srv_req *req, bool set)
+{
+    struct srv *srv = req->conn->srv;
+    char user[PROTO_NAME_MAX + 1], role[16] = "", cid[CID_MAX + 1];
+    int rc = proto_param_strcpy(req->params, "user", user, sizeof(user));
+    if (rc != 0 || !proto_name_valid(user, strlen(user))) {
+        bad(req, "user", "an account name is required");
+        return;
+    }
+    if (set) {
+        bool ok = proto_param_strcpy(req->params, "role", role, sizeof(role)) == 0;
+        bool known = false;
+        for (const char *const *r = member_roles; ok && *r; r++) {
+            known = known || strcmp(*r, role) == 0;
+        }
+        if (!known) {
+            bad(req, "role", "must be viewer, editor, associate, counsellor or rapporteur");
+            return;
+        }
+    }
+    if (!read_cid(req, cid)) {
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_RAPPORTEUR);
+    if (m == NULL || cid_repeat(req, m, cid)) {
+        return;
+    }
+    struct srv_member *cur = srv_rec_member(m->rec, user);
+    if (set) {
+        struct db_account a;
+        int found = db_account_get(srv->db, user, &a);
+        sodium_memzero(&a, sizeof(a));
+        if (found != 0) {
+            bad(req, "user", "no such account: the operator adds accounts with conferd account");
+            return;
+        }
+    } else if (cur == NULL) {
+        srv_reply_error(req, PROTO_CODE_NOT_FOUND, "not a member of this meeting");
+        return;
+    }
+    if (!check_lock(req, m, false)) {
+        return;
+    }
+    bool demotes = cur && strcmp(cur->role, "rapporteur") == 0 &&
+                   (!set || strcmp(role, "rapporteur") != 0);
+    if (demotes && count_rapporteurs(m->rec) <= 1) {
+        srv_reply_error(req, PROTO_CODE_CONFLICT,
+                        "a meeting needs a rapporteur: make someone else rapporteur first");
+        return;
+    }
+    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
+                            .kind = "member", .type = PROTO_T_COUNT, .id_str = user,
+                            .author = req->conn};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_cstr(&pk, "role");
+    set ? proto_pack_cstr(&pk, role) : msgpack_pack_nil(&pk);
+    commit_and_reply(req, &ch, false);
+}
+
+void srv_member_set(struct srv_req *req)
+{
+    member_change(req, true);
+}
+
+void srv_member_remove(struct srv_req *req)
+{
+    member_change(req, false);
+}
+
+void srv_member_list(struct srv_req *req)
+{
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    req->hold = srv_hub_hold(req->conn->srv, m);
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_array(&pk, m->rec->nmembers);
+    for (size_t i = 0; i < m->rec->nmembers; i++) {
+        msgpack_pack_map(&pk, 2);
+        proto_pack_cstr(&pk, "user");
+        proto_pack_cstr(&pk, m->rec->members[i].user);
+        proto_pack_cstr(&pk, "role");
+        proto_pack_cstr(&pk, m->rec->members[i].role);
+    }
+    srv_reply_finish(req, &b);
+}
+
+/* ---- meetings ---- */
+
+void srv_meeting_create(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    char id[PROTO_NAME_MAX + 1], rap[PROTO_NAME_MAX + 1];
+    if (proto_param_strcpy(req->params, "id", id, sizeof(id)) != 0 ||
+        !proto_name_valid(id, strlen(id))) {
+        bad(req, "id", "a meeting id of 1-64 characters a-z 0-9 . _ - is required");
+        return;
+    }
+    if (proto_param_strcpy(req->params, "rapporteur", rap, sizeof(rap)) != 0 ||
+        !proto_name_valid(rap, strlen(rap))) {
+        bad(req, "rapporteur", "the account name of the meeting's rapporteur is required");
+        return;
+    }
+    /* The meeting's fields are given as parameters of their own. */
+    struct srv_meeting tmp = {0};
+    struct srv_rec *empty = srv_rec_new(id);
+    if (empty == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    tmp.rec = empty;
+    struct fset fs = {0};
+    bool ok = true;
+    for (uint32_t i = 0; ok && i < req->params->via.map.size; i++) {
+        const msgpack_object_kv *kv = &req->params->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            continue;
+        }
+        int idx = proto_field_find(PROTO_T_MEETING, kv->key.via.str.ptr, kv->key.via.str.size);
+        if (idx < 0) {
+            continue; /* id, rapporteur, and unknown keys */
+        }
+        const struct proto_field *f = &proto_type_info(PROTO_T_MEETING)->fields[idx];
+        ok = check_value(req, &tmp, f, &kv->val);
+        if (ok && fs.n < PROTO_MAX_FIELDS && fset_get(&fs, idx) == NULL) {
+            fs.f[fs.n].idx = idx;
+            fs.f[fs.n].v = &kv->val;
+            fs.n++;
+        }
+    }
+    srv_rec_free(empty);
+    if (!ok) {
+        return;
+    }
+    if (!req->conn->operator) {
+        srv_reply_error(req, PROTO_CODE_FORBIDDEN, "only an operator account creates meetings");
+        return;
+    }
+    struct db_account a;
+    int found = db_account_get(srv->db, rap, &a);
+    sodium_memzero(&a, sizeof(a));
+    if (found != 0) {
+        bad(req, "rapporteur", "no such account: add it with conferd account add");
+        return;
+    }
+    struct srv_change ch = {.user = req->conn->user, .author = req->conn, .id_str = id};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "fields");
+    pack_fset(&pk, PROTO_T_MEETING, &fs);
+    proto_pack_cstr(&pk, "rapporteur");
+    proto_pack_cstr(&pk, rap);
+    struct srv_meeting *m = NULL;
+    int rc = srv_hub_create_meeting(srv, id, &ch, &m);
+    if (rc == PROTO_ECONFLICT) {
+        srv_reply_error(req, PROTO_CODE_CONFLICT, "a meeting with this id exists");
+        return;
+    }
+    if (rc != 0) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "the meeting could not be created");
+        return;
+    }
+    srv_log(req->conn, SRV_LOG_INFO, "meeting %s created (rapporteur %s)", id, rap);
+    req->hold = srv_hub_hold(srv, m);
+    struct proto_buf b;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "id");
+    proto_pack_cstr(&pk, id);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, m->rec->seq);
+    srv_reply_finish(req, &b);
+}
+
+static void pack_val_field(msgpack_packer *pk, const struct srv_obj *o, const char *name)
+{
+    int idx = proto_field_find(o->type, name, strlen(name));
+    const struct srv_val *v = &o->f[idx];
+    if (v->set && v->s) {
+        proto_pack_str(pk, v->s, v->len);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
+void srv_meeting_list(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    size_t n = 0;
+    uint64_t hold = 0;
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        if (req->conn->operator || srv_hub_role(m, req->conn->user) != SRV_ROLE_NONE) {
+            n++;
+            uint64_t h = srv_hub_hold(srv, m);
+            hold = h > hold ? h : hold;
+        }
+    }
+    req->hold = hold;
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_array(&pk, n);
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        struct srv_member *mb = srv_rec_member(m->rec, req->conn->user);
+        if (!req->conn->operator && mb == NULL) {
+            continue;
+        }
+        msgpack_pack_map(&pk, 6);
+        proto_pack_cstr(&pk, "id");
+        proto_pack_cstr(&pk, m->rec->id);
+        proto_pack_cstr(&pk, "title");
+        pack_val_field(&pk, &m->rec->meeting, "title");
+        proto_pack_cstr(&pk, "start");
+        pack_val_field(&pk, &m->rec->meeting, "start");
+        proto_pack_cstr(&pk, "end");
+        pack_val_field(&pk, &m->rec->meeting, "end");
+        proto_pack_cstr(&pk, "status");
+        pack_val_field(&pk, &m->rec->meeting, "status");
+        proto_pack_cstr(&pk, "role");
+        mb ? proto_pack_cstr(&pk, mb->role) : msgpack_pack_nil(&pk);
+    }
+    srv_reply_finish(req, &b);
+}
+
+void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk)
+{
+    size_t n = 0;
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        n += srv_rec_member(m->rec, user) != NULL;
+    }
+    msgpack_pack_map(pk, n);
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        struct srv_member *mb = srv_rec_member(m->rec, user);
+        if (mb) {
+            proto_pack_cstr(pk, m->rec->id);
+            proto_pack_cstr(pk, mb->role);
+        }
+    }
+}
+
+/* Replays the log of m up to seq `at` into a fresh record. *head gets the hash of the
+ * entry at `at`. */
+struct replay_ctx {
+    struct srv_rec *rec;
+    uint8_t head[DB_HASH_BYTES];
+    int rc;
+};
+
+static int replay_one(void *ud, const struct db_audit *e)
+{
+    struct replay_ctx *r = ud;
+    int rc = srv_hub_apply(r->rec, e);
+    memcpy(r->head, e->hash, DB_HASH_BYTES);
+    if (rc != 0) {
+        r->rc = rc;
+    }
+    return rc;
+}
+
+static struct srv_rec *replay(struct srv *srv, struct srv_meeting *m, int64_t at,
+                              uint8_t head[DB_HASH_BYTES])
+{
+    struct replay_ctx r = {.rec = srv_rec_new(m->rec->id)};
+    if (r.rec == NULL) {
+        return NULL;
+    }
+    int rc = srv_hub_entries(srv, m, 0, at, replay_one, &r);
+    if (rc != 0 || r.rc != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "replay of %s to seq %lld failed", m->rec->id,
+                (long long)at);
+        srv_rec_free(r.rec);
+        return NULL;
+    }
+    memcpy(head, r.head, DB_HASH_BYTES);
+    return r.rec;
+}
+
+/* Reads the optional "at"; answers and returns false when bad. *at is 0 when absent. */
+static bool read_at(struct srv_req *req, int64_t *at)
+{
+    int rc = proto_param_i64(req->params, "at", at);
+    if (rc == PROTO_ENOTFOUND) {
+        *at = 0;
+        return true;
+    }
+    if (rc != 0) {
+        bad(req, "at", "must be an integer seq");
+        return false;
+    }
+    return true;
+}
+
+/* The record to read: the live one, or a replay to `at`. Answers on failure. */
+static struct srv_rec *record_at(struct srv_req *req, struct srv_meeting *m, int64_t at,
+                                 uint8_t head[DB_HASH_BYTES], bool *owned)
+{
+    struct srv *srv = req->conn->srv;
+    req->hold = srv_hub_hold(srv, m);
+    *owned = false;
+    if (at == 0 || at == m->rec->seq) {
+        memcpy(head, m->head, DB_HASH_BYTES);
+        return m->rec;
+    }
+    if (at < 1 || at > m->rec->seq) {
+        char why[96];
+        snprintf(why, sizeof(why), "must be from 1 to the meeting's seq (%lld)",
+                 (long long)m->rec->seq);
+        bad(req, "at", why);
+        return NULL;
+    }
+    struct srv_rec *rec = replay(srv, m, at, head);
+    if (rec == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot rebuild the record at that seq");
+        return NULL;
+    }
+    *owned = true;
+    return rec;
+}
+
+void srv_meeting_get(struct srv_req *req)
+{
+    int64_t at = 0;
+    if (!read_at(req, &at)) {
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    uint8_t head[DB_HASH_BYTES];
+    bool owned = false;
+    struct srv_rec *rec = record_at(req, m, at, head, &owned);
+    if (rec == NULL) {
+        return;
+    }
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    srv_rec_pack(&pk, rec);
+    srv_reply_finish(req, &b);
+    if (owned) {
+        srv_rec_free(rec);
+    }
+}
+
+void srv_agenda_get(struct srv_req *req)
+{
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    struct srv_rec *rec = m->rec;
+    req->hold = srv_hub_hold(req->conn->srv, m);
+    size_t nitems = rec->objs[PROTO_T_ITEM].n;
+    const struct srv_obj **items = calloc(nitems ? nitems : 1, sizeof(*items));
+    if (items == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    srv_rec_items_sorted(rec, items);
+    int doc_item = proto_field_find(PROTO_T_DOC, "item", 4);
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, 3);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, rec->seq);
+    proto_pack_cstr(&pk, "items");
+    msgpack_pack_array(&pk, nitems);
+    for (size_t i = 0; i < nitems; i++) {
+        const struct srv_obj *it = items[i];
+        msgpack_pack_map(&pk, 4);
+        proto_pack_cstr(&pk, "id");
+        msgpack_pack_int64(&pk, it->id);
+        proto_pack_cstr(&pk, "number");
+        pack_val_field(&pk, it, "number");
+        proto_pack_cstr(&pk, "title");
+        pack_val_field(&pk, it, "title");
+        proto_pack_cstr(&pk, "docs");
+        const struct srv_objvec *docs = &rec->objs[PROTO_T_DOC];
+        size_t nd = 0;
+        for (size_t d = 0; d < docs->n; d++) {
+            const struct srv_val *v = &docs->v[d]->f[doc_item];
+            nd += v->set && v->i == it->id;
+        }
+        msgpack_pack_array(&pk, nd);
+        for (size_t d = 0; d < docs->n; d++) {
+            const struct srv_val *v = &docs->v[d]->f[doc_item];
+            if (v->set && v->i == it->id) {
+                srv_obj_pack(&pk, rec, docs->v[d]);
+            }
+        }
+    }
+    proto_pack_cstr(&pk, "sessions");
+    const struct srv_objvec *ss = &rec->objs[PROTO_T_SESSION];
+    msgpack_pack_array(&pk, ss->n);
+    for (size_t i = 0; i < ss->n; i++) {
+        srv_obj_pack(&pk, rec, ss->v[i]);
+    }
+    srv_reply_finish(req, &b);
+    free(items);
+}
+
+/* ---- subscriptions ---- */
+
+struct replay_send {
+    struct srv_conn *conn;
+    uint64_t hold;
+    int rc;
+};
+
+static int send_event(void *ud, const struct db_audit *e)
+{
+    struct replay_send *r = ud;
+    struct proto_buf ev = {0};
+    int rc = srv_hub_pack_event(e, &ev);
+    if (rc == 0) {
+        srv_conn_send_after(r->conn, ev.data, ev.len, r->hold);
+    }
+    proto_buf_free(&ev, 0);
+    return rc;
+}
+
+void srv_meeting_subscribe(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    int64_t since = 0;
+    int rc = proto_param_i64(req->params, "since", &since);
+    bool has_since = rc == 0;
+    if (rc == PROTO_EINVAL) {
+        bad(req, "since", "must be an integer seq");
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    if (has_since && (since < 0 || since > m->rec->seq)) {
+        char why[96];
+        snprintf(why, sizeof(why), "must be from 0 to the meeting's seq (%lld)",
+                 (long long)m->rec->seq);
+        bad(req, "since", why);
+        return;
+    }
+    srv_hub_unsubscribe(m, req->conn);
+    if (srv_hub_subscribe(m, req->conn) != 0) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    req->hold = srv_hub_hold(srv, m);
+    if (has_since) {
+        struct replay_send r = {.conn = req->conn, .hold = req->hold};
+        if (srv_hub_entries(srv, m, since, m->rec->seq, send_event, &r) != 0) {
+            srv_hub_unsubscribe(m, req->conn);
+            srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+            return;
+        }
+    }
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, has_since ? 1 : 2);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, m->rec->seq);
+    if (!has_since) {
+        proto_pack_cstr(&pk, "snapshot");
+        srv_rec_pack(&pk, m->rec);
+    }
+    srv_reply_finish(req, &b);
+}
+
+void srv_meeting_unsubscribe(struct srv_req *req)
+{
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    srv_hub_unsubscribe(m, req->conn);
+    srv_reply_empty(req);
+}
+
+/* ---- history and audit ---- */
+
+/* A one-line description of an entry for people. */
+static void summarize(const struct db_audit *e, char *out, size_t cap)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    char names[200] = "";
+    if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *f = proto_mp_map_get(&u.data, "fields");
+        for (uint32_t i = 0; f && f->type == MSGPACK_OBJECT_MAP && i < f->via.map.size; i++) {
+            const msgpack_object *k = &f->via.map.ptr[i].key;
+            if (k->type == MSGPACK_OBJECT_STR && strlen(names) + k->via.str.size + 3 < 190) {
+                strncat(names, i ? ", " : "", sizeof(names) - strlen(names) - 1);
+                strncat(names, k->via.str.ptr, k->via.str.size);
+            }
+        }
+        if (strcmp(e->type, "member") == 0) {
+            const msgpack_object *r = proto_mp_map_get(&u.data, "role");
+            if (r && r->type == MSGPACK_OBJECT_STR) {
+                snprintf(names, sizeof(names), "role %.*s", (int)r->via.str.size,
+                         r->via.str.ptr);
+            } else {
+                snprintf(names, sizeof(names), "removed");
+            }
+        }
+        const msgpack_object *fd = proto_mp_map_get(&u.data, "field");
+        if (fd && fd->type == MSGPACK_OBJECT_STR) {
+            snprintf(names, sizeof(names), "edit of %.*s", (int)fd->via.str.size,
+                     fd->via.str.ptr);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    char id[80];
+    if (e->id_str) {
+        snprintf(id, sizeof(id), "%s", e->id_str);
+    } else {
+        snprintf(id, sizeof(id), "%lld", (long long)e->id_int);
+    }
+    snprintf(out, cap, "%s %s %s%s%s", e->kind, e->type, id, names[0] ? ": " : "", names);
+}
+
+struct hist_ctx {
+    msgpack_packer *pk;
+    size_t n;
+    struct proto_buf items;
+};
+
+static int hist_one(void *ud, const struct db_audit *e)
+{
+    struct hist_ctx *h = ud;
+    msgpack_packer pk;
+    char summary[300], hex[2 * DB_HASH_BYTES + 1];
+    msgpack_packer_init(&pk, &h->items, proto_buf_msgpack_write);
+    summarize(e, summary, sizeof(summary));
+    proto_hex(e->hash, DB_HASH_BYTES, hex);
+    msgpack_pack_map(&pk, e->cid ? 9 : 8);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, e->seq);
+    proto_pack_cstr(&pk, "time");
+    msgpack_pack_int64(&pk, e->time_ms);
+    proto_pack_cstr(&pk, "user");
+    proto_pack_cstr(&pk, e->user);
+    proto_pack_cstr(&pk, "kind");
+    proto_pack_cstr(&pk, e->kind);
+    proto_pack_cstr(&pk, "type");
+    proto_pack_cstr(&pk, e->type);
+    proto_pack_cstr(&pk, "id");
+    if (e->id_str) {
+        proto_pack_cstr(&pk, e->id_str);
+    } else {
+        msgpack_pack_int64(&pk, e->id_int);
+    }
+    proto_pack_cstr(&pk, "summary");
+    proto_pack_cstr(&pk, summary);
+    proto_pack_cstr(&pk, "hash");
+    proto_pack_cstr(&pk, hex);
+    if (e->cid) {
+        proto_pack_cstr(&pk, "cid");
+        proto_pack_cstr(&pk, e->cid);
+    }
+    h->n++;
+    return 0;
+}
+
+void srv_history_list(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    struct db_history_filter f = {.limit = HISTORY_DEFAULT};
+    int64_t v = 0;
+    char user[PROTO_NAME_MAX + 1] = "", type[16] = "", id_str[PROTO_NAME_MAX + 1] = "";
+    if (proto_param_i64(req->params, "since", &f.since) == PROTO_EINVAL ||
+        proto_param_i64(req->params, "until", &f.until) == PROTO_EINVAL) {
+        bad(req, "since", "since and until must be integer seqs");
+        return;
+    }
+    int rc = proto_param_i64(req->params, "limit", &v);
+    if (rc == PROTO_EINVAL || (rc == 0 && (v < 1 || v > HISTORY_MAX))) {
+        bad(req, "limit", "must be an integer from 1 to 1000");
+        return;
+    }
+    if (rc == 0) {
+        f.limit = (int)v;
+    }
+    rc = proto_param_strcpy(req->params, "user", user, sizeof(user));
+    if (rc != 0 && rc != PROTO_ENOTFOUND) {
+        bad(req, "user", "must be an account name");
+        return;
+    }
+    rc = proto_param_strcpy(req->params, "type", type, sizeof(type));
+    if (rc != 0 && rc != PROTO_ENOTFOUND) {
+        bad(req, "type", "must be an object type");
+        return;
+    }
+    const msgpack_object *ido = proto_mp_map_get(req->params, "id");
+    if (ido && ido->type == MSGPACK_OBJECT_STR && ido->via.str.size < sizeof(id_str)) {
+        memcpy(id_str, ido->via.str.ptr, ido->via.str.size);
+        id_str[ido->via.str.size] = '\0';
+        f.id_str = id_str;
+    } else if (ido && is_int(ido)) {
+        f.id_int = int_of(ido);
+    } else if (ido && ido->type != MSGPACK_OBJECT_NIL) {
+        bad(req, "id", "must be an object id");
+        return;
+    }
+    f.user = user[0] ? user : NULL;
+    f.type = type[0] ? type : NULL;
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    struct hist_ctx h = {0};
+    rc = db_audit_history(srv->db, m->rec->id, &f, hist_one, &h);
+    if (rc != 0) {
+        proto_buf_free(&h.items, 0);
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+        return;
+    }
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_array(&pk, h.n);
+    proto_buf_append(&b, h.items.data, h.items.len);
+    proto_buf_free(&h.items, 0);
+    srv_reply_finish(req, &b);
+}
+
+void srv_audit_verify_method(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    int64_t count = 0, bad_seq = 0;
+    uint8_t head[DB_HASH_BYTES];
+    char hex[2 * DB_HASH_BYTES + 1];
+    if (srv_audit_verify(srv->db, m->rec->id, srv->host.pk, &count, head, &bad_seq) != 0) {
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+        return;
+    }
+    proto_hex(head, DB_HASH_BYTES, hex);
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, bad_seq ? 4 : 3);
+    proto_pack_cstr(&pk, "ok");
+    packb(&pk, bad_seq == 0);
+    proto_pack_cstr(&pk, "count");
+    msgpack_pack_int64(&pk, count);
+    proto_pack_cstr(&pk, "head");
+    proto_pack_cstr(&pk, hex);
+    if (bad_seq) {
+        proto_pack_cstr(&pk, "bad_seq");
+        msgpack_pack_int64(&pk, bad_seq);
+    }
+    srv_reply_finish(req, &b);
+}
+
+/* ---- import and export ---- */
+
+void srv_report_export_method(struct srv_req *req)
+{
+    enum srv_report_format fmt = SRV_REPORT_TEXT;
+    const char *s = NULL;
+    size_t len = 0;
+    int64_t at = 0;
+    int rc = proto_param_str(req->params, "format", &s, &len);
+    if ((rc == 0 && srv_report_format_parse(s, len, &fmt) != 0) || rc == PROTO_EINVAL) {
+        bad(req, "format", "must be text, markdown or html");
+        return;
+    }
+    if (!read_at(req, &at)) {
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    uint8_t head[DB_HASH_BYTES];
+    char hex[2 * DB_HASH_BYTES + 1];
+    bool owned = false;
+    struct srv_rec *rec = record_at(req, m, at, head, &owned);
+    if (rec == NULL) {
+        return;
+    }
+    proto_hex(head, DB_HASH_BYTES, hex);
+    struct proto_buf text = {0};
+    rc = srv_report_export(rec, fmt, rec->seq, hex, &text);
+    if (rc == 0) {
+        struct proto_buf b;
+        msgpack_packer pk;
+        srv_reply_begin(req, &pk, &b);
+        msgpack_pack_map(&pk, 2);
+        proto_pack_cstr(&pk, "seq");
+        msgpack_pack_int64(&pk, rec->seq);
+        proto_pack_cstr(&pk, "content");
+        proto_pack_str(&pk, (const char *)text.data, text.len);
+        srv_reply_finish(req, &b);
+    } else {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot render the report");
+    }
+    proto_buf_free(&text, 0);
+    if (owned) {
+        srv_rec_free(rec);
+    }
+}
+
+/* Packs an object's set fields as a create payload, mapping item references through map
+ * (local import ids to meeting ids). */
+static void pack_import_fields(msgpack_packer *pk, const struct srv_obj *o, const int64_t *map,
+                               size_t nmap)
+{
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    size_t n = 0;
+    for (size_t i = 0; i < ti->nfields; i++) {
+        n += o->f[i].set && ti->fields[i].kind != PROTO_F_COMPUTED;
+    }
+    msgpack_pack_map(pk, 1);
+    proto_pack_cstr(pk, "fields");
+    msgpack_pack_map(pk, n);
+    for (size_t i = 0; i < ti->nfields; i++) {
+        const struct srv_val *v = &o->f[i];
+        enum proto_fkind k = ti->fields[i].kind;
+        if (!v->set || k == PROTO_F_COMPUTED) {
+            continue;
+        }
+        proto_pack_cstr(pk, ti->fields[i].name);
+        if (k == PROTO_F_ITEMREF) {
+            int64_t mapped = v->i >= 0 && (size_t)v->i < nmap ? map[v->i] : 0;
+            mapped ? msgpack_pack_int64(pk, mapped) : msgpack_pack_nil(pk);
+        } else if (k == PROTO_F_INT) {
+            msgpack_pack_int64(pk, v->i);
+        } else {
+            proto_pack_str(pk, v->s, v->len);
+        }
+    }
+}
+
+/* True when an imported doc or action would repeat an existing unique key. */
+static bool import_dup(struct srv_meeting *m, const struct srv_obj *o)
+{
+    if (o->type != PROTO_T_DOC && o->type != PROTO_T_ACTION) {
+        return false;
+    }
+    int ref = proto_field_find(o->type, "ref", 3);
+    int rev = o->type == PROTO_T_DOC ? proto_field_find(o->type, "revision", 8) : -1;
+    const struct srv_objvec *vec = &m->rec->objs[o->type];
+    for (size_t i = 0; i < vec->n; i++) {
+        const struct srv_obj *x = vec->v[i];
+        if (!o->f[ref].set || !x->f[ref].set ||
+            !same(x->f[ref].s, x->f[ref].len, o->f[ref].s, o->f[ref].len)) {
+            continue;
+        }
+        if (rev < 0) {
+            return true;
+        }
+        const char *a = x->f[rev].set ? x->f[rev].s : "", *b = o->f[rev].set ? o->f[rev].s : "";
+        if (strcmp(a, b) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
+                    struct srv_conn *author, const char *text, size_t len, int64_t counts[],
+                    char *err, size_t errlen)
+{
+    struct srv_rec *parsed = NULL;
+    int rc = srv_report_import(text, len, &parsed, err, errlen);
+    if (rc != 0) {
+        return rc;
+    }
+    int64_t maxid = srv_rec_max_id(parsed);
+    int64_t *map = calloc((size_t)maxid + 1, sizeof(*map));
+    if (map == NULL) {
+        srv_rec_free(parsed);
+        return PROTO_ENOMEM;
+    }
+    /* The meeting's own fields first (those the report gives), then items (so that other
+     * objects can point at them), then everything else. */
+    const struct proto_typeinfo *mt = proto_type_info(PROTO_T_MEETING);
+    struct srv_change ch = {.m = m, .user = user, .kind = "update", .type = PROTO_T_MEETING,
+                            .id_str = m->rec->id, .author = author};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    size_t nset = 0;
+    for (size_t i = 0; i < mt->nfields; i++) {
+        nset += parsed->meeting.f[i].set && strcmp(mt->fields[i].name, "status") != 0;
+    }
+    if (nset > 0) {
+        msgpack_pack_map(&pk, 1);
+        proto_pack_cstr(&pk, "fields");
+        msgpack_pack_map(&pk, nset);
+        for (size_t i = 0; i < mt->nfields; i++) {
+            const struct srv_val *v = &parsed->meeting.f[i];
+            if (!v->set || strcmp(mt->fields[i].name, "status") == 0) {
+                continue;
+            }
+            proto_pack_cstr(&pk, mt->fields[i].name);
+            if (mt->fields[i].kind == PROTO_F_INT) {
+                msgpack_pack_int64(&pk, v->i);
+            } else {
+                proto_pack_str(&pk, v->s, v->len);
+            }
+        }
+        rc = srv_hub_commit(srv, &ch) < 0 ? PROTO_EINVAL : 0;
+    } else {
+        proto_buf_free(&ch.payload, 0);
+    }
+    static const enum proto_type order[] = {PROTO_T_ITEM,     PROTO_T_SESSION, PROTO_T_PERSON,
+                                            PROTO_T_ACTION,   PROTO_T_DOC,     PROTO_T_DECISION,
+                                            PROTO_T_INTERIM};
+    for (size_t k = 0; rc == 0 && k < sizeof(order) / sizeof(order[0]); k++) {
+        enum proto_type t = order[k];
+        const struct srv_objvec *vec = &parsed->objs[t];
+        for (size_t i = 0; rc == 0 && i < vec->n; i++) {
+            const struct srv_obj *o = vec->v[i];
+            if (import_dup(m, o)) {
+                continue;
+            }
+            int64_t id = srv_hub_next_id(srv);
+            if (id < 0) {
+                rc = (int)id;
+                break;
+            }
+            if (o->id >= 0 && o->id <= maxid) {
+                map[o->id] = id;
+            }
+            struct srv_change c = {.m = m, .user = user, .kind = "create", .type = t, .id = id,
+                                   .author = author};
+            msgpack_packer_init(&pk, &c.payload, proto_buf_msgpack_write);
+            pack_import_fields(&pk, o, map, (size_t)maxid + 1);
+            if (srv_hub_commit(srv, &c) < 0) {
+                rc = PROTO_EINVAL;
+                snprintf(err, errlen, "a %s of the report does not fit the record",
+                         proto_type_info(t)->name);
+            } else {
+                counts[t]++;
+            }
+        }
+    }
+    free(map);
+    srv_rec_free(parsed);
+    return rc;
+}
+
+void srv_report_import_method(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    const char *text = NULL;
+    size_t len = 0;
+    if (proto_param_str(req->params, "text", &text, &len) != 0) {
+        bad(req, "text", "the report text (string) is required");
+        return;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_RAPPORTEUR);
+    if (m == NULL || !check_lock(req, m, false)) {
+        return;
+    }
+    int64_t counts[PROTO_T_COUNT] = {0};
+    char err[256] = "";
+    int rc = srv_import_into(srv, m, req->conn->user, req->conn, text, len, counts, err,
+                             sizeof(err));
+    req->hold = srv_hub_hold(srv, m);
+    if (rc == PROTO_ETOOBIG) {
+        srv_reply_error(req, PROTO_CODE_TOO_LARGE, "report over 4 MiB");
+        return;
+    }
+    if (rc != 0) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "text: %s", err[0] ? err : "not a report");
+        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, msg);
+        return;
+    }
+    srv_log(req->conn, SRV_LOG_INFO, "report imported into %s (seq %lld)", m->rec->id,
+            (long long)m->rec->seq);
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, m->rec->seq);
+    proto_pack_cstr(&pk, "counts");
+    size_t n = 0;
+    for (int t = 1; t < PROTO_T_COUNT; t++) {
+        n += counts[t] > 0;
+    }
+    msgpack_pack_map(&pk, n);
+    for (int t = 1; t < PROTO_T_COUNT; t++) {
+        if (counts[t] > 0) {
+            proto_pack_cstr(&pk, proto_type_info((enum proto_type)t)->name);
+            msgpack_pack_int64(&pk, counts[t]);
+        }
+    }
+    srv_reply_finish(req, &b);
+}

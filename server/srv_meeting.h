@@ -1,0 +1,44 @@
+/* srv_meeting.h - handlers of the meeting methods (PROTOCOL.md section 7). */
+#ifndef CONFER_SRV_MEETING_H
+#define CONFER_SRV_MEETING_H
+
+#include "srv.h"
+#include "srv_hub.h"
+
+/* The role a method needs; t and field matter for obj.* and text.edit. The one place
+ * where PROTOCOL.md section 8 is written down. */
+enum srv_role srv_required_role(const char *method, enum proto_type t, const char *field);
+
+/* Reads the "meeting" parameter and checks that the caller may act in it with at least
+ * role need. Answers (bad_request, not_found, forbidden) and returns NULL otherwise. */
+struct srv_meeting *srv_req_meeting(struct srv_req *req, enum srv_role need);
+
+/* Packs {meeting id: role} for every meeting where user has a role (whoami). */
+void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk);
+
+/* Imports a report into meeting m as changes made by user: the meeting's fields, then one
+ * create per object, skipping documents and actions whose key exists. counts (indexed by
+ * proto_type) get the objects created. Returns 0, or PROTO_EINVAL/PROTO_ETOOBIG with a
+ * message in err (changes made before a failure stay). */
+int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
+                    struct srv_conn *author, const char *text, size_t len, int64_t counts[],
+                    char *err, size_t errlen);
+
+void srv_meeting_create(struct srv_req *req);
+void srv_meeting_list(struct srv_req *req);
+void srv_meeting_get(struct srv_req *req);
+void srv_meeting_subscribe(struct srv_req *req);
+void srv_meeting_unsubscribe(struct srv_req *req);
+void srv_agenda_get(struct srv_req *req);
+void srv_obj_create(struct srv_req *req);
+void srv_obj_update(struct srv_req *req);
+void srv_obj_delete(struct srv_req *req);
+void srv_member_list(struct srv_req *req);
+void srv_member_set(struct srv_req *req);
+void srv_member_remove(struct srv_req *req);
+void srv_history_list(struct srv_req *req);
+void srv_audit_verify_method(struct srv_req *req);
+void srv_report_export_method(struct srv_req *req);
+void srv_report_import_method(struct srv_req *req);
+
+#endif
