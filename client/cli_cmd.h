@@ -123,6 +123,12 @@ int cli_fail_call(struct cli_ctx *ctx, const char *what, struct cli_conn *c, int
  * CLI_EXIT_FAIL when j is NULL or writing fails. */
 int cli_print_json(struct cli_ctx *ctx, json_t *j);
 
+/* Reads one line from fd into buf (cap bytes, NUL-terminated, without the newline and a
+ * trailing '\r'), byte by byte so nothing after the line is consumed. Returns 0,
+ * PROTO_ECLOSED at end of input before any byte, PROTO_ETOOBIG when the line is longer than
+ * cap - 1 (it is read to its end and buf wiped), PROTO_EIO. */
+int cli_read_line(int fd, char *buf, size_t cap);
+
 /* Reads a password. From the terminal (ctx->in_fd, without echo) when prompt is not NULL,
  * else one line of ctx->in_fd (--password-stdin). The newline is dropped. Returns 0,
  * PROTO_ECLOSED (end of input or Ctrl-C/Ctrl-D), PROTO_ETOOBIG (over CLI_PASSWORD_MAX

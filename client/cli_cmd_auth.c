@@ -3,7 +3,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -31,6 +33,35 @@ static int password_error(struct cli_ctx *ctx, int rc)
         return cli_fail(ctx, "cannot read a password: standard input is not a terminal; use "
                              "--password-stdin");
     }
+}
+
+/* Asks on ctx->err whether to trust a new host key; reads the answer from ctx->in_fd. */
+static bool confirm_host(void *ud, const char *hostport, const char *fp)
+{
+    struct cli_ctx *ctx = ud;
+    fprintf(ctx->err,
+            "The host key of %s is not known yet. Its fingerprint is\n"
+            "    %s\n"
+            "Compare it with the one the server's operator gets from `conferd fingerprint`.\n",
+            hostport, fp);
+    for (int tries = 0; tries < 3; tries++) {
+        char ans[16];
+        fprintf(ctx->err, "Trust this key and remember it (yes/no)? ");
+        fflush(ctx->err);
+        int rc = cli_read_line(ctx->in_fd, ans, sizeof(ans));
+        if (rc == PROTO_ECLOSED || rc == PROTO_EIO) {
+            fputc('\n', ctx->err);
+            return false;
+        }
+        if (rc == 0 && (strcasecmp(ans, "yes") == 0 || strcasecmp(ans, "y") == 0)) {
+            return true;
+        }
+        if (rc == 0 && (strcasecmp(ans, "no") == 0 || strcasecmp(ans, "n") == 0)) {
+            return false;
+        }
+        fprintf(ctx->err, "Please type yes or no.\n");
+    }
+    return false;
 }
 
 /* The result of auth.login with remember: {"user", "operator", "token"?, "expires"?}. */
@@ -166,6 +197,9 @@ int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv)
                                "characters, as printed by `conferd fingerprint`");
     }
 
+    if (!pw_stdin && !isatty(ctx->in_fd)) {
+        return password_error(ctx, PROTO_EIO); /* say so before connecting */
+    }
     pw = sodium_malloc(CLI_PASSWORD_MAX + 2);
     if (pw == NULL) {
         return cli_fail(ctx, "out of memory");
@@ -184,6 +218,8 @@ int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv)
     pol.trust_new = trust_new;
     pol.expect_fp = host_key;
     pol.interactive = ctx->interactive && !pw_stdin;
+    pol.confirm = confirm_host;
+    pol.confirm_ud = ctx;
     pol.warn = ctx->err;
     if (cli_connect(ctx, hostport, &pol, &c) != CLI_EXIT_OK) {
         goto cleanup;

@@ -34,13 +34,13 @@ int cli_fail_rpc(struct cli_ctx *ctx, const char *what, const struct cli_msg *m)
     if (strcmp(code, "rate_limited") == 0) {
         int64_t after = cli_msg_retry_after_ms(m);
         if (after < 0) {
-            return cli_fail(ctx, "%s: %s; try again later", what, msg);
+            return cli_fail(ctx, "%s: %s (rate_limited); retry later", what, msg);
         }
         char in[64];
         char at[64];
         cli_render_duration(after, in, sizeof(in));
         cli_render_time(proto_now_ms() + after, at, sizeof(at));
-        return cli_fail(ctx, "%s: %s; try again in %s (at %s)", what, msg, in, at);
+        return cli_fail(ctx, "%s: %s (rate_limited); retry in %s (at %s)", what, msg, in, at);
     }
     if (strcmp(code, "unavailable") == 0) {
         return cli_fail(ctx, "%s: the server is unavailable (%s); try again later", what, msg);
@@ -78,10 +78,7 @@ int cli_print_json(struct cli_ctx *ctx, json_t *j)
     return rc == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
 }
 
-/* Reads one line from fd into buf (no newline). Returns 0, PROTO_ECLOSED at end of input
- * before any byte, PROTO_ETOOBIG when longer than cap - 1 (the rest of the line is read
- * and dropped), PROTO_EIO. */
-static int read_line(int fd, char *buf, size_t cap)
+int cli_read_line(int fd, char *buf, size_t cap)
 {
     size_t n = 0;
     bool over = false;
@@ -205,7 +202,7 @@ int cli_read_password(struct cli_ctx *ctx, const char *prompt, char *buf, size_t
         }
         rc = read_tty_password(ctx, ctx->in_fd, prompt, buf, lim);
     } else {
-        rc = read_line(ctx->in_fd, buf, lim);
+        rc = cli_read_line(ctx->in_fd, buf, lim);
     }
     if (rc == 0 && strlen(buf) > CLI_PASSWORD_MAX) {
         sodium_memzero(buf, cap);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "proto_channel.h"
+#include "proto_err.h"
 #include "proto_util.h"
 
 #define CLI_HOST_MAX     256       /* host name or address, NUL included */

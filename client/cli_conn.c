@@ -155,9 +155,11 @@ int64_t cli_msg_retry_after_ms(const struct cli_msg *m)
 
 static int read_available(struct cli_conn *c);
 
-/* Writes all of p[0..n) before deadline. Once the channel is up, reads what arrives while
- * the socket is not writable. A partial write breaks the framing, so failures are fatal. */
-static int write_all(struct cli_conn *c, const uint8_t *p, size_t n, int64_t deadline)
+/* Writes all of p[0..n) before deadline. With read_meanwhile (and the channel up), reads
+ * what arrives while the socket is not writable, so that a peer writing to us while we write
+ * cannot deadlock us. A partial write breaks the framing, so failures are fatal. */
+static int write_all(struct cli_conn *c, const uint8_t *p, size_t n, int64_t deadline,
+                     bool read_meanwhile)
 {
     while (n > 0) {
         ssize_t w = send(c->fd, p, n, MSG_NOSIGNAL);
@@ -171,7 +173,7 @@ static int write_all(struct cli_conn *c, const uint8_t *p, size_t n, int64_t dea
         }
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
-            if (c->established && !c->peer_final) {
+            if (read_meanwhile && c->established && !c->peer_final) {
                 pfd.events |= POLLIN;
             }
             int pr = poll(&pfd, 1, remaining(deadline));
@@ -279,13 +281,13 @@ static int write_frame(struct cli_conn *c, const uint8_t *payload, size_t len, i
 {
     uint8_t hdr[PROTO_FRAME_HDR];
     proto_frame_put_len(hdr, (uint32_t)len);
-    int rc = write_all(c, hdr, sizeof(hdr), deadline);
-    return rc != 0 ? rc : write_all(c, payload, len, deadline);
+    int rc = write_all(c, hdr, sizeof(hdr), deadline, false);
+    return rc != 0 ? rc : write_all(c, payload, len, deadline, false);
 }
 
 /* Encrypts plain[0..len) as one frame and sends it. */
 static int write_sealed(struct cli_conn *c, const uint8_t *plain, size_t len, int final,
-                        int64_t deadline)
+                        int64_t deadline, bool read_meanwhile)
 {
     if (c->dead != 0) {
         return c->dead;
@@ -308,7 +310,7 @@ static int write_sealed(struct cli_conn *c, const uint8_t *plain, size_t len, in
         return fail(c, PROTO_ECRYPTO, "cannot encrypt a message");
     }
     proto_frame_put_len(buf, (uint32_t)(len + PROTO_ABYTES));
-    rc = write_all(c, buf, PROTO_FRAME_HDR + len + PROTO_ABYTES, deadline);
+    rc = write_all(c, buf, PROTO_FRAME_HDR + len + PROTO_ABYTES, deadline, read_meanwhile);
     free(buf);
     return rc;
 }
@@ -857,10 +859,10 @@ static void conn_destroy(struct cli_conn *c, bool graceful)
     if (graceful && c->established && c->dead == 0 && !c->peer_final) {
         int64_t deadline = deadline_in(CLOSE_TIMEOUT_MS);
         if (c->out.len > 0) {
-            (void)write_sealed(c, c->out.data, c->out.len, 0, deadline);
+            (void)write_sealed(c, c->out.data, c->out.len, 0, deadline, true);
         }
         if (c->dead == 0) {
-            (void)write_sealed(c, NULL, 0, 1, deadline); /* empty TAG_FINAL */
+            (void)write_sealed(c, NULL, 0, 1, deadline, true); /* empty TAG_FINAL */
         }
         shutdown(c->fd, SHUT_WR);
     }
@@ -1160,7 +1162,7 @@ static int flush_out(struct cli_conn *c)
     if (c->out.len == 0) {
         return 0;
     }
-    int rc = write_sealed(c, c->out.data, c->out.len, 0, deadline_in(c->timeout_ms));
+    int rc = write_sealed(c, c->out.data, c->out.len, 0, deadline_in(c->timeout_ms), true);
     sodium_memzero(c->out.data, c->out.len);
     c->out.len = 0;
     return rc;
@@ -1215,7 +1217,7 @@ int cli_conn_send(struct cli_conn *c, const char *method, const uint8_t *params,
             goto cleanup;
         }
     } else {
-        rc = write_sealed(c, req.data, req.len, 0, deadline_in(c->timeout_ms));
+        rc = write_sealed(c, req.data, req.len, 0, deadline_in(c->timeout_ms), true);
         if (rc != 0) {
             goto cleanup;
         }
@@ -1362,7 +1364,7 @@ int cli_conn_send_plain(struct cli_conn *c, const uint8_t *plain, size_t len)
     if (rc != 0) {
         return rc;
     }
-    return write_sealed(c, plain, len, 0, deadline_in(c->timeout_ms));
+    return write_sealed(c, plain, len, 0, deadline_in(c->timeout_ms), false);
 }
 
 int cli_conn_send_raw(struct cli_conn *c, const uint8_t *bytes, size_t len)
@@ -1370,5 +1372,5 @@ int cli_conn_send_raw(struct cli_conn *c, const uint8_t *bytes, size_t len)
     if (c->dead != 0) {
         return c->dead;
     }
-    return write_all(c, bytes, len, deadline_in(c->timeout_ms));
+    return write_all(c, bytes, len, deadline_in(c->timeout_ms), false);
 }

@@ -16,7 +16,8 @@
  *   }
  *   cli_conn_close(c);
  *
- * One connection is used by one thread at a time.
+ * The queue has no bound: a caller that subscribes to events must keep calling
+ * cli_conn_next. One connection is used by one thread at a time.
  */
 #ifndef CONFER_CLI_CONN_H
 #define CONFER_CLI_CONN_H
@@ -188,10 +189,13 @@ int cli_conn_callf(struct cli_conn *c, struct cli_msg **out, const char *method,
 /* Number of queued messages. */
 size_t cli_conn_pending(const struct cli_conn *c);
 
-/* For tests: encrypts plain[0..len) (anything, even empty or not msgpack) as one frame. */
+/* For tests: encrypts plain[0..len) (anything, even empty or not msgpack) as one frame.
+ * Unlike the other senders it does not read while it waits for the socket, so a test can
+ * play a peer that never reads. */
 int cli_conn_send_plain(struct cli_conn *c, const uint8_t *plain, size_t len);
 
-/* For tests: writes bytes[0..len) to the socket as they are, outside the channel. */
+/* For tests: writes bytes[0..len) to the socket as they are, outside the channel (and,
+ * like cli_conn_send_plain, without reading meanwhile). */
 int cli_conn_send_raw(struct cli_conn *c, const uint8_t *bytes, size_t len);
 
 /* The socket, for poll() in a caller's loop or for tests. Still owned by c. */

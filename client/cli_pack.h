@@ -22,6 +22,7 @@
 
 #include <stdarg.h>
 
+#include "proto_err.h"
 #include "proto_util.h"
 
 /* Appends the values described by fmt to b. Returns 0, PROTO_EINVAL (bad format: unknown

@@ -402,7 +402,7 @@ json_t *cli_json_from_mp(const msgpack_object *o)
 
 int cli_json_print(FILE *out, const json_t *j)
 {
-    if (json_dumpf(j, out, JSON_COMPACT | JSON_ENCODE_ANY) != 0 || fputc('\n', out) == EOF) {
+    if (json_dumpf(j, out, JSON_ENCODE_ANY) != 0 || fputc('\n', out) == EOF) {
         return PROTO_EIO;
     }
     return 0;

@@ -15,6 +15,8 @@
 #include <jansson.h>
 #include <msgpack.h>
 
+#include "proto_err.h"
+
 #define CLI_TERM_WIDTH_DEFAULT 80
 
 /* Width of the terminal on fd in columns (TIOCGWINSZ), or 80 when fd is not a terminal. */
@@ -62,7 +64,7 @@ void cli_table_free(struct cli_table *t);
  * NULL when out of memory or nested deeper than 64. */
 json_t *cli_json_from_mp(const msgpack_object *o);
 
-/* Prints j as compact JSON and a newline. Returns 0 or PROTO_EIO. */
+/* Prints j as JSON on one line ({"key": value, ...}) and a newline. Returns 0 or PROTO_EIO. */
 int cli_json_print(FILE *out, const json_t *j);
 
 #endif

@@ -403,6 +403,18 @@ static uint32_t hash_cps(const uint32_t *p, size_t n)
     return h;
 }
 
+/* Lines of cps[0..n): one per '\n', plus one for a last line without it. */
+static size_t count_lines(const uint32_t *cps, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cps[i] == '\n' || i == n - 1) {
+            count++;
+        }
+    }
+    return count;
+}
+
 /* Splits cps[0..n) after each '\n' into lines[*count..]. */
 static void split_lines(const uint32_t *cps, size_t n, struct line *lines, size_t *count)
 {
@@ -447,8 +459,9 @@ static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
     int rc = PROTO_ENOMEM;
 
     memset(&m, 0, sizeof(m));
-    lines = malloc((n + mm) * sizeof(*lines));
-    ids = malloc((n + mm) * sizeof(*ids));
+    nl = count_lines(a, n) + count_lines(b, mm);
+    lines = malloc(nl * sizeof(*lines));
+    ids = malloc(nl * sizeof(*ids));
     if (lines == NULL || ids == NULL) {
         goto cleanup;
     }

@@ -181,16 +181,22 @@ static int append(struct proto_op *op, enum proto_op_kind kind, size_t n, const 
             return PROTO_EINVAL;
         }
         if (kind == PROTO_OP_INSERT) {
-            if (slen > SIZE_MAX - 1 - last->slen) {
+            if (slen > SIZE_MAX / 2 - 1 - last->slen) {
                 return PROTO_ENOMEM;
             }
-            char *ns = realloc(last->s, last->slen + slen + 1);
-            if (ns == NULL) {
-                return PROTO_ENOMEM;
+            size_t need = last->slen + slen + 1;
+            if (need > last->scap) {
+                /* Geometric growth: many small inserts in a row stay linear. */
+                size_t cap = last->scap * 2 > need ? last->scap * 2 : need;
+                char *ns = realloc(last->s, cap);
+                if (ns == NULL) {
+                    return PROTO_ENOMEM;
+                }
+                last->s = ns;
+                last->scap = cap;
             }
-            memcpy(ns + last->slen, s, slen);
-            ns[last->slen + slen] = '\0';
-            last->s = ns;
+            memcpy(last->s + last->slen, s, slen);
+            last->s[last->slen + slen] = '\0';
             last->slen += slen;
         }
         last->n = sum;
@@ -212,10 +218,11 @@ static int append(struct proto_op *op, enum proto_op_kind kind, size_t n, const 
         copy[slen] = '\0';
     }
     if (op->tail > 0) {
-        op->comps[op->len++] = (struct proto_op_comp){PROTO_OP_SKIP, op->tail, NULL, 0};
+        op->comps[op->len++] = (struct proto_op_comp){PROTO_OP_SKIP, op->tail, NULL, 0, 0};
         op->tail = 0;
     }
-    op->comps[op->len++] = (struct proto_op_comp){kind, n, copy, copy ? slen : 0};
+    op->comps[op->len++] =
+        (struct proto_op_comp){kind, n, copy, copy ? slen : 0, copy ? slen + 1 : 0};
     return 0;
 }
 

@@ -47,6 +47,7 @@ struct proto_op_comp {
     size_t n;    /* code points skipped, inserted or deleted (> 0) */
     char *s;     /* PROTO_OP_INSERT: UTF-8 text, NUL-terminated, owned; else NULL */
     size_t slen; /* bytes of s */
+    size_t scap; /* bytes allocated for s (internal) */
 };
 
 struct proto_op {
@@ -113,8 +114,9 @@ int proto_op_transform(const struct proto_op *op, const struct proto_op *other,
 int proto_op_compose(const struct proto_op *a, const struct proto_op *b, struct proto_op *out);
 
 /* Moves a cursor (a code point index into the text before op) to where it is after op,
- * like ot-text-unicode's transformPosition: an insert at the cursor goes after it, a
- * cursor inside a deleted range moves to its start. A selection moves each end alone. */
+ * like ot-text-unicode's transformPosition: text inserted at the cursor lands after it (the
+ * cursor does not move), a cursor inside deleted text moves to where the deletion was. A
+ * selection moves each end alone (transformSelection). */
 size_t proto_op_transform_pos(size_t pos, const struct proto_op *op);
 
 #endif

@@ -29,6 +29,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void conn_free(struct srv_conn *conn)
 {
     struct srv *srv = conn->srv;
+    if (conn->dirty) {
+        for (struct srv_conn **pp = &srv->dirty; *pp; pp = &(*pp)->dirty_next) {
+            if (*pp == conn) {
+                *pp = conn->dirty_next;
+                break;
+            }
+        }
+    }
+    unlink_held(conn);
     if (conn->prev) {
         conn->prev->next = conn->next;
     } else if (srv->conns == conn) {

@@ -255,6 +255,39 @@ static void test_decode_normalizes(void **state)
     proto_op_free(NULL);
 }
 
+/* Many adjacent inserts merge into one component with all their text. */
+static void test_decode_many_inserts(void **state)
+{
+    (void)state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    struct proto_op op;
+    size_t off = 0;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 4002);
+    msgpack_pack_uint64(&pk, 1);
+    for (int i = 0; i < 4000; i++) {
+        msgpack_pack_str_with_body(&pk, i % 2 ? "\xf0\x9f\x91\xbb" : "ab", i % 2 ? 4 : 2);
+    }
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_unpacked_init(&up);
+    assert_int_equal(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    proto_op_init(&op);
+    assert_int_equal(proto_op_decode(&up.data, &op), 0);
+    assert_int_equal(op.len, 2);
+    assert_int_equal(op.comps[1].kind, PROTO_OP_INSERT);
+    assert_int_equal(op.comps[1].n, 6000);
+    assert_int_equal(op.comps[1].slen, 12000);
+    assert_int_equal(strlen(op.comps[1].s), 12000);
+    assert_memory_equal(op.comps[1].s + 11994, "ab\xf0\x9f\x91\xbb", 6);
+    assert_int_equal(op.tail, 1);
+    proto_op_free(&op);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 static void test_decode_rejects(void **state)
 {
     (void)state;
@@ -860,6 +893,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_normalizes),
+        cmocka_unit_test(test_decode_many_inserts),
         cmocka_unit_test(test_decode_rejects),
         cmocka_unit_test(test_encode),
         cmocka_unit_test(test_builders),

@@ -1,0 +1,2464 @@
+/* srv_report.c - a meeting report as text: import (parse) and export (render).
+ *
+ * Import works on lines. One pass copies the text into normalised lines (CRLF, Word's
+ * bookmarks, trailing blanks and "·" bullets are dealt with once, here), a second splits
+ * them into numbered sections, and each kind of object then has its own small scanner over
+ * those lines. A scanner looks a bounded number of bytes ahead of a position, and every
+ * type has a cap on the objects one import makes, so a hostile 4 MiB text costs time and
+ * memory about linear in its size.
+ *
+ * What the prose of a report says is what the text layout carries: a field that no
+ * sentence of a report states (an action's owner, a doc's title) is in the Markdown and
+ * HTML exports but not in the text export.
+ */
+#include "srv_report.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto_err.h"
+
+#define MAX_LINES  200000        /* non-empty lines of one report (a real one has < 5,000) */
+#define MAX_OBJS   10000         /* objects of one type one import makes */
+#define TEXT_MAX   (1024 * 1024) /* bytes of a text field (PROTOCOL.md section 10) */
+#define LOOK       256           /* bytes a scanner looks ahead for a closing mark */
+#define NAME_WORDS 6             /* words of a person's name */
+#define KEY_MAX    1200          /* bytes of a de-duplication key */
+
+enum lkind {
+    L_PRE,    /* before the first section */
+    L_HEAD,   /* "N<TAB>Title" */
+    L_BODY,   /* part of its item's body */
+    L_ACTION, /* part of an action's text */
+};
+
+struct line {
+    const char *s; /* NUL-terminated, in the normalised copy */
+    size_t len;
+    size_t no;   /* 1-based line number in the input */
+    size_t sect; /* index of its section (not for L_PRE) */
+    enum lkind kind;
+};
+
+struct sect {
+    size_t head;       /* line index of the heading */
+    size_t first, end; /* lines of the section after the heading: [first, end) */
+    struct srv_obj *item;
+};
+
+/* A sorted set of strings, for "seen before?" in O(log n). */
+struct keyset {
+    char **v;
+    size_t n, cap;
+};
+
+struct imp {
+    struct srv_rec *rec;
+    char *buf; /* the normalised lines */
+    struct line *lines;
+    size_t nlines;
+    struct sect *sects;
+    size_t nsects;
+    int64_t next_id;
+    struct keyset keys[PROTO_T_COUNT];
+    struct keyset bare; /* "TD258\tTSAG": the prefixes seen with each document number */
+    int start_y, start_m, end_y;
+    char *err;
+    size_t errlen;
+};
+
+/* ---- characters (ASCII only: the locale must not change what a report means) ---- */
+
+static bool is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static bool is_upper(int c)
+{
+    return c >= 'A' && c <= 'Z';
+}
+
+static bool is_lower(int c)
+{
+    return c >= 'a' && c <= 'z';
+}
+
+static bool is_alpha(int c)
+{
+    return is_upper(c) || is_lower(c);
+}
+
+static bool is_alnum(int c)
+{
+    return is_alpha(c) || is_digit(c);
+}
+
+static bool is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f';
+}
+
+static int lower(int c)
+{
+    return is_upper(c) ? c - 'A' + 'a' : c;
+}
+
+static unsigned char at(const char *s, size_t n, size_t i)
+{
+    return i < n ? (unsigned char)s[i] : 0;
+}
+
+/* True when s[0..n) starts with lit, ignoring ASCII case. */
+static bool starts_ci(const char *s, size_t n, const char *lit)
+{
+    size_t k = strlen(lit);
+    if (k > n) {
+        return false;
+    }
+    for (size_t i = 0; i < k; i++) {
+        if (lower((unsigned char)s[i]) != lower((unsigned char)lit[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Offset of lit (short) in s[0..n) ignoring ASCII case, or n. */
+static size_t find_ci(const char *s, size_t n, const char *lit)
+{
+    size_t k = strlen(lit);
+    for (size_t i = 0; k <= n && i <= n - k; i++) {
+        if (starts_ci(s + i, n - i, lit)) {
+            return i;
+        }
+    }
+    return n;
+}
+
+/* True when the word lit occurs in s[0..n) (ASCII case ignored, letters around it not). */
+static size_t find_word_ci(const char *s, size_t n, const char *lit, size_t from)
+{
+    size_t k = strlen(lit);
+    for (size_t i = from; k <= n && i <= n - k; i++) {
+        if (starts_ci(s + i, n - i, lit) && (i == 0 || !is_alpha((unsigned char)s[i - 1])) &&
+            !is_alpha(at(s, n, i + k))) {
+            return i;
+        }
+    }
+    return n;
+}
+
+static size_t skip_spaces(const char *s, size_t n, size_t i)
+{
+    while (i < n && s[i] == ' ') {
+        i++;
+    }
+    return i;
+}
+
+/* Length of s[0..n) cut to at most max bytes without splitting a UTF-8 sequence. */
+static size_t utf8_cut(const char *s, size_t n, size_t max)
+{
+    if (n <= max) {
+        return n;
+    }
+    while (max > 0 && ((unsigned char)s[max] & 0xc0) == 0x80) {
+        max--;
+    }
+    return max;
+}
+
+static void trim(const char **s, size_t *n)
+{
+    while (*n > 0 && is_space((unsigned char)**s)) {
+        (*s)++;
+        (*n)--;
+    }
+    while (*n > 0 && is_space((unsigned char)(*s)[*n - 1])) {
+        (*n)--;
+    }
+}
+
+/* ---- errors, keys, objects ---- */
+
+__attribute__((format(printf, 4, 5))) static int fail(struct imp *im, int rc, size_t line,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    int n = 0;
+
+    if (im->err == NULL || im->errlen == 0) {
+        return rc;
+    }
+    if (line > 0) {
+        n = snprintf(im->err, im->errlen, "line %zu: ", line);
+    }
+    if (n >= 0 && (size_t)n < im->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(im->err + n, im->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int nomem(struct imp *im)
+{
+    return fail(im, PROTO_ENOMEM, 0, "out of memory");
+}
+
+static size_t keyset_lower(const struct keyset *ks, const char *key)
+{
+    size_t lo = 0, hi = ks->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(ks->v[mid], key) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+static bool keyset_has(const struct keyset *ks, const char *key)
+{
+    size_t at = keyset_lower(ks, key);
+    return at < ks->n && strcmp(ks->v[at], key) == 0;
+}
+
+/* Adds key; returns 1 when added, 0 when it was there, PROTO_ENOMEM. */
+static int keyset_add(struct keyset *ks, const char *key)
+{
+    size_t at = keyset_lower(ks, key);
+    char *copy = NULL;
+
+    if (at < ks->n && strcmp(ks->v[at], key) == 0) {
+        return 0;
+    }
+    if (ks->n == ks->cap) {
+        size_t ncap = ks->cap ? ks->cap * 2 : 16;
+        char **nv = realloc(ks->v, ncap * sizeof(*nv));
+        if (nv == NULL) {
+            return PROTO_ENOMEM;
+        }
+        ks->v = nv;
+        ks->cap = ncap;
+    }
+    copy = strdup(key);
+    if (copy == NULL) {
+        return PROTO_ENOMEM;
+    }
+    memmove(&ks->v[at + 1], &ks->v[at], (ks->n - at) * sizeof(*ks->v));
+    ks->v[at] = copy;
+    ks->n++;
+    return 1;
+}
+
+static void keyset_free(struct keyset *ks)
+{
+    for (size_t i = 0; i < ks->n; i++) {
+        free(ks->v[i]);
+    }
+    free(ks->v);
+    memset(ks, 0, sizeof(*ks));
+}
+
+/* Makes an object of type t with the next local id and adds it to the record. */
+static int new_obj(struct imp *im, enum proto_type t, size_t line, struct srv_obj **out)
+{
+    struct srv_obj *o = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    if (im->rec->objs[t].n >= MAX_OBJS) {
+        return fail(im, PROTO_ETOOBIG, line, "more than %d %s", MAX_OBJS,
+                    proto_type_info(t)->plural);
+    }
+    o = srv_obj_new(t);
+    if (o == NULL) {
+        return nomem(im);
+    }
+    o->id = im->next_id++;
+    rc = srv_rec_add(im->rec, o);
+    if (rc < 0) {
+        srv_obj_free(o);
+        return rc == PROTO_ENOMEM ? nomem(im) : rc;
+    }
+    *out = o;
+    return 0;
+}
+
+static struct srv_val *field(const struct srv_obj *o, const char *name)
+{
+    int k = proto_field_find(o->type, name, strlen(name));
+    return k < 0 ? NULL : (struct srv_val *)&o->f[k];
+}
+
+/* Sets a string field; a short (STR) field longer than the schema allows is cut at a
+ * character boundary, as the server would refuse it whole. */
+static int set_str(struct imp *im, struct srv_obj *o, const char *name, const char *s, size_t n)
+{
+    int k = proto_field_find(o->type, name, strlen(name));
+    const struct proto_field *fd = NULL;
+
+    if (k < 0) {
+        return PROTO_EINVAL;
+    }
+    fd = &proto_type_info(o->type)->fields[k];
+    if (fd->kind == PROTO_F_STR) {
+        n = utf8_cut(s, n, fd->max ? fd->max : PROTO_STR_MAX);
+    }
+    if (srv_val_set_str(&o->f[k], s, n) < 0) {
+        return nomem(im);
+    }
+    return 0;
+}
+
+static int set_cstr(struct imp *im, struct srv_obj *o, const char *name, const char *s)
+{
+    return set_str(im, o, name, s, strlen(s));
+}
+
+static int set_text(struct imp *im, struct srv_obj *o, const char *name, const struct proto_buf *b,
+                    size_t line)
+{
+    if (b->len > TEXT_MAX) {
+        return fail(im, PROTO_ETOOBIG, line, "%s %s over %d bytes", proto_type_info(o->type)->name,
+                    name, TEXT_MAX);
+    }
+    return set_str(im, o, name, (const char *)b->data, b->len);
+}
+
+/* Appends a line to a text being built, "\n" between lines. */
+static int add_line(struct imp *im, struct proto_buf *b, const char *s, size_t n)
+{
+    if (b->len > TEXT_MAX) {
+        return 0; /* set_text reports it with the line */
+    }
+    if ((b->len > 0 && proto_buf_append(b, "\n", 1) < 0) || proto_buf_append(b, s, n) < 0) {
+        return nomem(im);
+    }
+    return 0;
+}
+
+/* ---- dates and times ---- */
+
+struct dmy {
+    int d, m, y; /* m, y: 0 when absent */
+};
+
+static size_t parse_num(const char *s, size_t n, size_t maxdig, int *v)
+{
+    size_t i = 0;
+    *v = 0;
+    while (i < n && is_digit((unsigned char)s[i])) {
+        if (i == maxdig) {
+            return 0;
+        }
+        *v = *v * 10 + (s[i] - '0');
+        i++;
+    }
+    return i;
+}
+
+static size_t parse_day(const char *s, size_t n, int *d)
+{
+    size_t k = parse_num(s, n, 2, d);
+    return k > 0 && *d >= 1 && *d <= 31 ? k : 0;
+}
+
+static size_t parse_year(const char *s, size_t n, int *y)
+{
+    size_t k = parse_num(s, n, 4, y);
+    return k == 4 && *y >= 1900 && *y <= 2999 ? k : 0;
+}
+
+static size_t parse_month(const char *s, size_t n, int *m)
+{
+    static const char *const names[] = {"january",   "february", "march",    "april",
+                                        "may",       "june",     "july",     "august",
+                                        "september", "october",  "november", "december"};
+    size_t k = 0;
+
+    while (k < n && k < 10 && is_alpha((unsigned char)s[k])) {
+        k++;
+    }
+    if (k < 3 || (k < n && is_alpha((unsigned char)s[k]))) {
+        return 0;
+    }
+    for (int i = 0; i < 12; i++) {
+        size_t full = strlen(names[i]);
+        bool same = k == full || k == 3 || (i == 8 && k == 4); /* "Sept" */
+        for (size_t j = 0; same && j < k; j++) {
+            same = lower((unsigned char)s[j]) == names[i][j];
+        }
+        if (same) {
+            *m = i + 1;
+            /* "Sept." and "Dec.": an abbreviation may carry its full stop. */
+            return k < full && k < n && s[k] == '.' ? k + 1 : k;
+        }
+    }
+    return 0;
+}
+
+/* "D Month [YYYY]" at s (no letter or digit just before it is the caller's check). */
+static size_t parse_date(const char *s, size_t n, struct dmy *out)
+{
+    size_t i = parse_day(s, n, &out->d), j = 0, k = 0;
+
+    out->m = out->y = 0;
+    if (i == 0 || i >= n || s[i] != ' ') {
+        return 0;
+    }
+    j = skip_spaces(s, n, i);
+    k = parse_month(s + j, n - j, &out->m);
+    if (k == 0) {
+        return 0;
+    }
+    i = j + k;
+    j = skip_spaces(s, n, i);
+    if (j > i && (k = parse_year(s + j, n - j, &out->y)) > 0 && !is_digit(at(s, n, j + k))) {
+        i = j + k;
+    } else {
+        out->y = 0;
+    }
+    return i;
+}
+
+static bool dmy_str(const struct dmy *d, char out[11])
+{
+    if (d->y == 0 || d->m == 0) {
+        return false;
+    }
+    snprintf(out, 11, "%04d-%02d-%02d", d->y, d->m, d->d);
+    return proto_date_valid(out, 10);
+}
+
+/* A dash between two values: "-", "–", "—" or "to", spaces around allowed. */
+static size_t parse_dash(const char *s, size_t n)
+{
+    size_t i = skip_spaces(s, n, 0);
+    if (i < n && s[i] == '-') {
+        i++;
+    } else if (starts_ci(s + i, n - i, "\xe2\x80\x93") || starts_ci(s + i, n - i, "\xe2\x80\x94")) {
+        i += 3;
+    } else if (i > 0 && starts_ci(s + i, n - i, "to ")) {
+        i += 2;
+    } else {
+        return 0;
+    }
+    return skip_spaces(s, n, i);
+}
+
+/* "30 May-2 June 2023", "3-5 May 2023", "30 May 2023". */
+static size_t parse_range(const char *s, size_t n, struct dmy *a, struct dmy *b)
+{
+    size_t i = parse_day(s, n, &a->d), j = 0, k = 0;
+
+    a->m = a->y = 0;
+    if (i == 0) {
+        return 0;
+    }
+    if (i < n && s[i] == ' ') {
+        k = parse_date(s, n, a);
+        if (k > 0) {
+            i = k;
+        }
+    }
+    j = parse_dash(s + i, n - i);
+    if (j == 0 || (k = parse_date(s + i + j, n - i - j, b)) == 0 || b->y == 0) {
+        if (a->m == 0 || a->y == 0) {
+            return 0;
+        }
+        *b = *a;
+        return i;
+    }
+    if (a->m == 0) {
+        a->m = b->m;
+    }
+    if (a->y == 0) {
+        a->y = b->y;
+    }
+    return i + j + k;
+}
+
+/* "1615", "16:15" or "16h15" into "16:15". */
+static size_t parse_time(const char *s, size_t n, char out[6])
+{
+    int h = 0, m = 0;
+    size_t k = parse_num(s, n, 4, &h);
+
+    if (k == 4) {
+        m = h % 100;
+        h /= 100;
+    } else if (k >= 1 && k <= 2 && k < n && (s[k] == ':' || s[k] == 'h' || s[k] == '.') &&
+               parse_num(s + k + 1, n - k - 1, 2, &m) == 2) {
+        k += 3;
+    } else {
+        return 0;
+    }
+    if (h > 23 || m > 59 || is_alnum(at(s, n, k))) {
+        return 0;
+    }
+    snprintf(out, 6, "%02d:%02d", h, m);
+    return k;
+}
+
+/* "1615-1730", with " hours" or " hrs" after it allowed. */
+static size_t parse_times(const char *s, size_t n, char a[6], char b[6])
+{
+    size_t i = parse_time(s, n, a), j = 0, k = 0;
+
+    if (i == 0 || (j = parse_dash(s + i, n - i)) == 0 ||
+        (k = parse_time(s + i + j, n - i - j, b)) == 0) {
+        return 0;
+    }
+    i += j + k;
+    if (starts_ci(s + i, n - i, " hours")) {
+        i += 6;
+    } else if (starts_ci(s + i, n - i, " hrs")) {
+        i += 4;
+    }
+    return i;
+}
+
+/* The year of a date given without one: the meeting's, or its end's when the meeting
+ * crosses a new year and the month is early. */
+static int year_for(const struct imp *im, int month)
+{
+    if (im->end_y > im->start_y && month < im->start_m) {
+        return im->end_y;
+    }
+    return im->start_y;
+}
+
+/* ---- lines and sections ---- */
+
+static bool bookmark_at(const char *s, size_t n, size_t i, size_t *end)
+{
+    if (!starts_ci(s + i, n - i, "[bookmark:")) {
+        return false;
+    }
+    for (size_t k = i + 10; k < n && k < i + LOOK; k++) {
+        if (s[k] == ']') {
+            *end = k + 1;
+            return true;
+        }
+        if (s[k] == '[') {
+            return false;
+        }
+    }
+    return false;
+}
+
+/* Copies one raw line into out, normalised; returns its length. */
+static size_t normalise(const char *s, size_t n, char *out)
+{
+    size_t o = 0, lead = 0, mark = 0;
+
+    for (size_t i = 0; i < n;) {
+        size_t end = 0;
+        if (s[i] == '[' && bookmark_at(s, n, i, &end)) {
+            i = end;
+            continue;
+        }
+        out[o++] = s[i++];
+    }
+    /* Trailing blanks, no-break spaces included (Word leaves them). */
+    for (;;) {
+        if (o > 0 && is_space((unsigned char)out[o - 1])) {
+            o--;
+        } else if (o > 1 && (unsigned char)out[o - 2] == 0xc2 &&
+                   (unsigned char)out[o - 1] == 0xa0) {
+            o -= 2;
+        } else {
+            break;
+        }
+    }
+    while (lead < o && is_space((unsigned char)out[lead])) {
+        lead++;
+    }
+    if (starts_ci(out + lead, o - lead, "\xc2\xb7")) {
+        mark = 2;
+    } else if (starts_ci(out + lead, o - lead, "\xe2\x80\xa2")) {
+        mark = 3;
+    }
+    if (mark > 0) {
+        size_t rest = lead + mark;
+        while (rest < o && is_space((unsigned char)out[rest])) {
+            rest++;
+        }
+        if (rest == o) {
+            return 0;
+        }
+        /* "- " is never longer than the mark and the blanks it replaces. */
+        memmove(out + 2, out + rest, o - rest);
+        out[0] = '-';
+        out[1] = ' ';
+        o = 2 + (o - rest);
+    }
+    return o;
+}
+
+/* "N<TAB>Title": the number's length, or 0. */
+static size_t heading(const char *s, size_t n, const char **title, size_t *tlen)
+{
+    size_t i = 0;
+
+    while (i < n && i <= 32 && (is_digit((unsigned char)s[i]) || s[i] == '.')) {
+        i++;
+    }
+    if (i == 0 || i > 32 || i >= n || s[i] != '\t' || !proto_number_valid(s, i)) {
+        return 0;
+    }
+    *title = s + i + 1;
+    *tlen = n - i - 1;
+    trim(title, tlen);
+    if (*tlen == 0 || *tlen > 500) {
+        return 0;
+    }
+    return i;
+}
+
+static int split_lines(struct imp *im, const char *text, size_t len)
+{
+    size_t no = 0, o = 0, a = 0;
+
+    im->buf = malloc(len + 1);
+    if (im->buf == NULL) {
+        return nomem(im);
+    }
+    while (a <= len) {
+        const char *nl = a < len ? memchr(text + a, '\n', len - a) : NULL;
+        size_t b = nl ? (size_t)(nl - text) : len, n = 0;
+        const char *title = NULL;
+        size_t tlen = 0;
+        struct line *ln = NULL;
+
+        no++;
+        if (!proto_utf8_valid(text + a, b - a)) {
+            return fail(im, PROTO_EINVAL, no, "not valid UTF-8");
+        }
+        n = normalise(text + a, b - a, im->buf + o);
+        a = b + 1;
+        if (n == 0 || starts_ci(im->buf + o, n, "Audit head: seq ")) {
+            continue;
+        }
+        if (im->nlines == MAX_LINES) {
+            return fail(im, PROTO_ETOOBIG, no, "more than %d lines of text", MAX_LINES);
+        }
+        if (im->nlines % 1024 == 0) {
+            struct line *nv = realloc(im->lines, (im->nlines + 1024) * sizeof(*nv));
+            if (nv == NULL) {
+                return nomem(im);
+            }
+            im->lines = nv;
+        }
+        ln = &im->lines[im->nlines];
+        ln->s = im->buf + o;
+        ln->len = n;
+        ln->no = no;
+        im->buf[o + n] = '\0';
+        o += n + 1;
+        if (heading(ln->s, n, &title, &tlen) > 0) {
+            if (im->nsects == MAX_OBJS) {
+                return fail(im, PROTO_ETOOBIG, no, "more than %d items", MAX_OBJS);
+            }
+            if (im->nsects % 64 == 0) {
+                struct sect *ns = realloc(im->sects, (im->nsects + 64) * sizeof(*ns));
+                if (ns == NULL) {
+                    return nomem(im);
+                }
+                im->sects = ns;
+            }
+            if (im->nsects > 0) {
+                im->sects[im->nsects - 1].end = im->nlines;
+            }
+            memset(&im->sects[im->nsects], 0, sizeof(*im->sects));
+            im->sects[im->nsects].head = im->nlines;
+            im->sects[im->nsects].first = im->nlines + 1;
+            im->nsects++;
+            ln->kind = L_HEAD;
+        } else {
+            ln->kind = im->nsects > 0 ? L_BODY : L_PRE;
+        }
+        ln->sect = im->nsects > 0 ? im->nsects - 1 : 0;
+        im->nlines++;
+    }
+    if (im->nsects == 0) {
+        return fail(im, PROTO_EINVAL, no, "no numbered section (a line \"N<TAB>Title\")");
+    }
+    im->sects[im->nsects - 1].end = im->nlines;
+    return 0;
+}
+
+static int64_t item_id(const struct imp *im, const struct line *ln)
+{
+    return ln->kind == L_PRE ? 0 : im->sects[ln->sect].item->id;
+}
+
+/* ---- items and actions ---- */
+
+/* "Action from RG-IEM to WP2", "Actions": the title of a section of actions. The group
+ * ("from") and addressee ("to") are returned when given. */
+static bool action_title(const char *t, size_t n, const char **from, size_t *flen, const char **to,
+                         size_t *tlen)
+{
+    size_t i = 6, f = 0, k = 0;
+
+    *from = *to = NULL;
+    *flen = *tlen = 0;
+    if (!starts_ci(t, n, "action")) {
+        return false;
+    }
+    if (i < n && lower((unsigned char)t[i]) == 's') {
+        i++;
+    }
+    if (i < n && t[i] == ':') {
+        i++;
+    }
+    i = skip_spaces(t, n, i);
+    if (i == n || starts_ci(t + i, n - i, "items") || starts_ci(t + i, n - i, "list")) {
+        return true;
+    }
+    if (starts_ci(t + i, n - i, "from ")) {
+        f = i + 5;
+        k = find_ci(t + f, n - f, " to ");
+        *from = t + f;
+        *flen = k;
+        trim(from, flen);
+        i = f + k + (f + k < n ? 1 : 0);
+    }
+    if (starts_ci(t + i, n - i, "to ")) {
+        *to = t + i + 3;
+        *tlen = n - i - 3;
+        trim(to, tlen);
+        return true;
+    }
+    return f > 0 || starts_ci(t + i, n - i, "for ");
+}
+
+/* "RG-IEM-4: text": the length of the ref before the colon, or 0. */
+static size_t action_ref(const char *s, size_t n)
+{
+    size_t i = 0, dash = 0;
+
+    if (n == 0 || !is_alpha((unsigned char)s[0])) {
+        return 0;
+    }
+    while (i < n && i <= 64 && (is_alnum((unsigned char)s[i]) || s[i] == '-')) {
+        if (s[i] == '-') {
+            dash = i;
+        }
+        i++;
+    }
+    if (i >= n || i > 64 || s[i] != ':' || dash == 0 || dash + 1 == i || i - dash - 1 > 9) {
+        return 0;
+    }
+    for (size_t k = dash + 1; k < i; k++) {
+        if (!is_digit((unsigned char)s[k])) {
+            return 0;
+        }
+    }
+    return i;
+}
+
+static int make_items(struct imp *im)
+{
+    int rc = 0;
+
+    for (size_t k = 0; k < im->nsects; k++) {
+        const struct line *ln = &im->lines[im->sects[k].head];
+        const char *title = NULL;
+        size_t tlen = 0, nlen = heading(ln->s, ln->len, &title, &tlen);
+        struct srv_obj *o = NULL;
+
+        if ((rc = new_obj(im, PROTO_T_ITEM, ln->no, &o)) < 0 ||
+            (rc = set_str(im, o, "number", ln->s, nlen)) < 0 ||
+            (rc = set_str(im, o, "title", title, tlen)) < 0) {
+            return rc;
+        }
+        im->sects[k].item = o;
+    }
+    return 0;
+}
+
+static int finish_action(struct imp *im, struct srv_obj *a, struct proto_buf *text, size_t no)
+{
+    int rc = 0;
+    if (a != NULL) {
+        rc = set_text(im, a, "text", text, no);
+    }
+    text->len = 0;
+    return rc;
+}
+
+/* Splits each section into its body and, in a section of actions, its actions; sets the
+ * meeting's group and action prefix from the first section of actions. */
+static int make_bodies(struct imp *im)
+{
+    struct proto_buf body = {0}, text = {0};
+    int rc = 0;
+
+    for (size_t k = 0; k < im->nsects && rc == 0; k++) {
+        struct sect *sc = &im->sects[k];
+        const struct line *head = &im->lines[sc->head];
+        const char *title = NULL, *from = NULL, *to = NULL;
+        size_t tlen = 0, flen = 0, tolen = 0;
+        struct srv_obj *cur = NULL;
+        size_t cur_no = 0;
+        bool acts = false;
+
+        heading(head->s, head->len, &title, &tlen);
+        acts = action_title(title, tlen, &from, &flen, &to, &tolen);
+        if (acts && flen > 0 && !field(&im->rec->meeting, "group")->set) {
+            rc = set_str(im, &im->rec->meeting, "group", from, flen);
+        }
+        body.len = 0;
+        for (size_t i = sc->first; i < sc->end && rc == 0; i++) {
+            struct line *ln = &im->lines[i];
+            const char *p = ln->s;
+            size_t n = ln->len, r = 0;
+            char key[80];
+
+            if (!acts) {
+                rc = add_line(im, &body, ln->s, ln->len);
+                continue;
+            }
+            if (n >= 2 && p[0] == '-' && p[1] == ' ') {
+                p += 2;
+                n -= 2;
+            }
+            r = action_ref(p, n);
+            if (r > 0) {
+                snprintf(key, sizeof(key), "%.*s", (int)r, p);
+            }
+            if (r > 0 && !keyset_has(&im->keys[PROTO_T_ACTION], key)) {
+                const char *rest = p + r + 1;
+                size_t rlen = n - r - 1;
+                if ((rc = finish_action(im, cur, &text, cur_no)) < 0 ||
+                    (rc = new_obj(im, PROTO_T_ACTION, ln->no, &cur)) < 0) {
+                    break;
+                }
+                cur_no = ln->no;
+                if (keyset_add(&im->keys[PROTO_T_ACTION], key) < 0) {
+                    rc = nomem(im);
+                    break;
+                }
+                trim(&rest, &rlen);
+                if ((rc = set_str(im, cur, "ref", p, r)) < 0 ||
+                    (tolen > 0 && (rc = set_str(im, cur, "to", to, tolen)) < 0) ||
+                    (rc = add_line(im, &text, rest, rlen)) < 0) {
+                    break;
+                }
+                if (!field(&im->rec->meeting, "action_prefix")->set) {
+                    size_t dash = r;
+                    while (dash > 0 && p[dash - 1] != '-') {
+                        dash--;
+                    }
+                    rc = set_str(im, &im->rec->meeting, "action_prefix", p, dash - 1);
+                }
+                ln->kind = L_ACTION;
+            } else if (cur != NULL) {
+                /* A repeated ref is text of the action before it, so that nothing of the
+                 * report is lost and a re-import reads the same. */
+                rc = add_line(im, &text, ln->s, ln->len);
+                ln->kind = L_ACTION;
+            } else {
+                rc = add_line(im, &body, ln->s, ln->len);
+            }
+        }
+        if (rc == 0) {
+            rc = finish_action(im, cur, &text, cur_no);
+        }
+        if (rc == 0) {
+            rc = set_text(im, sc->item, "body", &body, head->no);
+        }
+    }
+    proto_buf_free(&body, 0);
+    proto_buf_free(&text, 0);
+    return rc;
+}
+
+/* ---- meeting fields ---- */
+
+static int abstract(struct imp *im)
+{
+    struct proto_buf b = {0};
+    bool in = false;
+    size_t no = 0;
+    int rc = 0;
+
+    for (size_t i = 0; i < im->nlines && im->lines[i].kind == L_PRE && rc == 0; i++) {
+        const char *s = im->lines[i].s;
+        size_t n = im->lines[i].len;
+        trim(&s, &n);
+        if (!in && starts_ci(s, n, "abstract:")) {
+            in = true;
+            no = im->lines[i].no;
+            s += 9;
+            n -= 9;
+            trim(&s, &n);
+        }
+        if (in && n > 0) {
+            rc = add_line(im, &b, s, n);
+        }
+    }
+    if (rc == 0 && in) {
+        rc = set_text(im, &im->rec->meeting, "abstract", &b, no);
+    }
+    proto_buf_free(&b, 0);
+    return rc;
+}
+
+/* The body's name in the abstract ("the TSAG Rapporteur Group on Industry Engagement,
+ * Metrics during ...") gives the title, and its first word the parent. */
+static int title_parent(struct imp *im)
+{
+    static const char *const kinds[] = {"Rapporteur Group", "Study Group", "Working Party",
+                                        "Focus Group", NULL};
+    static const char *const ends[] = {" during ", " held ", " at its ", " (", ". ", NULL};
+    const struct srv_val *ab = field(&im->rec->meeting, "abstract");
+    const char *s = ab->s;
+    size_t n = ab->len, m = n, start = 0, end = 0;
+    int rc = 0;
+
+    if (!ab->set) {
+        return 0;
+    }
+    for (int k = 0; kinds[k] != NULL && m == n; k++) {
+        m = find_ci(s, n, kinds[k]);
+    }
+    if (m == n) {
+        return 0;
+    }
+    start = m;
+    /* One upper-case word before it ("TSAG", "ITU-T") is the parent body. */
+    if (m >= 2 && s[m - 1] == ' ') {
+        size_t w = m - 1;
+        while (w > 0 && (is_upper((unsigned char)s[w - 1]) || is_digit((unsigned char)s[w - 1]) ||
+                         s[w - 1] == '-')) {
+            w--;
+        }
+        if (m - 1 - w >= 2 && is_upper((unsigned char)s[w]) && (w == 0 || s[w - 1] == ' ')) {
+            start = w;
+            if ((rc = set_str(im, &im->rec->meeting, "parent", s + w, m - 1 - w)) < 0) {
+                return rc;
+            }
+        }
+    }
+    end = n;
+    for (int k = 0; ends[k] != NULL; k++) {
+        size_t e = m + find_ci(s + m, n - m, ends[k]);
+        if (e < end) {
+            end = e;
+        }
+    }
+    while (end > start && (s[end - 1] == '.' || s[end - 1] == ',' || s[end - 1] == ' ')) {
+        end--;
+    }
+    return set_str(im, &im->rec->meeting, "title", s + start, end - start);
+}
+
+/* Without a section of actions, the group is the abbreviation after the title:
+ * "... Industry Engagement, Metrics (RG-IEM)". */
+static int group_from_title(struct imp *im)
+{
+    const struct srv_val *t = field(&im->rec->meeting, "title");
+
+    if (field(&im->rec->meeting, "group")->set || !t->set || t->len == 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < im->nlines; i++) {
+        const char *s = im->lines[i].s;
+        size_t n = im->lines[i].len;
+        /* Anchored on " (": one comparison per parenthesis, however long the line. */
+        for (size_t off = t->len; off + 2 < n; off++) {
+            size_t k = 0;
+            if (s[off] != ' ' || s[off + 1] != '(' || memcmp(s + off - t->len, t->s, t->len) != 0) {
+                continue;
+            }
+            while (off + 2 + k < n && k <= 32 && s[off + 2 + k] != ')' && s[off + 2 + k] != ' ') {
+                k++;
+            }
+            if (k > 0 && k <= 32 && at(s, n, off + 2 + k) == ')') {
+                return set_str(im, &im->rec->meeting, "group", s + off + 2, k);
+            }
+        }
+    }
+    return 0;
+}
+
+static const char *venue_tz(const char *v, size_t n)
+{
+    static const char *const zones[][2] = {
+        {"Geneva", "Europe/Zurich"},
+        {"Genève", "Europe/Zurich"},
+        {"Zurich", "Europe/Zurich"},
+        {"London", "Europe/London"},
+        {"Paris", "Europe/Paris"},
+        {"Berlin", "Europe/Berlin"},
+        {"Madrid", "Europe/Madrid"},
+        {"Rome", "Europe/Rome"},
+        {"Brussels", "Europe/Brussels"},
+        {"Vienna", "Europe/Vienna"},
+        {"Stockholm", "Europe/Stockholm"},
+        {"Helsinki", "Europe/Helsinki"},
+        {"Moscow", "Europe/Moscow"},
+        {"Istanbul", "Europe/Istanbul"},
+        {"Dubai", "Asia/Dubai"},
+        {"Cairo", "Africa/Cairo"},
+        {"Nairobi", "Africa/Nairobi"},
+        {"Johannesburg", "Africa/Johannesburg"},
+        {"New Delhi", "Asia/Kolkata"},
+        {"Bangkok", "Asia/Bangkok"},
+        {"Singapore", "Asia/Singapore"},
+        {"Beijing", "Asia/Shanghai"},
+        {"Shanghai", "Asia/Shanghai"},
+        {"Shenzhen", "Asia/Shanghai"},
+        {"Hangzhou", "Asia/Shanghai"},
+        {"Seoul", "Asia/Seoul"},
+        {"Tokyo", "Asia/Tokyo"},
+        {"Sydney", "Australia/Sydney"},
+        {"Washington", "America/New_York"},
+        {"New York", "America/New_York"},
+        {"Ottawa", "America/Toronto"},
+        {"Montreal", "America/Toronto"},
+        {"San Diego", "America/Los_Angeles"},
+        {"Brasilia", "America/Sao_Paulo"},
+        {"Buenos Aires", "America/Argentina/Buenos_Aires"},
+    };
+    for (size_t i = 0; i < sizeof(zones) / sizeof(zones[0]); i++) {
+        size_t k = strlen(zones[i][0]);
+        if (starts_ci(v, n, zones[i][0]) && !is_alpha(at(v, n, k))) {
+            return zones[i][1];
+        }
+    }
+    return NULL;
+}
+
+/* "(Geneva, 30 May-2 June 2023)": the venue and the meeting's dates. */
+static bool venue_dates(const char *s, size_t n, const char **venue, size_t *vlen, char a[11],
+                        char b[11])
+{
+    for (size_t i = 0; i < n; i++) {
+        struct dmy da, db;
+        size_t v = i + 1, k = 0, r = 0;
+        if (s[i] != '(') {
+            continue;
+        }
+        while (v + k < n && k <= 100 && s[v + k] != ',' && s[v + k] != '(' && s[v + k] != ')' &&
+               !is_digit((unsigned char)s[v + k])) {
+            k++;
+        }
+        if (k == 0 || k > 100 || !starts_ci(s + v + k, n - v - k, ", ") ||
+            (!is_alpha((unsigned char)s[v]) && (unsigned char)s[v] < 0x80)) {
+            continue;
+        }
+        r = parse_range(s + v + k + 2, n - v - k - 2, &da, &db);
+        if (r == 0 || at(s, n, v + k + 2 + r) != ')' || !dmy_str(&da, a) || !dmy_str(&db, b) ||
+            strcmp(a, b) > 0) {
+            continue;
+        }
+        *venue = s + v;
+        *vlen = k;
+        return true;
+    }
+    return false;
+}
+
+static int meeting_place(struct imp *im)
+{
+    struct srv_obj *mt = &im->rec->meeting;
+    const struct srv_val *ab = field(mt, "abstract");
+    const char *venue = NULL;
+    size_t vlen = 0;
+    char a[11], b[11];
+    bool found = ab->set && venue_dates(ab->s, ab->len, &venue, &vlen, a, b);
+    const char *tz = NULL;
+    int rc = 0;
+
+    for (size_t i = 0; i < im->nlines && !found; i++) {
+        found = venue_dates(im->lines[i].s, im->lines[i].len, &venue, &vlen, a, b);
+    }
+    if (!found) {
+        return 0;
+    }
+    trim(&venue, &vlen);
+    if ((rc = set_str(im, mt, "venue", venue, vlen)) < 0 ||
+        (rc = set_cstr(im, mt, "start", a)) < 0 || (rc = set_cstr(im, mt, "end", b)) < 0) {
+        return rc;
+    }
+    im->start_y = atoi(a);
+    im->start_m = atoi(a + 5);
+    im->end_y = atoi(b);
+    tz = venue_tz(venue, vlen);
+    return tz != NULL ? set_cstr(im, mt, "tz", tz) : 0;
+}
+
+/* ---- documents ---- */
+
+/* A document reference at s[i]: "TSAG-TD257R1" (prefixed, *plen > 0) or "TD258" (bare,
+ * *plen == 0). Returns its length, 0 when none; *rev is where the revision starts. */
+static size_t doc_ref(const char *s, size_t n, size_t i, size_t *plen, size_t *rev)
+{
+    size_t p = 0, k = i, d = 0;
+
+    *plen = 0;
+    if (i > 0 && (is_alnum((unsigned char)s[i - 1]) || s[i - 1] == '-')) {
+        return 0;
+    }
+    /* A prefix: an upper-case letter, then upper-case letters or digits, then "-". */
+    while (k < n && k - i <= 16 &&
+           (is_upper((unsigned char)s[k]) || is_digit((unsigned char)s[k]))) {
+        k++;
+    }
+    if (k - i >= 2 && k < n && s[k] == '-' && is_upper((unsigned char)s[i])) {
+        p = k - i;
+        k++;
+    } else {
+        k = i;
+    }
+    if (k + 1 < n && s[k] == 'T' && s[k + 1] == 'D') {
+        k += 2;
+    } else if (k < n && s[k] == 'C') {
+        k += 1;
+    } else {
+        return 0;
+    }
+    while (k + d < n && is_digit((unsigned char)s[k + d]) && d <= 6) {
+        d++;
+    }
+    /* Bare numbers need three digits: "C1" is too often something else. */
+    if (d == 0 || d > 6 || (p == 0 && d < 3)) {
+        return 0;
+    }
+    k += d;
+    *rev = k;
+    if (k + 1 < n && s[k] == 'R' && is_digit((unsigned char)s[k + 1])) {
+        size_t r = 1;
+        while (k + r < n && is_digit((unsigned char)s[k + r]) && r <= 3) {
+            r++;
+        }
+        k += r;
+    }
+    if (k < n && (is_alnum((unsigned char)s[k]) || (s[k] == '-' && is_alnum(at(s, n, k + 1))))) {
+        return 0;
+    }
+    *plen = p;
+    return k - i;
+}
+
+/* Which prefix a bare "TD258" means: the one seen with it, when only one was. */
+static bool bare_prefix(const struct imp *im, const char *num, size_t nlen, const char **pre,
+                        size_t *plen)
+{
+    char key[32];
+    size_t at = 0, kl = 0;
+
+    snprintf(key, sizeof(key), "%.*s\t", (int)nlen, num);
+    kl = strlen(key);
+    at = keyset_lower(&im->bare, key);
+    if (at >= im->bare.n || strncmp(im->bare.v[at], key, kl) != 0) {
+        return false;
+    }
+    if (at + 1 < im->bare.n && strncmp(im->bare.v[at + 1], key, kl) == 0) {
+        return false;
+    }
+    *pre = im->bare.v[at] + kl;
+    *plen = strlen(*pre);
+    return true;
+}
+
+static int docs(struct imp *im)
+{
+    int rc = 0;
+
+    /* First the prefixes each number was seen with, so a bare number can be resolved
+     * wherever it appears. */
+    for (size_t l = 0; l < im->nlines; l++) {
+        const char *s = im->lines[l].s;
+        size_t n = im->lines[l].len;
+        for (size_t i = 0; i < n; i++) {
+            size_t plen = 0, rev = 0, k = 0;
+            char key[64];
+            if (!is_upper((unsigned char)s[i]) || (k = doc_ref(s, n, i, &plen, &rev)) == 0 ||
+                plen == 0) {
+                continue;
+            }
+            snprintf(key, sizeof(key), "%.*s\t%.*s", (int)(rev - i - plen - 1), s + i + plen + 1,
+                     (int)plen, s + i);
+            if (im->bare.n < MAX_OBJS && keyset_add(&im->bare, key) < 0) {
+                return nomem(im);
+            }
+            i += k - 1;
+        }
+    }
+    for (size_t l = 0; l < im->nlines; l++) {
+        const struct line *ln = &im->lines[l];
+        const char *s = ln->s;
+        size_t n = ln->len;
+        for (size_t i = 0; i < n; i++) {
+            size_t plen = 0, rev = 0, k = 0, blen = 0;
+            const char *pre = NULL;
+            char ref[64], key[96];
+            struct srv_obj *o = NULL;
+            int64_t item = 0;
+            if (!is_upper((unsigned char)s[i]) || (k = doc_ref(s, n, i, &plen, &rev)) == 0) {
+                continue;
+            }
+            if (plen > 0) {
+                snprintf(ref, sizeof(ref), "%.*s", (int)(rev - i), s + i);
+            } else if (bare_prefix(im, s + i, rev - i, &pre, &blen)) {
+                snprintf(ref, sizeof(ref), "%.*s-%.*s", (int)blen, pre, (int)(rev - i), s + i);
+            } else {
+                i += k - 1;
+                continue;
+            }
+            snprintf(key, sizeof(key), "%s\t%.*s", ref, (int)(i + k - rev), s + rev);
+            i += k - 1;
+            if (keyset_has(&im->keys[PROTO_T_DOC], key)) {
+                continue;
+            }
+            if ((rc = new_obj(im, PROTO_T_DOC, ln->no, &o)) < 0) {
+                return rc;
+            }
+            if (keyset_add(&im->keys[PROTO_T_DOC], key) < 0) {
+                return nomem(im);
+            }
+            if ((rc = set_cstr(im, o, "ref", ref)) < 0 ||
+                (rc = set_str(im, o, "revision", s + rev, i + 1 - rev)) < 0) {
+                return rc;
+            }
+            item = item_id(im, ln);
+            if (item > 0) {
+                srv_val_set_int(field(o, "item"), item);
+            }
+        }
+    }
+    return 0;
+}
+
+/* "the meeting report will be made available in TSAG-TD182". */
+static int report_ref(struct imp *im)
+{
+    static const char *const marks[] = {"report will be", "meeting report", "report of this", NULL};
+    for (size_t l = 0; l < im->nlines; l++) {
+        const char *s = im->lines[l].s;
+        size_t n = im->lines[l].len;
+        for (int m = 0; marks[m] != NULL; m++) {
+            for (size_t i = find_ci(s, n, marks[m]); i < n; i++) {
+                size_t plen = 0, rev = 0, k = 0;
+                if (is_upper((unsigned char)s[i]) && (k = doc_ref(s, n, i, &plen, &rev)) > 0 &&
+                    plen > 0) {
+                    return set_str(im, &im->rec->meeting, "report_ref", s + i, k);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+/* "The contribution deadline is 7 days before the respective meeting." */
+static void deadline_days(struct imp *im)
+{
+    for (size_t l = 0; l < im->nlines; l++) {
+        const char *s = im->lines[l].s;
+        size_t n = im->lines[l].len, i = find_ci(s, n, "deadline is ");
+        int days = 0;
+        size_t k = 0;
+        if (i == n) {
+            continue;
+        }
+        i += 12;
+        k = parse_num(s + i, n - i, 3, &days);
+        if (k > 0 && starts_ci(s + i + k, n - i - k, " day") && days <= 365) {
+            srv_val_set_int(field(&im->rec->meeting, "deadline_days"), days);
+            return;
+        }
+    }
+}
+
+/* ---- decisions ---- */
+
+/* True when the '.' at s[i] ends a sentence: end of line, or blanks then something that
+ * is not a lower-case letter, and not after a title or a common abbreviation. */
+static bool sentence_end(const char *s, size_t n, size_t i)
+{
+    static const char *const abbr[] = {"Mr",  "Ms",  "Mrs", "Dr", "Prof", "St",  "No",  "Rev",
+                                       "Res", "Rec", "Doc", "vs", "cf",   "Fig", "Art", NULL};
+    size_t j = i + 1, w = i;
+
+    if (j < n && s[j] != ' ') {
+        return false;
+    }
+    j = skip_spaces(s, n, j);
+    if (j < n && is_lower((unsigned char)s[j])) {
+        return false;
+    }
+    if (s[i] != '.') {
+        return true;
+    }
+    while (w > 0 && is_alpha((unsigned char)s[w - 1])) {
+        w--;
+    }
+    for (int k = 0; abbr[k] != NULL; k++) {
+        if (strlen(abbr[k]) == i - w && memcmp(abbr[k], s + w, i - w) == 0 &&
+            (w == 0 || !is_alnum((unsigned char)s[w - 1]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The kind of decision a sentence records, or NULL. */
+static const char *decision_kind(const char *s, size_t n)
+{
+    static const char *const noted[] = {"The meeting noted ", "The meeting took note ",
+                                        "The meeting also noted ", "The meeting also took note ",
+                                        NULL};
+    static const char *const verbs[][2] = {{"agreed", "agreed"}, {"decided", "decided"}};
+
+    for (int v = 0; v < 2; v++) {
+        for (size_t i = find_word_ci(s, n, verbs[v][0], 0); i < n;
+             i = find_word_ci(s, n, verbs[v][0], i + 1)) {
+            /* "was not agreed" records no agreement. */
+            if (!(i >= 4 && starts_ci(s + i - 4, 4, "not ")) &&
+                !(i >= 6 && starts_ci(s + i - 6, 6, "never "))) {
+                return verbs[v][1];
+            }
+        }
+    }
+    for (int k = 0; noted[k] != NULL; k++) {
+        if (starts_ci(s, n, noted[k])) {
+            return "noted";
+        }
+    }
+    return NULL;
+}
+
+static int decisions(struct imp *im)
+{
+    struct proto_buf b = {0};
+    int rc = 0;
+
+    for (size_t l = 0; l < im->nlines && rc == 0; l++) {
+        const struct line *ln = &im->lines[l];
+        const char *s = ln->s;
+        size_t n = ln->len, start = 0;
+        if (ln->kind != L_BODY) {
+            continue;
+        }
+        while (start < n && rc == 0) {
+            const char *sent = s + start, *kind = NULL;
+            size_t end = start, slen = 0;
+            struct srv_obj *o = NULL;
+            while (end < n && !((s[end] == '.' || s[end] == '!' || s[end] == '?') &&
+                                sentence_end(s, n, end))) {
+                end++;
+            }
+            end = end < n ? end + 1 : n;
+            slen = end - start;
+            start = end;
+            trim(&sent, &slen);
+            if (slen >= 2 && sent[0] == '-' && sent[1] == ' ') {
+                sent += 2;
+                slen -= 2;
+            }
+            if (slen == 0 || (kind = decision_kind(sent, slen)) == NULL) {
+                continue;
+            }
+            b.len = 0;
+            if ((rc = new_obj(im, PROTO_T_DECISION, ln->no, &o)) < 0 ||
+                (rc = set_cstr(im, o, "kind", kind)) < 0 ||
+                (rc = add_line(im, &b, sent, slen)) < 0 ||
+                (rc = set_text(im, o, "text", &b, ln->no)) < 0) {
+                break;
+            }
+            srv_val_set_int(field(o, "item"), item_id(im, ln));
+        }
+    }
+    proto_buf_free(&b, 0);
+    return rc;
+}
+
+/* ---- sessions and interim meetings ---- */
+
+static int add_session(struct imp *im, const struct line *ln, const char *date, const char *a,
+                       const char *b, const char *kind)
+{
+    char key[64];
+    struct srv_obj *o = NULL;
+    int rc = 0;
+
+    snprintf(key, sizeof(key), "%s %s %s %s", date, a, b, kind);
+    if (keyset_has(&im->keys[PROTO_T_SESSION], key)) {
+        return 0;
+    }
+    if ((rc = new_obj(im, PROTO_T_SESSION, ln->no, &o)) < 0) {
+        return rc;
+    }
+    if (keyset_add(&im->keys[PROTO_T_SESSION], key) < 0) {
+        return nomem(im);
+    }
+    if ((rc = set_cstr(im, o, "date", date)) < 0 || (rc = set_cstr(im, o, "start", a)) < 0 ||
+        (rc = set_cstr(im, o, "end", b)) < 0 || (rc = set_cstr(im, o, "kind", kind)) < 0) {
+        return rc;
+    }
+    return 0;
+}
+
+/* "on Wednesday 31 May (1615-1730 hours)" and "a drafting session (31 May 2023,
+ * 1745-1845)": a date and a time range in parentheses. */
+static int sessions(struct imp *im)
+{
+    int rc = 0;
+
+    for (size_t l = 0; l < im->nlines && rc == 0; l++) {
+        const struct line *ln = &im->lines[l];
+        const char *s = ln->s;
+        size_t n = ln->len;
+        if (ln->kind != L_BODY) {
+            continue;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            struct dmy d;
+            char date[11], a[6], b[6];
+            size_t k = 0, t = 0, j = 0, look = 0;
+            bool paren = i > 0 && s[i - 1] == '(';
+            if (!is_digit((unsigned char)s[i]) || (i > 0 && is_alnum((unsigned char)s[i - 1])) ||
+                (k = parse_date(s + i, n - i, &d)) == 0) {
+                continue;
+            }
+            j = i + k;
+            if (paren && starts_ci(s + j, n - j, ", ")) {
+                j += 2;
+            } else if (!paren && starts_ci(s + j, n - j, " (")) {
+                j += 2;
+            } else {
+                continue;
+            }
+            if ((t = parse_times(s + j, n - j, a, b)) == 0 || at(s, n, j + t) != ')') {
+                continue;
+            }
+            if (d.y == 0) {
+                d.y = year_for(im, d.m);
+            }
+            if (!dmy_str(&d, date)) {
+                continue;
+            }
+            look = i > 48 ? i - 48 : 0;
+            rc = add_session(im, ln, date, a, b,
+                             find_ci(s + look, i - look, "drafting") < i - look ? "drafting"
+                                                                                : "session");
+            i = j + t;
+        }
+    }
+    return rc;
+}
+
+/* "- 27 July 2023, 1300-1500: CTO/CxO review": a bullet that is an interim meeting. */
+static bool interim_line(const char *s, size_t n, char date[11], char a[6], char b[6],
+                         const char **topic, size_t *tlen)
+{
+    struct dmy d;
+    size_t i = 2, k = 0;
+
+    if (n < 2 || s[0] != '-' || s[1] != ' ' || (k = parse_date(s + i, n - i, &d)) == 0 ||
+        !dmy_str(&d, date)) {
+        return false;
+    }
+    i += k;
+    if (!starts_ci(s + i, n - i, ", ") || (k = parse_times(s + i + 2, n - i - 2, a, b)) == 0) {
+        return false;
+    }
+    i += 2 + k;
+    if (i < n && s[i] != ':') {
+        return false;
+    }
+    *topic = s + (i < n ? i + 1 : n);
+    *tlen = n - (i < n ? i + 1 : n);
+    trim(topic, tlen);
+    while (*tlen > 0 && ((*topic)[*tlen - 1] == '.' || (*topic)[*tlen - 1] == ',' ||
+                         (*topic)[*tlen - 1] == ';')) {
+        (*tlen)--;
+    }
+    return true;
+}
+
+static int interims_of(struct imp *im, enum lkind kind)
+{
+    size_t ctx = SIZE_MAX;
+    int rc = 0;
+
+    for (size_t l = 0; l < im->nlines && rc == 0; l++) {
+        const struct line *ln = &im->lines[l];
+        char date[11], a[6], b[6], key[32];
+        const char *topic = NULL;
+        size_t tlen = 0;
+        struct srv_obj *o = NULL;
+        bool physical = false;
+
+        if (ln->kind != kind) {
+            continue;
+        }
+        if (!interim_line(ln->s, ln->len, date, a, b, &topic, &tlen)) {
+            ctx = l;
+            continue;
+        }
+        snprintf(key, sizeof(key), "%s %s", date, a);
+        /* The same meeting listed twice (in an action and in the minutes) is one. */
+        if (keyset_has(&im->keys[PROTO_T_INTERIM], key)) {
+            continue;
+        }
+        if ((rc = new_obj(im, PROTO_T_INTERIM, ln->no, &o)) < 0) {
+            break;
+        }
+        if (keyset_add(&im->keys[PROTO_T_INTERIM], key) < 0) {
+            rc = nomem(im);
+            break;
+        }
+        if (ctx != SIZE_MAX && im->lines[ctx].sect == ln->sect) {
+            const struct line *c = &im->lines[ctx];
+            physical = find_ci(c->s, c->len, "virtual") == c->len &&
+                       (find_ci(c->s, c->len, "physical") < c->len ||
+                        find_ci(c->s, c->len, "face-to-face") < c->len);
+        }
+        if ((rc = set_cstr(im, o, "date", date)) < 0 || (rc = set_cstr(im, o, "start", a)) < 0 ||
+            (rc = set_cstr(im, o, "end", b)) < 0 ||
+            (rc = set_cstr(im, o, "mode", physical ? "physical" : "virtual")) < 0 ||
+            (tlen > 0 && (rc = set_str(im, o, "topic", topic, tlen)) < 0)) {
+            break;
+        }
+    }
+    return rc;
+}
+
+/* ---- people ---- */
+
+static const char *role_of(const char *s, size_t n, size_t *rest)
+{
+    static const char *const roles[][2] = {
+        {"Associate Rapporteur", "associate"}, {"Co-Rapporteur", "rapporteur"},
+        {"Rapporteur", "rapporteur"},          {"TSB Counsellor", "counsellor"},
+        {"Counsellor", "counsellor"},          {"Secretariat", "tsb"},
+    };
+    for (size_t k = 0; k < sizeof(roles) / sizeof(roles[0]); k++) {
+        size_t len = strlen(roles[k][0]);
+        if (starts_ci(s, n, roles[k][0]) && !is_alpha(at(s, n, len))) {
+            *rest = len;
+            return roles[k][1];
+        }
+    }
+    return NULL;
+}
+
+/* "Mr Noah LUO (Huawei Technologies, China), Associate Rapporteur on metrics": returns the
+ * length matched (0 when none) and the parts. */
+struct person_m {
+    const char *name, *aff, *role, *note;
+    size_t nlen, alen, notelen;
+};
+
+static size_t person_at(const char *s, size_t n, size_t i, struct person_m *m)
+{
+    static const char *const titles[] = {"Mrs", "Mr", "Ms", "Dr", "Prof", NULL};
+    size_t k = i, words = 0, a = 0, r = 0;
+
+    if (i > 0 && is_alnum((unsigned char)s[i - 1])) {
+        return 0;
+    }
+    for (int t = 0; titles[t] != NULL; t++) {
+        size_t tl = strlen(titles[t]);
+        if (tl <= n - i && memcmp(s + i, titles[t], tl) == 0) {
+            k = i + tl;
+            break;
+        }
+    }
+    if (k == i) {
+        return 0;
+    }
+    if (k < n && s[k] == '.') {
+        k++;
+    }
+    if (k >= n || s[k] != ' ') {
+        return 0;
+    }
+    k++;
+    m->name = s + k;
+    /* Words that start upper-case (or non-ASCII), one space apart, then " (". */
+    for (;;) {
+        size_t w = k;
+        unsigned char c = at(s, n, k);
+        if (!(is_upper(c) || c >= 0x80) || words == NAME_WORDS) {
+            return 0;
+        }
+        while (k < n && k - w < 40 &&
+               (is_alpha((unsigned char)s[k]) || (unsigned char)s[k] >= 0x80 || s[k] == '-' ||
+                s[k] == '\'' || s[k] == '.')) {
+            k++;
+        }
+        words++;
+        if (k + 1 < n && s[k] == ' ' && s[k + 1] == '(') {
+            m->nlen = (size_t)(s + k - m->name);
+            k += 2;
+            break;
+        }
+        if (k >= n || s[k] != ' ') {
+            return 0;
+        }
+        k++;
+    }
+    a = k;
+    while (k < n && k - a < LOOK && s[k] != ')' && s[k] != '(') {
+        k++;
+    }
+    if (k >= n || s[k] != ')' || k == a) {
+        return 0;
+    }
+    m->aff = s + a;
+    m->alen = k - a;
+    k++;
+    m->role = NULL;
+    m->note = NULL;
+    m->notelen = 0;
+    if (starts_ci(s + k, n - k, ", ") && (m->role = role_of(s + k + 2, n - k - 2, &r)) != NULL) {
+        k += 2 + r;
+        if (starts_ci(s + k, n - k, " on ")) {
+            size_t nb = k + 4, e = nb;
+            while (e < n && e - nb < LOOK && s[e] != ',' && s[e] != ';' &&
+                   !(s[e] == '.' && (e + 1 == n || s[e + 1] == ' ')) && s[e] != ')') {
+                e++;
+            }
+            m->note = s + nb;
+            m->notelen = e - nb;
+            k = e;
+        }
+    }
+    if (m->role == NULL) {
+        m->role = m->alen == 3 && memcmp(m->aff, "TSB", 3) == 0 ? "tsb" : "delegate";
+    }
+    return k - i;
+}
+
+static int people(struct imp *im)
+{
+    int rc = 0;
+
+    for (size_t l = 0; l < im->nlines && rc == 0; l++) {
+        const struct line *ln = &im->lines[l];
+        for (size_t i = 0; i < ln->len && rc == 0; i++) {
+            struct person_m m;
+            char key[KEY_MAX];
+            struct srv_obj *o = NULL;
+            size_t k = 0;
+            if ((ln->s[i] != 'M' && ln->s[i] != 'D' && ln->s[i] != 'P') ||
+                (k = person_at(ln->s, ln->len, i, &m)) == 0) {
+                continue;
+            }
+            i += k - 1;
+            snprintf(key, sizeof(key), "%.*s", (int)m.nlen, m.name);
+            if (keyset_has(&im->keys[PROTO_T_PERSON], key)) {
+                continue;
+            }
+            if ((rc = new_obj(im, PROTO_T_PERSON, ln->no, &o)) < 0) {
+                break;
+            }
+            if (keyset_add(&im->keys[PROTO_T_PERSON], key) < 0) {
+                rc = nomem(im);
+                break;
+            }
+            if ((rc = set_str(im, o, "name", m.name, m.nlen)) < 0 ||
+                (rc = set_str(im, o, "affiliation", m.aff, m.alen)) < 0 ||
+                (rc = set_cstr(im, o, "role", m.role)) < 0 ||
+                (m.notelen > 0 && (rc = set_str(im, o, "note", m.note, m.notelen)) < 0)) {
+                break;
+            }
+        }
+    }
+    return rc;
+}
+
+/* ---- import ---- */
+
+int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err, size_t errlen)
+{
+    struct imp im;
+    int rc = 0;
+
+    memset(&im, 0, sizeof(im));
+    im.err = err;
+    im.errlen = errlen;
+    im.next_id = 1;
+    if (err != NULL && errlen > 0) {
+        err[0] = '\0';
+    }
+    *out = NULL;
+    if (text == NULL && len > 0) {
+        return fail(&im, PROTO_EINVAL, 0, "no text");
+    }
+    if (len > SRV_REPORT_MAX) {
+        size_t no = 1;
+        for (size_t i = 0; i < SRV_REPORT_MAX; i++) {
+            no += text[i] == '\n';
+        }
+        return fail(&im, PROTO_ETOOBIG, no, "report over %d bytes", SRV_REPORT_MAX);
+    }
+    im.rec = srv_rec_new("import");
+    if (im.rec == NULL) {
+        return nomem(&im);
+    }
+    if ((rc = split_lines(&im, text ? text : "", len)) < 0 || (rc = make_items(&im)) < 0 ||
+        (rc = make_bodies(&im)) < 0 || (rc = abstract(&im)) < 0 || (rc = title_parent(&im)) < 0 ||
+        (rc = group_from_title(&im)) < 0 || (rc = meeting_place(&im)) < 0 ||
+        (rc = report_ref(&im)) < 0) {
+        goto cleanup;
+    }
+    deadline_days(&im);
+    if ((rc = docs(&im)) < 0 || (rc = decisions(&im)) < 0 ||
+        (im.start_y > 0 && (rc = sessions(&im)) < 0) || (rc = interims_of(&im, L_BODY)) < 0 ||
+        (rc = interims_of(&im, L_ACTION)) < 0 || (rc = people(&im)) < 0) {
+        goto cleanup;
+    }
+    *out = im.rec;
+    im.rec = NULL;
+cleanup:
+    srv_rec_free(im.rec);
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        keyset_free(&im.keys[t]);
+    }
+    keyset_free(&im.bare);
+    free(im.lines);
+    free(im.sects);
+    free(im.buf);
+    return rc;
+}
+
+/* ---- export ---- */
+
+int srv_report_format_parse(const char *s, size_t len, enum srv_report_format *out)
+{
+    static const char *const names[] = {"text", "markdown", "html"};
+    for (int i = 0; i < 3; i++) {
+        if (strlen(names[i]) == len && memcmp(names[i], s, len) == 0) {
+            *out = (enum srv_report_format)i;
+            return 0;
+        }
+    }
+    return PROTO_EINVAL;
+}
+
+static const char *fstr(const struct srv_obj *o, const char *name, size_t *len)
+{
+    const struct srv_val *v = field(o, name);
+    if (v == NULL || !v->set || v->s == NULL) {
+        *len = 0;
+        return "";
+    }
+    *len = v->len;
+    return v->s;
+}
+
+static const char *fcstr(const struct srv_obj *o, const char *name)
+{
+    size_t n = 0;
+    return fstr(o, name, &n);
+}
+
+static int put(struct proto_buf *b, const char *s, size_t n)
+{
+    return proto_buf_append(b, s, n);
+}
+
+static int puts_(struct proto_buf *b, const char *s)
+{
+    return proto_buf_append(b, s, strlen(s));
+}
+
+/* A short value on one line: line breaks and tabs become spaces, so a value never starts
+ * a section or a line of its own. */
+static int put_oneline(struct proto_buf *b, const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i] == '\n' || s[i] == '\r' || s[i] == '\t' ? ' ' : s[i];
+        if (put(b, &c, 1) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* Next line of s[0..n) from *pos: its start and length; false at the end. */
+static bool next_line(const char *s, size_t n, size_t *pos, const char **ln, size_t *len)
+{
+    const char *nl = NULL;
+    if (*pos >= n) {
+        return false;
+    }
+    *ln = s + *pos;
+    nl = memchr(*ln, '\n', n - *pos);
+    *len = nl ? (size_t)(nl - *ln) : n - *pos;
+    *pos += *len + 1;
+    return true;
+}
+
+static bool is_bullet(const char *s, size_t n)
+{
+    return n >= 2 && s[0] == '-' && s[1] == ' ';
+}
+
+static int64_t item_index(const struct srv_obj **items, size_t n, int64_t id)
+{
+    for (size_t k = 0; k < n; k++) {
+        if (items[k]->id == id) {
+            return (int64_t)k;
+        }
+    }
+    return -1;
+}
+
+/* The number of the item an object refers to, or "". */
+static const char *item_number(const struct srv_obj **items, size_t nitems, const struct srv_obj *o)
+{
+    const struct srv_val *v = field(o, "item");
+    int64_t k = v != NULL && v->set ? item_index(items, nitems, v->i) : -1;
+    return k < 0 ? "" : fcstr(items[k], "number");
+}
+
+/* Action refs in order: "RG-IEM-2" < "RG-IEM-10". */
+static int ref_cmp(const void *pa, const void *pb)
+{
+    const struct srv_obj *a = *(const struct srv_obj *const *)pa;
+    const struct srv_obj *b = *(const struct srv_obj *const *)pb;
+    size_t la = 0, lb = 0, da = 0, db = 0;
+    const char *ra = fstr(a, "ref", &la), *rb = fstr(b, "ref", &lb);
+    int c = 0;
+
+    while (da < la && is_digit((unsigned char)ra[la - da - 1])) {
+        da++;
+    }
+    while (db < lb && is_digit((unsigned char)rb[lb - db - 1])) {
+        db++;
+    }
+    if (la - da == lb - db && memcmp(ra, rb, la - da) == 0 && da > 0 && db > 0 && da < 10 &&
+        db < 10) {
+        long long na = strtoll(ra + la - da, NULL, 10), nb = strtoll(rb + lb - db, NULL, 10);
+        if (na != nb) {
+            return na < nb ? -1 : 1;
+        }
+    }
+    c = strcmp(ra, rb);
+    if (c != 0) {
+        return c;
+    }
+    return a->id < b->id ? -1 : a->id > b->id;
+}
+
+struct view {
+    const struct srv_rec *rec;
+    const struct srv_obj **items;
+    size_t nitems;
+    const struct srv_obj **actions;
+    size_t nactions;
+    int64_t action_item; /* index in items of the section of actions, or -1 */
+};
+
+static int view_make(const struct srv_rec *rec, struct view *v)
+{
+    memset(v, 0, sizeof(*v));
+    v->rec = rec;
+    v->nitems = rec->objs[PROTO_T_ITEM].n;
+    v->nactions = rec->objs[PROTO_T_ACTION].n;
+    v->action_item = -1;
+    v->items = malloc((v->nitems + 1) * sizeof(*v->items));
+    v->actions = malloc((v->nactions + 1) * sizeof(*v->actions));
+    if (v->items == NULL || v->actions == NULL) {
+        return PROTO_ENOMEM;
+    }
+    srv_rec_items_sorted(rec, v->items);
+    for (size_t k = 0; k < v->nactions; k++) {
+        v->actions[k] = rec->objs[PROTO_T_ACTION].v[k];
+    }
+    if (v->nactions > 1) {
+        qsort(v->actions, v->nactions, sizeof(*v->actions), ref_cmp);
+    }
+    for (size_t k = 0; k < v->nitems && v->action_item < 0; k++) {
+        const char *f = NULL, *t = NULL;
+        size_t tl = 0, fl = 0, tol = 0;
+        const char *title = fstr(v->items[k], "title", &tl);
+        if (action_title(title, tl, &f, &fl, &t, &tol)) {
+            v->action_item = (int64_t)k;
+        }
+    }
+    return 0;
+}
+
+static void view_free(struct view *v)
+{
+    free(v->items);
+    free(v->actions);
+}
+
+/* ---- text ---- */
+
+static int text_lines(struct proto_buf *b, const char *s, size_t n)
+{
+    size_t pos = 0, len = 0;
+    const char *ln = NULL;
+
+    while (next_line(s, n, &pos, &ln, &len)) {
+        if (is_bullet(ln, len)) {
+            if (puts_(b, "\xc2\xb7 ") < 0 || put(b, ln + 2, len - 2) < 0) {
+                return PROTO_ENOMEM;
+            }
+        } else if (put(b, ln, len) < 0) {
+            return PROTO_ENOMEM;
+        }
+        if (put(b, "\n", 1) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int text_actions(const struct view *v, struct proto_buf *b)
+{
+    for (size_t k = 0; k < v->nactions; k++) {
+        size_t rl = 0, tl = 0, pos = 0, len = 0;
+        const char *ref = fstr(v->actions[k], "ref", &rl);
+        const char *text = fstr(v->actions[k], "text", &tl);
+        const char *first = "";
+        if (next_line(text, tl, &pos, &first, &len) == false) {
+            len = 0;
+        }
+        if (puts_(b, "\xc2\xb7 ") < 0 || put_oneline(b, ref, rl) < 0 || puts_(b, ":") < 0 ||
+            (len > 0 && (puts_(b, " ") < 0 || put(b, first, len) < 0)) || puts_(b, "\n") < 0 ||
+            (pos < tl && text_lines(b, text + pos, tl - pos) < 0)) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int export_text(const struct view *v, struct proto_buf *b)
+{
+    const struct srv_obj *mt = &v->rec->meeting;
+    size_t al = 0, pos = 0, len = 0;
+    const char *ab = fstr(mt, "abstract", &al), *ln = NULL;
+
+    if (puts_(b, "\tAbstract:\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    while (next_line(ab, al, &pos, &ln, &len)) {
+        if (len > 0 && (puts_(b, "\t") < 0 || put(b, ln, len) < 0 || puts_(b, "\n") < 0)) {
+            return PROTO_ENOMEM;
+        }
+    }
+    if (puts_(b, "\n\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    /* Actions need a section to live in; a record without one gets it first. */
+    if (v->action_item < 0 && v->nactions > 0) {
+        size_t gl = 0, tl = 0;
+        const char *g = fstr(mt, "group", &gl), *to = fstr(v->actions[0], "to", &tl);
+        if (puts_(b, "0\tActions") < 0 ||
+            (gl > 0 && (puts_(b, " from ") < 0 || put_oneline(b, g, gl) < 0)) ||
+            (tl > 0 && (puts_(b, " to ") < 0 || put_oneline(b, to, tl) < 0)) ||
+            puts_(b, "\n") < 0 || text_actions(v, b) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    for (size_t k = 0; k < v->nitems; k++) {
+        size_t nl = 0, tl = 0, bl = 0;
+        const char *num = fstr(v->items[k], "number", &nl);
+        const char *title = fstr(v->items[k], "title", &tl);
+        const char *body = fstr(v->items[k], "body", &bl);
+        if (put_oneline(b, num, nl) < 0 || puts_(b, "\t") < 0 || put_oneline(b, title, tl) < 0 ||
+            puts_(b, "\n") < 0 || text_lines(b, body, bl) < 0) {
+            return PROTO_ENOMEM;
+        }
+        /* The body first: lines after an action would be read back as its text. */
+        if ((int64_t)k == v->action_item && text_actions(v, b) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* ---- Markdown ---- */
+
+/* Escapes what Markdown would read as markup. In a table cell (cell), line breaks become
+ * <br>, elsewhere spaces; at the start of a line (bol), also what would start a heading, a
+ * list or a quote. */
+static int md_esc(struct proto_buf *b, const char *s, size_t n, bool cell, bool bol)
+{
+    bool digits = true; /* s[0..i) is all digits: "1." there would start a list */
+
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        bool esc = strchr("\\`*_[]<>|&#~!", c) != NULL ||
+                   (bol && i == 0 && (c == '-' || c == '+' || c == '=')) ||
+                   (bol && i > 0 && digits && (c == '.' || c == ')'));
+        digits = digits && is_digit((unsigned char)c);
+        if (c == '\n' || c == '\r') {
+            if (puts_(b, cell ? "<br>" : " ") < 0) {
+                return PROTO_ENOMEM;
+            }
+            continue;
+        }
+        if ((esc && put(b, "\\", 1) < 0) || put(b, &c, 1) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int md_text(struct proto_buf *b, const char *s, size_t n)
+{
+    size_t pos = 0, len = 0;
+    const char *ln = NULL;
+    bool list = false, any = false;
+
+    while (next_line(s, n, &pos, &ln, &len)) {
+        bool bullet = is_bullet(ln, len);
+        if (len == 0) {
+            continue;
+        }
+        /* Paragraphs apart; a list's items together. */
+        if (any && !(bullet && list) && puts_(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+        if ((bullet && (puts_(b, "- ") < 0 || md_esc(b, ln + 2, len - 2, false, true) < 0)) ||
+            (!bullet && md_esc(b, ln, len, false, true) < 0) || puts_(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+        list = bullet;
+        any = true;
+    }
+    return 0;
+}
+
+static int md_cell(struct proto_buf *b, const char *s, size_t n)
+{
+    if (puts_(b, " ") < 0 || md_esc(b, s, n, true, false) < 0 || puts_(b, " |") < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+static int md_cells(struct proto_buf *b, const char *const *cols, size_t n)
+{
+    if (puts_(b, "|") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (md_cell(b, cols[k], strlen(cols[k])) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return puts_(b, "\n");
+}
+
+/* ---- HTML ---- */
+
+static int html_esc(struct proto_buf *b, const char *s, size_t n)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *e = NULL;
+        switch (s[i]) {
+        case '&':
+            e = "&amp;";
+            break;
+        case '<':
+            e = "&lt;";
+            break;
+        case '>':
+            e = "&gt;";
+            break;
+        case '"':
+            e = "&quot;";
+            break;
+        case '\'':
+            e = "&#39;";
+            break;
+        default:
+            continue;
+        }
+        if (put(b, s + from, i - from) < 0 || puts_(b, e) < 0) {
+            return PROTO_ENOMEM;
+        }
+        from = i + 1;
+    }
+    return put(b, s + from, n - from);
+}
+
+static int html_text(struct proto_buf *b, const char *s, size_t n)
+{
+    size_t pos = 0, len = 0;
+    const char *ln = NULL;
+    bool list = false;
+
+    while (next_line(s, n, &pos, &ln, &len)) {
+        bool bullet = is_bullet(ln, len);
+        if (len == 0) {
+            continue;
+        }
+        if (bullet != list && puts_(b, bullet ? "<ul>\n" : "</ul>\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+        list = bullet;
+        if (puts_(b, bullet ? "<li>" : "<p>") < 0 ||
+            html_esc(b, bullet ? ln + 2 : ln, bullet ? len - 2 : len) < 0 ||
+            puts_(b, bullet ? "</li>\n" : "</p>\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return list ? puts_(b, "</ul>\n") : 0;
+}
+
+/* ---- tables, shared by Markdown and HTML ---- */
+
+struct table {
+    const char *title;
+    const char *const *cols;
+    size_t ncols;
+};
+
+static int table_head(struct proto_buf *b, enum srv_report_format fmt, const struct table *t,
+                      size_t rows)
+{
+    if (fmt == SRV_REPORT_MARKDOWN) {
+        if (puts_(b, "\n## ") < 0 || puts_(b, t->title) < 0 || puts_(b, "\n\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+        if (rows == 0) {
+            return puts_(b, "None.\n");
+        }
+        if (md_cells(b, t->cols, t->ncols) < 0 || puts_(b, "|") < 0) {
+            return PROTO_ENOMEM;
+        }
+        for (size_t k = 0; k < t->ncols; k++) {
+            if (puts_(b, " --- |") < 0) {
+                return PROTO_ENOMEM;
+            }
+        }
+        return puts_(b, "\n");
+    }
+    if (puts_(b, "<h2>") < 0 || puts_(b, t->title) < 0 || puts_(b, "</h2>\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (rows == 0) {
+        return puts_(b, "<p class=\"none\">None.</p>\n");
+    }
+    if (puts_(b, "<table>\n<tr>") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < t->ncols; k++) {
+        if (puts_(b, "<th>") < 0 || puts_(b, t->cols[k]) < 0 || puts_(b, "</th>") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return puts_(b, "</tr>\n");
+}
+
+static int table_row(struct proto_buf *b, enum srv_report_format fmt, const char *const *vals,
+                     const size_t *lens, size_t n)
+{
+    if (fmt == SRV_REPORT_MARKDOWN) {
+        if (puts_(b, "|") < 0) {
+            return PROTO_ENOMEM;
+        }
+        for (size_t k = 0; k < n; k++) {
+            if (md_cell(b, vals[k], lens[k]) < 0) {
+                return PROTO_ENOMEM;
+            }
+        }
+        return puts_(b, "\n");
+    }
+    if (puts_(b, "<tr>") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (puts_(b, "<td>") < 0 || html_esc(b, vals[k], lens[k]) < 0 || puts_(b, "</td>") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return puts_(b, "</tr>\n");
+}
+
+static int table_end(struct proto_buf *b, enum srv_report_format fmt, size_t rows)
+{
+    return fmt == SRV_REPORT_HTML && rows > 0 ? puts_(b, "</table>\n") : 0;
+}
+
+/* One row of an object: the values of the named fields; "item" shows the item's number,
+ * "deadline" the computed date. */
+static int obj_row(struct proto_buf *b, enum srv_report_format fmt, const struct view *v,
+                   const struct srv_obj *o, const char *const *names, size_t n)
+{
+    const char *vals[8];
+    size_t lens[8];
+    char ints[8][24];
+    char deadline[11];
+
+    for (size_t k = 0; k < n && k < 8; k++) {
+        const struct srv_val *fv = field(o, names[k]);
+        vals[k] = "";
+        lens[k] = 0;
+        if (strcmp(names[k], "item") == 0) {
+            vals[k] = item_number(v->items, v->nitems, o);
+            lens[k] = strlen(vals[k]);
+        } else if (strcmp(names[k], "deadline") == 0) {
+            srv_rec_interim_deadline(v->rec, o, deadline);
+            vals[k] = deadline;
+            lens[k] = strlen(deadline);
+        } else if (fv != NULL && fv->set && fv->s == NULL) {
+            snprintf(ints[k], sizeof(ints[k]), "%lld", (long long)fv->i);
+            vals[k] = ints[k];
+            lens[k] = strlen(ints[k]);
+        } else if (fv != NULL) {
+            vals[k] = fstr(o, names[k], &lens[k]);
+        }
+    }
+    return table_row(b, fmt, vals, lens, n < 8 ? n : 8);
+}
+
+static int obj_table(struct proto_buf *b, enum srv_report_format fmt, const struct view *v,
+                     const char *title, enum proto_type t, const char *const *cols,
+                     const char *const *names, size_t n)
+{
+    const struct srv_objvec *vec = &v->rec->objs[t];
+    struct table tb = {title, cols, n};
+    size_t rows = t == PROTO_T_ACTION ? v->nactions : vec->n;
+
+    if (table_head(b, fmt, &tb, rows) < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < rows; k++) {
+        const struct srv_obj *o = t == PROTO_T_ACTION ? v->actions[k] : vec->v[k];
+        if (obj_row(b, fmt, v, o, names, n) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return table_end(b, fmt, rows);
+}
+
+static int tables(struct proto_buf *b, enum srv_report_format fmt, const struct view *v)
+{
+    static const char *const acols[] = {"Ref", "To", "Owner", "Status", "Due", "Text"};
+    static const char *const afld[] = {"ref", "to", "owner", "status", "due", "text"};
+    static const char *const dcols[] = {"Ref", "Revision", "Title", "Source", "Item", "Status"};
+    static const char *const dfld[] = {"ref", "revision", "title", "source", "item", "status"};
+    static const char *const ecols[] = {"Item", "Kind", "Text"};
+    static const char *const efld[] = {"item", "kind", "text"};
+    static const char *const scols[] = {"Date", "Start", "End", "Kind", "Title"};
+    static const char *const sfld[] = {"date", "start", "end", "kind", "title"};
+    static const char *const icols[] = {"Date", "Start", "End", "Mode", "Topic", "Deadline"};
+    static const char *const ifld[] = {"date", "start", "end", "mode", "topic", "deadline"};
+    static const char *const pcols[] = {"Name", "Affiliation", "Role", "Note"};
+    static const char *const pfld[] = {"name", "affiliation", "role", "note"};
+
+    if (obj_table(b, fmt, v, "Actions", PROTO_T_ACTION, acols, afld, 6) < 0 ||
+        obj_table(b, fmt, v, "Documents", PROTO_T_DOC, dcols, dfld, 6) < 0 ||
+        obj_table(b, fmt, v, "Decisions", PROTO_T_DECISION, ecols, efld, 3) < 0 ||
+        obj_table(b, fmt, v, "Sessions", PROTO_T_SESSION, scols, sfld, 5) < 0 ||
+        obj_table(b, fmt, v, "Interim meetings", PROTO_T_INTERIM, icols, ifld, 6) < 0 ||
+        obj_table(b, fmt, v, "People", PROTO_T_PERSON, pcols, pfld, 4) < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+/* The meeting's own short fields, as a two-column table. */
+static int meeting_table(struct proto_buf *b, enum srv_report_format fmt, const struct view *v)
+{
+    static const char *const names[] = {"group",         "parent", "venue",      "start",
+                                        "end",           "tz",     "report_ref", "action_prefix",
+                                        "deadline_days", "status"};
+    static const char *const labels[] = {"Group",  "Parent",        "Venue",
+                                         "Start",  "End",           "Time zone",
+                                         "Report", "Action prefix", "Contribution deadline (days)",
+                                         "Status"};
+    static const char *const cols[] = {"Field", "Value"};
+    struct table tb = {"Meeting", cols, 2};
+
+    if (table_head(b, fmt, &tb, 1) < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++) {
+        const struct srv_val *fv = field(&v->rec->meeting, names[k]);
+        char num[24];
+        const char *vals[2] = {labels[k], NULL};
+        size_t lens[2] = {strlen(labels[k]), 0};
+        if (fv == NULL || !fv->set) {
+            continue;
+        }
+        if (fv->s == NULL) {
+            snprintf(num, sizeof(num), "%lld", (long long)fv->i);
+            vals[1] = num;
+            lens[1] = strlen(num);
+        } else {
+            vals[1] = fv->s;
+            lens[1] = fv->len;
+        }
+        if (table_row(b, fmt, vals, lens, 2) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return table_end(b, fmt, 1);
+}
+
+static int export_markdown(const struct view *v, struct proto_buf *b)
+{
+    size_t tl = 0, al = 0;
+    const char *title = fstr(&v->rec->meeting, "title", &tl);
+    const char *ab = fstr(&v->rec->meeting, "abstract", &al);
+
+    if (puts_(b, "# ") < 0 ||
+        (tl > 0 ? md_esc(b, title, tl, false, false) : puts_(b, "Meeting report")) < 0 ||
+        puts_(b, "\n") < 0 || meeting_table(b, SRV_REPORT_MARKDOWN, v) < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (al > 0 && (puts_(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0)) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->nitems; k++) {
+        size_t nl = 0, il = 0, bl = 0;
+        const char *num = fstr(v->items[k], "number", &nl);
+        const char *it = fstr(v->items[k], "title", &il);
+        const char *body = fstr(v->items[k], "body", &bl);
+        if (puts_(b, "\n## ") < 0 || md_esc(b, num, nl, false, false) < 0 ||
+            (nl > 0 && puts_(b, " ") < 0) || md_esc(b, it, il, false, false) < 0 ||
+            puts_(b, "\n\n") < 0 || md_text(b, body, bl) < 0) {
+            return PROTO_ENOMEM;
+        }
+        if ((int64_t)k == v->action_item && v->nactions > 0) {
+            if ((bl > 0 && puts_(b, "\n") < 0)) {
+                return PROTO_ENOMEM;
+            }
+            for (size_t a = 0; a < v->nactions; a++) {
+                size_t rl = 0, xl = 0;
+                const char *ref = fstr(v->actions[a], "ref", &rl);
+                const char *text = fstr(v->actions[a], "text", &xl);
+                if (puts_(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
+                    puts_(b, "**: ") < 0 || md_esc(b, text, xl, true, false) < 0 ||
+                    puts_(b, "\n") < 0) {
+                    return PROTO_ENOMEM;
+                }
+            }
+        }
+    }
+    return tables(b, SRV_REPORT_MARKDOWN, v);
+}
+
+static const char html_style[] =
+    "body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;"
+    "line-height:1.45;color:#222}"
+    "h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}"
+    "table{border-collapse:collapse;margin:.5em 0;width:100%}"
+    "th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}"
+    "th{background:#f0f0f0}td{white-space:pre-wrap}.none{color:#777}"
+    "footer{margin-top:2em;color:#555;font-size:.9em}";
+
+static int export_html(const struct view *v, struct proto_buf *b)
+{
+    size_t tl = 0, al = 0;
+    const char *title = fstr(&v->rec->meeting, "title", &tl);
+    const char *ab = fstr(&v->rec->meeting, "abstract", &al);
+
+    if (tl == 0) {
+        title = "Meeting report";
+        tl = strlen(title);
+    }
+    if (puts_(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
+        puts_(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
+        puts_(b, "</title>\n<style>") < 0 || puts_(b, html_style) < 0 ||
+        puts_(b, "</style>\n</head>\n<body>\n<h1>") < 0 || html_esc(b, title, tl) < 0 ||
+        puts_(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (al > 0 && (puts_(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->nitems; k++) {
+        size_t nl = 0, il = 0, bl = 0;
+        const char *num = fstr(v->items[k], "number", &nl);
+        const char *it = fstr(v->items[k], "title", &il);
+        const char *body = fstr(v->items[k], "body", &bl);
+        if (puts_(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && puts_(b, " ") < 0) ||
+            html_esc(b, it, il) < 0 || puts_(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+            return PROTO_ENOMEM;
+        }
+        if ((int64_t)k == v->action_item && v->nactions > 0) {
+            if (puts_(b, "<ul class=\"actions\">\n") < 0) {
+                return PROTO_ENOMEM;
+            }
+            for (size_t a = 0; a < v->nactions; a++) {
+                size_t rl = 0, xl = 0;
+                const char *ref = fstr(v->actions[a], "ref", &rl);
+                const char *text = fstr(v->actions[a], "text", &xl);
+                if (puts_(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
+                    puts_(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
+                    puts_(b, "</li>\n") < 0) {
+                    return PROTO_ENOMEM;
+                }
+            }
+            if (puts_(b, "</ul>\n") < 0) {
+                return PROTO_ENOMEM;
+            }
+        }
+    }
+    return tables(b, SRV_REPORT_HTML, v);
+}
+
+int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
+                      const char *head_hex, struct proto_buf *out)
+{
+    struct view v;
+    char tail[160], hex[65];
+    size_t hl = 0;
+    int rc = 0;
+
+    rc = view_make(rec, &v);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    switch (fmt) {
+    case SRV_REPORT_TEXT:
+        rc = export_text(&v, out);
+        break;
+    case SRV_REPORT_MARKDOWN:
+        rc = export_markdown(&v, out);
+        break;
+    case SRV_REPORT_HTML:
+        rc = export_html(&v, out);
+        break;
+    default:
+        rc = PROTO_EINVAL;
+        goto cleanup;
+    }
+    if (rc < 0) {
+        rc = PROTO_ENOMEM;
+        goto cleanup;
+    }
+    /* The audit head is the last line in every format; in HTML the closing tags share that
+     * line so that it stays the last one. Only hex digits are copied: the line is markup. */
+    for (size_t k = 0; head_hex != NULL && head_hex[k] != '\0' && hl < 64; k++) {
+        if (is_digit((unsigned char)head_hex[k]) ||
+            (lower(head_hex[k]) >= 'a' && lower(head_hex[k]) <= 'f')) {
+            hex[hl++] = head_hex[k];
+        }
+    }
+    hex[hl] = '\0';
+    snprintf(tail, sizeof(tail), "%sAudit head: seq %lld, hash %s%s\n",
+             fmt == SRV_REPORT_HTML ? "<footer>" : (fmt == SRV_REPORT_MARKDOWN ? "\n" : ""),
+             (long long)seq, hex, fmt == SRV_REPORT_HTML ? "</footer></body></html>" : "");
+    rc = puts_(out, tail) < 0 ? PROTO_ENOMEM : 0;
+cleanup:
+    view_free(&v);
+    return rc;
+}
