@@ -444,7 +444,7 @@ static int load_if_new(void *ud, const char *id)
         return 0;
     }
     ctx->rc = load_meeting(ctx->srv, id);
-    if (ctx->rc == 0) {
+    if (ctx->rc == 0 && !ctx->srv->offline) {
         srv_log(NULL, SRV_LOG_INFO, "meeting %s loaded", id);
     }
     return ctx->rc;

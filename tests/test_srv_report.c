@@ -1,0 +1,1032 @@
+/* test_srv_report.c - report import (the shared sample, errors, hostile input) and export
+ * (text round trip, Markdown, HTML). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "proto_err.h"
+#include "proto_schema.h"
+#include "proto_util.h"
+#include "srv_rec.h"
+#include "srv_report.h"
+#include "testutil.h"
+
+#define SAMPLE "rg-iem-report-2023-06.txt"
+#define HEAD "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+/* ---- helpers ---- */
+
+static const struct srv_val *fv(const struct srv_obj *o, const char *name)
+{
+    int k = proto_field_find(o->type, name, strlen(name));
+    assert_true(k >= 0);
+    return &o->f[k];
+}
+
+/* A string field, or NULL when unset. */
+static const char *fs(const struct srv_obj *o, const char *name)
+{
+    const struct srv_val *v = fv(o, name);
+    return v->set ? v->s : NULL;
+}
+
+static void assert_field(const struct srv_obj *o, const char *name, const char *want)
+{
+    const char *got = fs(o, name);
+    if (want == NULL) {
+        assert_null(got);
+    } else {
+        assert_non_null(got);
+        assert_string_equal(got, want);
+    }
+}
+
+static const char *item_number(struct srv_rec *rec, const struct srv_obj *o)
+{
+    const struct srv_val *v = fv(o, "item");
+    if (!v->set) {
+        return NULL;
+    }
+    const struct srv_obj *it = srv_rec_find(rec, PROTO_T_ITEM, v->i);
+    assert_non_null(it);
+    return fs(it, "number");
+}
+
+static struct srv_obj *find_by(struct srv_rec *rec, enum proto_type t, const char *name,
+                               const char *value)
+{
+    for (size_t k = 0; k < rec->objs[t].n; k++) {
+        const char *s = fs(rec->objs[t].v[k], name);
+        if (s != NULL && strcmp(s, value) == 0) {
+            return rec->objs[t].v[k];
+        }
+    }
+    return NULL;
+}
+
+static char *sample(size_t *len)
+{
+    char *text = tu_read_data(SAMPLE, len);
+    assert_non_null(text);
+    return text;
+}
+
+static struct srv_rec *import_ok(const char *text, size_t len)
+{
+    struct srv_rec *rec = NULL;
+    char err[256] = "";
+    int rc = srv_report_import(text, len, &rec, err, sizeof(err));
+    if (rc != 0) {
+        fail_msg("import failed: %d %s", rc, err);
+    }
+    assert_non_null(rec);
+    return rec;
+}
+
+static struct srv_rec *import_sample(void)
+{
+    size_t len = 0;
+    char *text = sample(&len);
+    struct srv_rec *rec = import_ok(text, len);
+    free(text);
+    return rec;
+}
+
+static char *export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq)
+{
+    struct proto_buf out = {0};
+    char *s = NULL;
+    assert_int_equal(srv_report_export(rec, fmt, seq, HEAD, &out), 0);
+    s = malloc(out.len + 1);
+    assert_non_null(s);
+    memcpy(s, out.data, out.len);
+    s[out.len] = '\0';
+    proto_buf_free(&out, 0);
+    return s;
+}
+
+static void assert_contains(const char *hay, const char *needle)
+{
+    if (strstr(hay, needle) == NULL) {
+        fail_msg("missing: %s", needle);
+    }
+}
+
+static const char *last_line(const char *s)
+{
+    size_t n = strlen(s);
+    assert_true(n > 0 && s[n - 1] == '\n');
+    n--;
+    while (n > 0 && s[n - 1] != '\n') {
+        n--;
+    }
+    return s + n;
+}
+
+/* ---- the sample ---- */
+
+static void test_sample_meeting(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    const struct srv_obj *m = &rec->meeting;
+
+    assert_string_equal(rec->id, "import");
+    assert_field(m, "title", "TSAG Rapporteur Group on Industry Engagement, Metrics");
+    assert_field(m, "group", "RG-IEM");
+    assert_field(m, "parent", "TSAG");
+    assert_field(m, "venue", "Geneva");
+    assert_field(m, "start", "2023-05-30");
+    assert_field(m, "end", "2023-06-02");
+    assert_field(m, "tz", "Europe/Zurich");
+    assert_field(m, "report_ref", "TSAG-TD182");
+    assert_field(m, "action_prefix", "RG-IEM");
+    assert_int_equal(fv(m, "deadline_days")->i, 7);
+    assert_field(m, "status", "draft");
+    assert_field(m, "abstract",
+                 "This TD contains the draft report of the sessions of the TSAG Rapporteur "
+                 "Group on Industry Engagement, Metrics during this TSAG meeting (Geneva, 30 "
+                 "May-2 June 2023).");
+
+    /* Ids are local and unique: 1, 2, ... */
+    int64_t total = 0;
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        total += (int64_t)rec->objs[t].n;
+    }
+    assert_int_equal(srv_rec_max_id(rec), total);
+    srv_rec_free(rec);
+}
+
+static void test_sample_items(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    static const char *const titles[] = {
+        "Action from RG-IEM to WP2",
+        "Introduction",
+        "Opening and welcome",
+        "Industry engagement",
+        "Mechanisms to address new and emerging technologies in ITU-T",
+        "Resolution 68",
+        "Metrics",
+        "Future meetings",
+        "AOB",
+        "Closure of the meeting",
+    };
+    const struct srv_obj *items[10];
+
+    assert_int_equal(rec->objs[PROTO_T_ITEM].n, 10);
+    srv_rec_items_sorted(rec, items);
+    for (int k = 0; k < 10; k++) {
+        char num[4];
+        snprintf(num, sizeof(num), "%d", k);
+        assert_field(items[k], "number", num);
+        assert_field(items[k], "title", titles[k]);
+    }
+    /* Section 0 holds only actions. */
+    assert_field(items[0], "body", "");
+    assert_field(items[1], "body",
+                 "A meeting of the TSAG Rapporteur Group on Industry Engagement, Metrics "
+                 "(RG-IEM) took place during TSAG on 30 May-2 June 2023, on Wednesday 31 May "
+                 "(1615-1730 hours) and on Thursday 1 June (1615-1730).\n"
+                 "Mr Glenn PARSONS (Ericsson Canada), Rapporteur of TSAG RG-IEM, chaired the "
+                 "meeting of RG-IEM, supported by Mr Noah LUO (Huawei Technologies, China), "
+                 "Associate Rapporteur on metrics, and Mr Arnaud TADDEI (Broadcom, United "
+                 "States), Associate Rapporteur on emerging technologies.");
+    /* The blank line between the two paragraphs is dropped, trailing blanks trimmed. */
+    assert_field(items[6], "body",
+                 "The representative from the TSB introduced TSAG-TD192 containing statistics "
+                 "regarding ITU-T study group work (position of 2023-05-22). These include "
+                 "download figures (Power BI report), data on the activities of each study "
+                 "groups, including rapporteur group meetings, as well as a snapshot of "
+                 "\xe2\x80\x9cstale work items\xe2\x80\x9d.\n"
+                 "TSAG-TD193 introduced by the TSB presents Question-level statistics in the "
+                 "form of a Power BI report.");
+    assert_field(items[7], "body",
+                 "The meeting agreed on the following dates, times (all times are provided in "
+                 "Geneva time zone) and main topics for virtual interim RG-IEM meetings before "
+                 "the next TSAG meeting.\n"
+                 "- 27 July 2023, 1300-1500: CTO/CxO review\n"
+                 "- 5 September 2023, 1300-1500: Workshop\n"
+                 "- 9 October 2023, 1300-1500: Res.68\n"
+                 "- 7 November 2023, 1300-1500: Emerging technology mechanism\n"
+                 "- 12 December 2023, 1300-1500: Metrics\n"
+                 "- 30 January 2024, 1300-1500: Industry participation\n"
+                 "The contribution deadline is 7 days before the respective meeting. "
+                 "Contributions on the main topic of the call will be treated with priority, "
+                 "contributions on other topics within scope of RG-IEM will be treated if time "
+                 "permits, or moved to the following meeting.");
+    assert_field(items[8], "body", "None.");
+    /* A bookmark at the start of a paragraph leaves the paragraph. */
+    assert_contains(fs(items[3], "body"),
+                    "\nA delegate of Alg\xc3\xa9rie T\xc3\xa9l\xc3\xa9"
+                    "com encouraged RG-IEM");
+    srv_rec_free(rec);
+}
+
+static void test_sample_actions(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    static const char *const texts[] = {
+        "to request the TSB to incorporate, as appropriate, the information provided in "
+        "TSAG-C022 in a Collective announcing the next TSAG meeting (or standalone TSB "
+        "Circular),",
+        "to approve the plan for convening the Industry Engagement workshop in spring 2024 and "
+        "establish the ITU-T Industry Engagement Workshop Steering Committee (IEWSC) with the "
+        "terms of reference provided in TSAG-TD257R1,",
+        "to appoint an IEWSC Chair,",
+        "to approve the outgoing LS in TSAG-TD290R1 on the topic of an incubation mechanism to "
+        "all ITU-T Study Groups for action,",
+        "to authorize RG-IEM to organize six interim virtual meetings with the following dates, "
+        "times (all times are provided in Geneva time zone) and main topics:\n"
+        "- 27 July 2023, 1300-1500: CTO/CxO review,\n"
+        "- 5 September 2023, 1300-1500: Workshop,\n"
+        "- 9 October 2023, 1300-1500: Res.68,\n"
+        "- 7 November 2023, 1300-1500: emerging technology mechanism,\n"
+        "- 12 December 2023, 1300-1500: metrics,\n"
+        "- 30 January 2024, 1300-1500: industry participation.\n"
+        "The contribution deadline is 7 days before the respective meeting. Contributions on "
+        "the main topic of the call will be treated with priority, contributions on other "
+        "topics within scope of RG-IEM will be treated if time permits, or moved to the "
+        "following meeting.",
+    };
+
+    assert_int_equal(rec->objs[PROTO_T_ACTION].n, 5);
+    for (int k = 0; k < 5; k++) {
+        char ref[16];
+        snprintf(ref, sizeof(ref), "RG-IEM-%d", k + 1);
+        const struct srv_obj *a = find_by(rec, PROTO_T_ACTION, "ref", ref);
+        assert_non_null(a);
+        assert_field(a, "to", "WP2");
+        assert_field(a, "status", "open");
+        assert_field(a, "owner", NULL);
+        assert_field(a, "due", NULL);
+        assert_field(a, "text", texts[k]);
+    }
+    srv_rec_free(rec);
+}
+
+static void test_sample_docs(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    /* (ref, revision, first section) in order of first appearance. "C031" and "TD258" in
+     * section 4 are the same documents as TSAG-C031 and TSAG-TD258, also in section 4. */
+    static const char *const want[][3] = {
+        {"TSAG-C022", "", "0"},   {"TSAG-TD257", "R1", "0"}, {"TSAG-TD290", "R1", "0"},
+        {"TSAG-TD181", "", "2"},  {"TSAG-TD181", "R1", "2"}, {"TSAG-TD232", "", "2"},
+        {"TSAG-TD256", "", "3"},  {"TSAG-C030", "", "3"},    {"TSAG-C021", "", "3"},
+        {"TSAG-TD257", "", "3"},  {"TSAG-C032", "", "3"},    {"TSAG-C025", "", "4"},
+        {"TSAG-TD239", "", "4"},  {"TSAG-TD258", "", "4"},   {"TSAG-C031", "", "4"},
+        {"TSAG-TD299", "", "4"},  {"TSAG-TD267", "", "5"},   {"TSAG-TD273", "R1", "5"},
+        {"TSAG-TD192", "", "6"},  {"TSAG-TD193", "", "6"},   {"TSAG-TD182", "", "9"},
+    };
+    const size_t n = sizeof(want) / sizeof(want[0]);
+
+    assert_int_equal(rec->objs[PROTO_T_DOC].n, n);
+    for (size_t k = 0; k < n; k++) {
+        const struct srv_obj *d = rec->objs[PROTO_T_DOC].v[k];
+        assert_field(d, "ref", want[k][0]);
+        assert_field(d, "revision", want[k][1]);
+        assert_string_equal(item_number(rec, d), want[k][2]);
+        assert_field(d, "title", NULL);
+        assert_field(d, "status", NULL);
+    }
+    srv_rec_free(rec);
+}
+
+static void test_sample_decisions(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    static const char *const want[][3] = {
+        {"2", "noted",
+         "The meeting noted the RG-IEM terms of reference, as provided in Annex B of "
+         "TSAG-TD181, and the progress report from interim TSAG RG-IEM meetings (December "
+         "2022 to May 2023) in TSAG-TD232."},
+        {"3", "noted",
+         "The meeting took note of the industry engagement action plan approved by the "
+         "WP2/TSAG opening plenary in TSAG-TD256."},
+        {"3", "noted",
+         "The meeting noted that, conceptually, there is no difference between the use of the "
+         "terms \xe2\x80\x9cKey outcome indicators\xe2\x80\x9d and \xe2\x80\x9cKey performance "
+         "indicators\xe2\x80\x9d."},
+        {"3", "agreed",
+         "It was agreed to use the RG-IEM interim meetings to elaborate the proposals made in "
+         "TSAG-C021 and the feedback received during the discussion."},
+        {"3", "agreed",
+         "The meeting supported the proposal and agreed to request the TSB to incorporate, as "
+         "appropriate, the information provided in TSAG-C022 in a Collective announcing the "
+         "next TSAG meeting (or standalone TSB Circular)."},
+        {"3", "agreed",
+         "The meeting agreed to organize a drafting session (31 May 2023, 1745-1845) in order "
+         "to develop TSAG-TD257 based on a detailed review of TSAG-C032 and the comments "
+         "raised during the RG-IEM meeting."},
+        {"3", "agreed",
+         "The ToRs and the intention to hold the workshop were agreed by RG-IEM."},
+        {"4", "agreed",
+         "It was agreed that the outgoing LS in TSAG-TD290R1 be sent to all ITU-T Study Groups "
+         "for action."},
+        {"4", "agreed", "The meeting agreed to create a new TD integrating C031 into TD258."},
+        {"5", "noted",
+         "The meeting noted the TSAG-TD273R1 revised based on the discussion in WP2/TSAG "
+         "opening plenary."},
+        {"7", "agreed",
+         "The meeting agreed on the following dates, times (all times are provided in Geneva "
+         "time zone) and main topics for virtual interim RG-IEM meetings before the next TSAG "
+         "meeting."},
+    };
+    const size_t n = sizeof(want) / sizeof(want[0]);
+    size_t agreed = 0;
+
+    assert_int_equal(rec->objs[PROTO_T_DECISION].n, 11);
+    for (size_t k = 0; k < n; k++) {
+        const struct srv_obj *d = rec->objs[PROTO_T_DECISION].v[k];
+        assert_string_equal(item_number(rec, d), want[k][0]);
+        assert_field(d, "kind", want[k][1]);
+        assert_field(d, "text", want[k][2]);
+        agreed += strcmp(want[k][1], "agreed") == 0;
+    }
+    assert_int_equal(agreed, 7);
+    srv_rec_free(rec);
+}
+
+static void test_sample_sessions_interims(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    static const char *const sessions[][4] = {
+        {"2023-05-31", "16:15", "17:30", "session"},
+        {"2023-06-01", "16:15", "17:30", "session"},
+        {"2023-05-31", "17:45", "18:45", "drafting"},
+    };
+    static const char *const interims[][3] = {
+        {"2023-07-27", "CTO/CxO review", "2023-07-20"},
+        {"2023-09-05", "Workshop", "2023-08-29"},
+        {"2023-10-09", "Res.68", "2023-10-02"},
+        {"2023-11-07", "Emerging technology mechanism", "2023-10-31"},
+        {"2023-12-12", "Metrics", "2023-12-05"},
+        {"2024-01-30", "Industry participation", "2024-01-23"},
+    };
+    char deadline[11];
+
+    assert_int_equal(rec->objs[PROTO_T_SESSION].n, 3);
+    for (size_t k = 0; k < 3; k++) {
+        const struct srv_obj *s = rec->objs[PROTO_T_SESSION].v[k];
+        assert_field(s, "date", sessions[k][0]);
+        assert_field(s, "start", sessions[k][1]);
+        assert_field(s, "end", sessions[k][2]);
+        assert_field(s, "kind", sessions[k][3]);
+        assert_field(s, "title", NULL);
+    }
+    /* Listed in section 7 and again in RG-IEM-5: once each, in section 7's words. */
+    assert_int_equal(rec->objs[PROTO_T_INTERIM].n, 6);
+    for (size_t k = 0; k < 6; k++) {
+        const struct srv_obj *im = rec->objs[PROTO_T_INTERIM].v[k];
+        assert_field(im, "date", interims[k][0]);
+        assert_field(im, "start", "13:00");
+        assert_field(im, "end", "15:00");
+        assert_field(im, "mode", "virtual");
+        assert_field(im, "topic", interims[k][1]);
+        assert_false(fv(im, "deadline_days")->set);
+        srv_rec_interim_deadline(rec, im, deadline);
+        assert_string_equal(deadline, interims[k][2]);
+    }
+    srv_rec_free(rec);
+}
+
+static void test_sample_people(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    static const char *const want[][4] = {
+        {"Glenn PARSONS", "Ericsson Canada", "rapporteur", NULL},
+        {"Noah LUO", "Huawei Technologies, China", "associate", "metrics"},
+        {"Arnaud TADDEI", "Broadcom, United States", "associate", "emerging technologies"},
+    };
+
+    assert_int_equal(rec->objs[PROTO_T_PERSON].n, 3);
+    for (size_t k = 0; k < 3; k++) {
+        const struct srv_obj *p = rec->objs[PROTO_T_PERSON].v[k];
+        assert_field(p, "name", want[k][0]);
+        assert_field(p, "affiliation", want[k][1]);
+        assert_field(p, "role", want[k][2]);
+        assert_field(p, "note", want[k][3]);
+    }
+    srv_rec_free(rec);
+}
+
+/* No stored string keeps a Word artifact, a "·" bullet or a trailing blank. */
+static void test_sample_clean(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        size_t n = t == PROTO_T_MEETING ? 1 : rec->objs[t].n;
+        for (size_t k = 0; k < n; k++) {
+            const struct srv_obj *o = t == PROTO_T_MEETING ? &rec->meeting : rec->objs[t].v[k];
+            for (size_t f = 0; f < PROTO_MAX_FIELDS; f++) {
+                const char *s = o->f[f].s;
+                if (s == NULL) {
+                    continue;
+                }
+                assert_null(strstr(s, "[bookmark"));
+                assert_null(strstr(s, "\xc2\xb7"));
+                assert_null(strstr(s, " \n"));
+                assert_null(strchr(s, '\r'));
+                assert_true(proto_utf8_valid(s, strlen(s)));
+                assert_int_equal(strlen(s), o->f[f].len);
+                if (o->f[f].len > 0) {
+                    assert_true(s[o->f[f].len - 1] != ' ');
+                }
+            }
+        }
+    }
+    srv_rec_free(rec);
+}
+
+/* ---- comparing records field by field, ids and seqs aside ---- */
+
+/* One object as a line of its values; item refs by the item's number. */
+static char *canon_obj(struct srv_rec *rec, const struct srv_obj *o)
+{
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    struct proto_buf b = {0};
+    char *s = NULL;
+
+    for (size_t k = 0; k < ti->nfields; k++) {
+        const struct proto_field *fd = &ti->fields[k];
+        const struct srv_val *v = &o->f[k];
+        char num[32];
+        const char *val = "<nil>";
+        if (fd->kind == PROTO_F_COMPUTED) {
+            continue;
+        }
+        if (fd->kind == PROTO_F_ITEMREF && v->set) {
+            val = item_number(rec, o);
+        } else if (fd->kind == PROTO_F_INT && v->set) {
+            snprintf(num, sizeof(num), "%lld", (long long)v->i);
+            val = num;
+        } else if (fd->kind == PROTO_F_TEXT) {
+            val = v->set ? v->s : "";
+        } else if (v->set) {
+            val = v->s;
+        }
+        assert_int_equal(proto_buf_append(&b, fd->name, strlen(fd->name)), 0);
+        assert_int_equal(proto_buf_append(&b, "=", 1), 0);
+        assert_int_equal(proto_buf_append(&b, val, strlen(val)), 0);
+        assert_int_equal(proto_buf_append(&b, "\x1f", 1), 0);
+    }
+    s = calloc(1, b.len + 1);
+    assert_non_null(s);
+    if (b.len > 0) {
+        memcpy(s, b.data, b.len);
+    }
+    proto_buf_free(&b, 0);
+    return s;
+}
+
+static int strp_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void assert_same_record(struct srv_rec *a, struct srv_rec *b)
+{
+    char *ma = canon_obj(a, &a->meeting), *mb = canon_obj(b, &b->meeting);
+    assert_string_equal(ma, mb);
+    free(ma);
+    free(mb);
+    for (int t = PROTO_T_MEETING + 1; t < PROTO_T_COUNT; t++) {
+        size_t n = a->objs[t].n;
+        assert_int_equal(n, b->objs[t].n);
+        char **va = calloc(n + 1, sizeof(char *)), **vb = calloc(n + 1, sizeof(char *));
+        assert_non_null(va);
+        assert_non_null(vb);
+        for (size_t k = 0; k < n; k++) {
+            va[k] = canon_obj(a, a->objs[t].v[k]);
+            vb[k] = canon_obj(b, b->objs[t].v[k]);
+        }
+        qsort(va, n, sizeof(char *), strp_cmp);
+        qsort(vb, n, sizeof(char *), strp_cmp);
+        for (size_t k = 0; k < n; k++) {
+            assert_string_equal(va[k], vb[k]);
+            free(va[k]);
+            free(vb[k]);
+        }
+        free(va);
+        free(vb);
+    }
+}
+
+static void test_roundtrip_text(void **state)
+{
+    (void)state;
+    struct srv_rec *a = import_sample();
+    char *text = export(a, SRV_REPORT_TEXT, 42);
+    struct srv_rec *b = import_ok(text, strlen(text));
+    char *again = export(b, SRV_REPORT_TEXT, 42);
+
+    assert_same_record(a, b);
+    /* And the text is a fixed point. */
+    assert_string_equal(text, again);
+    free(text);
+    free(again);
+    srv_rec_free(a);
+    srv_rec_free(b);
+}
+
+static void test_crlf_and_audit_line(void **state)
+{
+    (void)state;
+    size_t len = 0, o = 0;
+    char *text = sample(&len);
+    char *crlf = malloc(2 * len + 64);
+    struct srv_rec *a = import_ok(text, len), *b = NULL, *c = NULL;
+
+    assert_non_null(crlf);
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == '\n') {
+            crlf[o++] = ' '; /* a trailing blank too */
+            crlf[o++] = '\r';
+        }
+        crlf[o++] = text[i];
+    }
+    b = import_ok(crlf, o);
+    assert_same_record(a, b);
+
+    /* The audit head of an export is not part of the last item. */
+    o = (size_t)snprintf(crlf, 2 * len + 64, "%sAudit head: seq 12, hash %s\n", text, HEAD);
+    c = import_ok(crlf, o);
+    assert_same_record(a, c);
+    assert_field(srv_rec_find(c, PROTO_T_ITEM, find_by(c, PROTO_T_ITEM, "number", "9")->id),
+                 "body",
+                 "In closing, the Rapporteur informed delegates that the meeting report will be "
+                 "made available in TSAG-TD182.\nThe Rapporteur expressed his gratitude to "
+                 "Associate Rapporteurs, Contributors and delegates for the active "
+                 "participation.\nThe meeting closed at 17:30 hours.");
+    free(text);
+    free(crlf);
+    srv_rec_free(a);
+    srv_rec_free(b);
+    srv_rec_free(c);
+}
+
+static void test_small_reports(void **state)
+{
+    (void)state;
+    /* No abstract, one section, "•" bullets, Ms/Dr/Counsellor, a year-less date range. */
+    const char *text = "1\tIntroduction\n"
+                       "Ms Ada LOVELACE (TSB), Counsellor, and Dr Alan TURING (Bletchley "
+                       "Park) attended (Tokyo, 3-5 May 2024).\n"
+                       "\t\xe2\x80\xa2\tFirst point\n"
+                       "2\tDecisions\n"
+                       "It was decided to meet again. It was not agreed to stop.\n";
+    struct srv_rec *rec = import_ok(text, strlen(text));
+    const struct srv_obj *p = NULL;
+
+    assert_int_equal(rec->objs[PROTO_T_ITEM].n, 2);
+    assert_field(&rec->meeting, "abstract", NULL);
+    assert_field(&rec->meeting, "venue", "Tokyo");
+    assert_field(&rec->meeting, "start", "2024-05-03");
+    assert_field(&rec->meeting, "end", "2024-05-05");
+    assert_field(&rec->meeting, "tz", "Asia/Tokyo");
+    assert_int_equal(rec->objs[PROTO_T_ACTION].n, 0);
+    assert_field(&rec->meeting, "action_prefix", NULL);
+    p = find_by(rec, PROTO_T_PERSON, "name", "Ada LOVELACE");
+    assert_non_null(p);
+    assert_field(p, "role", "counsellor");
+    assert_field(p, "affiliation", "TSB");
+    p = find_by(rec, PROTO_T_PERSON, "name", "Alan TURING");
+    assert_non_null(p);
+    assert_field(p, "role", "delegate");
+    assert_contains(fs(find_by(rec, PROTO_T_ITEM, "number", "1"), "body"), "\n- First point");
+    assert_int_equal(rec->objs[PROTO_T_DECISION].n, 1);
+    assert_field(rec->objs[PROTO_T_DECISION].v[0], "kind", "decided");
+    assert_field(rec->objs[PROTO_T_DECISION].v[0], "text", "It was decided to meet again.");
+    srv_rec_free(rec);
+
+    /* Errors are NULL-safe. */
+    rec = NULL;
+    assert_int_equal(srv_report_import("1\tx\n", 4, &rec, NULL, 0), 0);
+    srv_rec_free(rec);
+}
+
+/* ---- errors ---- */
+
+static void test_errors(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = (struct srv_rec *)0x1;
+    char err[256];
+
+    const char bad[] = "\tAbstract:\n\tx\n1\tIntro\nbad \xff byte\n";
+    assert_int_equal(srv_report_import(bad, sizeof(bad) - 1, &rec, err, sizeof(err)),
+                     PROTO_EINVAL);
+    assert_null(rec);
+    assert_string_equal(err, "line 4: not valid UTF-8");
+
+    const char overlong[] = "1\tIntro\r\n\xc0\xaf\r\n";
+    assert_int_equal(srv_report_import(overlong, sizeof(overlong) - 1, &rec, err, sizeof(err)),
+                     PROTO_EINVAL);
+    assert_string_equal(err, "line 2: not valid UTF-8");
+
+    const char nul[] = "1\tIntro\nx\0y\n";
+    assert_int_equal(srv_report_import(nul, sizeof(nul) - 1, &rec, err, sizeof(err)),
+                     PROTO_EINVAL);
+    assert_string_equal(err, "line 2: not valid UTF-8");
+
+    const char none[] = "\tAbstract:\n\tText\n1 Intro (no tab)\n\tAlso no section\n";
+    assert_int_equal(srv_report_import(none, sizeof(none) - 1, &rec, err, sizeof(err)),
+                     PROTO_EINVAL);
+    assert_null(rec);
+    assert_non_null(strstr(err, "no numbered section"));
+    assert_int_equal(strncmp(err, "line 5: ", 8), 0);
+
+    assert_int_equal(srv_report_import(NULL, 0, &rec, err, sizeof(err)), PROTO_EINVAL);
+    assert_non_null(strstr(err, "line 1: no numbered section"));
+
+    /* Over the limit: refused before anything else, naming where the limit falls. */
+    char *big = malloc(SRV_REPORT_MAX + 1);
+    assert_non_null(big);
+    for (size_t i = 0; i < SRV_REPORT_MAX + 1; i++) {
+        big[i] = i % 64 == 63 ? '\n' : 'a';
+    }
+    memcpy(big, "1\tIntro\n", 8);
+    assert_int_equal(srv_report_import(big, SRV_REPORT_MAX + 1, &rec, err, sizeof(err)),
+                     PROTO_ETOOBIG);
+    assert_null(rec);
+    assert_string_equal(err, "line 65537: report over 4194304 bytes");
+    /* Exactly the limit is accepted. */
+    assert_int_equal(srv_report_import(big, SRV_REPORT_MAX, &rec, err, sizeof(err)), 0);
+    assert_int_equal(rec->objs[PROTO_T_ITEM].n, 1);
+    srv_rec_free(rec);
+    free(big);
+
+    /* A short error buffer is cut, not overrun. */
+    char tiny[8];
+    assert_int_equal(srv_report_import(bad, sizeof(bad) - 1, &rec, tiny, sizeof(tiny)),
+                     PROTO_EINVAL);
+    assert_string_equal(tiny, "line 4:");
+}
+
+/* ---- export ---- */
+
+static void test_export_text(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    char *text = export(rec, SRV_REPORT_TEXT, 42);
+
+    assert_int_equal(strncmp(text,
+                             "\tAbstract:\n\tThis TD contains the draft report of the sessions "
+                             "of the TSAG Rapporteur Group",
+                             80),
+                     0);
+    assert_contains(text, "(Geneva, 30 May-2 June 2023).\n\n\n0\tAction from RG-IEM to WP2\n"
+                          "\xc2\xb7 RG-IEM-1: to request the TSB");
+    assert_contains(text, "Circular),\n\xc2\xb7 RG-IEM-2: to approve");
+    assert_contains(text, "main topics:\n\xc2\xb7 27 July 2023, 1300-1500: CTO/CxO review,\n");
+    assert_contains(text, "following meeting.\n1\tIntroduction\nA meeting of the TSAG");
+    assert_contains(text, "\n\xc2\xb7 30 January 2024, 1300-1500: Industry participation\n");
+    assert_contains(text, "\n8\tAOB\nNone.\n9\tClosure of the meeting\n");
+    assert_null(strstr(text, "\n- "));
+    assert_string_equal(last_line(text), "Audit head: seq 42, hash " HEAD "\n");
+    free(text);
+    srv_rec_free(rec);
+}
+
+/* A record made through the API: actions out of order, no section for them. */
+static struct srv_rec *api_record(void)
+{
+    struct srv_rec *rec = srv_rec_new("m");
+    struct srv_obj *it = srv_obj_new(PROTO_T_ITEM), *a = NULL, *d = NULL;
+    const char *refs[] = {"X-10", "X-2", "X-1"};
+
+    it->id = 1;
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(it, "number"), "1", 1), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(it, "title"), "Intro", 5), 0);
+    assert_int_equal(srv_rec_add(rec, it), 0);
+    for (int k = 0; k < 3; k++) {
+        a = srv_obj_new(PROTO_T_ACTION);
+        a->id = 2 + k;
+        assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "ref"), refs[k],
+                                         strlen(refs[k])),
+                         0);
+        assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "to"), "WP1", 3), 0);
+        assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "text"), "do it", 5), 0);
+        assert_int_equal(srv_rec_add(rec, a), 0);
+    }
+    d = srv_obj_new(PROTO_T_DOC);
+    d->id = 9;
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(d, "ref"), "TSAG-TD1", 8), 0);
+    assert_int_equal(srv_rec_add(rec, d), 0);
+    return rec;
+}
+
+static void test_export_text_actions(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = api_record();
+    char *text = export(rec, SRV_REPORT_TEXT, 3);
+    struct srv_rec *back = NULL;
+
+    assert_string_equal(text, "\tAbstract:\n\n\n"
+                              "0\tActions to WP1\n"
+                              "\xc2\xb7 X-1: do it\n"
+                              "\xc2\xb7 X-2: do it\n"
+                              "\xc2\xb7 X-10: do it\n"
+                              "1\tIntro\n"
+                              "Audit head: seq 3, hash " HEAD "\n");
+    back = import_ok(text, strlen(text));
+    assert_int_equal(back->objs[PROTO_T_ACTION].n, 3);
+    assert_field(find_by(back, PROTO_T_ACTION, "ref", "X-10"), "to", "WP1");
+    assert_field(find_by(back, PROTO_T_ACTION, "ref", "X-10"), "text", "do it");
+    free(text);
+    srv_rec_free(back);
+    srv_rec_free(rec);
+}
+
+static void test_export_markdown(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    char *md = export(rec, SRV_REPORT_MARKDOWN, 42);
+
+    assert_int_equal(strncmp(md, "# TSAG Rapporteur Group on Industry Engagement, Metrics\n", 56),
+                     0);
+    assert_contains(md, "| Venue | Geneva |\n");
+    assert_contains(md, "| Time zone | Europe/Zurich |\n");
+    assert_contains(md, "\n## 0 Action from RG-IEM to WP2\n\n- **RG-IEM-1**: to request");
+    assert_contains(md, "\n## 7 Future meetings\n");
+    assert_contains(md, "\n- 27 July 2023, 1300-1500: CTO/CxO review\n- 5 September 2023");
+    assert_contains(md, "\n## Actions\n\n| Ref | To | Owner | Status | Due | Text |\n"
+                        "| --- | --- | --- | --- | --- | --- |\n"
+                        "| RG-IEM-1 | WP2 |  | open |  | to request the TSB");
+    assert_contains(md, "\n## Documents\n\n| Ref | Revision | Title | Source | Item | Status |\n");
+    assert_contains(md, "| TSAG-TD257 | R1 |  |  | 0 |  |\n");
+    assert_contains(md, "\n## Decisions\n\n| Item | Kind | Text |\n");
+    assert_contains(md, "| 4 | agreed | The meeting agreed to create a new TD integrating C031 "
+                        "into TD258. |\n");
+    assert_contains(md, "\n## Sessions\n\n| Date | Start | End | Kind | Title |\n");
+    assert_contains(md, "| 2023-05-31 | 17:45 | 18:45 | drafting |  |\n");
+    assert_contains(md, "\n## Interim meetings\n\n| Date | Start | End | Mode | Topic | "
+                        "Deadline |\n");
+    assert_contains(md, "| 2024-01-30 | 13:00 | 15:00 | virtual | Industry participation | "
+                        "2024-01-23 |\n");
+    assert_contains(md, "\n## People\n\n| Name | Affiliation | Role | Note |\n");
+    assert_contains(md, "| Noah LUO | Huawei Technologies, China | associate | metrics |\n");
+    assert_string_equal(last_line(md), "Audit head: seq 42, hash " HEAD "\n");
+    free(md);
+    srv_rec_free(rec);
+
+    /* Values that Markdown would read as markup are escaped. */
+    rec = api_record();
+    struct srv_obj *it = srv_rec_find(rec, PROTO_T_ITEM, 1);
+    struct srv_obj *d = srv_rec_find(rec, PROTO_T_DOC, 9);
+    const char *body = "1. not a list\n# not a heading\n- real bullet\nx_y [link](u) *b* `c`";
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(it, "body"), body, strlen(body)), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(d, "title"), "a|b <i>\nc", 9), 0);
+    md = export(rec, SRV_REPORT_MARKDOWN, 1);
+    assert_contains(md, "\n1\\. not a list\n");
+    assert_contains(md, "\n\\# not a heading\n");
+    assert_contains(md, "\n- real bullet\n");
+    assert_contains(md, "x\\_y \\[link\\](u) \\*b\\* \\`c\\`");
+    assert_contains(md, "| TSAG-TD1 |  | a\\|b \\<i\\><br>c |");
+    assert_contains(md, "\n## Sessions\n\nNone.\n");
+    free(md);
+    srv_rec_free(rec);
+}
+
+static void test_export_html(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    struct srv_obj *it = find_by(rec, PROTO_T_ITEM, "number", "8");
+    struct srv_obj *d = rec->objs[PROTO_T_DOC].v[0];
+    const char *body = "<script>alert('x')</script> & \"q\"\n- a <b> bullet";
+    char *html = NULL;
+
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(it, "body"), body, strlen(body)), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(d, "title"), "R&D <i>", 7), 0);
+    html = export(rec, SRV_REPORT_HTML, 7);
+
+    assert_int_equal(strncmp(html, "<!DOCTYPE html>\n", 16), 0);
+    assert_contains(html, "<meta charset=\"utf-8\">");
+    assert_contains(html, "<style>");
+    assert_contains(html, "<h1>TSAG Rapporteur Group on Industry Engagement, Metrics</h1>");
+    assert_contains(html, "<p>&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; "
+                          "&quot;q&quot;</p>\n<ul>\n<li>a &lt;b&gt; bullet</li>\n</ul>\n");
+    assert_contains(html, "<td>R&amp;D &lt;i&gt;</td>");
+    assert_contains(html, "<h2>8 AOB</h2>");
+    assert_contains(html, "<li><strong>RG-IEM-3</strong>: to appoint an IEWSC Chair,</li>");
+    assert_contains(html, "<td>2023-07-27</td><td>13:00</td><td>15:00</td><td>virtual</td>"
+                          "<td>CTO/CxO review</td><td>2023-07-20</td>");
+    assert_contains(html, "<td>Glenn PARSONS</td><td>Ericsson Canada</td><td>rapporteur</td>");
+    assert_contains(html, "Alg\xc3\xa9rie");
+    /* Nothing unescaped, nothing fetched from elsewhere. */
+    assert_null(strstr(html, "<script"));
+    assert_null(strstr(html, "<b>"));
+    assert_null(strstr(html, "http:"));
+    assert_null(strstr(html, "https:"));
+    assert_null(strstr(html, "src="));
+    assert_null(strstr(html, "href="));
+    assert_null(strstr(html, "url("));
+    assert_null(strstr(html, "@import"));
+    assert_string_equal(last_line(html),
+                        "<footer>Audit head: seq 7, hash " HEAD "</footer></body></html>\n");
+    free(html);
+    srv_rec_free(rec);
+}
+
+static void test_format_parse(void **state)
+{
+    (void)state;
+    enum srv_report_format f = SRV_REPORT_HTML;
+    assert_int_equal(srv_report_format_parse("text", 4, &f), 0);
+    assert_int_equal(f, SRV_REPORT_TEXT);
+    assert_int_equal(srv_report_format_parse("markdown", 8, &f), 0);
+    assert_int_equal(f, SRV_REPORT_MARKDOWN);
+    assert_int_equal(srv_report_format_parse("html", 4, &f), 0);
+    assert_int_equal(f, SRV_REPORT_HTML);
+    assert_int_equal(srv_report_format_parse("htmlx", 4, &f), 0);
+    assert_int_equal(srv_report_format_parse("HTML", 4, &f), PROTO_EINVAL);
+    assert_int_equal(srv_report_format_parse("md", 2, &f), PROTO_EINVAL);
+    assert_int_equal(srv_report_format_parse("", 0, &f), PROTO_EINVAL);
+}
+
+/* ---- hostile input: only "returns, and ASan is quiet" is checked ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    /* xorshift64*: the same sequence on every machine. */
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 2685821657736338717ULL;
+}
+
+/* Imports, and when that works exports in every format. */
+static void try_import(const char *text, size_t len)
+{
+    struct srv_rec *rec = NULL;
+    char err[128];
+    int rc = srv_report_import(text, len, &rec, err, sizeof(err));
+    if (rc != 0) {
+        assert_null(rec);
+        assert_true(rc == PROTO_EINVAL || rc == PROTO_ETOOBIG);
+        assert_true(strlen(err) > 0);
+        return;
+    }
+    for (int f = SRV_REPORT_TEXT; f <= SRV_REPORT_HTML; f++) {
+        struct proto_buf out = {0};
+        assert_int_equal(srv_report_export(rec, (enum srv_report_format)f, 1, HEAD, &out), 0);
+        proto_buf_free(&out, 0);
+    }
+    srv_rec_free(rec);
+}
+
+static void test_fuzz_prefixes_and_bytes(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    char *text = sample(&len);
+    uint64_t seed = 0x5eed1234abcdULL;
+    char *buf = malloc(len + 4096);
+
+    assert_non_null(buf);
+    /* Every prefix at a stride: cuts inside lines, inside "·", inside dates. */
+    for (size_t n = 0; n <= len; n += 7) {
+        memcpy(buf, text, n); /* a copy, so ASan sees reads past n */
+        try_import(buf, n);
+    }
+    /* Random bytes. */
+    for (int r = 0; r < 300; r++) {
+        size_t n = rng_next(&seed) % 4096;
+        for (size_t i = 0; i < n; i++) {
+            buf[i] = (char)rng_next(&seed);
+        }
+        try_import(buf, n);
+    }
+    /* The sample with a few bytes changed: mostly valid UTF-8, so the scanners run. */
+    for (int r = 0; r < 400; r++) {
+        size_t changes = 1 + rng_next(&seed) % 24;
+        memcpy(buf, text, len);
+        for (size_t c = 0; c < changes; c++) {
+            static const char pick[] = "\t\n0123456789.-:,()[]R TDC\xc2\xb7";
+            buf[rng_next(&seed) % len] = pick[rng_next(&seed) % (sizeof(pick) - 1)];
+        }
+        try_import(buf, len);
+    }
+    free(buf);
+    free(text);
+}
+
+static void test_fuzz_tokens(void **state)
+{
+    (void)state;
+    static const char *const tokens[] = {
+        "\t", "\n", "\r\n", " ", "0", "1", "4.1", "12", ".", "\xc2\xb7 ", "\xe2\x80\xa2", "(",
+        ")", "Mr ", "Ms ", "Dr ", "Glenn ", "PARSONS ", "(Ericsson)", ", ", "Associate ",
+        "Rapporteur", " on ", "Counsellor", "TSAG-TD", "TSAG-C", "C0", "TD2", "R1", "257",
+        "[bookmark: _H", "]", "Geneva", " May", " June ", "2023", "2024", "-", "\xe2\x80\x93",
+        "1300", "1615-1730", " hours", ": ", "Abstract:", "Action from RG-IEM to WP2",
+        "Actions", "RG-IEM-", "agreed", "noted", "The meeting noted ", "It was agreed ",
+        "not ", ". ", "drafting session (", "deadline is ", " days", "report will be ",
+        "Audit head: seq ", "virtual", "\xc3\xa9", "\xe2\x80\x9c", "Rapporteur Group on X",
+        "(RG-X)", "\xc2\xa0",
+    };
+    const size_t ntok = sizeof(tokens) / sizeof(tokens[0]);
+    uint64_t seed = 42;
+    struct proto_buf b = {0};
+
+    for (int r = 0; r < 1500; r++) {
+        size_t n = 1 + rng_next(&seed) % 400;
+        b.len = 0;
+        for (size_t k = 0; k < n; k++) {
+            const char *t = tokens[rng_next(&seed) % ntok];
+            assert_int_equal(proto_buf_append(&b, t, strlen(t)), 0);
+        }
+        try_import((const char *)b.data, b.len);
+    }
+    proto_buf_free(&b, 0);
+}
+
+/* Big inputs that repeat one pattern: each must end in bounded time and memory. */
+static void test_fuzz_large(void **state)
+{
+    (void)state;
+    static const char *const patterns[] = {
+        "1\tT\n",                /* more sections than allowed */
+        "Mr A (",                /* people that never close */
+        "Mr Aa Bb (Cc), Associate Rapporteur on ", /* notes that never end */
+        "[bookmark:",            /* bookmarks that never close */
+        "TSAG-TD1",              /* one reference, glued */
+        "(Geneva, 1",            /* places that never finish */
+        "1 May (1300-1400) ",    /* the same session again and again */
+        "The meeting agreed. ",  /* more decisions than allowed */
+        "x\n",                   /* more lines than allowed */
+        "\n",                    /* nothing but line ends */
+        "a",                     /* one very long line */
+        "RG-IEM-1: x\n",         /* the same action again and again */
+        "- 1 May 2023, 1300-1400: t\n",
+    };
+    const size_t size = 3 * 1024 * 1024;
+    char *buf = malloc(size);
+
+    assert_non_null(buf);
+    for (size_t p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++) {
+        const char *head = "\tAbstract:\n\tThe X Rapporteur Group on Y during (Geneva, 1 May "
+                           "2023)\n0\tAction from A to B\n";
+        size_t hl = strlen(head), pl = strlen(patterns[p]), n = hl;
+        memcpy(buf, head, hl);
+        while (n + pl <= size) {
+            memcpy(buf + n, patterns[p], pl);
+            n += pl;
+        }
+        try_import(buf, n);
+    }
+    /* Unique references until the cap. */
+    size_t n = 0;
+    memcpy(buf, "1\tDocs\n", 7);
+    n = 7;
+    for (int k = 0; n + 32 < size; k++) {
+        n += (size_t)snprintf(buf + n, 32, "TSAG-TD%d TSAG-C%dR%d ", k, k, k % 100);
+    }
+    try_import(buf, n);
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_sample_meeting),
+        cmocka_unit_test(test_sample_items),
+        cmocka_unit_test(test_sample_actions),
+        cmocka_unit_test(test_sample_docs),
+        cmocka_unit_test(test_sample_decisions),
+        cmocka_unit_test(test_sample_sessions_interims),
+        cmocka_unit_test(test_sample_people),
+        cmocka_unit_test(test_sample_clean),
+        cmocka_unit_test(test_roundtrip_text),
+        cmocka_unit_test(test_crlf_and_audit_line),
+        cmocka_unit_test(test_small_reports),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_export_text),
+        cmocka_unit_test(test_export_text_actions),
+        cmocka_unit_test(test_export_markdown),
+        cmocka_unit_test(test_export_html),
+        cmocka_unit_test(test_format_parse),
+        cmocka_unit_test(test_fuzz_prefixes_and_bytes),
+        cmocka_unit_test(test_fuzz_tokens),
+        cmocka_unit_test(test_fuzz_large),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
