@@ -100,8 +100,8 @@ int db_audit_append(struct db *db, const struct db_audit *e);
 /* Calls cb for the entries of a meeting with since < seq <= until, in seq order.
  * Pointers in e are valid during the call only. */
 typedef int (*db_audit_cb)(void *ud, const struct db_audit *e);
-int db_audit_range(struct db *db, const char *meeting, int64_t since, int64_t until,
-                   db_audit_cb cb, void *ud);
+int db_audit_range(struct db *db, const char *meeting, int64_t since, int64_t until, db_audit_cb cb,
+                   void *ud);
 
 /* Filtered history for history.list: entries with since < seq <= until (until 0: no bound),
  * and when not NULL/0, of that user, type and object id (as text or int); newest first, at

@@ -12,7 +12,7 @@
 
 #include "proto_frame.h"
 
-#define PROTO_VERSION 1
+#define PROTO_VERSION   1
 #define PROTO_KEY_BYTES 32
 #define PROTO_SIG_BYTES 64
 /* "SHA256:" + 43 base64 characters + NUL */

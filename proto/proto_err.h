@@ -23,8 +23,8 @@ enum {
     PROTO_EDB = -10,      /* database error */
     PROTO_ECLOSED = -11,  /* peer closed the connection */
     PROTO_ETIMEDOUT = -12,
-    PROTO_EPERM = -13,    /* not allowed */
-    PROTO_EBUSY = -14,    /* resource busy, try later */
+    PROTO_EPERM = -13, /* not allowed */
+    PROTO_EBUSY = -14, /* resource busy, try later */
 };
 
 /* Returns a static English description of a PROTO_E* code. */

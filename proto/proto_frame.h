@@ -10,14 +10,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define PROTO_PORT 7414
-#define PROTO_FRAME_HDR 4                     /* the u32be length */
-#define PROTO_HELLO_MAX 1024                  /* ClientHello / ServerHello payload */
-#define PROTO_STREAM_HDR 24                   /* secretstream header frame */
-#define PROTO_ABYTES 17                       /* secretstream overhead per message */
+#define PROTO_PORT         7414
+#define PROTO_FRAME_HDR    4                  /* the u32be length */
+#define PROTO_HELLO_MAX    1024               /* ClientHello / ServerHello payload */
+#define PROTO_STREAM_HDR   24                 /* secretstream header frame */
+#define PROTO_ABYTES       17                 /* secretstream overhead per message */
 #define PROTO_PRELOGIN_MAX 4096               /* plaintext before login */
-#define PROTO_DEFAULT_MAX (1024 * 1024)       /* plaintext after login (server default) */
-#define PROTO_SEND_MAX (16 * 1024 * 1024)     /* largest plaintext a server sends */
+#define PROTO_DEFAULT_MAX  (1024 * 1024)      /* plaintext after login (server default) */
+#define PROTO_SEND_MAX     (16 * 1024 * 1024) /* largest plaintext a server sends */
 
 /* Writes len as u32be into out[0..4). */
 void proto_frame_put_len(uint8_t out[4], uint32_t len);
@@ -26,11 +26,11 @@ void proto_frame_put_len(uint8_t out[4], uint32_t len);
 uint32_t proto_frame_get_len(const uint8_t in[4]);
 
 struct proto_reader {
-    uint8_t *buf;  /* NULL when empty */
-    size_t len;    /* bytes held */
-    size_t cap;    /* bytes allocated */
-    size_t off;    /* start of unconsumed bytes */
-    uint32_t max;  /* largest payload accepted */
+    uint8_t *buf; /* NULL when empty */
+    size_t len;   /* bytes held */
+    size_t cap;   /* bytes allocated */
+    size_t off;   /* start of unconsumed bytes */
+    uint32_t max; /* largest payload accepted */
 };
 
 /* Initialises an empty reader accepting payloads of 1..max bytes. No allocation. */

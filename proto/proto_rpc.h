@@ -26,8 +26,8 @@ enum proto_rpc_kind {
 
 struct proto_rpc_msg {
     enum proto_rpc_kind kind;
-    uint32_t msgid;               /* request, response */
-    const char *method;           /* request, notification (not NUL-terminated) */
+    uint32_t msgid;     /* request, response */
+    const char *method; /* request, notification (not NUL-terminated) */
     size_t method_len;
     const msgpack_object *params; /* request, notification: a map */
     const msgpack_object *error;  /* response: NULL on success, else the error map */
@@ -51,14 +51,12 @@ const msgpack_object *proto_mp_map_get(const msgpack_object *map, const char *ke
  * well typed; PROTO_ENOTFOUND when absent or nil; PROTO_EINVAL when present with the wrong
  * type (a float is never an integer, a str must be valid UTF-8 without NUL). */
 int proto_param_str(const msgpack_object *params, const char *key, const char **s, size_t *len);
-int proto_param_bin(const msgpack_object *params, const char *key, const uint8_t **p,
-                    size_t *len);
+int proto_param_bin(const msgpack_object *params, const char *key, const uint8_t **p, size_t *len);
 int proto_param_bool(const msgpack_object *params, const char *key, bool *out);
 int proto_param_i64(const msgpack_object *params, const char *key, int64_t *out);
 int proto_param_u64(const msgpack_object *params, const char *key, uint64_t *out);
 int proto_param_map(const msgpack_object *params, const char *key, const msgpack_object **out);
-int proto_param_array(const msgpack_object *params, const char *key,
-                      const msgpack_object **out);
+int proto_param_array(const msgpack_object *params, const char *key, const msgpack_object **out);
 
 /* Copies a str parameter into a NUL-terminated buffer of cap bytes. Returns 0,
  * PROTO_ENOTFOUND, PROTO_EINVAL (wrong type) or PROTO_ETOOBIG (len >= cap). */

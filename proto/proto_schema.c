@@ -11,14 +11,29 @@ static const char *const session_kind[] = {"session", "drafting", NULL};
 static const char *const action_status[] = {"open", "done", "dropped", NULL};
 static const char *const decision_kind[] = {"agreed", "noted", "decided", NULL};
 static const char *const interim_mode[] = {"virtual", "physical", NULL};
-static const char *const person_role[] = {"rapporteur", "associate", "counsellor", "tsb",
-                                          "delegate", NULL};
+static const char *const person_role[] = {"rapporteur", "associate", "counsellor",
+                                          "tsb",        "delegate",  NULL};
 
-#define STR(n, c, m) {.name = n, .column = c, .kind = PROTO_F_STR, .max = m}
-#define TEXT(n) {.name = n, .column = n, .kind = PROTO_F_TEXT}
-#define DATE(n, c) {.name = n, .column = c, .kind = PROTO_F_DATE}
-#define TIME(n, c) {.name = n, .column = c, .kind = PROTO_F_TIME}
-#define ENUM(n, v, d) {.name = n, .column = n, .kind = PROTO_F_ENUM, .values = v, .def_str = d}
+#define STR(n, c, m)                                                                               \
+    {                                                                                              \
+        .name = n, .column = c, .kind = PROTO_F_STR, .max = m                                      \
+    }
+#define TEXT(n)                                                                                    \
+    {                                                                                              \
+        .name = n, .column = n, .kind = PROTO_F_TEXT                                               \
+    }
+#define DATE(n, c)                                                                                 \
+    {                                                                                              \
+        .name = n, .column = c, .kind = PROTO_F_DATE                                               \
+    }
+#define TIME(n, c)                                                                                 \
+    {                                                                                              \
+        .name = n, .column = c, .kind = PROTO_F_TIME                                               \
+    }
+#define ENUM(n, v, d)                                                                              \
+    {                                                                                              \
+        .name = n, .column = n, .kind = PROTO_F_ENUM, .values = v, .def_str = d                    \
+    }
 
 static const struct proto_field meeting_fields[] = {
     STR("title", "title", 500),
@@ -30,17 +45,20 @@ static const struct proto_field meeting_fields[] = {
     {.name = "tz", .column = "tz", .kind = PROTO_F_TZ},
     STR("report_ref", "report_ref", 64),
     STR("action_prefix", "action_prefix", 32),
-    {.name = "deadline_days", .column = "deadline_days", .kind = PROTO_F_INT, .min_i = 0,
-     .max_i = 365, .has_def_int = true, .def_int = 7},
+    {.name = "deadline_days",
+     .column = "deadline_days",
+     .kind = PROTO_F_INT,
+     .min_i = 0,
+     .max_i = 365,
+     .has_def_int = true,
+     .def_int = 7},
     ENUM("status", meeting_status, "draft"),
     TEXT("abstract"),
 };
 
 static const struct proto_field session_fields[] = {
-    DATE("date", "date"),
-    TIME("start", "start_time"),
-    TIME("end", "end_time"),
-    ENUM("kind", session_kind, "session"),
+    DATE("date", "date"),       TIME("start", "start_time"),
+    TIME("end", "end_time"),    ENUM("kind", session_kind, "session"),
     STR("title", "title", 500),
 };
 
@@ -60,12 +78,9 @@ static const struct proto_field doc_fields[] = {
 };
 
 static const struct proto_field action_fields[] = {
-    STR("ref", "ref", 64),
-    STR("to", "addressee", 200),
-    STR("owner", "owner", 200),
-    ENUM("status", action_status, "open"),
-    DATE("due", "due"),
-    TEXT("text"),
+    STR("ref", "ref", 64),      STR("to", "addressee", 200),
+    STR("owner", "owner", 200), ENUM("status", action_status, "open"),
+    DATE("due", "due"),         TEXT("text"),
 };
 
 static const struct proto_field decision_fields[] = {
@@ -80,7 +95,10 @@ static const struct proto_field interim_fields[] = {
     TIME("end", "end_time"),
     ENUM("mode", interim_mode, "virtual"),
     STR("topic", "topic", 500),
-    {.name = "deadline_days", .column = "deadline_days", .kind = PROTO_F_INT, .min_i = 0,
+    {.name = "deadline_days",
+     .column = "deadline_days",
+     .kind = PROTO_F_INT,
+     .min_i = 0,
      .max_i = 365},
     {.name = "deadline", .column = NULL, .kind = PROTO_F_COMPUTED},
 };

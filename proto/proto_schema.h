@@ -35,25 +35,25 @@ enum proto_fkind {
 };
 
 #define PROTO_MAX_FIELDS 14
-#define PROTO_STR_MAX 1024 /* bytes of a PROTO_F_STR field unless the field says less */
+#define PROTO_STR_MAX    1024 /* bytes of a PROTO_F_STR field unless the field says less */
 
 struct proto_field {
     const char *name;   /* wire name */
     const char *column; /* SQL column */
     enum proto_fkind kind;
-    size_t max;             /* STR: bytes */
-    int64_t min_i, max_i;   /* INT */
+    size_t max;                /* STR: bytes */
+    int64_t min_i, max_i;      /* INT */
     const char *const *values; /* ENUM: NULL-terminated */
-    const char *def_str;    /* default for STR/ENUM, or NULL (nil) */
+    const char *def_str;       /* default for STR/ENUM, or NULL (nil) */
     bool has_def_int;
     int64_t def_int;
-    bool required;          /* must not be nil once set by create (none are on the wire) */
-    bool immutable;         /* set at create only */
+    bool required;  /* must not be nil once set by create (none are on the wire) */
+    bool immutable; /* set at create only */
 };
 
 struct proto_typeinfo {
-    const char *name;  /* wire name, e.g. "doc" */
-    const char *table; /* SQL table */
+    const char *name;   /* wire name, e.g. "doc" */
+    const char *table;  /* SQL table */
     const char *plural; /* key in meeting.get results, e.g. "docs" */
     size_t nfields;
     const struct proto_field *fields; /* index 0.. ; "id" and "seq" are not listed */

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#define POLL_MS 500
+#define POLL_MS        500
 #define PURGE_EVERY_MS (10 * 60 * 1000)
 
 void srv_config_defaults(struct srv_config *cfg)
@@ -52,11 +52,11 @@ void srv_log(const struct srv_conn *conn, enum srv_log_level level, const char *
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %-5s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_name(level));
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_name(level));
     if (conn) {
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "c%llu %s ",
-                      (unsigned long long)conn->id, conn->peer);
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "c%llu %s ", (unsigned long long)conn->id,
+                      conn->peer);
     } else {
         n += snprintf(line + n, sizeof(line) - (size_t)n, "- - ");
     }
@@ -221,9 +221,8 @@ static int listen_on(struct srv *srv)
     int port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                               : ((struct sockaddr_in *)&ss)->sin_port);
     srv->cfg.port = port;
-    srv_log(NULL, SRV_LOG_INFO, "listening on %s%s%s:%d, host key %s",
-            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port,
-            srv->fingerprint);
+    srv_log(NULL, SRV_LOG_INFO, "listening on %s%s%s:%d, host key %s", strchr(host, ':') ? "[" : "",
+            host, strchr(host, ':') ? "]" : "", port, srv->fingerprint);
     if (srv->cfg.port_file && write_port_file(srv->cfg.port_file, port) != 0) {
         srv_log(NULL, SRV_LOG_ERROR, "cannot write %s", srv->cfg.port_file);
         return PROTO_EIO;

@@ -20,11 +20,11 @@
 #include "proto_rpc.h"
 #include "proto_util.h"
 
-#define SRV_DEFAULT_HOST "127.0.0.1"
-#define SRV_DB_FILE "confer.db"
-#define SRV_HOSTKEY_FILE "host.key"
-#define SRV_PASSWORD_MAX 1024
-#define SRV_TOKEN_BYTES 32
+#define SRV_DEFAULT_HOST   "127.0.0.1"
+#define SRV_DB_FILE        "confer.db"
+#define SRV_HOSTKEY_FILE   "host.key"
+#define SRV_PASSWORD_MAX   1024
+#define SRV_TOKEN_BYTES    32
 #define SRV_MAX_UNANSWERED 64
 
 /* Argon2id cost presets for crypto_pwhash_str. */
@@ -235,8 +235,7 @@ bool srv_password_check(const struct srv_config *cfg, const char *pw, size_t len
 
 /* Hashes a password with crypto_pwhash_str at the given cost (blocking: call it off the
  * loop). Returns 0 or PROTO_ENOMEM. */
-int srv_password_hash(enum srv_pwcost cost, const char *pw, size_t len,
-                      char out[DB_PWHASH_MAX]);
+int srv_password_hash(enum srv_pwcost cost, const char *pw, size_t len, char out[DB_PWHASH_MAX]);
 
 /* ---- the server ---- */
 
@@ -248,7 +247,7 @@ struct srv {
     char fingerprint[PROTO_FINGERPRINT_LEN];
 
     uv_tcp_t listener;
-    uv_prepare_t flusher; /* flushes output at the end of each loop turn */
+    uv_prepare_t flusher;  /* flushes output at the end of each loop turn */
     uv_timer_t poll_timer; /* account changes by the operator tool, token purge */
     uv_signal_t sigint, sigterm;
     bool stopping;
@@ -273,15 +272,15 @@ struct srv {
 
     /* Meetings and group commit (srv_hub.c). */
     struct srv_meeting *meetings;
-    struct db *wdb;                 /* the writer's own connection */
-    struct srv_batch *open_batch;   /* gathering this turn's changes */
-    struct srv_batch *write_batch;  /* being written by the writer */
-    uint64_t next_batch;            /* id of the next batch to open */
-    uint64_t committed_batch;       /* every batch up to this id is durable */
+    struct db *wdb;                   /* the writer's own connection */
+    struct srv_batch *open_batch;     /* gathering this turn's changes */
+    struct srv_batch *write_batch;    /* being written by the writer */
+    uint64_t next_batch;              /* id of the next batch to open */
+    uint64_t committed_batch;         /* every batch up to this id is durable */
     int64_t next_obj_id, last_obj_id; /* reserved block of object ids */
-    struct srv_conn *held;          /* connections with held output */
-    bool offline;                   /* operator tool: no listener */
-    unsigned write_failures;        /* batches the database refused */
+    struct srv_conn *held;            /* connections with held output */
+    bool offline;                     /* operator tool: no listener */
+    unsigned write_failures;          /* batches the database refused */
 };
 
 /* Opens the data folder (database, host key) and listens. Returns 0 or a PROTO_E* code

@@ -27,10 +27,10 @@ struct srv_pwjob {
     bool operator;
     unsigned long long ops;
     size_t mem;
-    char hash[DB_PWHASH_MAX];    /* stored hash, or the dummy */
-    char *password;              /* wiped and freed after use */
+    char hash[DB_PWHASH_MAX]; /* stored hash, or the dummy */
+    char *password;           /* wiped and freed after use */
     size_t password_len;
-    char *newpw;                 /* passwd: the new password */
+    char *newpw; /* passwd: the new password */
     size_t newpw_len;
     /* results, written on the pool */
     bool ok;
@@ -141,15 +141,15 @@ static void pw_work(uv_work_t *w)
         return;
     }
     if (job->kind == PWJOB_PASSWD) {
-        job->hash_rc = crypto_pwhash_str(job->newhash, job->newpw, job->newpw_len, job->ops,
-                                         job->mem) == 0
-                           ? 0
-                           : PROTO_ENOMEM;
+        job->hash_rc =
+            crypto_pwhash_str(job->newhash, job->newpw, job->newpw_len, job->ops, job->mem) == 0
+                ? 0
+                : PROTO_ENOMEM;
         return;
     }
     if (crypto_pwhash_str_needs_rehash(job->hash, job->ops, job->mem) != 0) {
-        job->rehashed = crypto_pwhash_str(job->newhash, job->password, job->password_len,
-                                          job->ops, job->mem) == 0;
+        job->rehashed = crypto_pwhash_str(job->newhash, job->password, job->password_len, job->ops,
+                                          job->mem) == 0;
     }
 }
 
@@ -244,7 +244,7 @@ static bool rate_limited(struct srv_req *req, const char *user)
 static void become_ready(struct srv_conn *conn, const char *user, bool operator, int64_t gen)
 {
     snprintf(conn->user, sizeof(conn->user), "%s", user);
-    conn->operator = operator;
+    conn->operator= operator;
     conn->gen = gen;
     conn->state = SRV_CONN_READY;
     conn->logged_in_once = true;
@@ -315,7 +315,7 @@ static void login_done(struct srv_pwjob *job)
     proto_pack_cstr(&pk, "user");
     proto_pack_cstr(&pk, conn->user);
     proto_pack_cstr(&pk, "operator");
-    conn->operator ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    conn->operator? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     if (job->remember) {
         proto_pack_cstr(&pk, "token");
         proto_pack_cstr(&pk, token);
@@ -452,7 +452,7 @@ void srv_auth_login(struct srv_req *req)
     if (user[0] && db_account_get(srv->db, user, &a) == 0 && !a.disabled) {
         job->known = true;
         job->gen = a.gen;
-        job->operator = a.operator;
+        job->operator= a.operator;
         memcpy(job->hash, a.pwhash, sizeof(job->hash));
     } else {
         /* Unknown users are checked against a dummy hash: same time, same answer. */
@@ -519,7 +519,7 @@ void srv_auth_token(struct srv_req *req)
     proto_pack_cstr(&pk, "user");
     proto_pack_cstr(&pk, conn->user);
     proto_pack_cstr(&pk, "operator");
-    conn->operator ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    conn->operator? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     srv_reply_finish(req, &b);
 }
 
@@ -539,7 +539,7 @@ void srv_auth_logout(struct srv_req *req)
     srv_hub_drop_conn(conn->srv, conn);
     conn->state = SRV_CONN_AUTH;
     conn->user[0] = '\0';
-    conn->operator = false;
+    conn->operator= false;
     /* A logged-out connection must log in again within the deadline or be closed. */
     srv_conn_arm_deadline(conn);
     srv_reply_empty(req);
@@ -606,7 +606,7 @@ void srv_auth_whoami(struct srv_req *req)
     proto_pack_cstr(&pk, "user");
     proto_pack_cstr(&pk, conn->user);
     proto_pack_cstr(&pk, "operator");
-    conn->operator ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    conn->operator? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     proto_pack_cstr(&pk, "meetings");
     srv_pack_my_meetings(conn->srv, conn->user, &pk);
     srv_reply_finish(req, &b);

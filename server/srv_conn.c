@@ -11,7 +11,7 @@
 #include "proto_msgpack.h"
 #include "srv_hub.h"
 
-#define READ_SUGGEST (64 * 1024)
+#define READ_SUGGEST   (64 * 1024)
 #define CLOSE_GRACE_MS 2000
 
 struct srv_wreq {
@@ -620,8 +620,8 @@ void srv_conn_start(struct srv_conn *conn)
         }
     }
     snprintf(conn->peer_ip, sizeof(conn->peer_ip), "%s", ip);
-    snprintf(conn->peer, sizeof(conn->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
-             ip, port);
+    snprintf(conn->peer, sizeof(conn->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
+             port);
     uv_tcp_nodelay(&conn->tcp, 1);
     proto_reader_init(&conn->rd, PROTO_HELLO_MAX);
     conn->state = SRV_CONN_HELLO;

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECKPOINT_EVERY 100
+#define CHECKPOINT_EVERY    100
 #define CHECKPOINT_AFTER_MS (60 * 1000)
-#define ID_BLOCK 1024
+#define ID_BLOCK            1024
 
 /* One write of a batch, done by the writer in order. */
 enum wop_kind { WOP_PUT, WOP_DEL, WOP_MEMBER, WOP_AUDIT, WOP_CHECKPOINT };
@@ -18,14 +18,14 @@ struct srv_wop {
     enum proto_type type;
     int64_t id;
     int64_t seq;
-    bool snapped;                      /* PUT: vals filled at hand-over */
-    bool skip;                         /* PUT: the object was gone at hand-over */
+    bool snapped; /* PUT: vals filled at hand-over */
+    bool skip;    /* PUT: the object was gone at hand-over */
     struct db_val vals[PROTO_MAX_FIELDS];
-    char *strs[PROTO_MAX_FIELDS];      /* copies the vals point to */
-    char user[PROTO_NAME_MAX + 1];     /* MEMBER */
-    char role[16];                     /* MEMBER: "" removes */
-    struct srv_entry *entry;           /* AUDIT: owned by the meeting's pending list */
-    uint8_t head[DB_HASH_BYTES];       /* CHECKPOINT */
+    char *strs[PROTO_MAX_FIELDS];  /* copies the vals point to */
+    char user[PROTO_NAME_MAX + 1]; /* MEMBER */
+    char role[16];                 /* MEMBER: "" removes */
+    struct srv_entry *entry;       /* AUDIT: owned by the meeting's pending list */
+    uint8_t head[DB_HASH_BYTES];   /* CHECKPOINT */
     uint8_t sig[DB_SIG_BYTES];
 };
 
@@ -258,6 +258,42 @@ static void clear_item_refs(struct srv_rec *rec, int64_t item)
     }
 }
 
+/* A text entry: {"field", "op"} applied to the field's current value. */
+static int apply_text(struct srv_rec *rec, enum proto_type t, const struct db_audit *e,
+                      const msgpack_object *payload)
+{
+    struct srv_obj *o = srv_rec_find(rec, t, t == PROTO_T_MEETING ? 0 : e->id_int);
+    const msgpack_object *f = proto_mp_map_get(payload, "field");
+    const msgpack_object *opo = proto_mp_map_get(payload, "op");
+    if (o == NULL || f == NULL || f->type != MSGPACK_OBJECT_STR || opo == NULL) {
+        return PROTO_EINVAL;
+    }
+    int idx = proto_field_find(t, f->via.str.ptr, f->via.str.size);
+    if (idx < 0) {
+        return PROTO_EINVAL;
+    }
+    o->seq = e->seq;
+    if (opo->type == MSGPACK_OBJECT_ARRAY && opo->via.array.size == 0) {
+        return 0; /* an edit transformed into nothing still takes its seq */
+    }
+    struct proto_op op;
+    char *out = NULL;
+    size_t out_len = 0;
+    proto_op_init(&op);
+    struct srv_val *v = &o->f[idx];
+    int rc = proto_op_decode(opo, &op);
+    if (rc == 0) {
+        rc = proto_op_apply(v->set && v->s ? v->s : "", v->set && v->s ? v->len : 0, &op,
+                            SIZE_MAX, &out, &out_len);
+    }
+    if (rc == 0) {
+        rc = srv_val_set_str(v, out, out_len);
+    }
+    free(out);
+    proto_op_free(&op);
+    return rc;
+}
+
 int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
 {
     msgpack_unpacked u;
@@ -286,6 +322,10 @@ int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
         rc = PROTO_EINVAL;
         goto done;
     }
+    if (strcmp(e->kind, "text") == 0) {
+        rc = apply_text(rec, t, e, payload);
+        goto done;
+    }
     if (t == PROTO_T_MEETING) {
         rc = apply_fields(rec, &rec->meeting, fields);
         rec->meeting.seq = e->seq;
@@ -305,6 +345,7 @@ int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
         }
         o->id = e->id_int;
         o->seq = e->seq;
+        o->created = e->seq;
         rc = apply_fields(rec, o, fields);
         if (rc == 0) {
             rc = srv_rec_add(rec, o);
@@ -421,6 +462,7 @@ static int load_meeting(struct srv *srv, const char *id)
         goto fail;
     }
     m->rec->seq = m->committed_seq;
+    m->ops_from = m->committed_seq + 1;
     m->next = srv->meetings;
     srv->meetings = m;
     return 0;
@@ -477,6 +519,7 @@ static void meeting_free(struct srv_meeting *m)
         m->subs = s->next;
         free(s);
     }
+    srv_text_free(m);
     srv_rec_free(m->rec);
     free(m);
 }
@@ -826,6 +869,27 @@ static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct sr
     proto_buf_free(&ev, 0);
 }
 
+/* Applies a live change: a text edit's new value was computed by its handler already. */
+static int apply_change(struct srv_meeting *m, struct srv_change *ch, const struct db_audit *a)
+{
+    if (ch->text == NULL) {
+        return srv_hub_apply(m->rec, a);
+    }
+    struct srv_obj *o = srv_rec_find(m->rec, ch->type, ch->type == PROTO_T_MEETING ? 0 : ch->id);
+    if (o == NULL) {
+        return PROTO_EINVAL;
+    }
+    struct srv_val *v = &o->f[ch->text_field];
+    free(v->s);
+    v->s = ch->text;
+    v->len = ch->text_len;
+    v->set = true;
+    ch->text = NULL;
+    o->seq = a->seq;
+    m->rec->seq = a->seq;
+    return 0;
+}
+
 static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_change *ch)
 {
     struct srv_batch *b = open_batch(srv);
@@ -837,7 +901,7 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
     uint8_t prev[DB_HASH_BYTES];
     memcpy(prev, m->head, sizeof(prev));
     if ((rc = srv_hub_entry_hash(prev, &e->a, e->a.hash)) != 0 ||
-        (rc = srv_hub_apply(m->rec, &e->a)) != 0) {
+        (rc = apply_change(m, ch, &e->a)) != 0) {
         entry_free(e);
         return rc;
     }
@@ -898,6 +962,8 @@ int64_t srv_hub_commit(struct srv *srv, struct srv_change *ch)
 {
     int64_t seq = commit_entry(srv, ch->m, ch);
     proto_buf_free(&ch->payload, 0);
+    free(ch->text);
+    ch->text = NULL;
     return seq;
 }
 
@@ -915,6 +981,7 @@ int srv_hub_create_meeting(struct srv *srv, const char *id, struct srv_change *c
         return PROTO_ENOMEM;
     }
     srv_hub_genesis(id, m->head);
+    m->ops_from = 1;
     m->next = srv->meetings;
     srv->meetings = m;
     ch->m = m;
@@ -979,6 +1046,7 @@ void srv_hub_unsubscribe(struct srv_meeting *m, struct srv_conn *conn)
         if ((*pp)->conn == conn) {
             struct srv_sub *s = *pp;
             *pp = s->next;
+            srv_presence_leave(m, s);
             free(s);
             break;
         }
@@ -1062,9 +1130,9 @@ static int verify_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_B
     bool sig_ok = crypto_sign_verify_detached(sig, msg.data, msg.len, c->pk) == 0;
     proto_buf_free(&msg, 0);
     /* A checkpoint past the chain's end means entries were cut off. */
-    bool in_chain = seq >= 1 && seq <= c->v->count &&
-                    sodium_memcmp(c->v->hashes + (size_t)seq * DB_HASH_BYTES, head,
-                                  DB_HASH_BYTES) == 0;
+    bool in_chain =
+        seq >= 1 && seq <= c->v->count &&
+        sodium_memcmp(c->v->hashes + (size_t)seq * DB_HASH_BYTES, head, DB_HASH_BYTES) == 0;
     if ((!sig_ok || !in_chain) && c->bad_seq == 0) {
         c->bad_seq = seq <= c->v->count ? seq : c->v->count + 1;
     }

@@ -13,6 +13,7 @@
 #ifndef CONFER_SRV_HUB_H
 #define CONFER_SRV_HUB_H
 
+#include "proto_ot.h"
 #include "srv.h"
 #include "srv_rec.h"
 
@@ -45,6 +46,22 @@ struct srv_entry {
 struct srv_sub {
     struct srv_sub *next;
     struct srv_conn *conn;
+    /* presence of this connection in the meeting (PROTOCOL.md section 10) */
+    bool present;
+    int64_t present_since;
+    char where_type[10];
+    int64_t where_id;
+    char where_id_str[PROTO_NAME_MAX + 1];
+    char where_field[16];
+};
+
+/* A text op as applied, kept for transforming edits made against older seqs. */
+struct srv_textop {
+    int64_t seq;
+    enum proto_type type;
+    int64_t id;
+    int field;
+    struct proto_op op;
 };
 
 struct srv_meeting {
@@ -52,12 +69,16 @@ struct srv_meeting {
     struct srv_rec *rec;
     uint8_t head[DB_HASH_BYTES]; /* audit head, uncommitted entries included */
     int64_t committed_seq;
-    uint64_t last_batch;          /* batch of the latest change (0: none yet) */
-    struct srv_entry *pending;    /* entries not yet durable, in seq order */
+    uint64_t last_batch;       /* batch of the latest change (0: none yet) */
+    struct srv_entry *pending; /* entries not yet durable, in seq order */
     struct srv_entry *pending_tail;
     struct srv_sub *subs;
-    int64_t checkpoint_seq;       /* last signed checkpoint */
+    int64_t checkpoint_seq; /* last signed checkpoint */
     int64_t last_change_ms;
+    /* The window of recent text ops: a ring; every text op with seq >= ops_from is in it. */
+    struct srv_textop *ops;
+    size_t ops_cap, ops_head, ops_n;
+    int64_t ops_from;
 };
 
 /* Loads every meeting of the database into memory, and then any meeting another process
@@ -77,13 +98,17 @@ enum srv_role srv_hub_role(struct srv_meeting *m, const char *user);
 struct srv_change {
     struct srv_meeting *m;
     const char *user;
-    const char *cid;           /* may be NULL */
-    const char *kind;          /* create, update, delete, text, member */
-    enum proto_type type;      /* PROTO_T_COUNT for member changes */
-    int64_t id;                /* object id (0 for the meeting) */
-    const char *id_str;        /* member: the user; meeting: the meeting id */
-    struct proto_buf payload;  /* the event's own keys, one msgpack map */
-    struct srv_conn *author;   /* gets the response, not the event (may be NULL) */
+    const char *cid;          /* may be NULL */
+    const char *kind;         /* create, update, delete, text, member */
+    enum proto_type type;     /* PROTO_T_COUNT for member changes */
+    int64_t id;               /* object id (0 for the meeting) */
+    const char *id_str;       /* member: the user; meeting: the meeting id */
+    struct proto_buf payload; /* the event's own keys, one msgpack map */
+    struct srv_conn *author;  /* gets the response, not the event (may be NULL) */
+    /* text: the new value of the field, already computed (owned; taken by the hub) */
+    int text_field;
+    char *text;
+    size_t text_len;
 };
 
 /* Applies an audit entry (live or replayed) to a record: create, update, delete, member,
@@ -125,6 +150,21 @@ void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES]);
 /* A new object id, from a block reserved in the database (so that an operator tool writing
  * to the same database never hands out the same id). Returns the id or PROTO_EDB. */
 int64_t srv_hub_next_id(struct srv *srv);
+
+/* Records a text op applied to a field at seq in the window (copying op). */
+int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
+                    const struct proto_op *op);
+
+/* Frees the window of text ops. */
+void srv_text_free(struct srv_meeting *m);
+
+/* The text.edit, presence.set and presence.list methods. */
+void srv_text_edit(struct srv_req *req);
+void srv_presence_set(struct srv_req *req);
+void srv_presence_list(struct srv_req *req);
+
+/* Ends the presence of a connection in m (sends leave to the others when it was present). */
+void srv_presence_leave(struct srv_meeting *m, struct srv_sub *sub);
 
 /* Subscriptions of a connection. */
 int srv_hub_subscribe(struct srv_meeting *m, struct srv_conn *conn);

@@ -12,9 +12,9 @@
 
 #include "srv_report.h"
 
-#define CID_MAX 64
+#define CID_MAX         64
 #define HISTORY_DEFAULT 100
-#define HISTORY_MAX 1000
+#define HISTORY_MAX     1000
 
 static void packb(msgpack_packer *pk, bool v)
 {
@@ -74,7 +74,7 @@ struct srv_meeting *srv_req_meeting(struct srv_req *req, enum srv_role need)
 /* Reads the optional msgpack "meeting" param before the others are checked, without
  * answering: used to keep the section 10 order where a handler needs the meeting to parse
  * its parameters. */
-static bool meeting_final(const struct srv_meeting *m)
+bool srv_meeting_final(const struct srv_meeting *m)
 {
     const struct srv_val *v = &m->rec->meeting.f[proto_field_find(PROTO_T_MEETING, "status", 6)];
     return v->set && v->len == 5 && memcmp(v->s, "final", 5) == 0;
@@ -104,8 +104,7 @@ static const struct fval *fset_get(const struct fset *s, int idx)
 
 static bool is_int(const msgpack_object *v)
 {
-    return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-           v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER || v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
 }
 
 static int64_t int_of(const msgpack_object *v)
@@ -232,8 +231,8 @@ static bool read_fields(struct srv_req *req, struct srv_meeting *m, enum proto_t
             return false;
         }
         char name[64];
-        snprintf(name, sizeof(name), "%.*s", (int)(kv->key.via.str.size < 60 ? kv->key.via.str.size : 60),
-                 kv->key.via.str.ptr);
+        snprintf(name, sizeof(name), "%.*s",
+                 (int)(kv->key.via.str.size < 60 ? kv->key.via.str.size : 60), kv->key.via.str.ptr);
         int idx = proto_field_find(t, kv->key.via.str.ptr, kv->key.via.str.size);
         if (idx < 0) {
             bool ro = strcmp(name, "id") == 0 || strcmp(name, "seq") == 0;
@@ -282,8 +281,8 @@ static void pack_fset(msgpack_packer *pk, enum proto_type t, const struct fset *
 }
 
 /* The value a string field would have after a change: the new one, else the current. */
-static void field_after(const struct srv_obj *cur, const struct fset *s, int idx,
-                        const char **str, size_t *len)
+static void field_after(const struct srv_obj *cur, const struct fset *s, int idx, const char **str,
+                        size_t *len)
 {
     const struct fval *fv = fset_get(s, idx);
     *str = NULL;
@@ -414,7 +413,7 @@ static bool read_cid(struct srv_req *req, char cid[CID_MAX + 1])
 }
 
 /* Answers a repeated cid with the first result. Returns true when it answered. */
-static bool cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid)
+bool srv_cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid)
 {
     if (cid[0] == '\0') {
         return false;
@@ -489,8 +488,9 @@ static bool read_type(struct srv_req *req, enum proto_type *t)
     }
     *t = proto_type_find(s, len);
     if (*t == PROTO_T_COUNT) {
-        bad(req, "type", "must be meeting, session, item, doc, action, decision, interim or "
-                         "person");
+        bad(req, "type",
+            "must be meeting, session, item, doc, action, decision, interim or "
+            "person");
         return false;
     }
     return true;
@@ -510,7 +510,7 @@ static bool read_if_seq(struct srv_req *req, bool *has, int64_t *if_seq)
 /* Checks the final lock for a change. Returns false after answering. */
 static bool check_lock(struct srv_req *req, struct srv_meeting *m, bool status_only)
 {
-    if (!meeting_final(m) || status_only) {
+    if (!srv_meeting_final(m) || status_only) {
         return true;
     }
     srv_reply_error(req, PROTO_CODE_LOCKED,
@@ -540,7 +540,7 @@ void srv_obj_create(struct srv_req *req)
         return;
     }
     struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.create", t, NULL));
-    if (m == NULL || cid_repeat(req, m, cid)) {
+    if (m == NULL || srv_cid_repeat(req, m, cid)) {
         return;
     }
     struct fset fs = {0};
@@ -572,8 +572,13 @@ void srv_obj_create(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
         return;
     }
-    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
-                            .kind = "create", .type = t, .id = id, .author = req->conn};
+    struct srv_change ch = {.m = m,
+                            .user = req->conn->user,
+                            .cid = cid[0] ? cid : NULL,
+                            .kind = "create",
+                            .type = t,
+                            .id = id,
+                            .author = req->conn};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
     msgpack_pack_map(&pk, 1);
@@ -646,7 +651,7 @@ void srv_obj_update(struct srv_req *req)
         return;
     }
     struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.update", t, NULL));
-    if (m == NULL || cid_repeat(req, m, cid)) {
+    if (m == NULL || srv_cid_repeat(req, m, cid)) {
         return;
     }
     struct fset fs = {0};
@@ -670,17 +675,62 @@ void srv_obj_update(struct srv_req *req)
         !check_unique(req, m, t, o, &fs)) {
         return;
     }
-    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
-                            .kind = "update", .type = t, .id = id, .author = req->conn};
+    struct srv_change ch = {.m = m,
+                            .user = req->conn->user,
+                            .cid = cid[0] ? cid : NULL,
+                            .kind = "update",
+                            .type = t,
+                            .id = id,
+                            .author = req->conn};
     if (t == PROTO_T_MEETING) {
         ch.id_str = m->rec->id;
     }
+    /* A replaced text enters its field's history as [{"d": len(old)}, new]: later edits
+     * made against older seqs transform over it. */
+    struct proto_op ops[PROTO_MAX_FIELDS];
+    int op_field[PROTO_MAX_FIELDS];
+    size_t nops = 0;
+    for (size_t i = 0; i < fs.n; i++) {
+        const struct proto_field *f = &proto_type_info(t)->fields[fs.f[i].idx];
+        if (f->kind != PROTO_F_TEXT) {
+            continue;
+        }
+        const struct srv_val *cur = &o->f[fs.f[i].idx];
+        const msgpack_object *v = fs.f[i].v;
+        struct proto_op *op = &ops[nops];
+        proto_op_init(op);
+        proto_op_delete(op, cur->set && cur->s ? proto_utf8_count(cur->s, cur->len) : 0);
+        if (v->type == MSGPACK_OBJECT_STR) {
+            proto_op_insert(op, v->via.str.ptr, v->via.str.size);
+        }
+        op_field[nops++] = fs.f[i].idx;
+    }
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
-    msgpack_pack_map(&pk, 1);
+    msgpack_pack_map(&pk, nops > 0 ? 2 : 1);
     proto_pack_cstr(&pk, "fields");
     pack_fset(&pk, t, &fs);
-    commit_and_reply(req, &ch, false);
+    if (nops > 0) {
+        proto_pack_cstr(&pk, "ops");
+        msgpack_pack_map(&pk, nops);
+        for (size_t i = 0; i < nops; i++) {
+            proto_pack_cstr(&pk, proto_type_info(t)->fields[op_field[i]].name);
+            proto_op_encode(&ops[i], &pk);
+        }
+    }
+    int64_t seq = srv_hub_commit(req->conn->srv, &ch);
+    for (size_t i = 0; i < nops; i++) {
+        if (seq > 0) {
+            srv_text_record(m, seq, t, o->id, op_field[i], &ops[i]);
+        }
+        proto_op_free(&ops[i]);
+    }
+    if (seq < 0) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "the change could not be applied");
+        return;
+    }
+    req->hold = srv_hub_hold(req->conn->srv, m);
+    reply_seq(req, seq, false, 0);
 }
 
 void srv_obj_delete(struct srv_req *req)
@@ -703,15 +753,20 @@ void srv_obj_delete(struct srv_req *req)
         return;
     }
     struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.delete", t, NULL));
-    if (m == NULL || cid_repeat(req, m, cid)) {
+    if (m == NULL || srv_cid_repeat(req, m, cid)) {
         return;
     }
     struct srv_obj *o = find_obj(req, m, t, id, sid, sid_len);
     if (o == NULL || !check_lock(req, m, false) || !check_if_seq(req, o, has_if, if_seq)) {
         return;
     }
-    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
-                            .kind = "delete", .type = t, .id = id, .author = req->conn};
+    struct srv_change ch = {.m = m,
+                            .user = req->conn->user,
+                            .cid = cid[0] ? cid : NULL,
+                            .kind = "delete",
+                            .type = t,
+                            .id = id,
+                            .author = req->conn};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
     msgpack_pack_map(&pk, 0);
@@ -720,8 +775,8 @@ void srv_obj_delete(struct srv_req *req)
 
 /* ---- members ---- */
 
-static const char *const member_roles[] = {"viewer", "editor", "associate", "counsellor",
-                                           "rapporteur", NULL};
+static const char *const member_roles[] = {"viewer",     "editor",     "associate",
+                                           "counsellor", "rapporteur", NULL};
 
 static size_t count_rapporteurs(const struct srv_rec *rec)
 {
@@ -756,7 +811,7 @@ static void member_change(struct srv_req *req, bool set)
         return;
     }
     struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_RAPPORTEUR);
-    if (m == NULL || cid_repeat(req, m, cid)) {
+    if (m == NULL || srv_cid_repeat(req, m, cid)) {
         return;
     }
     struct srv_member *cur = srv_rec_member(m->rec, user);
@@ -775,15 +830,19 @@ static void member_change(struct srv_req *req, bool set)
     if (!check_lock(req, m, false)) {
         return;
     }
-    bool demotes = cur && strcmp(cur->role, "rapporteur") == 0 &&
-                   (!set || strcmp(role, "rapporteur") != 0);
+    bool demotes =
+        cur && strcmp(cur->role, "rapporteur") == 0 && (!set || strcmp(role, "rapporteur") != 0);
     if (demotes && count_rapporteurs(m->rec) <= 1) {
         srv_reply_error(req, PROTO_CODE_CONFLICT,
                         "a meeting needs a rapporteur: make someone else rapporteur first");
         return;
     }
-    struct srv_change ch = {.m = m, .user = req->conn->user, .cid = cid[0] ? cid : NULL,
-                            .kind = "member", .type = PROTO_T_COUNT, .id_str = user,
+    struct srv_change ch = {.m = m,
+                            .user = req->conn->user,
+                            .cid = cid[0] ? cid : NULL,
+                            .kind = "member",
+                            .type = PROTO_T_COUNT,
+                            .id_str = user,
                             .author = req->conn};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
@@ -929,7 +988,7 @@ void srv_meeting_list(struct srv_req *req)
     size_t n = 0;
     uint64_t hold = 0;
     for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
-        if (req->conn->operator || srv_hub_role(m, req->conn->user) != SRV_ROLE_NONE) {
+        if (req->conn->operator|| srv_hub_role(m, req->conn->user) != SRV_ROLE_NONE) {
             n++;
             uint64_t h = srv_hub_hold(srv, m);
             hold = h > hold ? h : hold;
@@ -942,7 +1001,7 @@ void srv_meeting_list(struct srv_req *req)
     msgpack_pack_array(&pk, n);
     for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
         struct srv_member *mb = srv_rec_member(m->rec, req->conn->user);
-        if (!req->conn->operator && mb == NULL) {
+        if (!req->conn->operator&& mb == NULL) {
             continue;
         }
         msgpack_pack_map(&pk, 6);
@@ -1006,8 +1065,7 @@ static struct srv_rec *replay(struct srv *srv, struct srv_meeting *m, int64_t at
     }
     int rc = srv_hub_entries(srv, m, 0, at, replay_one, &r);
     if (rc != 0 || r.rc != 0) {
-        srv_log(NULL, SRV_LOG_ERROR, "replay of %s to seq %lld failed", m->rec->id,
-                (long long)at);
+        srv_log(NULL, SRV_LOG_ERROR, "replay of %s to seq %lld failed", m->rec->id, (long long)at);
         srv_rec_free(r.rec);
         return NULL;
     }
@@ -1241,16 +1299,14 @@ static void summarize(const struct db_audit *e, char *out, size_t cap)
         if (strcmp(e->type, "member") == 0) {
             const msgpack_object *r = proto_mp_map_get(&u.data, "role");
             if (r && r->type == MSGPACK_OBJECT_STR) {
-                snprintf(names, sizeof(names), "role %.*s", (int)r->via.str.size,
-                         r->via.str.ptr);
+                snprintf(names, sizeof(names), "role %.*s", (int)r->via.str.size, r->via.str.ptr);
             } else {
                 snprintf(names, sizeof(names), "removed");
             }
         }
         const msgpack_object *fd = proto_mp_map_get(&u.data, "field");
         if (fd && fd->type == MSGPACK_OBJECT_STR) {
-            snprintf(names, sizeof(names), "edit of %.*s", (int)fd->via.str.size,
-                     fd->via.str.ptr);
+            snprintf(names, sizeof(names), "edit of %.*s", (int)fd->via.str.size, fd->via.str.ptr);
         }
     }
     msgpack_unpacked_destroy(&u);
@@ -1524,8 +1580,12 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
     /* The meeting's own fields first (those the report gives), then items (so that other
      * objects can point at them), then everything else. */
     const struct proto_typeinfo *mt = proto_type_info(PROTO_T_MEETING);
-    struct srv_change ch = {.m = m, .user = user, .kind = "update", .type = PROTO_T_MEETING,
-                            .id_str = m->rec->id, .author = author};
+    struct srv_change ch = {.m = m,
+                            .user = user,
+                            .kind = "update",
+                            .type = PROTO_T_MEETING,
+                            .id_str = m->rec->id,
+                            .author = author};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
     size_t nset = 0;
@@ -1552,8 +1612,8 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
     } else {
         proto_buf_free(&ch.payload, 0);
     }
-    static const enum proto_type order[] = {PROTO_T_ITEM,     PROTO_T_SESSION, PROTO_T_PERSON,
-                                            PROTO_T_ACTION,   PROTO_T_DOC,     PROTO_T_DECISION,
+    static const enum proto_type order[] = {PROTO_T_ITEM,   PROTO_T_SESSION, PROTO_T_PERSON,
+                                            PROTO_T_ACTION, PROTO_T_DOC,     PROTO_T_DECISION,
                                             PROTO_T_INTERIM};
     for (size_t k = 0; rc == 0 && k < sizeof(order) / sizeof(order[0]); k++) {
         enum proto_type t = order[k];
@@ -1571,8 +1631,8 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
             if (o->id >= 0 && o->id <= maxid) {
                 map[o->id] = id;
             }
-            struct srv_change c = {.m = m, .user = user, .kind = "create", .type = t, .id = id,
-                                   .author = author};
+            struct srv_change c = {
+                .m = m, .user = user, .kind = "create", .type = t, .id = id, .author = author};
             msgpack_packer_init(&pk, &c.payload, proto_buf_msgpack_write);
             pack_import_fields(&pk, o, map, (size_t)maxid + 1);
             if (srv_hub_commit(srv, &c) < 0) {
@@ -1604,8 +1664,8 @@ void srv_report_import_method(struct srv_req *req)
     }
     int64_t counts[PROTO_T_COUNT] = {0};
     char err[256] = "";
-    int rc = srv_import_into(srv, m, req->conn->user, req->conn, text, len, counts, err,
-                             sizeof(err));
+    int rc =
+        srv_import_into(srv, m, req->conn->user, req->conn, text, len, counts, err, sizeof(err));
     req->hold = srv_hub_hold(srv, m);
     if (rc == PROTO_ETOOBIG) {
         srv_reply_error(req, PROTO_CODE_TOO_LARGE, "report over 4 MiB");

@@ -24,6 +24,13 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
                     struct srv_conn *author, const char *text, size_t len, int64_t counts[],
                     char *err, size_t errlen);
 
+/* True when the meeting's status is final. */
+bool srv_meeting_final(const struct srv_meeting *m);
+
+/* Answers a request whose cid the user already used in m with the first result; returns
+ * true when it answered. */
+bool srv_cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid);
+
 void srv_meeting_create(struct srv_req *req);
 void srv_meeting_list(struct srv_req *req);
 void srv_meeting_get(struct srv_req *req);

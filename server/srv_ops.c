@@ -147,8 +147,8 @@ static const struct option long_opts[] = {
 /* Parses the options of one command. allowed lists the option ids it accepts. Returns 0,
  * 1 after printing help, or EXIT_USAGE after printing an error. Positional arguments are
  * left in argv[optind..]. */
-static int parse_opts(const char *cmd, const char *help, int argc, char **argv,
-                      const int *allowed, struct opts *o)
+static int parse_opts(const char *cmd, const char *help, int argc, char **argv, const int *allowed,
+                      struct opts *o)
 {
     size_t v = 0;
     optind = 0; /* glibc: full re-initialisation for each command */
@@ -186,7 +186,7 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv,
             o->json = true;
             break;
         case OPT_OPERATOR:
-            o->operator = true;
+            o->operator= true;
             break;
         case OPT_PASSWORD_STDIN:
             o->password_stdin = true;
@@ -346,8 +346,9 @@ static int open_db_or_say(const char *dir, struct db **db)
 {
     int rc = srv_data_open_db(dir, db);
     if (rc != 0) {
-        fprintf(stderr, "conferd: cannot open the database in %s: %s (run conferd init --data "
-                        "%s first)\n",
+        fprintf(stderr,
+                "conferd: cannot open the database in %s: %s (run conferd init --data "
+                "%s first)\n",
                 dir, proto_strerror(rc), dir);
         return 1;
     }
@@ -370,8 +371,9 @@ static int cmd_init(int argc, char **argv)
     char fp[PROTO_FINGERPRINT_LEN];
     int rc = srv_data_init(o.data, fp);
     if (rc == PROTO_ECONFLICT) {
-        fprintf(stderr, "conferd init: %s already holds a confer database or host key; nothing "
-                        "changed\n",
+        fprintf(stderr,
+                "conferd init: %s already holds a confer database or host key; nothing "
+                "changed\n",
                 o.data);
         return 1;
     }
@@ -420,8 +422,8 @@ static int list_one(void *ud, const struct db_account *a)
     struct list_ctx *ctx = ud;
     if (ctx->json) {
         json_array_append_new(ctx->arr, json_pack("{s:s, s:b, s:b, s:I}", "name", a->name,
-                                                  "operator", a->operator, "disabled",
-                                                  a->disabled, "created", (json_int_t)a->created_ms));
+                                                  "operator", a->operator, "disabled", a->disabled,
+                                                  "created", (json_int_t)a->created_ms));
         return 0;
     }
     time_t t = (time_t)(a->created_ms / 1000);
@@ -429,15 +431,15 @@ static int list_one(void *ud, const struct db_account *a)
     char when[32];
     gmtime_r(&t, &tm);
     strftime(when, sizeof(when), "%Y-%m-%d %H:%MZ", &tm);
-    printf("%-24s %-9s %-9s %s\n", a->name, a->operator ? "operator" : "-",
+    printf("%-24s %-9s %-9s %s\n", a->name, a->operator? "operator" : "-",
            a->disabled ? "disabled" : "enabled", when);
     return 0;
 }
 
 static int cmd_account(int argc, char **argv)
 {
-    static const int allowed[] = {OPT_DATA, OPT_JSON, OPT_OPERATOR, OPT_PASSWORD_STDIN,
-                                  OPT_PWHASH, OPT_MIN_PASSWORD, 0};
+    static const int allowed[] = {
+        OPT_DATA, OPT_JSON, OPT_OPERATOR, OPT_PASSWORD_STDIN, OPT_PWHASH, OPT_MIN_PASSWORD, 0};
     static const char *help =
         "usage: conferd account add NAME [--operator] [--password-stdin] --data DIR\n"
         "       conferd account list [--json] --data DIR\n"
@@ -507,7 +509,7 @@ static int cmd_account(int argc, char **argv)
         } else if ((status = new_password_hash(&o, hash)) == 0) {
             rc = db_account_add(db, name, hash, o.operator);
             if (rc == 0) {
-                printf("account %s added%s\n", name, o.operator ? " (operator)" : "");
+                printf("account %s added%s\n", name, o.operator? " (operator)" : "");
             }
         }
     } else if (strcmp(verb, "passwd") == 0) {
@@ -586,8 +588,8 @@ static int offline_create(struct srv *srv, const char *id, const char *rapporteu
 static int offline_member(struct srv *srv, struct srv_meeting *m, const char *user,
                           const char *role)
 {
-    struct srv_change ch = {.m = m, .user = "conferd", .kind = "member",
-                            .type = PROTO_T_COUNT, .id_str = user};
+    struct srv_change ch = {
+        .m = m, .user = "conferd", .kind = "member", .type = PROTO_T_COUNT, .id_str = user};
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
     msgpack_pack_map(&pk, 1);
@@ -597,8 +599,8 @@ static int offline_member(struct srv *srv, struct srv_meeting *m, const char *us
 }
 
 /* Makes a meeting (and imports a report into it when file is not NULL), offline. */
-static int make_meeting(const char *dir, const char *id, const char *rapporteur,
-                        const char *title, const char *file, const char *const *members)
+static int make_meeting(const char *dir, const char *id, const char *rapporteur, const char *title,
+                        const char *file, const char *const *members)
 {
     uv_loop_t loop;
     struct srv srv;
@@ -635,10 +637,10 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
     }
     int64_t counts[PROTO_T_COUNT] = {0};
     char err[256] = "";
-    if (text && srv_import_into(&srv, m, "conferd", NULL, text, len, counts, err,
-                                sizeof(err)) != 0) {
-        fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n",
-                file, err);
+    if (text &&
+        srv_import_into(&srv, m, "conferd", NULL, text, len, counts, err, sizeof(err)) != 0) {
+        fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n", file,
+                err);
         goto cleanup;
     }
     for (const char *const *p = members; p && p[0]; p += 2) {
@@ -657,7 +659,8 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
         printf("; imported");
         for (int t = 1; t < PROTO_T_COUNT; t++) {
             if (counts[t]) {
-                printf(" %lld %s", (long long)counts[t], proto_type_info((enum proto_type)t)->plural);
+                printf(" %lld %s", (long long)counts[t],
+                       proto_type_info((enum proto_type)t)->plural);
             }
         }
     }
@@ -731,8 +734,8 @@ static int verify_meeting(void *ud, const char *id)
         v->bad++;
     }
     if (v->json) {
-        json_t *o = json_pack("{s:s, s:b, s:I, s:s}", "meeting", id, "ok", bad_seq == 0,
-                              "count", (json_int_t)count, "head", hex);
+        json_t *o = json_pack("{s:s, s:b, s:I, s:s}", "meeting", id, "ok", bad_seq == 0, "count",
+                              (json_int_t)count, "head", hex);
         if (bad_seq) {
             json_object_set_new(o, "bad_seq", json_integer(bad_seq));
         }
@@ -775,8 +778,8 @@ static int cmd_audit(int argc, char **argv)
     if (open_db_or_say(o.data, &db) != 0) {
         return 1;
     }
-    struct verify_all v = {.db = db, .pk = key.pk, .json = o.json,
-                           .arr = o.json ? json_array() : NULL};
+    struct verify_all v = {
+        .db = db, .pk = key.pk, .json = o.json, .arr = o.json ? json_array() : NULL};
     if (o.meeting) {
         if (db_meeting_exists(db, o.meeting) != 0) {
             fprintf(stderr, "conferd audit: no meeting %s\n", o.meeting);
@@ -903,7 +906,7 @@ static const struct {
     const char *name;
     bool operator;
 } demo_accounts[] = {
-    {"admin", true},     {"rapporteur", false}, {"associate", false},
+    {"admin", true},       {"rapporteur", false}, {"associate", false},
     {"counsellor", false}, {"viewer", false},
 };
 
@@ -938,15 +941,14 @@ static int demo_setup(const char *dir, int port, const char *sample)
             return 1;
         }
         printf("  %-11s %s%s\n", demo_accounts[i].name, pw,
-               demo_accounts[i].operator ? "  (operator)" : "");
+               demo_accounts[i].operator? "  (operator)" : "");
         sodium_memzero(pw, sizeof(pw));
         sodium_memzero(hash, sizeof(hash));
     }
     db_close(db);
     if (sample) {
-        static const char *const members[] = {"associate", "associate", "counsellor",
-                                              "counsellor", "viewer",    "viewer",
-                                              NULL};
+        static const char *const members[] = {"associate", "associate", "counsellor", "counsellor",
+                                              "viewer",    "viewer",    NULL};
         if (make_meeting(dir, DEMO_MEETING, "rapporteur", NULL, sample, members) != 0) {
             return 1;
         }

@@ -9,18 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ACCOUNT_FREE 5
+#define ACCOUNT_FREE         5
 #define ACCOUNT_MAX_DELAY_MS (15 * 60 * 1000)
-#define ADDR_WINDOW_MS (60 * 1000)
-#define ADDR_MAX 10
+#define ADDR_WINDOW_MS       (60 * 1000)
+#define ADDR_MAX             10
 
 struct srv_rl_entry {
     struct srv_rl_entry *next;
     char key[80];
     unsigned failures;
     int64_t last_ms;
-    int64_t until_ms;         /* account: no attempt before this */
-    int64_t times[ADDR_MAX];  /* address: ring of the latest failure times */
+    int64_t until_ms;        /* account: no attempt before this */
+    int64_t times[ADDR_MAX]; /* address: ring of the latest failure times */
     unsigned ring;
 };
 

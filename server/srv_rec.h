@@ -32,6 +32,7 @@ struct srv_obj {
     int64_t seq; /* seq of the last change */
     struct srv_val f[PROTO_MAX_FIELDS];
     uint64_t put_batch; /* the hub's: the batch that already writes this object */
+    int64_t created;    /* seq of its create entry, when the hub saw it (0: earlier) */
 };
 
 struct srv_member {
@@ -55,7 +56,8 @@ struct srv_rec {
 };
 
 /* Makes an empty record for meeting id, with the schema's defaults in meeting fields.
- * Returns NULL when out of memory. Free with srv_rec_free. */
+ * Returns NULL when out of memory, or when id is NULL or longer than PROTO_NAME_MAX.
+ * Free with srv_rec_free. */
 struct srv_rec *srv_rec_new(const char *id);
 void srv_rec_free(struct srv_rec *rec);
 
@@ -78,7 +80,7 @@ void srv_val_unset(struct srv_val *v);
 struct srv_obj *srv_rec_find(struct srv_rec *rec, enum proto_type t, int64_t id);
 
 /* Adds an object (the record takes ownership). Returns 0, PROTO_ECONFLICT when the id
- * exists, PROTO_ENOMEM. */
+ * exists, PROTO_ENOMEM, PROTO_EINVAL for a meeting or an unknown type (not taken). */
 int srv_rec_add(struct srv_rec *rec, struct srv_obj *o);
 
 /* Removes and frees an object. Returns 0 or PROTO_ENOTFOUND. */
@@ -87,7 +89,8 @@ int srv_rec_remove(struct srv_rec *rec, enum proto_type t, int64_t id);
 /* Finds a member; NULL when absent. */
 struct srv_member *srv_rec_member(struct srv_rec *rec, const char *user);
 
-/* Sets (role != NULL) or removes (role == NULL) a member. Returns 0 or PROTO_ENOMEM. */
+/* Sets (role != NULL) or removes (role == NULL) a member; members stay sorted by user.
+ * Returns 0, PROTO_ENOMEM, or PROTO_EINVAL when user or role does not fit. */
 int srv_rec_set_member(struct srv_rec *rec, const char *user, const char *role, int64_t seq);
 
 /* The largest object id in the record (0 when none). */
@@ -96,7 +99,8 @@ int64_t srv_rec_max_id(const struct srv_rec *rec);
 /* Items sorted naturally by number (then id): fills out (n = rec->objs[ITEM].n pointers). */
 void srv_rec_items_sorted(const struct srv_rec *rec, const struct srv_obj **out);
 
-/* The computed deadline of an interim as YYYY-MM-DD into out, or "" when it has no date. */
+/* The computed deadline of an interim as YYYY-MM-DD into out, or "" when it has no date
+ * or no days apply (its deadline_days and the meeting's are both nil). */
 void srv_rec_interim_deadline(const struct srv_rec *rec, const struct srv_obj *interim,
                               char out[11]);
 
@@ -106,7 +110,7 @@ int srv_obj_pack(msgpack_packer *pk, const struct srv_rec *rec, const struct srv
 
 /* Packs the whole record as the result of meeting.get:
  * {"seq", "meeting", "sessions", "items", "docs", "actions", "decisions", "interims",
- *  "people"}. */
+ *  "people"}; items in their natural order, the other lists by id. */
 int srv_rec_pack(msgpack_packer *pk, const struct srv_rec *rec);
 
 #endif

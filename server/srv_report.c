@@ -138,7 +138,8 @@ static size_t find_ci(const char *s, size_t n, const char *lit)
     return n;
 }
 
-/* True when the word lit occurs in s[0..n) (ASCII case ignored, letters around it not). */
+/* Offset of the word lit in s[0..n) from from, or n (ASCII case ignored; no letter may
+ * touch it on either side). */
 static size_t find_word_ci(const char *s, size_t n, const char *lit, size_t from)
 {
     size_t k = strlen(lit);
@@ -225,17 +226,17 @@ static size_t keyset_lower(const struct keyset *ks, const char *key)
 
 static bool keyset_has(const struct keyset *ks, const char *key)
 {
-    size_t at = keyset_lower(ks, key);
-    return at < ks->n && strcmp(ks->v[at], key) == 0;
+    size_t pos = keyset_lower(ks, key);
+    return pos < ks->n && strcmp(ks->v[pos], key) == 0;
 }
 
 /* Adds key; returns 1 when added, 0 when it was there, PROTO_ENOMEM. */
 static int keyset_add(struct keyset *ks, const char *key)
 {
-    size_t at = keyset_lower(ks, key);
+    size_t pos = keyset_lower(ks, key);
     char *copy = NULL;
 
-    if (at < ks->n && strcmp(ks->v[at], key) == 0) {
+    if (pos < ks->n && strcmp(ks->v[pos], key) == 0) {
         return 0;
     }
     if (ks->n == ks->cap) {
@@ -251,8 +252,8 @@ static int keyset_add(struct keyset *ks, const char *key)
     if (copy == NULL) {
         return PROTO_ENOMEM;
     }
-    memmove(&ks->v[at + 1], &ks->v[at], (ks->n - at) * sizeof(*ks->v));
-    ks->v[at] = copy;
+    memmove(&ks->v[pos + 1], &ks->v[pos], (ks->n - pos) * sizeof(*ks->v));
+    ks->v[pos] = copy;
     ks->n++;
     return 1;
 }
@@ -603,15 +604,16 @@ static size_t normalise(const char *s, size_t n, char *out)
     return o;
 }
 
-/* "N<TAB>Title": the number's length, or 0. */
+/* "N<TAB>Title" (or Word's "N.<TAB>Title"): the number's length, or 0. */
 static size_t heading(const char *s, size_t n, const char **title, size_t *tlen)
 {
-    size_t i = 0;
+    size_t i = 0, num = 0;
 
-    while (i < n && i <= 32 && (is_digit((unsigned char)s[i]) || s[i] == '.')) {
+    while (i < n && i <= 33 && (is_digit((unsigned char)s[i]) || s[i] == '.')) {
         i++;
     }
-    if (i == 0 || i > 32 || i >= n || s[i] != '\t' || !proto_number_valid(s, i)) {
+    num = i > 1 && s[i - 1] == '.' ? i - 1 : i;
+    if (num == 0 || num > 32 || i >= n || s[i] != '\t' || !proto_number_valid(s, num)) {
         return 0;
     }
     *title = s + i + 1;
@@ -620,12 +622,22 @@ static size_t heading(const char *s, size_t n, const char **title, size_t *tlen)
     if (*tlen == 0 || *tlen > 500) {
         return 0;
     }
-    return i;
+    return num;
+}
+
+/* The last line of an export; an import ignores it wherever it is. */
+static bool audit_line(const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && is_space((unsigned char)s[i])) {
+        i++;
+    }
+    return starts_ci(s + i, n - i, "Audit head: seq ");
 }
 
 static int split_lines(struct imp *im, const char *text, size_t len)
 {
-    size_t no = 0, o = 0, a = 0;
+    size_t no = 0, o = 0, a = 0, lines_cap = 0, sects_cap = 0;
 
     im->buf = malloc(len + 1);
     if (im->buf == NULL) {
@@ -644,18 +656,20 @@ static int split_lines(struct imp *im, const char *text, size_t len)
         }
         n = normalise(text + a, b - a, im->buf + o);
         a = b + 1;
-        if (n == 0 || starts_ci(im->buf + o, n, "Audit head: seq ")) {
+        if (n == 0 || audit_line(im->buf + o, n)) {
             continue;
         }
         if (im->nlines == MAX_LINES) {
             return fail(im, PROTO_ETOOBIG, no, "more than %d lines of text", MAX_LINES);
         }
-        if (im->nlines % 1024 == 0) {
-            struct line *nv = realloc(im->lines, (im->nlines + 1024) * sizeof(*nv));
+        if (im->nlines == lines_cap) {
+            size_t ncap = lines_cap ? 2 * lines_cap : 256;
+            struct line *nv = realloc(im->lines, ncap * sizeof(*nv));
             if (nv == NULL) {
                 return nomem(im);
             }
             im->lines = nv;
+            lines_cap = ncap;
         }
         ln = &im->lines[im->nlines];
         ln->s = im->buf + o;
@@ -667,12 +681,14 @@ static int split_lines(struct imp *im, const char *text, size_t len)
             if (im->nsects == MAX_OBJS) {
                 return fail(im, PROTO_ETOOBIG, no, "more than %d items", MAX_OBJS);
             }
-            if (im->nsects % 64 == 0) {
-                struct sect *ns = realloc(im->sects, (im->nsects + 64) * sizeof(*ns));
+            if (im->nsects == sects_cap) {
+                size_t ncap = sects_cap ? 2 * sects_cap : 32;
+                struct sect *ns = realloc(im->sects, ncap * sizeof(*ns));
                 if (ns == NULL) {
                     return nomem(im);
                 }
                 im->sects = ns;
+                sects_cap = ncap;
             }
             if (im->nsects > 0) {
                 im->sects[im->nsects - 1].end = im->nlines;
@@ -739,6 +755,12 @@ static bool action_title(const char *t, size_t n, const char **from, size_t *fle
         return true;
     }
     return f > 0 || starts_ci(t + i, n - i, "for ");
+}
+
+static size_t prefix_max(void)
+{
+    const struct proto_typeinfo *ti = proto_type_info(PROTO_T_MEETING);
+    return ti->fields[proto_field_find(PROTO_T_MEETING, "action_prefix", 13)].max;
 }
 
 /* "RG-IEM-4: text": the length of the ref before the colon, or 0. */
@@ -859,7 +881,10 @@ static int make_bodies(struct imp *im)
                     while (dash > 0 && p[dash - 1] != '-') {
                         dash--;
                     }
-                    rc = set_str(im, &im->rec->meeting, "action_prefix", p, dash - 1);
+                    /* A prefix cut to fit would number new actions wrongly: leave it. */
+                    if (dash - 1 <= prefix_max()) {
+                        rc = set_str(im, &im->rec->meeting, "action_prefix", p, dash - 1);
+                    }
                 }
                 ln->kind = L_ACTION;
             } else if (cur != NULL) {
@@ -996,7 +1021,7 @@ static const char *venue_tz(const char *v, size_t n)
 {
     static const char *const zones[][2] = {
         {"Geneva", "Europe/Zurich"},
-        {"Genève", "Europe/Zurich"},
+        {"Gen\xc3\xa8ve", "Europe/Zurich"},
         {"Zurich", "Europe/Zurich"},
         {"London", "Europe/London"},
         {"Paris", "Europe/Paris"},
@@ -1157,18 +1182,18 @@ static bool bare_prefix(const struct imp *im, const char *num, size_t nlen, cons
                         size_t *plen)
 {
     char key[32];
-    size_t at = 0, kl = 0;
+    size_t pos = 0, kl = 0;
 
     snprintf(key, sizeof(key), "%.*s\t", (int)nlen, num);
     kl = strlen(key);
-    at = keyset_lower(&im->bare, key);
-    if (at >= im->bare.n || strncmp(im->bare.v[at], key, kl) != 0) {
+    pos = keyset_lower(&im->bare, key);
+    if (pos >= im->bare.n || strncmp(im->bare.v[pos], key, kl) != 0) {
         return false;
     }
-    if (at + 1 < im->bare.n && strncmp(im->bare.v[at + 1], key, kl) == 0) {
+    if (pos + 1 < im->bare.n && strncmp(im->bare.v[pos + 1], key, kl) == 0) {
         return false;
     }
-    *pre = im->bare.v[at] + kl;
+    *pre = im->bare.v[pos] + kl;
     *plen = strlen(*pre);
     return true;
 }
@@ -1773,7 +1798,7 @@ static int put(struct proto_buf *b, const char *s, size_t n)
     return proto_buf_append(b, s, n);
 }
 
-static int puts_(struct proto_buf *b, const char *s)
+static int put_str(struct proto_buf *b, const char *s)
 {
     return proto_buf_append(b, s, strlen(s));
 }
@@ -1911,7 +1936,7 @@ static int text_lines(struct proto_buf *b, const char *s, size_t n)
 
     while (next_line(s, n, &pos, &ln, &len)) {
         if (is_bullet(ln, len)) {
-            if (puts_(b, "\xc2\xb7 ") < 0 || put(b, ln + 2, len - 2) < 0) {
+            if (put_str(b, "\xc2\xb7 ") < 0 || put(b, ln + 2, len - 2) < 0) {
                 return PROTO_ENOMEM;
             }
         } else if (put(b, ln, len) < 0) {
@@ -1934,8 +1959,8 @@ static int text_actions(const struct view *v, struct proto_buf *b)
         if (next_line(text, tl, &pos, &first, &len) == false) {
             len = 0;
         }
-        if (puts_(b, "\xc2\xb7 ") < 0 || put_oneline(b, ref, rl) < 0 || puts_(b, ":") < 0 ||
-            (len > 0 && (puts_(b, " ") < 0 || put(b, first, len) < 0)) || puts_(b, "\n") < 0 ||
+        if (put_str(b, "\xc2\xb7 ") < 0 || put_oneline(b, ref, rl) < 0 || put_str(b, ":") < 0 ||
+            (len > 0 && (put_str(b, " ") < 0 || put(b, first, len) < 0)) || put_str(b, "\n") < 0 ||
             (pos < tl && text_lines(b, text + pos, tl - pos) < 0)) {
             return PROTO_ENOMEM;
         }
@@ -1949,25 +1974,25 @@ static int export_text(const struct view *v, struct proto_buf *b)
     size_t al = 0, pos = 0, len = 0;
     const char *ab = fstr(mt, "abstract", &al), *ln = NULL;
 
-    if (puts_(b, "\tAbstract:\n") < 0) {
+    if (put_str(b, "\tAbstract:\n") < 0) {
         return PROTO_ENOMEM;
     }
     while (next_line(ab, al, &pos, &ln, &len)) {
-        if (len > 0 && (puts_(b, "\t") < 0 || put(b, ln, len) < 0 || puts_(b, "\n") < 0)) {
+        if (len > 0 && (put_str(b, "\t") < 0 || put(b, ln, len) < 0 || put_str(b, "\n") < 0)) {
             return PROTO_ENOMEM;
         }
     }
-    if (puts_(b, "\n\n") < 0) {
+    if (put_str(b, "\n\n") < 0) {
         return PROTO_ENOMEM;
     }
     /* Actions need a section to live in; a record without one gets it first. */
     if (v->action_item < 0 && v->nactions > 0) {
         size_t gl = 0, tl = 0;
         const char *g = fstr(mt, "group", &gl), *to = fstr(v->actions[0], "to", &tl);
-        if (puts_(b, "0\tActions") < 0 ||
-            (gl > 0 && (puts_(b, " from ") < 0 || put_oneline(b, g, gl) < 0)) ||
-            (tl > 0 && (puts_(b, " to ") < 0 || put_oneline(b, to, tl) < 0)) ||
-            puts_(b, "\n") < 0 || text_actions(v, b) < 0) {
+        if (put_str(b, "0\tActions") < 0 ||
+            (gl > 0 && (put_str(b, " from ") < 0 || put_oneline(b, g, gl) < 0)) ||
+            (tl > 0 && (put_str(b, " to ") < 0 || put_oneline(b, to, tl) < 0)) ||
+            put_str(b, "\n") < 0 || text_actions(v, b) < 0) {
             return PROTO_ENOMEM;
         }
     }
@@ -1976,8 +2001,8 @@ static int export_text(const struct view *v, struct proto_buf *b)
         const char *num = fstr(v->items[k], "number", &nl);
         const char *title = fstr(v->items[k], "title", &tl);
         const char *body = fstr(v->items[k], "body", &bl);
-        if (put_oneline(b, num, nl) < 0 || puts_(b, "\t") < 0 || put_oneline(b, title, tl) < 0 ||
-            puts_(b, "\n") < 0 || text_lines(b, body, bl) < 0) {
+        if (put_oneline(b, num, nl) < 0 || put_str(b, "\t") < 0 || put_oneline(b, title, tl) < 0 ||
+            put_str(b, "\n") < 0 || text_lines(b, body, bl) < 0) {
             return PROTO_ENOMEM;
         }
         /* The body first: lines after an action would be read back as its text. */
@@ -2004,7 +2029,7 @@ static int md_esc(struct proto_buf *b, const char *s, size_t n, bool cell, bool 
                    (bol && i > 0 && digits && (c == '.' || c == ')'));
         digits = digits && is_digit((unsigned char)c);
         if (c == '\n' || c == '\r') {
-            if (puts_(b, cell ? "<br>" : " ") < 0) {
+            if (put_str(b, cell ? "<br>" : " ") < 0) {
                 return PROTO_ENOMEM;
             }
             continue;
@@ -2028,11 +2053,11 @@ static int md_text(struct proto_buf *b, const char *s, size_t n)
             continue;
         }
         /* Paragraphs apart; a list's items together. */
-        if (any && !(bullet && list) && puts_(b, "\n") < 0) {
+        if (any && !(bullet && list) && put_str(b, "\n") < 0) {
             return PROTO_ENOMEM;
         }
-        if ((bullet && (puts_(b, "- ") < 0 || md_esc(b, ln + 2, len - 2, false, true) < 0)) ||
-            (!bullet && md_esc(b, ln, len, false, true) < 0) || puts_(b, "\n") < 0) {
+        if ((bullet && (put_str(b, "- ") < 0 || md_esc(b, ln + 2, len - 2, false, true) < 0)) ||
+            (!bullet && md_esc(b, ln, len, false, true) < 0) || put_str(b, "\n") < 0) {
             return PROTO_ENOMEM;
         }
         list = bullet;
@@ -2043,7 +2068,7 @@ static int md_text(struct proto_buf *b, const char *s, size_t n)
 
 static int md_cell(struct proto_buf *b, const char *s, size_t n)
 {
-    if (puts_(b, " ") < 0 || md_esc(b, s, n, true, false) < 0 || puts_(b, " |") < 0) {
+    if (put_str(b, " ") < 0 || md_esc(b, s, n, true, false) < 0 || put_str(b, " |") < 0) {
         return PROTO_ENOMEM;
     }
     return 0;
@@ -2051,7 +2076,7 @@ static int md_cell(struct proto_buf *b, const char *s, size_t n)
 
 static int md_cells(struct proto_buf *b, const char *const *cols, size_t n)
 {
-    if (puts_(b, "|") < 0) {
+    if (put_str(b, "|") < 0) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < n; k++) {
@@ -2059,7 +2084,7 @@ static int md_cells(struct proto_buf *b, const char *const *cols, size_t n)
             return PROTO_ENOMEM;
         }
     }
-    return puts_(b, "\n");
+    return put_str(b, "\n");
 }
 
 /* ---- HTML ---- */
@@ -2088,7 +2113,7 @@ static int html_esc(struct proto_buf *b, const char *s, size_t n)
         default:
             continue;
         }
-        if (put(b, s + from, i - from) < 0 || puts_(b, e) < 0) {
+        if (put(b, s + from, i - from) < 0 || put_str(b, e) < 0) {
             return PROTO_ENOMEM;
         }
         from = i + 1;
@@ -2107,17 +2132,17 @@ static int html_text(struct proto_buf *b, const char *s, size_t n)
         if (len == 0) {
             continue;
         }
-        if (bullet != list && puts_(b, bullet ? "<ul>\n" : "</ul>\n") < 0) {
+        if (bullet != list && put_str(b, bullet ? "<ul>\n" : "</ul>\n") < 0) {
             return PROTO_ENOMEM;
         }
         list = bullet;
-        if (puts_(b, bullet ? "<li>" : "<p>") < 0 ||
+        if (put_str(b, bullet ? "<li>" : "<p>") < 0 ||
             html_esc(b, bullet ? ln + 2 : ln, bullet ? len - 2 : len) < 0 ||
-            puts_(b, bullet ? "</li>\n" : "</p>\n") < 0) {
+            put_str(b, bullet ? "</li>\n" : "</p>\n") < 0) {
             return PROTO_ENOMEM;
         }
     }
-    return list ? puts_(b, "</ul>\n") : 0;
+    return list ? put_str(b, "</ul>\n") : 0;
 }
 
 /* ---- tables, shared by Markdown and HTML ---- */
@@ -2132,44 +2157,44 @@ static int table_head(struct proto_buf *b, enum srv_report_format fmt, const str
                       size_t rows)
 {
     if (fmt == SRV_REPORT_MARKDOWN) {
-        if (puts_(b, "\n## ") < 0 || puts_(b, t->title) < 0 || puts_(b, "\n\n") < 0) {
+        if (put_str(b, "\n## ") < 0 || put_str(b, t->title) < 0 || put_str(b, "\n\n") < 0) {
             return PROTO_ENOMEM;
         }
         if (rows == 0) {
-            return puts_(b, "None.\n");
+            return put_str(b, "None.\n");
         }
-        if (md_cells(b, t->cols, t->ncols) < 0 || puts_(b, "|") < 0) {
+        if (md_cells(b, t->cols, t->ncols) < 0 || put_str(b, "|") < 0) {
             return PROTO_ENOMEM;
         }
         for (size_t k = 0; k < t->ncols; k++) {
-            if (puts_(b, " --- |") < 0) {
+            if (put_str(b, " --- |") < 0) {
                 return PROTO_ENOMEM;
             }
         }
-        return puts_(b, "\n");
+        return put_str(b, "\n");
     }
-    if (puts_(b, "<h2>") < 0 || puts_(b, t->title) < 0 || puts_(b, "</h2>\n") < 0) {
+    if (put_str(b, "<h2>") < 0 || put_str(b, t->title) < 0 || put_str(b, "</h2>\n") < 0) {
         return PROTO_ENOMEM;
     }
     if (rows == 0) {
-        return puts_(b, "<p class=\"none\">None.</p>\n");
+        return put_str(b, "<p class=\"none\">None.</p>\n");
     }
-    if (puts_(b, "<table>\n<tr>") < 0) {
+    if (put_str(b, "<table>\n<tr>") < 0) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < t->ncols; k++) {
-        if (puts_(b, "<th>") < 0 || puts_(b, t->cols[k]) < 0 || puts_(b, "</th>") < 0) {
+        if (put_str(b, "<th>") < 0 || put_str(b, t->cols[k]) < 0 || put_str(b, "</th>") < 0) {
             return PROTO_ENOMEM;
         }
     }
-    return puts_(b, "</tr>\n");
+    return put_str(b, "</tr>\n");
 }
 
 static int table_row(struct proto_buf *b, enum srv_report_format fmt, const char *const *vals,
                      const size_t *lens, size_t n)
 {
     if (fmt == SRV_REPORT_MARKDOWN) {
-        if (puts_(b, "|") < 0) {
+        if (put_str(b, "|") < 0) {
             return PROTO_ENOMEM;
         }
         for (size_t k = 0; k < n; k++) {
@@ -2177,22 +2202,23 @@ static int table_row(struct proto_buf *b, enum srv_report_format fmt, const char
                 return PROTO_ENOMEM;
             }
         }
-        return puts_(b, "\n");
+        return put_str(b, "\n");
     }
-    if (puts_(b, "<tr>") < 0) {
+    if (put_str(b, "<tr>") < 0) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < n; k++) {
-        if (puts_(b, "<td>") < 0 || html_esc(b, vals[k], lens[k]) < 0 || puts_(b, "</td>") < 0) {
+        if (put_str(b, "<td>") < 0 || html_esc(b, vals[k], lens[k]) < 0 ||
+            put_str(b, "</td>") < 0) {
             return PROTO_ENOMEM;
         }
     }
-    return puts_(b, "</tr>\n");
+    return put_str(b, "</tr>\n");
 }
 
 static int table_end(struct proto_buf *b, enum srv_report_format fmt, size_t rows)
 {
-    return fmt == SRV_REPORT_HTML && rows > 0 ? puts_(b, "</table>\n") : 0;
+    return fmt == SRV_REPORT_HTML && rows > 0 ? put_str(b, "</table>\n") : 0;
 }
 
 /* One row of an object: the values of the named fields; "item" shows the item's number,
@@ -2318,12 +2344,12 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
     const char *title = fstr(&v->rec->meeting, "title", &tl);
     const char *ab = fstr(&v->rec->meeting, "abstract", &al);
 
-    if (puts_(b, "# ") < 0 ||
-        (tl > 0 ? md_esc(b, title, tl, false, false) : puts_(b, "Meeting report")) < 0 ||
-        puts_(b, "\n") < 0 || meeting_table(b, SRV_REPORT_MARKDOWN, v) < 0) {
+    if (put_str(b, "# ") < 0 ||
+        (tl > 0 ? md_esc(b, title, tl, false, false) : put_str(b, "Meeting report")) < 0 ||
+        put_str(b, "\n") < 0 || meeting_table(b, SRV_REPORT_MARKDOWN, v) < 0) {
         return PROTO_ENOMEM;
     }
-    if (al > 0 && (puts_(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0)) {
+    if (al > 0 && (put_str(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0)) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < v->nitems; k++) {
@@ -2331,22 +2357,22 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
         const char *num = fstr(v->items[k], "number", &nl);
         const char *it = fstr(v->items[k], "title", &il);
         const char *body = fstr(v->items[k], "body", &bl);
-        if (puts_(b, "\n## ") < 0 || md_esc(b, num, nl, false, false) < 0 ||
-            (nl > 0 && puts_(b, " ") < 0) || md_esc(b, it, il, false, false) < 0 ||
-            puts_(b, "\n\n") < 0 || md_text(b, body, bl) < 0) {
+        if (put_str(b, "\n## ") < 0 || md_esc(b, num, nl, false, false) < 0 ||
+            (nl > 0 && put_str(b, " ") < 0) || md_esc(b, it, il, false, false) < 0 ||
+            put_str(b, "\n\n") < 0 || md_text(b, body, bl) < 0) {
             return PROTO_ENOMEM;
         }
         if ((int64_t)k == v->action_item && v->nactions > 0) {
-            if ((bl > 0 && puts_(b, "\n") < 0)) {
+            if ((bl > 0 && put_str(b, "\n") < 0)) {
                 return PROTO_ENOMEM;
             }
             for (size_t a = 0; a < v->nactions; a++) {
                 size_t rl = 0, xl = 0;
                 const char *ref = fstr(v->actions[a], "ref", &rl);
                 const char *text = fstr(v->actions[a], "text", &xl);
-                if (puts_(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
-                    puts_(b, "**: ") < 0 || md_esc(b, text, xl, true, false) < 0 ||
-                    puts_(b, "\n") < 0) {
+                if (put_str(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
+                    put_str(b, "**: ") < 0 || md_esc(b, text, xl, true, false) < 0 ||
+                    put_str(b, "\n") < 0) {
                     return PROTO_ENOMEM;
                 }
             }
@@ -2361,7 +2387,7 @@ static const char html_style[] =
     "h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ccc}"
     "table{border-collapse:collapse;margin:.5em 0;width:100%}"
     "th,td{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}"
-    "th{background:#f0f0f0}td{white-space:pre-wrap}.none{color:#777}"
+    "th{background:#f0f0f0}td,.actions li{white-space:pre-wrap}.none{color:#777}"
     "footer{margin-top:2em;color:#555;font-size:.9em}";
 
 static int export_html(const struct view *v, struct proto_buf *b)
@@ -2374,14 +2400,14 @@ static int export_html(const struct view *v, struct proto_buf *b)
         title = "Meeting report";
         tl = strlen(title);
     }
-    if (puts_(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
-        puts_(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
-        puts_(b, "</title>\n<style>") < 0 || puts_(b, html_style) < 0 ||
-        puts_(b, "</style>\n</head>\n<body>\n<h1>") < 0 || html_esc(b, title, tl) < 0 ||
-        puts_(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0) {
+    if (put_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
+        put_str(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
+        put_str(b, "</title>\n<style>") < 0 || put_str(b, html_style) < 0 ||
+        put_str(b, "</style>\n</head>\n<body>\n<h1>") < 0 || html_esc(b, title, tl) < 0 ||
+        put_str(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0) {
         return PROTO_ENOMEM;
     }
-    if (al > 0 && (puts_(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
+    if (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < v->nitems; k++) {
@@ -2389,25 +2415,25 @@ static int export_html(const struct view *v, struct proto_buf *b)
         const char *num = fstr(v->items[k], "number", &nl);
         const char *it = fstr(v->items[k], "title", &il);
         const char *body = fstr(v->items[k], "body", &bl);
-        if (puts_(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && puts_(b, " ") < 0) ||
-            html_esc(b, it, il) < 0 || puts_(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+        if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
+            html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
             return PROTO_ENOMEM;
         }
         if ((int64_t)k == v->action_item && v->nactions > 0) {
-            if (puts_(b, "<ul class=\"actions\">\n") < 0) {
+            if (put_str(b, "<ul class=\"actions\">\n") < 0) {
                 return PROTO_ENOMEM;
             }
             for (size_t a = 0; a < v->nactions; a++) {
                 size_t rl = 0, xl = 0;
                 const char *ref = fstr(v->actions[a], "ref", &rl);
                 const char *text = fstr(v->actions[a], "text", &xl);
-                if (puts_(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
-                    puts_(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
-                    puts_(b, "</li>\n") < 0) {
+                if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
+                    put_str(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
+                    put_str(b, "</li>\n") < 0) {
                     return PROTO_ENOMEM;
                 }
             }
-            if (puts_(b, "</ul>\n") < 0) {
+            if (put_str(b, "</ul>\n") < 0) {
                 return PROTO_ENOMEM;
             }
         }
@@ -2457,7 +2483,7 @@ int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int
     snprintf(tail, sizeof(tail), "%sAudit head: seq %lld, hash %s%s\n",
              fmt == SRV_REPORT_HTML ? "<footer>" : (fmt == SRV_REPORT_MARKDOWN ? "\n" : ""),
              (long long)seq, hex, fmt == SRV_REPORT_HTML ? "</footer></body></html>" : "");
-    rc = puts_(out, tail) < 0 ? PROTO_ENOMEM : 0;
+    rc = put_str(out, tail) < 0 ? PROTO_ENOMEM : 0;
 cleanup:
     view_free(&v);
     return rc;

@@ -23,9 +23,9 @@
  * abstract) are set on rec->meeting; items, actions, docs, decisions, sessions, interims and
  * people are added with local ids. *out is owned by the caller (srv_rec_free).
  * Returns 0; PROTO_EINVAL with a message in err (e.g. "line 12: ...") when the text is not
- * valid UTF-8 or has no numbered section; PROTO_ETOOBIG over SRV_REPORT_MAX. */
-int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err,
-                      size_t errlen);
+ * valid UTF-8 or has no numbered section; PROTO_ETOOBIG over SRV_REPORT_MAX, or when a text
+ * field would pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty lines. */
+int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err, size_t errlen);
 
 enum srv_report_format {
     SRV_REPORT_TEXT = 0,

@@ -51,8 +51,11 @@ static const struct method methods[] = {
     {"obj.delete", srv_obj_delete, 0},
     {"obj.update", srv_obj_update, 0},
     {"ping", do_ping, M_PUBLIC},
+    {"presence.list", srv_presence_list, 0},
+    {"presence.set", srv_presence_set, 0},
     {"report.export", srv_report_export_method, 0},
     {"report.import", srv_report_import_method, 0},
+    {"text.edit", srv_text_edit, 0},
     {"whoami", srv_auth_whoami, 0},
 };
 
@@ -144,8 +147,8 @@ void srv_rpc_handle(struct srv_conn *conn, const msgpack_object *msg)
     }
     req.params = m.params;
     struct key k = {m.method, m.method_len};
-    const struct method *me = bsearch(&k, methods, sizeof(methods) / sizeof(methods[0]),
-                                      sizeof(methods[0]), cmp_method);
+    const struct method *me =
+        bsearch(&k, methods, sizeof(methods) / sizeof(methods[0]), sizeof(methods[0]), cmp_method);
     bool authed = conn->state == SRV_CONN_READY;
     if (!authed && (me == NULL || !(me->flags & M_PUBLIC))) {
         srv_reply_error(&req, PROTO_CODE_UNAUTHENTICATED, "log in first");

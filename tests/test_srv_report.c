@@ -17,7 +17,7 @@
 #include "testutil.h"
 
 #define SAMPLE "rg-iem-report-2023-06.txt"
-#define HEAD "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+#define HEAD   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
 
 /* ---- helpers ---- */
 
@@ -223,9 +223,8 @@ static void test_sample_items(void **state)
                  "permits, or moved to the following meeting.");
     assert_field(items[8], "body", "None.");
     /* A bookmark at the start of a paragraph leaves the paragraph. */
-    assert_contains(fs(items[3], "body"),
-                    "\nA delegate of Alg\xc3\xa9rie T\xc3\xa9l\xc3\xa9"
-                    "com encouraged RG-IEM");
+    assert_contains(fs(items[3], "body"), "\nA delegate of Alg\xc3\xa9rie T\xc3\xa9l\xc3\xa9"
+                                          "com encouraged RG-IEM");
     srv_rec_free(rec);
 }
 
@@ -279,13 +278,13 @@ static void test_sample_docs(void **state)
     /* (ref, revision, first section) in order of first appearance. "C031" and "TD258" in
      * section 4 are the same documents as TSAG-C031 and TSAG-TD258, also in section 4. */
     static const char *const want[][3] = {
-        {"TSAG-C022", "", "0"},   {"TSAG-TD257", "R1", "0"}, {"TSAG-TD290", "R1", "0"},
-        {"TSAG-TD181", "", "2"},  {"TSAG-TD181", "R1", "2"}, {"TSAG-TD232", "", "2"},
-        {"TSAG-TD256", "", "3"},  {"TSAG-C030", "", "3"},    {"TSAG-C021", "", "3"},
-        {"TSAG-TD257", "", "3"},  {"TSAG-C032", "", "3"},    {"TSAG-C025", "", "4"},
-        {"TSAG-TD239", "", "4"},  {"TSAG-TD258", "", "4"},   {"TSAG-C031", "", "4"},
-        {"TSAG-TD299", "", "4"},  {"TSAG-TD267", "", "5"},   {"TSAG-TD273", "R1", "5"},
-        {"TSAG-TD192", "", "6"},  {"TSAG-TD193", "", "6"},   {"TSAG-TD182", "", "9"},
+        {"TSAG-C022", "", "0"},  {"TSAG-TD257", "R1", "0"}, {"TSAG-TD290", "R1", "0"},
+        {"TSAG-TD181", "", "2"}, {"TSAG-TD181", "R1", "2"}, {"TSAG-TD232", "", "2"},
+        {"TSAG-TD256", "", "3"}, {"TSAG-C030", "", "3"},    {"TSAG-C021", "", "3"},
+        {"TSAG-TD257", "", "3"}, {"TSAG-C032", "", "3"},    {"TSAG-C025", "", "4"},
+        {"TSAG-TD239", "", "4"}, {"TSAG-TD258", "", "4"},   {"TSAG-C031", "", "4"},
+        {"TSAG-TD299", "", "4"}, {"TSAG-TD267", "", "5"},   {"TSAG-TD273", "R1", "5"},
+        {"TSAG-TD192", "", "6"}, {"TSAG-TD193", "", "6"},   {"TSAG-TD182", "", "9"},
     };
     const size_t n = sizeof(want) / sizeof(want[0]);
 
@@ -328,8 +327,7 @@ static void test_sample_decisions(void **state)
          "The meeting agreed to organize a drafting session (31 May 2023, 1745-1845) in order "
          "to develop TSAG-TD257 based on a detailed review of TSAG-C032 and the comments "
          "raised during the RG-IEM meeting."},
-        {"3", "agreed",
-         "The ToRs and the intention to hold the workshop were agreed by RG-IEM."},
+        {"3", "agreed", "The ToRs and the intention to hold the workshop were agreed by RG-IEM."},
         {"4", "agreed",
          "It was agreed that the outgoing LS in TSAG-TD290R1 be sent to all ITU-T Study Groups "
          "for action."},
@@ -566,8 +564,7 @@ static void test_crlf_and_audit_line(void **state)
     o = (size_t)snprintf(crlf, 2 * len + 64, "%sAudit head: seq 12, hash %s\n", text, HEAD);
     c = import_ok(crlf, o);
     assert_same_record(a, c);
-    assert_field(srv_rec_find(c, PROTO_T_ITEM, find_by(c, PROTO_T_ITEM, "number", "9")->id),
-                 "body",
+    assert_field(srv_rec_find(c, PROTO_T_ITEM, find_by(c, PROTO_T_ITEM, "number", "9")->id), "body",
                  "In closing, the Rapporteur informed delegates that the meeting report will be "
                  "made available in TSAG-TD182.\nThe Rapporteur expressed his gratitude to "
                  "Associate Rapporteurs, Contributors and delegates for the active "
@@ -613,9 +610,14 @@ static void test_small_reports(void **state)
     assert_field(rec->objs[PROTO_T_DECISION].v[0], "text", "It was decided to meet again.");
     srv_rec_free(rec);
 
-    /* Errors are NULL-safe. */
+    /* Word's "N.<TAB>Title"; a null error buffer. */
     rec = NULL;
-    assert_int_equal(srv_report_import("1\tx\n", 4, &rec, NULL, 0), 0);
+    assert_int_equal(
+        srv_report_import("4.1.\tSub\nText\n", strlen("4.1.\tSub\nText\n"), &rec, NULL, 0), 0);
+    assert_int_equal(rec->objs[PROTO_T_ITEM].n, 1);
+    assert_field(rec->objs[PROTO_T_ITEM].v[0], "number", "4.1");
+    assert_field(rec->objs[PROTO_T_ITEM].v[0], "title", "Sub");
+    assert_field(rec->objs[PROTO_T_ITEM].v[0], "body", "Text");
     srv_rec_free(rec);
 }
 
@@ -628,8 +630,7 @@ static void test_errors(void **state)
     char err[256];
 
     const char bad[] = "\tAbstract:\n\tx\n1\tIntro\nbad \xff byte\n";
-    assert_int_equal(srv_report_import(bad, sizeof(bad) - 1, &rec, err, sizeof(err)),
-                     PROTO_EINVAL);
+    assert_int_equal(srv_report_import(bad, sizeof(bad) - 1, &rec, err, sizeof(err)), PROTO_EINVAL);
     assert_null(rec);
     assert_string_equal(err, "line 4: not valid UTF-8");
 
@@ -639,8 +640,7 @@ static void test_errors(void **state)
     assert_string_equal(err, "line 2: not valid UTF-8");
 
     const char nul[] = "1\tIntro\nx\0y\n";
-    assert_int_equal(srv_report_import(nul, sizeof(nul) - 1, &rec, err, sizeof(err)),
-                     PROTO_EINVAL);
+    assert_int_equal(srv_report_import(nul, sizeof(nul) - 1, &rec, err, sizeof(err)), PROTO_EINVAL);
     assert_string_equal(err, "line 2: not valid UTF-8");
 
     const char none[] = "\tAbstract:\n\tText\n1 Intro (no tab)\n\tAlso no section\n";
@@ -659,11 +659,13 @@ static void test_errors(void **state)
     for (size_t i = 0; i < SRV_REPORT_MAX + 1; i++) {
         big[i] = i % 64 == 63 ? '\n' : 'a';
     }
-    memcpy(big, "1\tIntro\n", 8);
+    /* The section last, so that the text up to the limit is a valid report. */
+    big[SRV_REPORT_MAX - 9] = '\n';
+    memcpy(big + SRV_REPORT_MAX - 8, "1\tIntro\n", 8);
     assert_int_equal(srv_report_import(big, SRV_REPORT_MAX + 1, &rec, err, sizeof(err)),
                      PROTO_ETOOBIG);
     assert_null(rec);
-    assert_string_equal(err, "line 65537: report over 4194304 bytes");
+    assert_string_equal(err, "line 65538: report over 4194304 bytes");
     /* Exactly the limit is accepted. */
     assert_int_equal(srv_report_import(big, SRV_REPORT_MAX, &rec, err, sizeof(err)), 0);
     assert_int_equal(rec->objs[PROTO_T_ITEM].n, 1);
@@ -717,8 +719,7 @@ static struct srv_rec *api_record(void)
     for (int k = 0; k < 3; k++) {
         a = srv_obj_new(PROTO_T_ACTION);
         a->id = 2 + k;
-        assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "ref"), refs[k],
-                                         strlen(refs[k])),
+        assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "ref"), refs[k], strlen(refs[k])),
                          0);
         assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "to"), "WP1", 3), 0);
         assert_int_equal(srv_val_set_str((struct srv_val *)fv(a, "text"), "do it", 5), 0);
@@ -933,15 +934,70 @@ static void test_fuzz_tokens(void **state)
 {
     (void)state;
     static const char *const tokens[] = {
-        "\t", "\n", "\r\n", " ", "0", "1", "4.1", "12", ".", "\xc2\xb7 ", "\xe2\x80\xa2", "(",
-        ")", "Mr ", "Ms ", "Dr ", "Glenn ", "PARSONS ", "(Ericsson)", ", ", "Associate ",
-        "Rapporteur", " on ", "Counsellor", "TSAG-TD", "TSAG-C", "C0", "TD2", "R1", "257",
-        "[bookmark: _H", "]", "Geneva", " May", " June ", "2023", "2024", "-", "\xe2\x80\x93",
-        "1300", "1615-1730", " hours", ": ", "Abstract:", "Action from RG-IEM to WP2",
-        "Actions", "RG-IEM-", "agreed", "noted", "The meeting noted ", "It was agreed ",
-        "not ", ". ", "drafting session (", "deadline is ", " days", "report will be ",
-        "Audit head: seq ", "virtual", "\xc3\xa9", "\xe2\x80\x9c", "Rapporteur Group on X",
-        "(RG-X)", "\xc2\xa0",
+        "\t",
+        "\n",
+        "\r\n",
+        " ",
+        "0",
+        "1",
+        "4.1",
+        "12",
+        ".",
+        "\xc2\xb7 ",
+        "\xe2\x80\xa2",
+        "(",
+        ")",
+        "Mr ",
+        "Ms ",
+        "Dr ",
+        "Glenn ",
+        "PARSONS ",
+        "(Ericsson)",
+        ", ",
+        "Associate ",
+        "Rapporteur",
+        " on ",
+        "Counsellor",
+        "TSAG-TD",
+        "TSAG-C",
+        "C0",
+        "TD2",
+        "R1",
+        "257",
+        "[bookmark: _H",
+        "]",
+        "Geneva",
+        " May",
+        " June ",
+        "2023",
+        "2024",
+        "-",
+        "\xe2\x80\x93",
+        "1300",
+        "1615-1730",
+        " hours",
+        ": ",
+        "Abstract:",
+        "Action from RG-IEM to WP2",
+        "Actions",
+        "RG-IEM-",
+        "agreed",
+        "noted",
+        "The meeting noted ",
+        "It was agreed ",
+        "not ",
+        ". ",
+        "drafting session (",
+        "deadline is ",
+        " days",
+        "report will be ",
+        "Audit head: seq ",
+        "virtual",
+        "\xc3\xa9",
+        "\xe2\x80\x9c",
+        "Rapporteur Group on X",
+        "(RG-X)",
+        "\xc2\xa0",
     };
     const size_t ntok = sizeof(tokens) / sizeof(tokens[0]);
     uint64_t seed = 42;
@@ -959,46 +1015,64 @@ static void test_fuzz_tokens(void **state)
     proto_buf_free(&b, 0);
 }
 
-/* Big inputs that repeat one pattern: each must end in bounded time and memory. */
+/* Big inputs that repeat one pattern: each must end in bounded time and memory. Lines of
+ * 1,000 bytes and of 600,000, a section every 600,000 bytes so that bodies stay under the
+ * text limit and every scanner runs over all of it. */
 static void test_fuzz_large(void **state)
 {
     (void)state;
     static const char *const patterns[] = {
-        "1\tT\n",                /* more sections than allowed */
-        "Mr A (",                /* people that never close */
+        "1\tT\n",                                  /* more sections than allowed */
+        "Mr A (",                                  /* people that never close */
         "Mr Aa Bb (Cc), Associate Rapporteur on ", /* notes that never end */
-        "[bookmark:",            /* bookmarks that never close */
-        "TSAG-TD1",              /* one reference, glued */
-        "(Geneva, 1",            /* places that never finish */
-        "1 May (1300-1400) ",    /* the same session again and again */
-        "The meeting agreed. ",  /* more decisions than allowed */
-        "x\n",                   /* more lines than allowed */
-        "\n",                    /* nothing but line ends */
-        "a",                     /* one very long line */
-        "RG-IEM-1: x\n",         /* the same action again and again */
-        "- 1 May 2023, 1300-1400: t\n",
+        "Mr A B C D E F G ",                       /* names that never end */
+        "[bookmark:",                              /* bookmarks that never close */
+        "TSAG-TD1",                                /* one reference, glued */
+        "TD123 ",                                  /* bare numbers */
+        "(Geneva, 1",                              /* places that never finish */
+        "(Geneva, 1 May-2 June 2023) ",            /* the same place again and again */
+        "1 May (1300-1400) ",                      /* the same session again and again */
+        "The meeting agreed. ",                    /* more decisions than allowed */
+        ". . ",                                    /* empty sentences */
+        "x (",                                     /* the title's anchor, everywhere */
+        "x\n",                                     /* more lines than allowed */
+        "\n",                                      /* nothing but line ends */
+        "a",                                       /* very long lines */
+        "RG-IEM-1: x\n",                           /* the same action again and again */
+        "- 1 May 2023, 1300-1400: t\n",            /* the same interim again and again */
     };
-    const size_t size = 3 * 1024 * 1024;
+    const size_t size = 2 * 1024 * 1024;
     char *buf = malloc(size);
 
     assert_non_null(buf);
     for (size_t p = 0; p < sizeof(patterns) / sizeof(patterns[0]); p++) {
-        const char *head = "\tAbstract:\n\tThe X Rapporteur Group on Y during (Geneva, 1 May "
-                           "2023)\n0\tAction from A to B\n";
-        size_t hl = strlen(head), pl = strlen(patterns[p]), n = hl;
-        memcpy(buf, head, hl);
-        while (n + pl <= size) {
-            memcpy(buf + n, patterns[p], pl);
-            n += pl;
+        for (int v = 0; v < 2; v++) {
+            const char *head = "\tAbstract:\n\tThe x (x (x ( Rapporteur Group on x (x ( during "
+                               "(Geneva, 1 May 2023)\n0\tAction from A to B\n";
+            size_t hl = strlen(head), pl = strlen(patterns[p]), n = hl, sect = 0;
+            size_t linelen = v ? 600000 : 1000, lastnl = n, lastsect = n;
+            memcpy(buf, head, hl);
+            while (n + pl + 32 <= size) {
+                memcpy(buf + n, patterns[p], pl);
+                n += pl;
+                if (n - lastnl >= linelen) {
+                    buf[n++] = '\n';
+                    lastnl = n;
+                }
+                if (n - lastsect >= 600000) {
+                    n += (size_t)snprintf(buf + n, 32, "\n%zu\tS\n", ++sect);
+                    lastsect = lastnl = n;
+                }
+            }
+            try_import(buf, n);
         }
-        try_import(buf, n);
     }
     /* Unique references until the cap. */
     size_t n = 0;
     memcpy(buf, "1\tDocs\n", 7);
     n = 7;
     for (int k = 0; n + 32 < size; k++) {
-        n += (size_t)snprintf(buf + n, 32, "TSAG-TD%d TSAG-C%dR%d ", k, k, k % 100);
+        n += (size_t)snprintf(buf + n, 32, "TSAG-TD%d TSAG-C%dR%d\n", k, k, k % 100);
     }
     try_import(buf, n);
     free(buf);
@@ -1007,26 +1081,16 @@ static void test_fuzz_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_meeting),
-        cmocka_unit_test(test_sample_items),
-        cmocka_unit_test(test_sample_actions),
-        cmocka_unit_test(test_sample_docs),
-        cmocka_unit_test(test_sample_decisions),
-        cmocka_unit_test(test_sample_sessions_interims),
-        cmocka_unit_test(test_sample_people),
-        cmocka_unit_test(test_sample_clean),
-        cmocka_unit_test(test_roundtrip_text),
-        cmocka_unit_test(test_crlf_and_audit_line),
-        cmocka_unit_test(test_small_reports),
-        cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_export_text),
-        cmocka_unit_test(test_export_text_actions),
-        cmocka_unit_test(test_export_markdown),
-        cmocka_unit_test(test_export_html),
-        cmocka_unit_test(test_format_parse),
-        cmocka_unit_test(test_fuzz_prefixes_and_bytes),
-        cmocka_unit_test(test_fuzz_tokens),
-        cmocka_unit_test(test_fuzz_large),
+        cmocka_unit_test(test_sample_meeting),   cmocka_unit_test(test_sample_items),
+        cmocka_unit_test(test_sample_actions),   cmocka_unit_test(test_sample_docs),
+        cmocka_unit_test(test_sample_decisions), cmocka_unit_test(test_sample_sessions_interims),
+        cmocka_unit_test(test_sample_people),    cmocka_unit_test(test_sample_clean),
+        cmocka_unit_test(test_roundtrip_text),   cmocka_unit_test(test_crlf_and_audit_line),
+        cmocka_unit_test(test_small_reports),    cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_export_text),      cmocka_unit_test(test_export_text_actions),
+        cmocka_unit_test(test_export_markdown),  cmocka_unit_test(test_export_html),
+        cmocka_unit_test(test_format_parse),     cmocka_unit_test(test_fuzz_prefixes_and_bytes),
+        cmocka_unit_test(test_fuzz_tokens),      cmocka_unit_test(test_fuzz_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

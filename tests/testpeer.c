@@ -42,8 +42,7 @@ static struct cli_conn *open_conn(const char *host, const char *port)
     return c;
 }
 
-static struct cli_conn *login(const char *host, const char *port, const char *user,
-                              const char *pw)
+static struct cli_conn *login(const char *host, const char *port, const char *user, const char *pw)
 {
     struct cli_conn *c = open_conn(host, port);
     struct cli_msg *m = NULL;

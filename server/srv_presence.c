@@ -1,0 +1,151 @@
+/* srv_presence.c - who is where in a meeting: presence.set / presence.list and the
+ * `presence` notifications (join, move, leave), one presence per subscribed connection. */
+#include "srv_hub.h"
+#include "srv_meeting.h"
+
+#include <string.h>
+
+static struct srv_sub *find_sub(struct srv_meeting *m, struct srv_conn *conn)
+{
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        if (s->conn == conn) {
+            return s;
+        }
+    }
+    return NULL;
+}
+
+static void pack_where(msgpack_packer *pk, const struct srv_sub *s)
+{
+    if (!s->present) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, s->where_field[0] ? 3 : 2);
+    proto_pack_cstr(pk, "type");
+    proto_pack_cstr(pk, s->where_type);
+    proto_pack_cstr(pk, "id");
+    if (s->where_id_str[0]) {
+        proto_pack_cstr(pk, s->where_id_str);
+    } else {
+        msgpack_pack_int64(pk, s->where_id);
+    }
+    if (s->where_field[0]) {
+        proto_pack_cstr(pk, "field");
+        proto_pack_cstr(pk, s->where_field);
+    }
+}
+
+/* presence {"meeting", "user", "where", "state"} to every other subscribed connection. */
+static void notify(struct srv_meeting *m, const struct srv_sub *from, const char *state)
+{
+    struct proto_buf b = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+    proto_rpc_pack_notify(&pk, "presence");
+    msgpack_pack_map(&pk, 4);
+    proto_pack_cstr(&pk, "meeting");
+    proto_pack_cstr(&pk, m->rec->id);
+    proto_pack_cstr(&pk, "user");
+    proto_pack_cstr(&pk, from->conn->user);
+    proto_pack_cstr(&pk, "where");
+    pack_where(&pk, from);
+    proto_pack_cstr(&pk, "state");
+    proto_pack_cstr(&pk, state);
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        if (s != from) {
+            srv_conn_send_after(s->conn, b.data, b.len, 0);
+        }
+    }
+    proto_buf_free(&b, 0);
+}
+
+void srv_presence_leave(struct srv_meeting *m, struct srv_sub *sub)
+{
+    if (!sub->present) {
+        return;
+    }
+    sub->present = false;
+    notify(m, sub, "leave");
+}
+
+void srv_presence_set(struct srv_req *req)
+{
+    const msgpack_object *where = proto_mp_map_get(req->params, "where");
+    char type[10] = "", id_str[PROTO_NAME_MAX + 1] = "", field[16] = "";
+    int64_t id = 0;
+    bool leave = where == NULL || where->type == MSGPACK_OBJECT_NIL;
+    if (!leave) {
+        if (where->type != MSGPACK_OBJECT_MAP ||
+            proto_param_strcpy(where, "type", type, sizeof(type)) != 0 ||
+            proto_type_find(type, strlen(type)) == PROTO_T_COUNT) {
+            srv_reply_error(req, PROTO_CODE_BAD_REQUEST,
+                            "where: {\"type\", \"id\", \"field\"} or nil is required");
+            return;
+        }
+        if (proto_param_i64(where, "id", &id) != 0 &&
+            proto_param_strcpy(where, "id", id_str, sizeof(id_str)) != 0) {
+            srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "where.id: an object id is required");
+            return;
+        }
+        int rc = proto_param_strcpy(where, "field", field, sizeof(field));
+        if (rc != 0 && rc != PROTO_ENOTFOUND) {
+            srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "where.field: a field name");
+            return;
+        }
+    }
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    struct srv_sub *s = find_sub(m, req->conn);
+    if (s == NULL) {
+        srv_reply_error(req, PROTO_CODE_BAD_REQUEST,
+                        "not subscribed to this meeting: call meeting.subscribe first");
+        return;
+    }
+    if (leave) {
+        srv_presence_leave(m, s);
+    } else {
+        const char *state = s->present ? "move" : "join";
+        if (!s->present) {
+            s->present_since = proto_now_ms();
+        }
+        s->present = true;
+        snprintf(s->where_type, sizeof(s->where_type), "%s", type);
+        snprintf(s->where_id_str, sizeof(s->where_id_str), "%s", id_str);
+        snprintf(s->where_field, sizeof(s->where_field), "%s", field);
+        s->where_id = id;
+        notify(m, s, state);
+    }
+    srv_reply_empty(req);
+}
+
+void srv_presence_list(struct srv_req *req)
+{
+    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
+    if (m == NULL) {
+        return;
+    }
+    size_t n = 0;
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        n += s->present;
+    }
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_array(&pk, n);
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        if (!s->present) {
+            continue;
+        }
+        msgpack_pack_map(&pk, 3);
+        proto_pack_cstr(&pk, "user");
+        proto_pack_cstr(&pk, s->conn->user);
+        proto_pack_cstr(&pk, "where");
+        pack_where(&pk, s);
+        proto_pack_cstr(&pk, "since");
+        msgpack_pack_int64(&pk, s->present_since);
+    }
+    srv_reply_finish(req, &b);
+}

@@ -1,0 +1,321 @@
+/* srv_text.c - text.edit: co-editing of text fields with the ops of PROTOCOL.md section 6.
+ *
+ * An edit names the seq its text reflects (base). The server transforms it, in seq order,
+ * over every op applied to the same field after base (ShareDB's rule: transform(op,
+ * applied, left)), applies it, and enters it as a change. Recent ops are kept in a window
+ * per meeting; an edit older than the window reads the ops from the audit log.
+ */
+#include "srv_hub.h"
+#include "srv_meeting.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WINDOW_MAX 4096
+
+void srv_text_free(struct srv_meeting *m)
+{
+    for (size_t i = 0; i < m->ops_n; i++) {
+        proto_op_free(&m->ops[(m->ops_head + i) % m->ops_cap].op);
+    }
+    free(m->ops);
+    m->ops = NULL;
+    m->ops_n = m->ops_cap = m->ops_head = 0;
+}
+
+int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
+                    const struct proto_op *op)
+{
+    if (m->ops_cap == 0) {
+        m->ops = calloc(WINDOW_MAX, sizeof(*m->ops));
+        if (m->ops == NULL) {
+            m->ops_from = seq + 1; /* the window holds nothing before this */
+            return PROTO_ENOMEM;
+        }
+        m->ops_cap = WINDOW_MAX;
+    }
+    if (m->ops_n == m->ops_cap) {
+        /* The oldest op leaves: the window now starts after it. */
+        struct srv_textop *old = &m->ops[m->ops_head];
+        m->ops_from = old->seq + 1;
+        proto_op_free(&old->op);
+        m->ops_head = (m->ops_head + 1) % m->ops_cap;
+        m->ops_n--;
+    }
+    struct srv_textop *slot = &m->ops[(m->ops_head + m->ops_n) % m->ops_cap];
+    proto_op_init(&slot->op);
+    if (proto_op_copy(op, &slot->op) != 0) {
+        m->ops_from = seq + 1;
+        return PROTO_ENOMEM;
+    }
+    slot->seq = seq;
+    slot->type = t;
+    slot->id = id;
+    slot->field = field;
+    m->ops_n++;
+    return 0;
+}
+
+/* The ops applied to one field after base, oldest first (owned copies). */
+struct oplist {
+    struct proto_op *v;
+    size_t n, cap;
+    bool before_create; /* base is older than the object */
+};
+
+static void oplist_free(struct oplist *l)
+{
+    for (size_t i = 0; i < l->n; i++) {
+        proto_op_free(&l->v[i]);
+    }
+    free(l->v);
+}
+
+static int oplist_add(struct oplist *l, const struct proto_op *op)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        struct proto_op *v = realloc(l->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return PROTO_ENOMEM;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    proto_op_init(&l->v[l->n]);
+    int rc = proto_op_copy(op, &l->v[l->n]);
+    if (rc == 0) {
+        l->n++;
+    }
+    return rc;
+}
+
+struct scan_ctx {
+    struct oplist *l;
+    const char *type;
+    int64_t id;
+    const char *field;
+    int rc;
+};
+
+/* From the log: text entries of the field, updates that replaced it, and its create. */
+static int scan_entry(void *ud, const struct db_audit *e)
+{
+    struct scan_ctx *s = ud;
+    if (strcmp(e->type, s->type) != 0 || (e->id_str == NULL && e->id_int != s->id)) {
+        return 0;
+    }
+    if (strcmp(e->kind, "create") == 0) {
+        s->l->before_create = true;
+        return 0;
+    }
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *op = NULL;
+        if (strcmp(e->kind, "text") == 0) {
+            const msgpack_object *f = proto_mp_map_get(&u.data, "field");
+            if (f && f->type == MSGPACK_OBJECT_STR && f->via.str.size == strlen(s->field) &&
+                memcmp(f->via.str.ptr, s->field, f->via.str.size) == 0) {
+                op = proto_mp_map_get(&u.data, "op");
+            }
+        } else if (strcmp(e->kind, "update") == 0) {
+            op = proto_mp_map_get(proto_mp_map_get(&u.data, "ops"), s->field);
+        }
+        if (op) {
+            struct proto_op o;
+            proto_op_init(&o);
+            /* An op the server stored may be [] (transformed away): decode accepts it. */
+            if (op->type == MSGPACK_OBJECT_ARRAY && op->via.array.size == 0) {
+                s->rc = 0;
+            } else if ((s->rc = proto_op_decode(op, &o)) == 0) {
+                s->rc = oplist_add(s->l, &o);
+            }
+            proto_op_free(&o);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return s->rc;
+}
+
+static int ops_after(struct srv *srv, struct srv_meeting *m, enum proto_type t, int64_t id,
+                     int field, int64_t base, struct oplist *l)
+{
+    if (base + 1 >= m->ops_from) {
+        for (size_t i = 0; i < m->ops_n; i++) {
+            const struct srv_textop *x = &m->ops[(m->ops_head + i) % m->ops_cap];
+            if (x->seq > base && x->type == t && x->id == id && x->field == field) {
+                int rc = oplist_add(l, &x->op);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        }
+        return 0;
+    }
+    struct scan_ctx s = {.l = l,
+                         .type = proto_type_info(t)->name,
+                         .id = id,
+                         .field = proto_type_info(t)->fields[field].name};
+    int rc = srv_hub_entries(srv, m, base, m->rec->seq, scan_entry, &s);
+    return rc != 0 ? rc : s.rc;
+}
+
+static void bad(struct srv_req *req, const char *msg)
+{
+    srv_reply_error(req, PROTO_CODE_BAD_REQUEST, msg);
+}
+
+void srv_text_edit(struct srv_req *req)
+{
+    struct srv *srv = req->conn->srv;
+    const char *ts = NULL, *fs = NULL, *sid = NULL, *cid = NULL;
+    size_t tlen = 0, flen = 0, sid_len = 0, cid_len = 0;
+    int64_t id = 0, base = 0;
+    const msgpack_object *opo = NULL;
+    struct proto_op op;
+    struct oplist applied = {0};
+    char *text = NULL;
+    size_t text_len = 0;
+    proto_op_init(&op);
+
+    if (proto_param_str(req->params, "type", &ts, &tlen) != 0) {
+        bad(req, "type: an object type (string) is required");
+        goto cleanup;
+    }
+    enum proto_type t = proto_type_find(ts, tlen);
+    if (t == PROTO_T_COUNT) {
+        bad(req, "type: no such type");
+        goto cleanup;
+    }
+    if (proto_param_str(req->params, "field", &fs, &flen) != 0) {
+        bad(req, "field: the name of a text field is required");
+        goto cleanup;
+    }
+    int field = proto_field_find(t, fs, flen);
+    if (field < 0 || proto_type_info(t)->fields[field].kind != PROTO_F_TEXT) {
+        bad(req, "field: not a text field of this type (meeting.abstract, item.body, "
+                 "action.text, decision.text)");
+        goto cleanup;
+    }
+    if (t == PROTO_T_MEETING ? proto_param_str(req->params, "id", &sid, &sid_len) != 0
+                             : proto_param_i64(req->params, "id", &id) != 0) {
+        bad(req, t == PROTO_T_MEETING ? "id: the meeting's id is required"
+                                      : "id: an object id (integer) is required");
+        goto cleanup;
+    }
+    if (proto_param_i64(req->params, "base", &base) != 0) {
+        bad(req, "base: the seq the text was read at (integer) is required");
+        goto cleanup;
+    }
+    int rc = proto_param_str(req->params, "cid", &cid, &cid_len);
+    if (rc == PROTO_EINVAL || (rc == 0 && (cid_len == 0 || cid_len > 64))) {
+        bad(req, "cid: must be a string of 1 to 64 bytes");
+        goto cleanup;
+    }
+    opo = proto_mp_map_get(req->params, "op");
+    if (opo == NULL || proto_op_decode(opo, &op) != 0) {
+        bad(req, "op: not a valid text op (skip n, insert str, {\"d\": n})");
+        goto cleanup;
+    }
+    if (proto_op_is_noop(&op)) {
+        bad(req, "op: does nothing");
+        goto cleanup;
+    }
+    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("text.edit", t, fs));
+    if (m == NULL) {
+        goto cleanup;
+    }
+    char cidz[65] = "";
+    if (cid) {
+        memcpy(cidz, cid, cid_len);
+        if (srv_cid_repeat(req, m, cidz)) {
+            goto cleanup;
+        }
+    }
+    struct srv_obj *o = NULL;
+    if (t == PROTO_T_MEETING) {
+        bool same = sid_len == strlen(m->rec->id) && memcmp(sid, m->rec->id, sid_len) == 0;
+        o = same ? &m->rec->meeting : NULL;
+    } else {
+        o = srv_rec_find(m->rec, t, id);
+    }
+    if (o == NULL) {
+        srv_reply_error(req, PROTO_CODE_NOT_FOUND, "no such object in this meeting");
+        goto cleanup;
+    }
+    if (srv_meeting_final(m)) {
+        srv_reply_error(req, PROTO_CODE_LOCKED,
+                        "the meeting is final: only its rapporteur may reopen it (status draft)");
+        goto cleanup;
+    }
+    if (base < 0 || base > m->rec->seq || (o->created > 0 && base < o->created)) {
+        bad(req, "base: older than the object or newer than the meeting's seq");
+        goto cleanup;
+    }
+    rc = ops_after(srv, m, t, o->id, field, base, &applied);
+    if (rc != 0) {
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+        goto cleanup;
+    }
+    if (applied.before_create) {
+        bad(req, "base: older than the object");
+        goto cleanup;
+    }
+    for (size_t i = 0; i < applied.n; i++) {
+        if (proto_op_transform(&op, &applied.v[i], PROTO_OP_LEFT, &op) != 0) {
+            bad(req, "op: does not fit the text at base");
+            goto cleanup;
+        }
+    }
+    const struct srv_val *cur = &o->f[field];
+    const char *old = cur->set && cur->s ? cur->s : "";
+    size_t old_len = cur->set && cur->s ? cur->len : 0;
+    rc = proto_op_apply(old, old_len, &op, srv->cfg.max_text, &text, &text_len);
+    if (rc == PROTO_ETOOBIG) {
+        srv_reply_error(req, PROTO_CODE_TOO_LARGE, "the text would pass its size limit");
+        goto cleanup;
+    }
+    if (rc != 0) {
+        bad(req, "op: does not fit the text at base");
+        goto cleanup;
+    }
+    struct srv_change ch = {.m = m,
+                            .user = req->conn->user,
+                            .cid = cid ? cidz : NULL,
+                            .kind = "text",
+                            .type = t,
+                            .id = o->id,
+                            .id_str = t == PROTO_T_MEETING ? m->rec->id : NULL,
+                            .author = req->conn,
+                            .text_field = field,
+                            .text = text,
+                            .text_len = text_len};
+    text = NULL; /* the hub owns it now */
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "field");
+    proto_pack_cstr(&pk, proto_type_info(t)->fields[field].name);
+    proto_pack_cstr(&pk, "op");
+    proto_op_encode(&op, &pk);
+    int64_t seq = srv_hub_commit(srv, &ch);
+    if (seq < 0) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "the edit could not be applied");
+        goto cleanup;
+    }
+    srv_text_record(m, seq, t, o->id, field, &op);
+    req->hold = srv_hub_hold(srv, m);
+    struct proto_buf b;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, seq);
+    srv_reply_finish(req, &b);
+cleanup:
+    free(text);
+    oplist_free(&applied);
+    proto_op_free(&op);
+}

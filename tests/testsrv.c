@@ -1,0 +1,185 @@
+/* testsrv.c - a real conferd for the server tests. */
+#define _XOPEN_SOURCE 700
+#include "testsrv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static const char *conferd_path(void)
+{
+    const char *p = getenv("CONFERD");
+    return p ? p : "conferd";
+}
+
+static int run(struct ts_server *s, const char *input, const char *const *args, bool bg)
+{
+    char data[4096], log[4096];
+    const char *argv[32];
+    int n = 0, in[2] = {-1, -1};
+    snprintf(data, sizeof(data), "%s/data", s->dir);
+    snprintf(log, sizeof(log), "%s/server.log", s->dir);
+    argv[n++] = conferd_path();
+    for (int i = 0; args[i] && n < 28; i++) {
+        argv[n++] = args[i];
+    }
+    argv[n++] = "--data";
+    argv[n++] = data;
+    argv[n] = NULL;
+    if (input && pipe(in) != 0) {
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        if (input) {
+            dup2(in[0], 0);
+            close(in[1]);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    if (input) {
+        close(in[0]);
+        ssize_t w = write(in[1], input, strlen(input));
+        (void)w;
+        close(in[1]);
+    }
+    if (bg) {
+        s->pid = pid;
+        return 0;
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+int ts_conferd(struct ts_server *s, const char *input, const char *const *args)
+{
+    return run(s, input, args, false);
+}
+
+static int serve(struct ts_server *s)
+{
+    char portfile[4096], listen[64];
+    snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
+    unlink(portfile);
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
+    const char *args[] = {"serve",          "--listen",      listen, "--port-file",
+                          portfile,         "--pwhash-cost", "min",  "--min-password",
+                          "8",              NULL};
+    if (run(s, NULL, args, true) != 0) {
+        return -1;
+    }
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(portfile, "r");
+        if (f) {
+            int port = 0;
+            int got = fscanf(f, "%d", &port);
+            fclose(f);
+            if (got == 1 && port > 0) {
+                s->port = port;
+                return 0;
+            }
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return -1;
+}
+
+int ts_start(struct ts_server *s, const char *const *names, const char *meeting)
+{
+    memset(s, 0, sizeof(*s));
+    s->dir = tu_tmpdir();
+    if (s->dir == NULL) {
+        return -1;
+    }
+    const char *init[] = {"init", NULL};
+    if (run(s, NULL, init, false) != 0) {
+        return -1;
+    }
+    for (int i = 0; names[i]; i++) {
+        char pw[128];
+        snprintf(pw, sizeof(pw), "%s-password\n", names[i]);
+        const char *add[] = {"account", "add", names[i], "--password-stdin", "--pwhash-cost",
+                             "min", "--min-password", "8", i == 0 ? "--operator" : NULL, NULL};
+        if (run(s, pw, add, false) != 0) {
+            return -1;
+        }
+    }
+    if (meeting) {
+        const char *mk[] = {"meeting", "create", meeting, "--rapporteur", names[0], NULL};
+        if (run(s, NULL, mk, false) != 0) {
+            return -1;
+        }
+    }
+    return serve(s);
+}
+
+int ts_restart(struct ts_server *s)
+{
+    return serve(s);
+}
+
+void ts_kill(struct ts_server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+int ts_stop(struct ts_server *s)
+{
+    int rc = 0;
+    if (s->pid > 0) {
+        int st = 0;
+        kill(s->pid, SIGTERM);
+        waitpid(s->pid, &st, 0);
+        rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        s->pid = 0;
+    }
+    tu_rmtree(s->dir);
+    s->dir = NULL;
+    return rc;
+}
+
+struct cli_conn *ts_login(struct ts_server *s, const char *name)
+{
+    struct cli_host_policy pol = {.trust_new = true};
+    struct cli_conn *c = NULL;
+    struct cli_msg *m = NULL;
+    char err[512], pw[128];
+    if (cli_conn_open(&c, "127.0.0.1", (uint16_t)s->port, &pol, 5000, err, sizeof(err)) != 0) {
+        fprintf(stderr, "ts_login: %s\n", err);
+        return NULL;
+    }
+    snprintf(pw, sizeof(pw), "%s-password", name);
+    if (cli_conn_callf(c, &m, "auth.login", "{s:s, s:s}", "user", name, "password", pw) != 0 ||
+        m->error != NULL) {
+        fprintf(stderr, "ts_login: %s\n", m && m->message ? m->message : "failed");
+        cli_msg_free(m);
+        cli_conn_free(c);
+        return NULL;
+    }
+    cli_msg_free(m);
+    return c;
+}

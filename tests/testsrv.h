@@ -1,0 +1,38 @@
+/* testsrv.h - a real conferd for the server tests: a temporary data folder, accounts,
+ * a meeting, a free loopback port; and logged-in client connections to it. */
+#ifndef CONFER_TESTSRV_H
+#define CONFER_TESTSRV_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "cli_conn.h"
+
+struct ts_server {
+    char *dir;     /* temporary folder: data/, port file, log */
+    pid_t pid;     /* 0 when not running */
+    int port;
+};
+
+/* Makes a data folder with the accounts names[i] (password "<name>-password", fast
+ * hashing; the first one an operator) and, when meeting is not NULL, that meeting with
+ * names[0] as its rapporteur; then starts conferd. Returns 0 or -1. */
+int ts_start(struct ts_server *s, const char *const *names, const char *meeting);
+
+/* Starts conferd again on the same data folder and port (after ts_kill). */
+int ts_restart(struct ts_server *s);
+
+/* SIGKILL, no clean-up by the server. */
+void ts_kill(struct ts_server *s);
+
+/* SIGTERM and wait; removes the folder. Returns the server's exit status (0 is clean). */
+int ts_stop(struct ts_server *s);
+
+/* Runs conferd with args (NULL-terminated) on the server's data folder, stdin from
+ * input (may be NULL); returns its exit status. */
+int ts_conferd(struct ts_server *s, const char *input, const char *const *args);
+
+/* A connection logged in as name (password "<name>-password"), or NULL. */
+struct cli_conn *ts_login(struct ts_server *s, const char *name);
+
+#endif
