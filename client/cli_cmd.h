@@ -39,6 +39,7 @@ struct cli_ctx {
     int width;              /* columns for tables */
     struct cli_paths paths; /* configuration files */
     int connect_timeout_ms; /* 0: CLI_CONNECT_TIMEOUT_MS */
+    const char *meeting;    /* --meeting/-m: overrides the session's meeting; NULL: none */
 };
 
 typedef int (*cli_cmd_fn)(struct cli_ctx *ctx, int argc, char **argv);
@@ -85,6 +86,7 @@ struct cli_usage {
     bool json;    /* accepts --json */
     int min_args; /* positional arguments */
     int max_args;
+    bool meeting; /* accepts -m/--meeting ID (sets ctx->meeting) */
 };
 
 struct cli_args {
@@ -93,7 +95,8 @@ struct cli_args {
 };
 
 /* Parses argv[1..argc) against u: options anywhere, "--" ends them, -h/--help prints the
- * help to ctx->out, --json (when u->json) sets ctx->json. Returns true to run the command;
+ * help to ctx->out, --json (when u->json) sets ctx->json, -m/--meeting ID (when u->meeting)
+ * sets ctx->meeting. Returns true to run the command;
  * false with *exit_code set (CLI_EXIT_OK after --help, CLI_EXIT_USAGE after a usage error,
  * which is reported on ctx->err with a pointer to --help). */
 bool cli_args_parse(struct cli_ctx *ctx, const struct cli_usage *u, int argc, char **argv,
@@ -151,11 +154,79 @@ int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct
 int cli_connect(struct cli_ctx *ctx, const char *hostport, const struct cli_host_policy *pol,
                 struct cli_conn **out);
 
+/* ---- a command's meeting ---- */
+
+#define CLI_CID_LEN 22 /* base64url of 16 random bytes */
+
+/* What a command that works on a meeting holds: the session, the connection, the meeting's
+ * id, and the record once fetched. Zero it (memset) before cli_mtg_open; release it with
+ * cli_mtg_close whatever happened. */
+struct cli_mtg {
+    struct cli_session s;
+    struct cli_conn *c;
+    char id[PROTO_NAME_MAX + 1]; /* "" when none is chosen and none was needed */
+    struct cli_msg *got;         /* the meeting.get response, NULL before cli_mtg_fetch */
+    const msgpack_object *rec;   /* got->result: {"seq", "meeting", "items", ...} */
+};
+
+/* Loads the session, picks the meeting (ctx->meeting, else the one chosen with confer use)
+ * and connects. With need set and no meeting chosen, says "no meeting chosen: run confer use
+ * MEETING (confer meetings lists yours)". Reports failures; returns an exit code. */
+int cli_mtg_open(struct cli_ctx *ctx, struct cli_mtg *m, bool need);
+
+/* (Re)reads the whole record with meeting.get into m->got / m->rec. Returns an exit code. */
+int cli_mtg_fetch(struct cli_ctx *ctx, struct cli_mtg *m);
+
+/* Calls method with params packed from fmt (cli_pack.h) and waits for the response. On a
+ * transport error or an error response, reports it with cli_mtg_fail ("confer: WHAT: ...")
+ * and returns CLI_EXIT_FAIL; else *out is the response (free it) and CLI_EXIT_OK. */
+int cli_mtg_call(struct cli_ctx *ctx, struct cli_mtg *m, const char *what, struct cli_msg **out,
+                 const char *method, const char *fmt, ...);
+
+/* Sends a change (params: one packed map that holds a cid) and waits for its response. When
+ * the connection breaks before the response, connects again and sends the same request
+ * once more: the server applies a repeated cid once. Reports errors like cli_mtg_call. */
+int cli_mtg_change(struct cli_ctx *ctx, struct cli_mtg *m, const char *what,
+                   const struct proto_buf *params, const char *method, struct cli_msg **out);
+
+/* Reports a failed call on the meeting in words that say what to do: not_found (of the
+ * meeting), forbidden (naming the caller's role), locked, conflict (a stale if_seq),
+ * bad_request (the server's message, which names the field), then as cli_fail_call.
+ * Returns CLI_EXIT_FAIL. */
+int cli_mtg_fail(struct cli_ctx *ctx, struct cli_mtg *m, const char *what, int rc,
+                 const struct cli_msg *msg);
+
+/* Closes the connection, frees the record and wipes the session. */
+void cli_mtg_close(struct cli_mtg *m);
+
+/* A fresh random change id (PROTOCOL.md section 7, cid) into out. */
+void cli_cid_new(char out[CLI_CID_LEN + 1]);
+
+/* Today's date "YYYY-MM-DD" in the time zone tz (an IANA name; NULL or "": local time). */
+void cli_today(const char *tz, char out[11]);
+
 /* Commands */
 int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_logout(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_whoami(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_passwd(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_ping(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_use(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_meetings(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_meeting(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_members(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_items(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_sessions(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_docs(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_actions(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_decisions(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_interims(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_people(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_export(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv);
 
 #endif

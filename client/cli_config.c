@@ -126,6 +126,12 @@ static void sync_parent(const char *path)
 
 int cli_config_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen)
 {
+    return cli_file_write_atomic(path, data, len, 0600, err, errlen);
+}
+
+int cli_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
+                          char *err, size_t errlen)
+{
     char tmp[CLI_PATH_MAX];
     const uint8_t *p = data;
     int fd = -1;
@@ -140,7 +146,7 @@ int cli_config_write_file(const char *path, const void *data, size_t len, char *
         set_err(err, errlen, "cannot write %s: %s", path, strerror(errno));
         return PROTO_EIO;
     }
-    if (fchmod(fd, 0600) != 0) {
+    if (fchmod(fd, (mode_t)mode) != 0) {
         set_err(err, errlen, "cannot set the mode of %s: %s", tmp, strerror(errno));
         goto cleanup;
     }

@@ -98,6 +98,38 @@ char *cli_sanitize_dup(const char *s, size_t len)
     return out;
 }
 
+int cli_text_print(FILE *out, const char *s, size_t len)
+{
+    char buf[1024];
+    size_t i = 0;
+    while (i < len) {
+        /* one run without newlines or tabs at a time, cut at a character boundary */
+        size_t j = i;
+        while (j < len && j - i < sizeof(buf) - 8 && s[j] != '\n' && s[j] != '\t') {
+            j++;
+        }
+        while (j < len && j > i && s[j] != '\n' && s[j] != '\t' &&
+               ((unsigned char)s[j] & 0xc0) == 0x80) {
+            j--;
+        }
+        if (j > i) {
+            cli_sanitize(s + i, j - i, buf, sizeof(buf));
+            fputs(buf, out);
+        }
+        if (j < len && (s[j] == '\n' || s[j] == '\t')) {
+            fputc(s[j], out);
+            j++;
+        }
+        if (j == i) {
+            /* a lone continuation byte at the start of a run */
+            fputc('?', out);
+            j++;
+        }
+        i = j;
+    }
+    return ferror(out) ? PROTO_EIO : 0;
+}
+
 void cli_render_time(int64_t ms, char *out, size_t cap)
 {
     time_t t = (time_t)(ms / 1000);
@@ -124,6 +156,29 @@ void cli_render_duration(int64_t ms, char *out, size_t cap)
     } else {
         snprintf(out, cap, "%lld d %lld h", (long long)(s / 86400), (long long)(s % 86400 / 3600));
     }
+}
+
+void cli_render_ago(int64_t ms, int64_t now, char *out, size_t cap)
+{
+    int64_t d = now - ms;
+    bool future = d < 0;
+    int64_t s = (future ? -d : d) / 1000;
+    char n[32];
+
+    if (s < 10) {
+        snprintf(out, cap, "just now");
+        return;
+    }
+    if (s < 60) {
+        snprintf(n, sizeof(n), "%llds", (long long)s);
+    } else if (s < 3600) {
+        snprintf(n, sizeof(n), "%lldm", (long long)(s / 60));
+    } else if (s < 86400) {
+        snprintf(n, sizeof(n), "%lldh", (long long)(s / 3600));
+    } else {
+        snprintf(n, sizeof(n), "%lldd", (long long)(s / 86400));
+    }
+    snprintf(out, cap, future ? "in %s" : "%s ago", n);
 }
 
 struct cli_table {

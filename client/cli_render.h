@@ -30,11 +30,19 @@ size_t cli_sanitize(const char *s, size_t len, char *out, size_t cap);
 /* As cli_sanitize into a malloc'd string the caller frees; NULL when out of memory. */
 char *cli_sanitize_dup(const char *s, size_t len);
 
+/* Writes the text s[0..len) to out as cli_sanitize would, but keeps newlines and tabs (a
+ * report, an item's body). Returns 0 or PROTO_EIO. */
+int cli_text_print(FILE *out, const char *s, size_t len);
+
 /* Writes ms since the epoch as local time "YYYY-MM-DD HH:MM:SS" into out. */
 void cli_render_time(int64_t ms, char *out, size_t cap);
 
 /* Writes a duration in words: "850 ms", "42 s", "3 min 5 s", "2 h 10 min", "3 d 4 h". */
 void cli_render_duration(int64_t ms, char *out, size_t cap);
+
+/* Writes how long ago the instant `ms` was, seen at `now` (both ms since the epoch), in
+ * short: "just now", "42s ago", "2m ago", "5h ago", "3d ago"; "in 2m" for the future. */
+void cli_render_ago(int64_t ms, int64_t now, char *out, size_t cap);
 
 /* A table of text cells, printed with columns sized to their content and shrunk (widest
  * first, cut with "…") to fit a width. */

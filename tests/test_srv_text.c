@@ -318,34 +318,51 @@ static void test_kill9(void **state)
     char acked[4][64][16];
     int nacked[4] = {0};
     for (int round = 0; round < 4; round++) {
-        /* Pipeline edits, each appending a unique token, and kill the server at some point
-         * while they fly. */
-        int kill_after = 5 + round * 9;
+        /* Pipeline edits, each inserting a unique token, and kill the server once some
+         * are acknowledged while others are still in flight. */
+        int kill_after = 3 + round * 7;
         uint32_t ids[64];
         char tok[64][16];
-        int sent = 0;
-        for (; sent < 40; sent++) {
-            snprintf(tok[sent], sizeof(tok[sent]), "[%d.%d]", round, sent);
-            /* Each insert goes at the start against the base we know: transforms keep all. */
-            int rc = cli_conn_sendf(c, &ids[sent], "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[s]}",
-                                    "meeting", MEETING, "type", "item", "id", id, "field", "body",
-                                    "base", seq, "op", tok[sent]);
-            if (rc != 0) {
-                break;
+        int sent = 0, answered = 0;
+        bool killed = false;
+        int64_t give_up = proto_now_ms() + 10000;
+        while (answered < sent || (!killed && sent < 60)) {
+            if (!killed && sent < 60) {
+                snprintf(tok[sent], sizeof(tok[sent]), "[%d.%d]", round, sent);
+                if (cli_conn_sendf(c, &ids[sent], "text.edit",
+                                   "{s:s, s:s, s:I, s:s, s:I, s:[s]}", "meeting", MEETING,
+                                   "type", "item", "id", id, "field", "body", "base", seq, "op",
+                                   tok[sent]) != 0) {
+                    break;
+                }
+                sent++;
             }
-            if (sent == kill_after) {
-                ts_kill(&s);
-            }
-        }
-        for (int i = 0; i < sent; i++) {
             struct cli_msg *m = NULL;
-            if (cli_conn_wait(c, ids[i], 2000, &m) != 0) {
-                break;
+            int rc = cli_conn_next(c, killed || sent == 60 ? 500 : 2, &m);
+            if (rc == PROTO_ETIMEDOUT) {
+                if (killed || proto_now_ms() > give_up) {
+                    break;
+                }
+                continue;
             }
-            if (m->error == NULL) {
-                snprintf(acked[round][nacked[round]++], 16, "%s", tok[i]);
+            if (rc != 0) {
+                break; /* the server is gone: the rest are unanswered */
+            }
+            if (m->kind == PROTO_RPC_RESPONSE) {
+                for (int i = answered; i < sent; i++) {
+                    if (ids[i] == m->msgid) {
+                        if (m->error == NULL) {
+                            snprintf(acked[round][nacked[round]++], 16, "%s", tok[i]);
+                        }
+                        answered = i + 1;
+                    }
+                }
             }
             cli_msg_free(m);
+            if (!killed && nacked[round] >= kill_after) {
+                ts_kill(&s);
+                killed = true;
+            }
         }
         cli_conn_free(c);
         ts_kill(&s);
