@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
@@ -865,6 +866,12 @@ static int serve(struct opts *o)
     uv_loop_t loop;
     struct srv srv;
     o->cfg.data_dir = o->data;
+    /* One descriptor per connection: take what the system allows. */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (uv_loop_init(&loop) != 0) {
         fprintf(stderr, "conferd: cannot start the event loop\n");
         return 1;
