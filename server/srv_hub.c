@@ -156,6 +156,31 @@ static int64_t map_header(const uint8_t *p, size_t len, size_t *off)
     return -1;
 }
 
+size_t srv_hub_entry_keys(const struct db_audit *e)
+{
+    return e->cid ? 7 : 6;
+}
+
+void srv_hub_pack_entry_keys(msgpack_packer *pk, const struct db_audit *e)
+{
+    proto_pack_cstr(pk, "seq");
+    msgpack_pack_int64(pk, e->seq);
+    proto_pack_cstr(pk, "time");
+    msgpack_pack_int64(pk, e->time_ms);
+    proto_pack_cstr(pk, "user");
+    proto_pack_cstr(pk, e->user);
+    if (e->cid) {
+        proto_pack_cstr(pk, "cid");
+        proto_pack_cstr(pk, e->cid);
+    }
+    proto_pack_cstr(pk, "kind");
+    proto_pack_cstr(pk, e->kind);
+    proto_pack_cstr(pk, "type");
+    proto_pack_cstr(pk, e->type);
+    proto_pack_cstr(pk, "id");
+    pack_id(pk, e);
+}
+
 int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out)
 {
     size_t off = 0;
@@ -166,25 +191,10 @@ int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out)
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, proto_buf_msgpack_write);
     proto_rpc_pack_notify(&pk, "event");
-    msgpack_pack_map(&pk, (size_t)(7 + (e->cid ? 1 : 0) + n));
+    msgpack_pack_map(&pk, (size_t)(1 + srv_hub_entry_keys(e) + n));
     proto_pack_cstr(&pk, "meeting");
     proto_pack_cstr(&pk, e->meeting);
-    proto_pack_cstr(&pk, "seq");
-    msgpack_pack_int64(&pk, e->seq);
-    proto_pack_cstr(&pk, "time");
-    msgpack_pack_int64(&pk, e->time_ms);
-    proto_pack_cstr(&pk, "user");
-    proto_pack_cstr(&pk, e->user);
-    if (e->cid) {
-        proto_pack_cstr(&pk, "cid");
-        proto_pack_cstr(&pk, e->cid);
-    }
-    proto_pack_cstr(&pk, "kind");
-    proto_pack_cstr(&pk, e->kind);
-    proto_pack_cstr(&pk, "type");
-    proto_pack_cstr(&pk, e->type);
-    proto_pack_cstr(&pk, "id");
-    pack_id(&pk, e);
+    srv_hub_pack_entry_keys(&pk, e);
     /* The payload's own keys follow as they are stored. */
     return proto_buf_append(out, e->payload + off, e->payload_len - off);
 }

@@ -137,6 +137,11 @@ void srv_hub_flush(struct srv *srv);
 int srv_hub_entries(struct srv *srv, struct srv_meeting *m, int64_t since, int64_t until,
                     db_audit_cb cb, void *ud);
 
+/* Packs the keys every view of an entry shares: seq, time, user, cid (when set), kind, type,
+ * id; srv_hub_entry_keys says how many pairs that is. */
+size_t srv_hub_entry_keys(const struct db_audit *e);
+void srv_hub_pack_entry_keys(msgpack_packer *pk, const struct db_audit *e);
+
 /* Packs the event notification [2, "event", {...}] of an audit entry into out. */
 int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out);
 

@@ -114,6 +114,18 @@ static int64_t int_of(const msgpack_object *v)
                : v->via.i64;
 }
 
+/* The string fields with a format of their own. */
+static const struct {
+    enum proto_fkind kind;
+    bool (*valid)(const char *s, size_t len);
+    const char *why;
+} formats[] = {
+    {PROTO_F_DATE, proto_date_valid, "must be a date YYYY-MM-DD"},
+    {PROTO_F_TIME, proto_time_valid, "must be a time HH:MM"},
+    {PROTO_F_TZ, proto_tz_valid, "must be an IANA time zone name, e.g. Europe/Zurich"},
+    {PROTO_F_NUMBER, proto_number_valid, "must be an item number like 4 or 4.1"},
+};
+
 /* Checks one value against its field. Answers and returns false when it does not fit. */
 static bool check_value(struct srv_req *req, struct srv_meeting *m, const struct proto_field *f,
                         const msgpack_object *v)
@@ -176,27 +188,14 @@ static bool check_value(struct srv_req *req, struct srv_meeting *m, const struct
         }
         return true;
     case PROTO_F_DATE:
-        if (!proto_date_valid(s, len)) {
-            bad(req, f->name, "must be a date YYYY-MM-DD");
-            return false;
-        }
-        return true;
     case PROTO_F_TIME:
-        if (!proto_time_valid(s, len)) {
-            bad(req, f->name, "must be a time HH:MM");
-            return false;
-        }
-        return true;
     case PROTO_F_TZ:
-        if (!proto_tz_valid(s, len)) {
-            bad(req, f->name, "must be an IANA time zone name, e.g. Europe/Zurich");
-            return false;
-        }
-        return true;
     case PROTO_F_NUMBER:
-        if (!proto_number_valid(s, len)) {
-            bad(req, f->name, "must be an item number like 4 or 4.1");
-            return false;
+        for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+            if (formats[i].kind == f->kind && !formats[i].valid(s, len)) {
+                bad(req, f->name, formats[i].why);
+                return false;
+            }
         }
         return true;
     case PROTO_F_ENUM: {
@@ -1333,31 +1332,12 @@ static int hist_one(void *ud, const struct db_audit *e)
     msgpack_packer_init(&pk, &h->items, proto_buf_msgpack_write);
     summarize(e, summary, sizeof(summary));
     proto_hex(e->hash, DB_HASH_BYTES, hex);
-    msgpack_pack_map(&pk, e->cid ? 9 : 8);
-    proto_pack_cstr(&pk, "seq");
-    msgpack_pack_int64(&pk, e->seq);
-    proto_pack_cstr(&pk, "time");
-    msgpack_pack_int64(&pk, e->time_ms);
-    proto_pack_cstr(&pk, "user");
-    proto_pack_cstr(&pk, e->user);
-    proto_pack_cstr(&pk, "kind");
-    proto_pack_cstr(&pk, e->kind);
-    proto_pack_cstr(&pk, "type");
-    proto_pack_cstr(&pk, e->type);
-    proto_pack_cstr(&pk, "id");
-    if (e->id_str) {
-        proto_pack_cstr(&pk, e->id_str);
-    } else {
-        msgpack_pack_int64(&pk, e->id_int);
-    }
+    msgpack_pack_map(&pk, srv_hub_entry_keys(e) + 2);
+    srv_hub_pack_entry_keys(&pk, e);
     proto_pack_cstr(&pk, "summary");
     proto_pack_cstr(&pk, summary);
     proto_pack_cstr(&pk, "hash");
     proto_pack_cstr(&pk, hex);
-    if (e->cid) {
-        proto_pack_cstr(&pk, "cid");
-        proto_pack_cstr(&pk, e->cid);
-    }
     h->n++;
     return 0;
 }
