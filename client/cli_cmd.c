@@ -12,11 +12,29 @@
 
 /* The commands, in the order `confer --help` lists them. */
 static const struct cli_cmd commands[] = {
-    {"login", cli_cmd_login, "log in to a server and remember the session"},
-    {"whoami", cli_cmd_whoami, "show who you are logged in as, and your meetings"},
-    {"ping", cli_cmd_ping, "measure the round trip to the server"},
-    {"passwd", cli_cmd_passwd, "change your password"},
-    {"logout", cli_cmd_logout, "end the session and forget its token"},
+    {"login", cli_cmd_login, "log in to a server and remember the session", "session"},
+    {"whoami", cli_cmd_whoami, "show who you are logged in as, and your meetings", NULL},
+    {"ping", cli_cmd_ping, "measure the round trip to the server", NULL},
+    {"passwd", cli_cmd_passwd, "change your password", NULL},
+    {"logout", cli_cmd_logout, "end the session and forget its token", NULL},
+    {"meetings", cli_cmd_meetings, "list your meetings", "meetings"},
+    {"use", cli_cmd_use, "choose the meeting the other commands work on", NULL},
+    {"meeting", cli_cmd_meeting, "show, change or create a meeting (show|set|create)", NULL},
+    {"members", cli_cmd_members, "list the members of the meeting, set or remove one", NULL},
+    {"agenda", cli_cmd_agenda, "the agenda: items, their documents, the sessions", "record"},
+    {"show", cli_cmd_show, "show one agenda item and its text", NULL},
+    {"items", cli_cmd_items, "list agenda items; add, set or remove one", NULL},
+    {"sessions", cli_cmd_sessions, "list sessions; add, set or remove one", NULL},
+    {"docs", cli_cmd_docs, "list documents; add, set or remove one", NULL},
+    {"actions", cli_cmd_actions, "list actions; add, set or remove one", NULL},
+    {"decisions", cli_cmd_decisions, "list agreements; add, set or remove one", NULL},
+    {"interims", cli_cmd_interims, "interim meetings and deadlines; add, set or remove one", NULL},
+    {"deadlines", cli_cmd_interims, "the same as interims", NULL},
+    {"people", cli_cmd_people, "list the officers and people; add, set or remove one", NULL},
+    {"history", cli_cmd_history, "the changes to the meeting, newest first", "report"},
+    {"export", cli_cmd_export, "print or save the report (text, markdown or html)", NULL},
+    {"import", cli_cmd_import, "read a report into the meeting", NULL},
+    {"audit", cli_cmd_audit, "check the meeting's audit chain (audit verify)", NULL},
 };
 
 static const struct cli_cmd *find_cmd(const char *name)
@@ -32,12 +50,10 @@ static const struct cli_cmd *find_cmd(const char *name)
 static void top_help(const struct cli_ctx *ctx, FILE *f)
 {
     fprintf(f,
-            "usage: %s [--json] COMMAND [ARGS...]\n"
+            "usage: %s [--json] [-m MEETING] COMMAND [ARGS...]\n"
             "       %s COMMAND --help\n"
             "\n"
-            "A client for conferd, the server for drafting the report of a standards meeting.\n"
-            "\n"
-            "commands:\n",
+            "A client for conferd, the server for drafting the report of a standards meeting.\n",
             ctx->prog, ctx->prog);
     size_t w = 0;
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
@@ -45,19 +61,23 @@ static void top_help(const struct cli_ctx *ctx, FILE *f)
         w = n > w ? n : w;
     }
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+        if (i == 0 || commands[i].section != NULL) {
+            fprintf(f, "\n%s commands:\n", commands[i].section != NULL ? commands[i].section : "");
+        }
         fprintf(f, "  %-*s  %s\n", (int)w, commands[i].name, commands[i].summary);
     }
     fprintf(f,
             "\n"
             "options:\n"
-            "  --json         print results as JSON\n"
-            "  -h, --help     show this help and exit\n"
-            "  -V, --version  print the version and exit\n"
+            "  --json                  print results as JSON\n"
+            "  -m, --meeting MEETING   work on MEETING this once, not the one chosen with use\n"
+            "  -h, --help              show this help and exit\n"
+            "  -V, --version           print the version and exit\n"
             "\n"
-            "Start with `%s login USER@HOST`. Settings and the session live in\n"
-            "$XDG_CONFIG_HOME/confer (default ~/.config/confer).\n"
+            "Start with `%s login USER@HOST`, then `%s use MEETING`. Settings and the\n"
+            "session live in $XDG_CONFIG_HOME/confer (default ~/.config/confer).\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n",
-            ctx->prog);
+            ctx->prog, ctx->prog);
 }
 
 int cli_run(struct cli_ctx *ctx, int argc, char **argv)
@@ -67,7 +87,27 @@ int cli_run(struct cli_ctx *ctx, int argc, char **argv)
 
     for (; i < argc && argv[i][0] == '-'; i++) {
         const char *a = argv[i];
-        if (strcmp(a, "--json") == 0) {
+        const char *mval = NULL;
+        if (strcmp(a, "--meeting") == 0 || strcmp(a, "-m") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(ctx->err, "%s: option %s needs a meeting id\nTry '%s --help'.\n", ctx->prog,
+                        a, ctx->prog);
+                return CLI_EXIT_USAGE;
+            }
+            mval = argv[++i];
+        } else if (strncmp(a, "--meeting=", 10) == 0) {
+            mval = a + 10;
+        }
+        if (mval != NULL) {
+            if (!proto_name_valid(mval, strlen(mval))) {
+                fprintf(ctx->err,
+                        "%s: not a meeting id: '%s' (lower-case letters, digits, '.', '_', "
+                        "'-')\nTry '%s meetings' for yours.\n",
+                        ctx->prog, mval, ctx->prog);
+                return CLI_EXIT_USAGE;
+            }
+            ctx->meeting = mval;
+        } else if (strcmp(a, "--json") == 0) {
             ctx->json = true;
         } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             top_help(ctx, ctx->out);
@@ -196,7 +236,7 @@ void cli_usage_print(const struct cli_ctx *ctx, const struct cli_usage *u, FILE 
     if (u->about != NULL) {
         fprintf(f, "\n%s\n", u->about);
     }
-    size_t w = strlen("-h, --help");
+    size_t w = strlen(u->meeting ? "-m, --meeting ID" : "-h, --help");
     for (size_t i = 0; i < u->nopts; i++) {
         opt_left(&u->opts[i], left, sizeof(left));
         w = strlen(left) > w ? strlen(left) : w;
@@ -205,6 +245,10 @@ void cli_usage_print(const struct cli_ctx *ctx, const struct cli_usage *u, FILE 
     for (size_t i = 0; i < u->nopts; i++) {
         opt_left(&u->opts[i], left, sizeof(left));
         fprintf(f, "  %-*s  %s\n", (int)w, left, u->opts[i].help);
+    }
+    if (u->meeting) {
+        fprintf(f, "  %-*s  %s\n", (int)w, "-m, --meeting ID",
+                "the meeting (default: the one chosen with use)");
     }
     if (u->json) {
         fprintf(f, "  %-*s  %s\n", (int)w, "--json", "print the result as JSON");
@@ -253,6 +297,27 @@ bool cli_args_parse(struct cli_ctx *ctx, const struct cli_usage *u, int argc, ch
         }
         if (u->json && strcmp(s, "--json") == 0) {
             ctx->json = true;
+            continue;
+        }
+        if (u->meeting && (strcmp(s, "-m") == 0 || strcmp(s, "--meeting") == 0 ||
+                           strncmp(s, "--meeting=", 10) == 0)) {
+            const char *v = strchr(s, '=') != NULL ? strchr(s, '=') + 1 : NULL;
+            if (v == NULL) {
+                if (i + 1 >= argc) {
+                    *exit_code =
+                        cli_usage_error(ctx, u->cmd, "option --meeting needs a value (ID)");
+                    return false;
+                }
+                v = argv[++i];
+            }
+            if (!proto_name_valid(v, strlen(v))) {
+                *exit_code = cli_usage_error(ctx, u->cmd,
+                                             "not a meeting id: '%s' (lower-case letters, "
+                                             "digits, '.', '_', '-')",
+                                             v);
+                return false;
+            }
+            ctx->meeting = v;
             continue;
         }
         if (s[1] == '-') {

@@ -17,6 +17,7 @@
 
 #include "cli_config.h"
 #include "cli_conn.h"
+#include "proto_schema.h"
 
 #define CLI_VERSION      "0.1.0"
 #define CLI_PASSWORD_MAX 1024 /* bytes (PROTOCOL.md section 9) */
@@ -49,6 +50,7 @@ struct cli_cmd {
     const char *name;
     cli_cmd_fn run;
     const char *summary;
+    const char *section; /* a heading printed before this command in --help; NULL: none */
 };
 
 /* Runs the command line argv[0..argc) (argv[0] the program) with ctx. Handles the global
@@ -204,6 +206,17 @@ void cli_cid_new(char out[CLI_CID_LEN + 1]);
 
 /* Today's date "YYYY-MM-DD" in the time zone tz (an IANA name; NULL or "": local time). */
 void cli_today(const char *tz, char out[11]);
+
+/* The generic change of an object (cli_cmd_objects.c), driven by the option table of type
+ * t: argv[0] is the verb, "add", "set" or "remove" (and for PROTO_T_MEETING "set" or
+ * "create"), argv[1..] its arguments. Returns an exit code. */
+int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv);
+
+/* Prints the objects of type t in arr (an array of object maps) as the table `confer
+ * sessions` (etc.) shows them; rec, when not NULL, names the items that objects refer to.
+ * Returns an exit code. */
+int cli_obj_table(struct cli_ctx *ctx, enum proto_type t, const msgpack_object *rec,
+                  const msgpack_object *arr);
 
 /* Commands */
 int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv);

@@ -161,6 +161,7 @@ int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv)
         true,
         1,
         1,
+        false,
     };
     struct cli_args a;
     int code = CLI_EXIT_FAIL;
@@ -302,6 +303,7 @@ int cli_cmd_logout(struct cli_ctx *ctx, int argc, char **argv)
         true,
         0,
         0,
+        false,
     };
     struct cli_args a;
     struct cli_session s;
@@ -466,6 +468,7 @@ int cli_cmd_whoami(struct cli_ctx *ctx, int argc, char **argv)
         true,
         0,
         0,
+        false,
     };
     struct cli_args a;
     struct cli_session s;
@@ -543,6 +546,7 @@ int cli_cmd_passwd(struct cli_ctx *ctx, int argc, char **argv)
         true,
         0,
         0,
+        false,
     };
     struct cli_args a;
     struct cli_session s;

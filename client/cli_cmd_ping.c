@@ -25,6 +25,7 @@ int cli_cmd_ping(struct cli_ctx *ctx, int argc, char **argv)
         true,
         0,
         0,
+        false,
     };
     struct cli_args a;
     struct cli_session s;

@@ -129,8 +129,8 @@ int cli_config_write_file(const char *path, const void *data, size_t len, char *
     return cli_file_write_atomic(path, data, len, 0600, err, errlen);
 }
 
-int cli_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-                          char *err, size_t errlen)
+int cli_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
+                          size_t errlen)
 {
     char tmp[CLI_PATH_MAX];
     const uint8_t *p = data;

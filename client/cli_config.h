@@ -52,8 +52,8 @@ int cli_config_mkdir(const struct cli_paths *p, char *err, size_t errlen);
 int cli_config_write_file(const char *path, const void *data, size_t len, char *err, size_t errlen);
 
 /* As cli_config_write_file, with the given mode (e.g. 0644 for an exported report). */
-int cli_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode,
-                          char *err, size_t errlen);
+int cli_file_write_atomic(const char *path, const void *data, size_t len, unsigned mode, char *err,
+                          size_t errlen);
 
 /* Reads a whole file of at most CLI_FILE_MAX bytes into a malloc'd, NUL-terminated buffer
  * (*out, the caller frees it; wipe it first when it held a secret). Returns 0,

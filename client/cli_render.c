@@ -98,6 +98,26 @@ char *cli_sanitize_dup(const char *s, size_t len)
     return out;
 }
 
+void cli_fit(const char *s, size_t width, char *out, size_t cap)
+{
+    size_t n = cli_sanitize(s, strlen(s), out, cap);
+    if (proto_utf8_count(out, n) <= width) {
+        return;
+    }
+    size_t bytes = 0;
+    for (size_t cp = 0; cp + 1 < width && bytes < n; cp++) {
+        bytes++;
+        while (bytes < n && ((unsigned char)out[bytes] & 0xc0) == 0x80) {
+            bytes++;
+        }
+    }
+    if (width == 0 || bytes + sizeof(ELLIPSIS) > cap) {
+        out[width == 0 ? 0 : bytes] = '\0';
+        return;
+    }
+    memcpy(out + bytes, ELLIPSIS, sizeof(ELLIPSIS));
+}
+
 int cli_text_print(FILE *out, const char *s, size_t len)
 {
     char buf[1024];
@@ -314,8 +334,12 @@ int cli_table_print(const struct cli_table *t, FILE *out, int width)
     }
     for (size_t r = 0; r <= t->nrows; r++) {
         char **row = r == 0 ? t->headers : t->cells + (r - 1) * t->ncols;
-        for (size_t c = 0; c < t->ncols; c++) {
-            bool last = c + 1 == t->ncols;
+        size_t end = t->ncols; /* no trailing blanks: stop after the last non-empty cell */
+        while (end > 1 && row[end - 1][0] == '\0') {
+            end--;
+        }
+        for (size_t c = 0; c < end; c++) {
+            bool last = c + 1 == end;
             put_cell(out, row[c], w[c], last);
             fputs(last ? "\n" : "  ", out);
         }

@@ -34,6 +34,10 @@ char *cli_sanitize_dup(const char *s, size_t len);
  * report, an item's body). Returns 0 or PROTO_EIO. */
 int cli_text_print(FILE *out, const char *s, size_t len);
 
+/* Copies s (sanitized) into out, cut to at most width columns (code points): when it is
+ * longer, width - 1 of them and "…". */
+void cli_fit(const char *s, size_t width, char *out, size_t cap);
+
 /* Writes ms since the epoch as local time "YYYY-MM-DD HH:MM:SS" into out. */
 void cli_render_time(int64_t ms, char *out, size_t cap);
 

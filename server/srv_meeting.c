@@ -1080,8 +1080,9 @@ static bool read_at(struct srv_req *req, int64_t *at)
         *at = 0;
         return true;
     }
-    if (rc != 0) {
-        bad(req, "at", "must be an integer seq");
+    if (rc != 0 || *at < 1) {
+        /* 0 would read as "absent" below: an explicit at is a seq of the meeting. */
+        bad(req, "at", "must be an integer seq from 1 to the meeting's seq");
         return false;
     }
     return true;

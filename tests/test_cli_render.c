@@ -181,7 +181,7 @@ static void test_args_parse(void **state)
         {"flag", 'f', CLI_OPT_FLAG, NULL, "a flag", &flag, NULL},
         {"value", 'v', CLI_OPT_STR, "X", "a value", NULL, &val},
     };
-    const struct cli_usage u = {"demo", "ARG [options]", "About.", opts, 2, true, 1, 2};
+    const struct cli_usage u = {"demo", "ARG [options]", "About.", opts, 2, true, 1, 2, false};
     char *out = NULL;
     char *err = NULL;
     size_t outlen = 0;

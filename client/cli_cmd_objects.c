@@ -1,0 +1,1158 @@
+/* cli_cmd_objects.c - listing, adding, changing and removing the objects of a meeting
+ * (items, sessions, docs, actions, decisions, interims, people) and the meeting's own
+ * fields, all through one implementation driven by a small table per type: which options
+ * set which fields (the fields themselves, their kinds and allowed values come from
+ * proto_schema.h), what add's arguments are, and the columns of the list.
+ *
+ * Objects are named the way people name them (cli_record.h): resolved against the record
+ * read once with meeting.get. A change sends a fresh cid, and set/remove send if_seq = the
+ * seq of the object as just read, so a change made meanwhile by someone else is refused
+ * instead of overwritten.
+ */
+#include "cli_cmd.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli_record.h"
+#include "cli_render.h"
+
+/* One option of a type: --FIELD (with '-' for '_') sets the field FIELD. */
+struct opt_def {
+    const char *field;
+    const char *help;
+};
+
+enum col_kind {
+    COL_STR,  /* the string field */
+    COL_ID,   /* "#12" */
+    COL_DOC,  /* ref and revision: "TSAG-TD257R1" */
+    COL_ITEM, /* the number of the item the field points at */
+    COL_SPAN, /* "start-end" */
+    COL_LINE, /* the first line of a text field */
+    COL_INT,  /* an integer field */
+};
+
+struct col {
+    const char *header;
+    const char *field;
+    enum col_kind kind;
+};
+
+struct kind {
+    enum proto_type type;
+    const char *cmd;            /* "actions" */
+    const char *target;         /* how set and remove name one: "REF" */
+    const char *add_args;       /* add's arguments: "DATE START END" */
+    const char *add_fields[4];  /* the fields add's arguments set, NULL-terminated */
+    int add_min;                /* how many of them add needs */
+    const char *add_needs;      /* a field that add requires as an option, or NULL */
+    const char *add_note;       /* more about add, or NULL */
+    const struct opt_def *opts; /* fields that add and set take as options */
+    size_t nopts;
+    const struct col *cols; /* the list's columns */
+    size_t ncols;
+    const char *filter; /* the list: "item" ([ITEM] argument) or "status" (--status), or NULL */
+    const char *about;  /* the list's help */
+};
+
+#define N(a) (sizeof(a) / sizeof((a)[0]))
+
+static const struct opt_def meeting_opts[] = {
+    {"title", "the meeting's title"},
+    {"group", "the group, e.g. RG-IEM"},
+    {"parent", "the parent body, e.g. TSAG"},
+    {"venue", "where it takes place"},
+    {"start", "the first day"},
+    {"end", "the last day"},
+    {"tz", "the time zone of dates and times (IANA name, e.g. Europe/Zurich)"},
+    {"report_ref", "the report's document, e.g. TSAG-TD182"},
+    {"action_prefix", "numbers new actions PREFIX-1, PREFIX-2... (e.g. RG-IEM)"},
+    {"deadline_days", "contribution deadline: days before an interim meeting"},
+    {"status", "final locks the record; draft reopens it (rapporteur)"},
+    {"abstract", "the abstract (replaces it whole)"},
+};
+
+static const struct opt_def item_opts[] = {
+    {"number", "the item's number, e.g. 4 or 4.1"},
+    {"title", "the item's title"},
+    {"body", "the item's text (replaces it whole)"},
+};
+
+static const struct opt_def session_opts[] = {
+    {"date", "the day"},     {"start", "the start time"},
+    {"end", "the end time"}, {"kind", "a regular session or a drafting session"},
+    {"title", "a title"},
+};
+
+static const struct opt_def doc_opts[] = {
+    {"ref", "rename: the reference, with the revision if any (REF[REV])"},
+    {"revision", "the revision, e.g. R1 (\"\" for none)"},
+    {"title", "the document's title"},
+    {"source", "who submitted it"},
+    {"item", "the agenda item it belongs to (\"\" for none)"},
+    {"status", "what became of it, e.g. noted"},
+};
+
+static const struct opt_def action_opts[] = {
+    {"to", "whom the action is addressed to, e.g. WP2"},
+    {"owner", "who carries it out"},
+    {"due", "when it is due"},
+    {"ref", "its reference (default: the next ACTION_PREFIX-N)"},
+    {"status", "where it stands"},
+    {"text", "the action's text (replaces it whole)"},
+};
+
+static const struct opt_def decision_opts[] = {
+    {"item", "the agenda item it belongs to (\"\" for none)"},
+    {"kind", "what the meeting did"},
+    {"text", "the text (replaces it whole)"},
+};
+
+static const struct opt_def interim_opts[] = {
+    {"date", "the day"},
+    {"start", "the start time"},
+    {"end", "the end time"},
+    {"topic", "the main topic"},
+    {"mode", "how it meets"},
+    {"deadline_days", "contribution deadline in days before it (\"\": the meeting's)"},
+};
+
+static const struct opt_def person_opts[] = {
+    {"name", "the name"},
+    {"affiliation", "whom the person represents"},
+    {"role", "the person's role in the meeting"},
+    {"note", "a note, e.g. what an associate rapporteur covers"},
+};
+
+static const struct col item_cols[] = {
+    {"NUMBER", "number", COL_STR},
+    {"TITLE", "title", COL_STR},
+};
+
+static const struct col session_cols[] = {
+    {"ID", "id", COL_ID},      {"DATE", "date", COL_STR},   {"TIME", "start", COL_SPAN},
+    {"KIND", "kind", COL_STR}, {"TITLE", "title", COL_STR},
+};
+
+static const struct col doc_cols[] = {
+    {"DOC", "ref", COL_DOC},    {"TITLE", "title", COL_STR},   {"SOURCE", "source", COL_STR},
+    {"ITEM", "item", COL_ITEM}, {"STATUS", "status", COL_STR},
+};
+
+static const struct col action_cols[] = {
+    {"REF", "ref", COL_STR},       {"TO", "to", COL_STR},   {"OWNER", "owner", COL_STR},
+    {"STATUS", "status", COL_STR}, {"DUE", "due", COL_STR}, {"TEXT", "text", COL_LINE},
+};
+
+static const struct col decision_cols[] = {
+    {"ID", "id", COL_ID},
+    {"ITEM", "item", COL_ITEM},
+    {"KIND", "kind", COL_STR},
+    {"TEXT", "text", COL_LINE},
+};
+
+static const struct col interim_cols[] = {
+    {"ID", "id", COL_ID},        {"DATE", "date", COL_STR}, {"TIME", "start", COL_SPAN},
+    {"TOPIC", "topic", COL_STR}, {"MODE", "mode", COL_STR}, {"DEADLINE", "deadline", COL_STR},
+};
+
+static const struct col person_cols[] = {
+    {"ID", "id", COL_ID},      {"NAME", "name", COL_STR}, {"AFFILIATION", "affiliation", COL_STR},
+    {"ROLE", "role", COL_STR}, {"NOTE", "note", COL_STR},
+};
+
+static const struct kind kinds[] = {
+    {PROTO_T_MEETING,
+     "meeting",
+     NULL,
+     NULL,
+     {NULL},
+     0,
+     NULL,
+     NULL,
+     meeting_opts,
+     N(meeting_opts),
+     NULL,
+     0,
+     NULL,
+     NULL},
+    {PROTO_T_ITEM,
+     "items",
+     "ITEM",
+     "NUMBER TITLE",
+     {"number", "title", NULL},
+     2,
+     NULL,
+     "NUMBER is the item's number, e.g. 4 or 4.1; the agenda sorts by it.",
+     item_opts,
+     N(item_opts),
+     item_cols,
+     N(item_cols),
+     NULL,
+     "Lists the agenda items in order. ITEM, for set and remove, is an item's number\n"
+     "(e.g. 4.1) or #ID."},
+    {PROTO_T_SESSION,
+     "sessions",
+     "#ID",
+     "DATE START END",
+     {"date", "start", "end", NULL},
+     3,
+     NULL,
+     "DATE is YYYY-MM-DD, START and END are HH:MM (or HHMM) in the meeting's time zone.",
+     session_opts,
+     N(session_opts),
+     session_cols,
+     N(session_cols),
+     NULL,
+     "Lists the sessions the meeting held, drafting sessions included, by date."},
+    {PROTO_T_DOC,
+     "docs",
+     "REF[REV]",
+     "REF[REV]",
+     {"ref", NULL},
+     1,
+     NULL,
+     "REF[REV] is the document's reference with its revision, if any: TSAG-TD257R1 is\n"
+     "TSAG-TD257 revision R1, TSAG-C032 has no revision.",
+     doc_opts,
+     N(doc_opts),
+     doc_cols,
+     N(doc_cols),
+     "item",
+     "Lists the documents, or only those of the agenda item ITEM (a number, e.g. 3).\n"
+     "REF[REV] names one: TSAG-TD257R1, TSAG-C032, or #ID."},
+    {PROTO_T_ACTION,
+     "actions",
+     "REF",
+     "TEXT",
+     {"text", NULL},
+     1,
+     NULL,
+     "Without --ref the action gets the next reference of the meeting's action prefix\n"
+     "(e.g. RG-IEM-6).",
+     action_opts,
+     N(action_opts),
+     action_cols,
+     N(action_cols),
+     "status",
+     "Lists the actions. REF names one: RG-IEM-4, 4 (the meeting's prefix), or #ID."},
+    {PROTO_T_DECISION,
+     "decisions",
+     "#ID",
+     "TEXT",
+     {"text", NULL},
+     1,
+     NULL,
+     NULL,
+     decision_opts,
+     N(decision_opts),
+     decision_cols,
+     N(decision_cols),
+     "item",
+     "Lists the agreements register (what was agreed, noted or decided), or only the\n"
+     "entries of the agenda item ITEM."},
+    {PROTO_T_INTERIM,
+     "interims",
+     "#ID",
+     "DATE START END",
+     {"date", "start", "end", NULL},
+     3,
+     "topic",
+     "DATE is YYYY-MM-DD, START and END are HH:MM (or HHMM) in the meeting's time zone.\n"
+     "The contribution deadline is DATE minus --deadline-days (default: the meeting's).",
+     interim_opts,
+     N(interim_opts),
+     interim_cols,
+     N(interim_cols),
+     NULL,
+     "Lists the interim meetings with their contribution deadlines: the upcoming ones\n"
+     "first, in date order (the next one marked), then the past ones."},
+    {PROTO_T_PERSON,
+     "people",
+     "#ID|NAME",
+     "NAME",
+     {"name", NULL},
+     1,
+     NULL,
+     NULL,
+     person_opts,
+     N(person_opts),
+     person_cols,
+     N(person_cols),
+     NULL,
+     "Lists the people named in the report: the rapporteur, associate rapporteurs,\n"
+     "counsellors, and others."},
+};
+
+static const struct kind *kind_of(enum proto_type t)
+{
+    for (size_t i = 0; i < N(kinds); i++) {
+        if (kinds[i].type == t) {
+            return &kinds[i];
+        }
+    }
+    return NULL;
+}
+
+/* The noun of a type in messages: "item", "document", "person"... */
+static const char *noun_of(enum proto_type t)
+{
+    return t == PROTO_T_DOC ? "document" : proto_type_info(t)->name;
+}
+
+static const struct proto_field *field_of(enum proto_type t, const char *name)
+{
+    int idx = proto_field_find(t, name, strlen(name));
+    return idx >= 0 ? &proto_type_info(t)->fields[idx] : NULL;
+}
+
+/* ---- cells and tables ---- */
+
+/* The text of one cell of o. */
+static void cell(const msgpack_object *rec, const msgpack_object *o, const struct col *c, char *out,
+                 size_t cap)
+{
+    int64_t v = 0;
+    out[0] = '\0';
+    switch (c->kind) {
+    case COL_STR:
+        cli_obj_strcpy(o, c->field, out, cap);
+        break;
+    case COL_ID:
+    case COL_INT:
+        if (cli_obj_i64(o, c->field, &v)) {
+            snprintf(out, cap, c->kind == COL_ID ? "#%lld" : "%lld", (long long)v);
+        }
+        break;
+    case COL_DOC:
+        cli_docref_format(o, out, cap);
+        break;
+    case COL_ITEM:
+        if (cli_obj_i64(o, c->field, &v)) {
+            const msgpack_object *it = rec != NULL ? cli_rec_by_id(rec, PROTO_T_ITEM, v) : NULL;
+            if (it != NULL) {
+                cli_obj_strcpy(it, "number", out, cap);
+            } else {
+                snprintf(out, cap, "#%lld", (long long)v);
+            }
+        }
+        break;
+    case COL_SPAN: {
+        char a[16];
+        char b[16];
+        cli_obj_strcpy(o, "start", a, sizeof(a));
+        cli_obj_strcpy(o, "end", b, sizeof(b));
+        snprintf(out, cap, "%s%s%s", a, a[0] != '\0' && b[0] != '\0' ? "-" : "", b);
+        break;
+    }
+    case COL_LINE: {
+        size_t n = 0;
+        const char *s = cli_obj_str(o, c->field, &n);
+        const char *nl = s != NULL ? memchr(s, '\n', n) : NULL;
+        if (nl != NULL) {
+            n = (size_t)(nl - s);
+        }
+        if (s != NULL) {
+            /* the table cuts it to the width; keep whole characters */
+            if (n >= cap) {
+                n = cap - 1;
+                while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80) {
+                    n--;
+                }
+            }
+            memcpy(out, s, n);
+            out[n] = '\0';
+        }
+        break;
+    }
+    }
+}
+
+/* The order to list arr in: interims upcoming first, sessions by date, the rest as the
+ * server gave them (items by number, others by id). Fills idx; returns the count. */
+static size_t list_order(enum proto_type t, const msgpack_object *rec, const msgpack_object *arr,
+                         size_t *idx, size_t cap, char today[CLI_DATE_LEN])
+{
+    char tz[72];
+    cli_obj_strcpy(rec != NULL ? cli_rec_objects(rec, PROTO_T_MEETING) : NULL, "tz", tz,
+                   sizeof(tz));
+    cli_today(tz, today);
+    if (t == PROTO_T_INTERIM) {
+        return cli_interims_order(arr, today, idx, cap);
+    }
+    if (t == PROTO_T_SESSION) {
+        /* every dated session counts as "upcoming" since "0000-00-00": by date and time */
+        return cli_interims_order(arr, "0000-00-00", idx, cap);
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < arr->via.array.size && n < cap; i++) {
+        idx[n++] = i;
+    }
+    return n;
+}
+
+/* Prints the objects arr[idx[0..n)] as k's table. For interims, the next one is marked. */
+static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpack_object *rec,
+                         const msgpack_object *arr, const size_t *idx, size_t n, const char *today)
+{
+    const char *headers[8];
+    const char *cells[8];
+    char bufs[8][1024];
+    struct cli_table *t = NULL;
+    int code = CLI_EXIT_FAIL;
+    bool mark = k->type == PROTO_T_INTERIM && n > 0 &&
+                cli_interim_upcoming(&arr->via.array.ptr[idx[0]], today);
+    size_t off = mark ? 1 : 0;
+
+    if (mark) {
+        headers[0] = "";
+    }
+    for (size_t c = 0; c < k->ncols; c++) {
+        headers[off + c] = k->cols[c].header;
+    }
+    t = cli_table_new(off + k->ncols, headers);
+    if (t == NULL) {
+        return cli_fail(ctx, "out of memory");
+    }
+    for (size_t r = 0; r < n; r++) {
+        const msgpack_object *o = &arr->via.array.ptr[idx[r]];
+        if (mark) {
+            cells[0] = r == 0 ? "next" : "";
+        }
+        for (size_t c = 0; c < k->ncols; c++) {
+            cell(rec, o, &k->cols[c], bufs[c], sizeof(bufs[c]));
+            cells[off + c] = bufs[c];
+        }
+        if (cli_table_add(t, cells) != 0) {
+            code = cli_fail(ctx, "out of memory");
+            goto cleanup;
+        }
+    }
+    code = cli_table_print(t, ctx->out, ctx->width) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+
+cleanup:
+    cli_table_free(t);
+    return code;
+}
+
+int cli_obj_table(struct cli_ctx *ctx, enum proto_type t, const msgpack_object *rec,
+                  const msgpack_object *arr)
+{
+    const struct kind *k = kind_of(t);
+    char today[CLI_DATE_LEN];
+    if (k == NULL || k->cols == NULL || arr == NULL || arr->type != MSGPACK_OBJECT_ARRAY) {
+        return cli_fail(ctx, "nothing to list");
+    }
+    size_t cap = arr->via.array.size;
+    size_t *idx = malloc((cap > 0 ? cap : 1) * sizeof(*idx));
+    if (idx == NULL) {
+        return cli_fail(ctx, "out of memory");
+    }
+    size_t n = list_order(t, rec, arr, idx, cap, today);
+    int code = print_objects(ctx, k, rec, arr, idx, n, today);
+    free(idx);
+    return code;
+}
+
+/* ---- listing ---- */
+
+static int list(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
+{
+    const char *status = NULL;
+    char synopsis[512];
+    char statuses[64] = "";
+    const struct proto_field *sf = field_of(k->type, "status");
+    for (size_t i = 0; sf != NULL && sf->values != NULL && sf->values[i] != NULL; i++) {
+        snprintf(statuses + strlen(statuses), sizeof(statuses) - strlen(statuses), "%s%s",
+                 i > 0 ? "|" : "", sf->values[i]);
+    }
+    const struct cli_opt opts[] = {
+        {"status", 0, CLI_OPT_STR, statuses, "only the actions with this status", NULL, &status},
+    };
+    bool by_status = k->filter != NULL && strcmp(k->filter, "status") == 0;
+    bool by_item = k->filter != NULL && strcmp(k->filter, "item") == 0;
+    snprintf(synopsis, sizeof(synopsis),
+             "%s[options]\n"
+             "add %s [options]\n"
+             "set %s [options]\n"
+             "remove %s [options]",
+             by_item ? "[ITEM] " : "", k->add_args, k->target, k->target);
+    struct cli_usage u = {
+        argv[0], synopsis,        k->about, by_status ? opts : NULL, by_status ? N(opts) : 0, true,
+        0,       by_item ? 1 : 0, true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    size_t *idx = NULL;
+    char today[CLI_DATE_LEN];
+    int code = CLI_EXIT_FAIL;
+    int64_t item = 0;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (status != NULL) {
+        bool ok = false;
+        for (size_t i = 0; sf != NULL && sf->values[i] != NULL; i++) {
+            ok = ok || strcmp(sf->values[i], status) == 0;
+        }
+        if (!ok) {
+            return cli_usage_error(ctx, u.cmd, "--status must be one of %s", statuses);
+        }
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK || cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    if (a.n > 0) {
+        const msgpack_object *it = cli_rec_find(m.rec, PROTO_T_ITEM, a.v[0]);
+        if (it == NULL || !cli_obj_i64(it, "id", &item)) {
+            code = cli_fail(ctx, "no item %s in meeting %s: %s agenda lists the items", a.v[0],
+                            m.id, ctx->prog);
+            goto cleanup;
+        }
+    }
+    const msgpack_object *arr = cli_rec_objects(m.rec, k->type);
+    if (arr == NULL) {
+        code = cli_fail(ctx, "the server's record has no %s", proto_type_info(k->type)->plural);
+        goto cleanup;
+    }
+    size_t cap = arr->via.array.size;
+    idx = malloc((cap > 0 ? cap : 1) * sizeof(*idx));
+    if (idx == NULL) {
+        code = cli_fail(ctx, "out of memory");
+        goto cleanup;
+    }
+    size_t n = list_order(k->type, m.rec, arr, idx, cap, today);
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[idx[i]];
+        int64_t v = 0;
+        char st[32];
+        if (a.n > 0 && (!cli_obj_i64(o, "item", &v) || v != item)) {
+            continue;
+        }
+        if (status != NULL && strcmp(cli_obj_strcpy(o, "status", st, sizeof(st)), status) != 0) {
+            continue;
+        }
+        idx[kept++] = idx[i];
+    }
+    if (ctx->json) {
+        json_t *j = json_array();
+        for (size_t i = 0; j != NULL && i < kept; i++) {
+            json_t *o = cli_json_from_mp(&arr->via.array.ptr[idx[i]]);
+            if (o == NULL || json_array_append_new(j, o) != 0) {
+                json_decref(j);
+                j = NULL;
+            }
+        }
+        code = cli_print_json(ctx, j);
+        goto cleanup;
+    }
+    if (kept == 0) {
+        fprintf(ctx->out, "no %s%s%s%s%s in meeting %s\n", status != NULL ? status : "",
+                status != NULL ? " " : "", proto_type_info(k->type)->plural,
+                a.n > 0 ? " under item " : "", a.n > 0 ? a.v[0] : "", m.id);
+        code = CLI_EXIT_OK;
+        goto cleanup;
+    }
+    code = print_objects(ctx, k, m.rec, arr, idx, kept, today);
+
+cleanup:
+    free(idx);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- add, set, remove (and meeting set, meeting create) ---- */
+
+enum verb {
+    V_ADD,
+    V_SET,
+    V_REMOVE,
+    V_CREATE,
+};
+
+#define MAX_OPTS (PROTO_MAX_FIELDS + 2)
+
+/* A field's value as it goes on the wire. */
+struct fv {
+    const char *name;
+    enum { FV_STR, FV_INT, FV_NIL } kind;
+    const char *s;
+    int64_t i;
+    char buf[CLI_REF_MAX];
+};
+
+/* A value given on the command line for a field. label names it in messages. */
+struct given {
+    const char *field;
+    const char *value;
+    char label[40];
+};
+
+static bool is_add_field(const struct kind *k, const char *field)
+{
+    for (size_t i = 0; k->add_fields[i] != NULL; i++) {
+        if (strcmp(k->add_fields[i], field) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* What an option's value looks like in the help. */
+static void metavar(enum proto_type t, const struct proto_field *f, char *out, size_t cap)
+{
+    const char *s = "TEXT";
+    switch (f->kind) {
+    case PROTO_F_DATE:
+        s = "YYYY-MM-DD";
+        break;
+    case PROTO_F_TIME:
+        s = "HH:MM";
+        break;
+    case PROTO_F_INT:
+        s = "N";
+        break;
+    case PROTO_F_ITEMREF:
+        s = "ITEM";
+        break;
+    case PROTO_F_NUMBER:
+        s = "NUMBER";
+        break;
+    case PROTO_F_TZ:
+        s = "ZONE";
+        break;
+    case PROTO_F_ENUM:
+        out[0] = '\0';
+        for (size_t i = 0; f->values[i] != NULL; i++) {
+            snprintf(out + strlen(out), cap - strlen(out), "%s%s", i > 0 ? "|" : "", f->values[i]);
+        }
+        return;
+    default:
+        break;
+    }
+    if (t == PROTO_T_DOC && strcmp(f->name, "ref") == 0) {
+        s = "REF[REV]";
+    }
+    snprintf(out, cap, "%s", s);
+}
+
+/* Checks a value against its field and converts it to fv. With rec NULL only the form is
+ * checked (item references included); with rec, item references are resolved. Returns
+ * CLI_EXIT_OK, CLI_EXIT_USAGE (reported: a value of the wrong form) or CLI_EXIT_FAIL
+ * (reported: an item that the meeting does not have). */
+static int convert(struct cli_ctx *ctx, const char *cmd, struct cli_mtg *m, enum proto_type t,
+                   const struct given *g, struct fv *out)
+{
+    const struct proto_field *f = field_of(t, g->field);
+    const char *v = g->value;
+    size_t n = strlen(v);
+    const msgpack_object *rec = m != NULL ? m->rec : NULL;
+
+    memset(out, 0, sizeof(*out));
+    out->name = f->name;
+    out->kind = FV_STR;
+    out->s = v;
+    if (n == 0 || (f->kind == PROTO_F_ITEMREF && strcmp(v, "none") == 0)) {
+        if (f->kind == PROTO_F_ENUM || f->kind == PROTO_F_NUMBER ||
+            (f->kind == PROTO_F_INT && f->has_def_int)) {
+            return cli_usage_error(ctx, cmd, "%s cannot be empty", g->label);
+        }
+        out->kind = f->kind == PROTO_F_TEXT ? FV_STR : FV_NIL;
+        return CLI_EXIT_OK;
+    }
+    switch (f->kind) {
+    case PROTO_F_INT: {
+        char *end = NULL;
+        long long x = strtoll(v, &end, 10);
+        if (*end != '\0' || x < f->min_i || x > f->max_i) {
+            return cli_usage_error(ctx, cmd, "%s wants a whole number from %lld to %lld", g->label,
+                                   (long long)f->min_i, (long long)f->max_i);
+        }
+        out->kind = FV_INT;
+        out->i = x;
+        return CLI_EXIT_OK;
+    }
+    case PROTO_F_DATE:
+        if (!proto_date_valid(v, n)) {
+            return cli_usage_error(ctx, cmd, "%s wants a date YYYY-MM-DD, not '%s'", g->label, v);
+        }
+        return CLI_EXIT_OK;
+    case PROTO_F_TIME:
+        if (n == 4 && v[0] >= '0' && v[0] <= '9' && v[1] >= '0' && v[1] <= '9') {
+            snprintf(out->buf, sizeof(out->buf), "%.2s:%.2s", v, v + 2); /* 1300 */
+            out->s = out->buf;
+        }
+        if (!proto_time_valid(out->s, strlen(out->s))) {
+            return cli_usage_error(ctx, cmd, "%s wants a time HH:MM, not '%s'", g->label, v);
+        }
+        return CLI_EXIT_OK;
+    case PROTO_F_ENUM: {
+        char vals[128];
+        for (size_t i = 0; f->values[i] != NULL; i++) {
+            if (strcmp(f->values[i], v) == 0) {
+                return CLI_EXIT_OK;
+            }
+        }
+        metavar(t, f, vals, sizeof(vals));
+        return cli_usage_error(ctx, cmd, "%s must be one of %s", g->label, vals);
+    }
+    case PROTO_F_NUMBER:
+        if (!proto_number_valid(v, n)) {
+            return cli_usage_error(ctx, cmd, "%s wants an item number like 4 or 4.1, not '%s'",
+                                   g->label, v);
+        }
+        return CLI_EXIT_OK;
+    case PROTO_F_TZ:
+        if (!proto_tz_valid(v, n)) {
+            return cli_usage_error(ctx, cmd, "%s wants a time zone like Europe/Zurich, not '%s'",
+                                   g->label, v);
+        }
+        return CLI_EXIT_OK;
+    case PROTO_F_ITEMREF: {
+        int64_t id = 0;
+        if (cli_id_parse(v, false, &id) != 0 && !proto_number_valid(v, n)) {
+            return cli_usage_error(ctx, cmd, "%s wants an item number like 3 or 4.1, or #ID",
+                                   g->label);
+        }
+        if (rec == NULL) {
+            return CLI_EXIT_OK;
+        }
+        const msgpack_object *it = cli_rec_find(rec, PROTO_T_ITEM, v);
+        if (it == NULL || !cli_obj_i64(it, "id", &id)) {
+            return cli_fail(ctx, "no item %s in meeting %s: %s agenda lists the items", v, m->id,
+                            ctx->prog);
+        }
+        out->kind = FV_INT;
+        out->i = id;
+        return CLI_EXIT_OK;
+    }
+    default:
+        return CLI_EXIT_OK;
+    }
+}
+
+/* Converts every given value; a doc's "ref" in the REF[REV] form also sets the revision
+ * unless --revision is given. Returns an exit code (errors reported). */
+static int convert_all(struct cli_ctx *ctx, const char *cmd, struct cli_mtg *m, enum proto_type t,
+                       const struct given *g, size_t ng, struct fv *out, size_t *nout)
+{
+    bool rev_given = false;
+    for (size_t i = 0; i < ng; i++) {
+        rev_given = rev_given || strcmp(g[i].field, "revision") == 0;
+    }
+    *nout = 0;
+    for (size_t i = 0; i < ng; i++) {
+        int code = convert(ctx, cmd, m, t, &g[i], &out[*nout]);
+        if (code != CLI_EXIT_OK) {
+            return code;
+        }
+        struct fv *f = &out[(*nout)++];
+        if (t == PROTO_T_DOC && strcmp(g[i].field, "ref") == 0 && f->kind == FV_STR) {
+            struct fv *r = &out[*nout];
+            memset(r, 0, sizeof(*r));
+            if (cli_docref_parse(g[i].value, f->buf, sizeof(f->buf), r->buf, sizeof(r->buf)) != 0) {
+                return cli_usage_error(ctx, cmd, "%s is not a document reference like TSAG-TD257R1",
+                                       g[i].label);
+            }
+            f->s = f->buf;
+            if (!rev_given) {
+                r->name = "revision";
+                r->kind = FV_STR;
+                r->s = r->buf;
+                (*nout)++;
+            }
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+static void pack_fvs(msgpack_packer *pk, const struct fv *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        proto_pack_cstr(pk, f[i].name);
+        if (f[i].kind == FV_INT) {
+            msgpack_pack_int64(pk, f[i].i);
+        } else if (f[i].kind == FV_NIL) {
+            msgpack_pack_nil(pk);
+        } else {
+            proto_pack_cstr(pk, f[i].s);
+        }
+    }
+}
+
+/* Packs the params of the change: obj.create/update/delete or meeting.create. */
+static int pack_change(struct proto_buf *b, enum verb v, enum proto_type t, const char *meeting,
+                       const char *id_str, int64_t id, int64_t if_seq, const char *cid,
+                       const char *rapporteur, const struct fv *f, size_t nf)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, b, proto_buf_msgpack_write);
+    if (v == V_CREATE) {
+        /* meeting.create {id, rapporteur, the meeting's fields...} -> {"id", "seq"} */
+        msgpack_pack_map(&pk, 2 + nf);
+        proto_pack_cstr(&pk, "id");
+        proto_pack_cstr(&pk, id_str);
+        proto_pack_cstr(&pk, "rapporteur");
+        proto_pack_cstr(&pk, rapporteur);
+        pack_fvs(&pk, f, nf);
+        return b->data != NULL ? 0 : PROTO_ENOMEM;
+    }
+    /* obj.create {meeting, type, fields, cid} -> {"id", "seq"}
+     * obj.update {meeting, type, id, fields, if_seq, cid} -> {"seq"}
+     * obj.delete {meeting, type, id, if_seq, cid} -> {"seq"} */
+    size_t n = v == V_ADD ? 4 : v == V_SET ? 6 : 5;
+    msgpack_pack_map(&pk, n);
+    proto_pack_cstr(&pk, "meeting");
+    proto_pack_cstr(&pk, meeting);
+    proto_pack_cstr(&pk, "type");
+    proto_pack_cstr(&pk, proto_type_info(t)->name);
+    if (v != V_ADD) {
+        proto_pack_cstr(&pk, "id");
+        if (t == PROTO_T_MEETING) {
+            proto_pack_cstr(&pk, id_str);
+        } else {
+            msgpack_pack_int64(&pk, id);
+        }
+        proto_pack_cstr(&pk, "if_seq");
+        msgpack_pack_int64(&pk, if_seq);
+    }
+    if (v != V_REMOVE) {
+        proto_pack_cstr(&pk, "fields");
+        msgpack_pack_map(&pk, nf);
+        pack_fvs(&pk, f, nf);
+    }
+    proto_pack_cstr(&pk, "cid");
+    proto_pack_cstr(&pk, cid);
+    return b->data != NULL ? 0 : PROTO_ENOMEM;
+}
+
+int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv)
+{
+    const struct kind *k = kind_of(t);
+    enum verb v;
+    if (k == NULL || argc < 1) {
+        return cli_fail(ctx, "no such command");
+    }
+    if (strcmp(argv[0], "add") == 0 && t != PROTO_T_MEETING) {
+        v = V_ADD;
+    } else if (strcmp(argv[0], "set") == 0) {
+        v = V_SET;
+    } else if (strcmp(argv[0], "remove") == 0 && t != PROTO_T_MEETING) {
+        v = V_REMOVE;
+    } else if (strcmp(argv[0], "create") == 0 && t == PROTO_T_MEETING) {
+        v = V_CREATE;
+    } else {
+        return cli_usage_error(ctx, k->cmd, "unknown sub-command '%s'", argv[0]);
+    }
+
+    /* the options: one per field of the table, but those add takes as arguments */
+    const char *vals[MAX_OPTS];
+    const struct opt_def *defs[MAX_OPTS];
+    char names[MAX_OPTS][32];
+    char metas[MAX_OPTS][64];
+    struct cli_opt opts[MAX_OPTS];
+    size_t no = 0;
+    const char *rapporteur = NULL;
+    memset(vals, 0, sizeof(vals));
+    for (size_t i = 0; v != V_REMOVE && i < k->nopts && no + 1 < MAX_OPTS; i++) {
+        const struct opt_def *d = &k->opts[i];
+        if (v == V_ADD && is_add_field(k, d->field)) {
+            continue;
+        }
+        snprintf(names[no], sizeof(names[no]), "%s", d->field);
+        for (char *p = names[no]; *p != '\0'; p++) {
+            *p = *p == '_' ? '-' : *p;
+        }
+        metavar(t, field_of(t, d->field), metas[no], sizeof(metas[no]));
+        defs[no] = d;
+        opts[no] = (struct cli_opt){names[no], 0, CLI_OPT_STR, metas[no], d->help, NULL, &vals[no]};
+        no++;
+    }
+    if (v == V_CREATE) {
+        opts[no++] = (struct cli_opt){"rapporteur",
+                                      0,
+                                      CLI_OPT_STR,
+                                      "USER",
+                                      "the account that runs the meeting (required)",
+                                      NULL,
+                                      &rapporteur};
+    }
+
+    const char *noun = noun_of(t);
+    const char *verbs[] = {"add", "set", "remove", "create"};
+    char cmd[64];
+    char synopsis[256];
+    char about[1024];
+    snprintf(cmd, sizeof(cmd), "%s %s", k->cmd, verbs[v]);
+    switch (v) {
+    case V_ADD:
+        snprintf(synopsis, sizeof(synopsis), "%s [options]", k->add_args);
+        snprintf(about, sizeof(about),
+                 "Adds %s %s to the meeting; the options set its other fields.%s%s",
+                 t == PROTO_T_ITEM ? "an" : "a", noun, k->add_note != NULL ? "\n" : "",
+                 k->add_note != NULL ? k->add_note : "");
+        break;
+    case V_SET:
+        snprintf(synopsis, sizeof(synopsis), "%s%s[options]", t == PROTO_T_MEETING ? "" : k->target,
+                 t == PROTO_T_MEETING ? "" : " ");
+        snprintf(about, sizeof(about),
+                 "Changes the fields given as options, and only those, of the %s%s%s. An empty\n"
+                 "value (\"\") clears a field. If someone changed it since it was read, nothing\n"
+                 "is changed: run the command again.%s",
+                 noun, t == PROTO_T_MEETING ? "" : " ", t == PROTO_T_MEETING ? "" : k->target,
+                 t == PROTO_T_MEETING
+                     ? "\nThe rapporteur changes the meeting; --status final locks the record\n"
+                       "and --status draft (alone) reopens it."
+                     : "");
+        break;
+    case V_REMOVE:
+        snprintf(synopsis, sizeof(synopsis), "%s [options]", k->target);
+        snprintf(about, sizeof(about),
+                 "Removes the %s %s from the meeting. If someone changed it since it was read,\n"
+                 "nothing is removed: run the command again.",
+                 noun, k->target);
+        break;
+    case V_CREATE:
+        snprintf(synopsis, sizeof(synopsis), "ID --rapporteur USER [options]");
+        snprintf(about, sizeof(about),
+                 "Creates the meeting ID (lower-case letters, digits, '.', '_', '-') with USER\n"
+                 "as its rapporteur; the options set its fields. Operator accounts only.");
+        break;
+    }
+    int nargs = v == V_ADD ? 0 : v == V_SET && t == PROTO_T_MEETING ? 0 : 1;
+    int maxargs = nargs;
+    if (v == V_ADD) {
+        while (k->add_fields[maxargs] != NULL) {
+            maxargs++;
+        }
+        nargs = k->add_min;
+    }
+    const struct cli_usage u = {
+        cmd, synopsis, about, opts, no, true, nargs, maxargs, v != V_CREATE,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    struct cli_msg *r = NULL;
+    struct proto_buf b = {0};
+    struct given g[MAX_OPTS + 4];
+    struct fv f[MAX_OPTS + 4];
+    size_t ng = 0;
+    size_t nf = 0;
+    char cid[CLI_CID_LEN + 1];
+    char label[CLI_REF_MAX + CLI_REV_MAX + 32];
+    char what[CLI_REF_MAX + CLI_REV_MAX + 64];
+    int code = CLI_EXIT_FAIL;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+
+    /* the values given: add's arguments, then the options */
+    for (int i = 0; v == V_ADD && i < a.n; i++) {
+        g[ng].field = k->add_fields[i];
+        g[ng].value = a.v[i];
+        snprintf(g[ng].label, sizeof(g[ng].label), "%s", k->add_fields[i]);
+        for (char *p = g[ng].label; *p != '\0'; p++) {
+            *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+        }
+        ng++;
+    }
+    for (size_t i = 0; i < no; i++) {
+        if (opts[i].str == &rapporteur || vals[i] == NULL) {
+            continue;
+        }
+        g[ng].field = defs[i]->field;
+        g[ng].value = vals[i];
+        snprintf(g[ng].label, sizeof(g[ng].label), "--%s", names[i]);
+        ng++;
+    }
+    if (v == V_ADD && k->add_needs != NULL) {
+        bool has = false;
+        for (size_t i = 0; i < ng; i++) {
+            has = has || strcmp(g[i].field, k->add_needs) == 0;
+        }
+        if (!has) {
+            return cli_usage_error(ctx, cmd, "--%s is required", k->add_needs);
+        }
+    }
+    if (v == V_SET && ng == 0) {
+        return cli_usage_error(ctx, cmd, "nothing to change: give at least one option");
+    }
+    if (v == V_CREATE) {
+        if (!proto_name_valid(a.v[0], strlen(a.v[0]))) {
+            return cli_usage_error(ctx, cmd,
+                                   "not a meeting id: '%s' (1-64 lower-case letters, digits, '.', "
+                                   "'_', '-')",
+                                   a.v[0]);
+        }
+        if (rapporteur == NULL || !proto_name_valid(rapporteur, strlen(rapporteur))) {
+            return cli_usage_error(ctx, cmd, "--rapporteur USER is required (an account name)");
+        }
+    }
+    code = convert_all(ctx, cmd, NULL, t, g, ng, f, &nf);
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+
+    /* the record, and the object to change */
+    code = CLI_EXIT_FAIL;
+    if (cli_mtg_open(ctx, &m, v != V_CREATE) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    const msgpack_object *target = NULL;
+    int64_t id = 0;
+    int64_t if_seq = 0;
+    if (v != V_CREATE) {
+        if (cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+            goto cleanup;
+        }
+        if (v == V_SET && t == PROTO_T_MEETING) {
+            target = cli_rec_objects(m.rec, PROTO_T_MEETING);
+        } else if (v != V_ADD) {
+            target = cli_rec_find(m.rec, t, a.v[0]);
+            if (target == NULL) {
+                code = cli_fail(ctx, "no %s %s in meeting %s: %s %s lists them", noun, a.v[0], m.id,
+                                ctx->prog, t == PROTO_T_ITEM ? "agenda" : k->cmd);
+                goto cleanup;
+            }
+        }
+        if (target != NULL) {
+            (void)cli_obj_i64(target, "id", &id);
+            if (!cli_obj_i64(target, "seq", &if_seq)) {
+                code = cli_fail(ctx, "the server's record has no seq for the %s", noun);
+                goto cleanup;
+            }
+            cli_obj_label(t, target, label, sizeof(label));
+        }
+        if (convert_all(ctx, cmd, &m, t, g, ng, f, &nf) != CLI_EXIT_OK) {
+            code = CLI_EXIT_FAIL;
+            goto cleanup;
+        }
+    }
+
+    cli_cid_new(cid);
+    if (pack_change(&b, v, t, m.id, v == V_CREATE ? a.v[0] : m.id, id, if_seq, cid, rapporteur, f,
+                    nf) != 0) {
+        code = cli_fail(ctx, "out of memory");
+        goto cleanup;
+    }
+    const char *method = v == V_CREATE ? "meeting.create"
+                         : v == V_ADD  ? "obj.create"
+                         : v == V_SET  ? "obj.update"
+                                       : "obj.delete";
+    switch (v) {
+    case V_ADD:
+        snprintf(what, sizeof(what), "cannot add the %s", noun);
+        break;
+    case V_SET:
+        snprintf(what, sizeof(what), "cannot change %s", label);
+        break;
+    case V_REMOVE:
+        snprintf(what, sizeof(what), "cannot remove %s", label);
+        break;
+    case V_CREATE:
+        snprintf(what, sizeof(what), "cannot create meeting %s", a.v[0]);
+        break;
+    }
+    if (v == V_CREATE) {
+        code = cli_mtg_call(ctx, &m, what, &r, method, "r", b.data, b.len);
+    } else {
+        code = cli_mtg_change(ctx, &m, what, &b, method, &r);
+    }
+    if (code != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+
+    /* say what it is now */
+    if (v == V_REMOVE || v == V_CREATE) {
+        if (ctx->json) {
+            code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        } else if (v == V_REMOVE) {
+            fprintf(ctx->out, "removed %s\n", label);
+        } else {
+            fprintf(ctx->out, "created meeting %s with rapporteur %s (%s use %s to work on it)\n",
+                    a.v[0], rapporteur, ctx->prog, a.v[0]);
+        }
+        goto cleanup;
+    }
+    if (v == V_ADD && !cli_obj_i64(r->result, "id", &id)) {
+        code = cli_fail(ctx, "added, but the server's answer has no id");
+        goto cleanup;
+    }
+    if (cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+        code = CLI_EXIT_FAIL;
+        goto cleanup;
+    }
+    const msgpack_object *now =
+        t == PROTO_T_MEETING ? cli_rec_objects(m.rec, t) : cli_rec_by_id(m.rec, t, id);
+    if (ctx->json) {
+        code = now != NULL ? cli_print_json(ctx, cli_json_from_mp(now))
+                           : cli_print_json(ctx, cli_json_from_mp(r->result));
+        goto cleanup;
+    }
+    if (now != NULL) {
+        cli_obj_label(t, now, label, sizeof(label));
+    } else {
+        snprintf(label, sizeof(label), "%s #%lld", noun, (long long)id);
+    }
+    char safe[sizeof(label)];
+    cli_sanitize(label, strlen(label), safe, sizeof(safe));
+    fprintf(ctx->out, "%s %s\n", v == V_ADD ? "added" : "updated", safe);
+
+cleanup:
+    proto_buf_free(&b, 0);
+    cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- the commands ---- */
+
+static int run(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv)
+{
+    if (argc >= 2 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "set") == 0 ||
+                      strcmp(argv[1], "remove") == 0)) {
+        return cli_obj_change(ctx, t, argc - 1, argv + 1);
+    }
+    return list(ctx, kind_of(t), argc, argv);
+}
+
+int cli_cmd_items(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_ITEM, argc, argv);
+}
+
+int cli_cmd_sessions(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_SESSION, argc, argv);
+}
+
+int cli_cmd_docs(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_DOC, argc, argv);
+}
+
+int cli_cmd_actions(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_ACTION, argc, argv);
+}
+
+int cli_cmd_decisions(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_DECISION, argc, argv);
+}
+
+int cli_cmd_interims(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_INTERIM, argc, argv);
+}
+
+int cli_cmd_people(struct cli_ctx *ctx, int argc, char **argv)
+{
+    return run(ctx, PROTO_T_PERSON, argc, argv);
+}

@@ -1,0 +1,716 @@
+/* cli_cmd_report.c - reading the report: confer agenda, show, history, export, import and
+ * audit verify. */
+#include "cli_cmd.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli_record.h"
+#include "cli_render.h"
+
+#define REPORT_MAX (4 << 20) /* the largest report the server imports */
+
+/* ---- confer agenda ---- */
+
+/* Prints the doc names of an agenda item, wrapped to the width, indented by indent. */
+static void print_docs(struct cli_ctx *ctx, const msgpack_object *docs, size_t indent)
+{
+    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t col = 0;
+    for (uint32_t i = 0; docs != NULL && i < docs->via.array.size; i++) {
+        char raw[CLI_REF_MAX + CLI_REV_MAX];
+        char name[CLI_REF_MAX + CLI_REV_MAX];
+        cli_docref_format(&docs->via.array.ptr[i], raw, sizeof(raw));
+        cli_sanitize(raw, strlen(raw), name, sizeof(name));
+        size_t w = proto_utf8_count(name, strlen(name));
+        bool last = i + 1 == docs->via.array.size;
+        if (col == 0) {
+            fprintf(ctx->out, "%*s", (int)indent, "");
+            col = indent;
+        } else if (col + 1 + w + 1 > width) {
+            fprintf(ctx->out, "\n%*s", (int)indent, "");
+            col = indent;
+        } else {
+            fputc(' ', ctx->out);
+            col++;
+        }
+        fprintf(ctx->out, "%s%s", name, last ? "" : ",");
+        col += w + 1;
+    }
+    if (col > 0) {
+        fputc('\n', ctx->out);
+    }
+}
+
+int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const struct cli_usage u = {
+        "agenda",
+        "[options]",
+        "Shows the agenda: the items in order, each with its number, its title and the\n"
+        "documents filed under it (REF and revision), then the sessions held. `confer\n"
+        "show ITEM` prints an item's text.",
+        NULL,
+        0,
+        true,
+        0,
+        0,
+        true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    struct cli_msg *r = NULL;
+    const msgpack_object *items = NULL;
+    const msgpack_object *sessions = NULL;
+    int code = CLI_EXIT_FAIL;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    /* agenda.get {meeting} -> {"seq", "items": [{"id", "number", "title", "docs"}], "sessions"} */
+    if (cli_mtg_call(ctx, &m, "cannot read the agenda", &r, "agenda.get", "{s: s}", "meeting",
+                     m.id) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    if (ctx->json) {
+        code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        goto cleanup;
+    }
+    if (proto_param_array(r->result, "items", &items) != 0 ||
+        proto_param_array(r->result, "sessions", &sessions) != 0) {
+        code = cli_fail(ctx, "cannot read the agenda: the server's answer has no items");
+        goto cleanup;
+    }
+    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t numw = 1;
+    for (uint32_t i = 0; i < items->via.array.size; i++) {
+        char num[40];
+        cli_obj_strcpy(&items->via.array.ptr[i], "number", num, sizeof(num));
+        numw = strlen(num) > numw ? strlen(num) : numw;
+    }
+    if (items->via.array.size == 0) {
+        fprintf(ctx->out, "no agenda items yet: add one with %s items add NUMBER TITLE\n",
+                ctx->prog);
+    }
+    for (uint32_t i = 0; i < items->via.array.size; i++) {
+        const msgpack_object *it = &items->via.array.ptr[i];
+        const msgpack_object *docs = NULL;
+        char raw[40];
+        char num[40];
+        char title[2048];
+        char fitted[2048];
+        cli_obj_strcpy(it, "number", raw, sizeof(raw));
+        cli_sanitize(raw, strlen(raw), num, sizeof(num));
+        cli_obj_strcpy(it, "title", title, sizeof(title));
+        cli_fit(title, width > numw + 2 ? width - numw - 2 : 3, fitted, sizeof(fitted));
+        fprintf(ctx->out, "%-*s  %s\n", (int)numw, num, fitted);
+        if (proto_param_array(it, "docs", &docs) == 0) {
+            print_docs(ctx, docs, numw + 2);
+        }
+    }
+    fprintf(ctx->out, "\nsessions:\n");
+    if (sessions->via.array.size == 0) {
+        fprintf(ctx->out, "none yet\n");
+        code = CLI_EXIT_OK;
+    } else {
+        code = cli_obj_table(ctx, PROTO_T_SESSION, NULL, sessions);
+    }
+    if (ferror(ctx->out)) {
+        code = CLI_EXIT_FAIL;
+    }
+
+cleanup:
+    cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- confer show ITEM ---- */
+
+/* Prints one line of a body: a leading "·" or "- " becomes "• ". */
+static void print_body_line(struct cli_ctx *ctx, const char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) {
+        i++;
+    }
+    size_t skip = 0;
+    if (n - i >= 2 && (unsigned char)s[i] == 0xc2 && (unsigned char)s[i + 1] == 0xb7) {
+        skip = 2; /* U+00B7 middle dot */
+    } else if (n - i >= 3 && memcmp(s + i, "\xe2\x80\xa2", 3) == 0) {
+        skip = 3; /* U+2022 bullet */
+    } else if (n - i >= 2 && s[i] == '-' && s[i + 1] == ' ') {
+        skip = 1;
+    }
+    if (skip == 0) {
+        cli_text_print(ctx->out, s, n);
+        fputc('\n', ctx->out);
+        return;
+    }
+    i += skip;
+    while (i < n && (s[i] == ' ' || s[i] == '\t')) {
+        i++;
+    }
+    fputs("\xe2\x80\xa2 ", ctx->out);
+    cli_text_print(ctx->out, s + i, n - i);
+    fputc('\n', ctx->out);
+}
+
+int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const struct cli_usage u = {
+        "show",
+        "ITEM [options]",
+        "Prints the agenda item ITEM (its number, e.g. 3 or 4.1, or #ID): the number and\n"
+        "title, a rule, then its text.",
+        NULL,
+        0,
+        true,
+        1,
+        1,
+        true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    int code = CLI_EXIT_FAIL;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK || cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    const msgpack_object *it = cli_rec_find(m.rec, PROTO_T_ITEM, a.v[0]);
+    if (it == NULL) {
+        code = cli_fail(ctx, "no item %s in meeting %s: %s agenda lists the items", a.v[0], m.id,
+                        ctx->prog);
+        goto cleanup;
+    }
+    if (ctx->json) {
+        code = cli_print_json(ctx, cli_json_from_mp(it));
+        goto cleanup;
+    }
+    char raw[2048];
+    char head[2100];
+    char num[40];
+    cli_obj_strcpy(it, "number", raw, sizeof(raw));
+    cli_sanitize(raw, strlen(raw), num, sizeof(num));
+    cli_obj_strcpy(it, "title", raw, sizeof(raw));
+    snprintf(head, sizeof(head), "%s  %s", num, raw);
+    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    char fitted[2200];
+    cli_fit(head, width, fitted, sizeof(fitted));
+    fprintf(ctx->out, "%s\n", fitted);
+    size_t rule = proto_utf8_count(fitted, strlen(fitted));
+    for (size_t i = 0; i < rule; i++) {
+        fputs("\xe2\x94\x80", ctx->out); /* U+2500 */
+    }
+    fputc('\n', ctx->out);
+    size_t n = 0;
+    const char *body = cli_obj_str(it, "body", &n);
+    while (body != NULL && n > 0) {
+        const char *nl = memchr(body, '\n', n);
+        size_t len = nl != NULL ? (size_t)(nl - body) : n;
+        print_body_line(ctx, body, len);
+        body += len + (nl != NULL ? 1 : 0);
+        n -= len + (nl != NULL ? 1 : 0);
+    }
+    code = ferror(ctx->out) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+
+cleanup:
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- confer history ---- */
+
+int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *item = NULL;
+    const char *user = NULL;
+    const char *type = NULL;
+    const char *limit = NULL;
+    const struct cli_opt opts[] = {
+        {"item", 0, CLI_OPT_STR, "ITEM", "only the changes to this agenda item (number or #ID)",
+         NULL, &item},
+        {"user", 0, CLI_OPT_STR, "USER", "only the changes made by this account", NULL, &user},
+        {"type", 0, CLI_OPT_STR, "TYPE",
+         "only changes to this type: meeting, session, item, doc, action, decision, interim, "
+         "person or member",
+         NULL, &type},
+        {"limit", 0, CLI_OPT_STR, "N", "at most N changes (1-1000; default 100)", NULL, &limit},
+    };
+    const struct cli_usage u = {
+        "history",
+        "[options]",
+        "Lists the changes to the meeting, newest first: the seq, when (in local time),\n"
+        "who, and what changed.",
+        opts,
+        sizeof(opts) / sizeof(opts[0]),
+        true,
+        0,
+        0,
+        true,
+    };
+    const char *headers[] = {"SEQ", "WHEN", "USER", "CHANGE"};
+    struct cli_args a;
+    struct cli_mtg m;
+    struct cli_msg *r = NULL;
+    struct cli_table *t = NULL;
+    struct proto_buf b = {0};
+    int code = CLI_EXIT_FAIL;
+    long lim = 0;
+    int64_t item_id = 0;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (limit != NULL) {
+        char *end = NULL;
+        lim = strtol(limit, &end, 10);
+        if (*end != '\0' || lim < 1 || lim > 1000) {
+            return cli_usage_error(ctx, "history", "--limit wants a number from 1 to 1000");
+        }
+    }
+    if (type != NULL && strcmp(type, "member") != 0 &&
+        proto_type_find(type, strlen(type)) == PROTO_T_COUNT) {
+        return cli_usage_error(ctx, "history",
+                               "--type must be meeting, session, item, doc, action, decision, "
+                               "interim, person or member");
+    }
+    if (item != NULL && type != NULL && strcmp(type, "item") != 0) {
+        return cli_usage_error(ctx, "history", "--item and --type %s do not go together", type);
+    }
+    if (user != NULL && !proto_name_valid(user, strlen(user))) {
+        return cli_usage_error(ctx, "history", "not an account name: '%s'", user);
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    if (item != NULL) {
+        if (cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+            goto cleanup;
+        }
+        const msgpack_object *it = cli_rec_find(m.rec, PROTO_T_ITEM, item);
+        if (it == NULL || !cli_obj_i64(it, "id", &item_id)) {
+            code = cli_fail(ctx, "no item %s in meeting %s: %s agenda lists the items", item, m.id,
+                            ctx->prog);
+            goto cleanup;
+        }
+        type = "item";
+    }
+    /* history.list {meeting, limit?, user?, type?, id?} ->
+     * [{"seq", "time", "user", "kind", "type", "id", "summary", "hash"}] */
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 1 + (lim > 0) + (user != NULL) + (type != NULL) + (item != NULL));
+    proto_pack_cstr(&pk, "meeting");
+    proto_pack_cstr(&pk, m.id);
+    if (lim > 0) {
+        proto_pack_cstr(&pk, "limit");
+        msgpack_pack_int64(&pk, lim);
+    }
+    if (user != NULL) {
+        proto_pack_cstr(&pk, "user");
+        proto_pack_cstr(&pk, user);
+    }
+    if (type != NULL) {
+        proto_pack_cstr(&pk, "type");
+        proto_pack_cstr(&pk, type);
+    }
+    if (item != NULL) {
+        proto_pack_cstr(&pk, "id");
+        msgpack_pack_int64(&pk, item_id);
+    }
+    if (cli_mtg_call(ctx, &m, "cannot read the history", &r, "history.list", "r", b.data, b.len) !=
+        CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    if (r->result->type != MSGPACK_OBJECT_ARRAY) {
+        code = cli_fail(ctx, "cannot read the history: the server's answer is not a list");
+        goto cleanup;
+    }
+    if (ctx->json) {
+        code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        goto cleanup;
+    }
+    if (r->result->via.array.size == 0) {
+        fprintf(ctx->out, "no changes%s\n", item || user || type ? " match" : " yet");
+        code = CLI_EXIT_OK;
+        goto cleanup;
+    }
+    t = cli_table_new(4, headers);
+    if (t == NULL) {
+        code = cli_fail(ctx, "out of memory");
+        goto cleanup;
+    }
+    int64_t now = proto_now_ms();
+    for (uint32_t i = 0; i < r->result->via.array.size; i++) {
+        const msgpack_object *e = &r->result->via.array.ptr[i];
+        int64_t seq = 0;
+        int64_t ms = 0;
+        char seqs[24] = "";
+        char when[128] = "";
+        char at[64];
+        char ago[32];
+        char who[PROTO_NAME_MAX + 1];
+        char summary[512];
+        if (cli_obj_i64(e, "seq", &seq)) {
+            snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
+        }
+        if (cli_obj_i64(e, "time", &ms)) {
+            cli_render_time(ms, at, sizeof(at));
+            cli_render_ago(ms, now, ago, sizeof(ago));
+            snprintf(when, sizeof(when), "%s (%s)", at, ago);
+        }
+        cli_obj_strcpy(e, "user", who, sizeof(who));
+        cli_obj_strcpy(e, "summary", summary, sizeof(summary));
+        const char *cells[] = {seqs, when, who, summary};
+        if (cli_table_add(t, cells) != 0) {
+            code = cli_fail(ctx, "out of memory");
+            goto cleanup;
+        }
+    }
+    code = cli_table_print(t, ctx->out, ctx->width) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+
+cleanup:
+    proto_buf_free(&b, 0);
+    cli_table_free(t);
+    cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- confer export ---- */
+
+int cli_cmd_export(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *format = NULL;
+    const char *at = NULL;
+    const char *file = NULL;
+    const struct cli_opt opts[] = {
+        {"format", 0, CLI_OPT_STR, "text|markdown|html", "the report's format (default text)", NULL,
+         &format},
+        {"at", 0, CLI_OPT_STR, "SEQ", "the report as it was at this seq (see confer history)", NULL,
+         &at},
+        {"output", 'o', CLI_OPT_STR, "FILE", "write the report to FILE (mode 0644, atomically)",
+         NULL, &file},
+    };
+    const struct cli_usage u = {
+        "export",
+        "[options]",
+        "Prints the meeting's report, or writes it to FILE with -o. The report ends with\n"
+        "the head of the meeting's audit chain, which `confer audit verify` checks.",
+        opts,
+        sizeof(opts) / sizeof(opts[0]),
+        true,
+        0,
+        0,
+        true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    struct cli_msg *r = NULL;
+    struct proto_buf b = {0};
+    int code = CLI_EXIT_FAIL;
+    long long seq_at = 0;
+    char err[1024];
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (format == NULL) {
+        format = "text";
+    }
+    if (strcmp(format, "text") != 0 && strcmp(format, "markdown") != 0 &&
+        strcmp(format, "html") != 0) {
+        return cli_usage_error(ctx, "export", "--format must be text, markdown or html");
+    }
+    if (at != NULL) {
+        char *end = NULL;
+        seq_at = strtoll(at, &end, 10);
+        if (*end != '\0' || seq_at < 1) {
+            return cli_usage_error(ctx, "export", "--at wants a seq (a number from 1)");
+        }
+    }
+    if (file != NULL && file[0] == '\0') {
+        return cli_usage_error(ctx, "export", "-o wants a file name");
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    /* report.export {meeting, format, at?} -> {"seq", "content"} */
+    int rc = at != NULL ? cli_mtg_call(ctx, &m, "cannot export the report", &r, "report.export",
+                                       "{s: s, s: s, s: I}", "meeting", m.id, "format", format,
+                                       "at", (int64_t)seq_at)
+                        : cli_mtg_call(ctx, &m, "cannot export the report", &r, "report.export",
+                                       "{s: s, s: s}", "meeting", m.id, "format", format);
+    if (rc != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    const char *content = NULL;
+    size_t len = 0;
+    int64_t seq = 0;
+    if (proto_param_str(r->result, "content", &content, &len) != 0) {
+        code = cli_fail(ctx, "cannot export the report: the server's answer has no content");
+        goto cleanup;
+    }
+    (void)proto_param_i64(r->result, "seq", &seq);
+    if (file != NULL) {
+        if (cli_file_write_atomic(file, content, len, 0644, err, sizeof(err)) != 0) {
+            code = cli_fail(ctx, "%s", err);
+            goto cleanup;
+        }
+        if (ctx->json) {
+            json_t *j = json_object();
+            json_object_set_new(j, "seq", json_integer(seq));
+            json_object_set_new(j, "file", json_string(file));
+            json_object_set_new(j, "bytes", json_integer((json_int_t)len));
+            code = cli_print_json(ctx, j);
+        } else {
+            fprintf(ctx->err, "%s: wrote the report of %s (seq %lld, %s) to %s\n", ctx->prog, m.id,
+                    (long long)seq, format, file);
+            code = CLI_EXIT_OK;
+        }
+        goto cleanup;
+    }
+    if (ctx->json) {
+        code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        goto cleanup;
+    }
+    code = cli_text_print(ctx->out, content, len) == 0 ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (len > 0 && content[len - 1] != '\n') {
+        fputc('\n', ctx->out);
+    }
+
+cleanup:
+    proto_buf_free(&b, 0);
+    cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- confer import ---- */
+
+/* Reads all of fd into a malloc'd buffer of at most max bytes. Returns 0, PROTO_ETOOBIG,
+ * PROTO_EIO or PROTO_ENOMEM. */
+static int read_all(int fd, size_t max, char **out, size_t *len)
+{
+    size_t cap = 65536;
+    size_t n = 0;
+    char *buf = malloc(cap + 1);
+    if (buf == NULL) {
+        return PROTO_ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            if (cap > max) {
+                free(buf);
+                return PROTO_ETOOBIG;
+            }
+            char *nb = realloc(buf, cap * 2 + 1);
+            if (nb == NULL) {
+                free(buf);
+                return PROTO_ENOMEM;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) {
+            continue;
+        }
+        if (r < 0) {
+            free(buf);
+            return PROTO_EIO;
+        }
+        if (r == 0) {
+            break;
+        }
+        n += (size_t)r;
+    }
+    if (n > max) {
+        free(buf);
+        return PROTO_ETOOBIG;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const struct cli_usage u = {
+        "import",
+        "FILE [options]",
+        "Reads FILE (\"-\": standard input), a report in the layout of the meeting reports\n"
+        "that confer exports, into the meeting: its fields, items with their text,\n"
+        "sessions, people, actions, documents, agreements and interim meetings. Objects\n"
+        "the meeting already has (a doc's REF and revision, an action's ref) are kept.\n"
+        "Rapporteur only.",
+        NULL,
+        0,
+        true,
+        1,
+        1,
+        true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    struct cli_msg *r = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    int code = CLI_EXIT_FAIL;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    int rc = 0;
+    if (strcmp(a.v[0], "-") == 0) {
+        rc = read_all(ctx->in_fd, REPORT_MAX, &text, &len);
+    } else {
+        rc = cli_config_read_file(a.v[0], &text, &len);
+    }
+    if (rc == PROTO_ENOTFOUND) {
+        return cli_fail(ctx, "cannot read %s: no such file", a.v[0]);
+    }
+    if (rc == PROTO_ETOOBIG) {
+        return cli_fail(ctx, "%s is too large to import (at most %d MiB)", a.v[0],
+                        strcmp(a.v[0], "-") == 0 ? REPORT_MAX >> 20 : CLI_FILE_MAX >> 20);
+    }
+    if (rc != 0) {
+        return cli_fail(ctx, "cannot read %s: %s", a.v[0], proto_strerror(rc));
+    }
+    if (!proto_utf8_valid(text, len)) {
+        code = cli_fail(ctx, "%s is not UTF-8 text: save the report as plain UTF-8 text", a.v[0]);
+        goto cleanup;
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    /* report.import {meeting, text} -> {"seq", "counts": {type: n}} */
+    if (cli_mtg_call(ctx, &m, "cannot import the report", &r, "report.import", "{s: s, s: S}",
+                     "meeting", m.id, "text", text, len) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    if (ctx->json) {
+        code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        goto cleanup;
+    }
+    const msgpack_object *counts = NULL;
+    int64_t seq = 0;
+    (void)proto_param_i64(r->result, "seq", &seq);
+    fprintf(ctx->out, "imported into meeting %s:", m.id);
+    if (proto_param_map(r->result, "counts", &counts) != 0 || counts->via.map.size == 0) {
+        fprintf(ctx->out, " nothing new");
+    }
+    for (uint32_t i = 0; counts != NULL && i < counts->via.map.size; i++) {
+        const msgpack_object *k = &counts->via.map.ptr[i].key;
+        const msgpack_object *v = &counts->via.map.ptr[i].val;
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            continue;
+        }
+        enum proto_type t = proto_type_find(k->via.str.ptr, k->via.str.size);
+        char name[32];
+        if (t != PROTO_T_COUNT) {
+            snprintf(name, sizeof(name), "%s", proto_type_info(t)->plural);
+        } else {
+            cli_sanitize(k->via.str.ptr, k->via.str.size, name, sizeof(name));
+        }
+        fprintf(ctx->out, "%s %llu %s", i > 0 ? "," : "", (unsigned long long)v->via.u64, name);
+    }
+    fprintf(ctx->out, " (seq %lld)\n", (long long)seq);
+    code = ferror(ctx->out) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+
+cleanup:
+    free(text);
+    cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* ---- confer audit verify ---- */
+
+int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const struct cli_usage u = {
+        "audit",
+        "verify [options]",
+        "Has the server check the meeting's audit chain: every change since the meeting\n"
+        "was created, each hashed with the one before. Fails (exit 1) naming the first bad\n"
+        "seq when the chain is broken.",
+        NULL,
+        0,
+        true,
+        1,
+        1,
+        true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    struct cli_msg *r = NULL;
+    int code = CLI_EXIT_FAIL;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (strcmp(a.v[0], "verify") != 0) {
+        return cli_usage_error(ctx, "audit", "unknown sub-command '%s' (use: audit verify)",
+                               a.v[0]);
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    /* audit.verify {meeting} -> {"ok", "count", "head", "bad_seq"?} */
+    if (cli_mtg_call(ctx, &m, "cannot verify the audit chain", &r, "audit.verify", "{s: s}",
+                     "meeting", m.id) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    bool ok = false;
+    int64_t count = 0;
+    int64_t bad = 0;
+    char raw[160];
+    char head[160];
+    if (proto_param_bool(r->result, "ok", &ok) != 0) {
+        code = cli_fail(ctx, "cannot verify the audit chain: the server's answer has no ok");
+        goto cleanup;
+    }
+    (void)proto_param_i64(r->result, "count", &count);
+    (void)proto_param_i64(r->result, "bad_seq", &bad);
+    cli_obj_strcpy(r->result, "head", raw, sizeof(raw));
+    cli_sanitize(raw, strlen(raw), head, sizeof(head));
+    if (ctx->json) {
+        code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        if (!ok) {
+            code = CLI_EXIT_FAIL;
+        }
+        goto cleanup;
+    }
+    if (!ok) {
+        code = cli_fail(ctx,
+                        "the audit chain of meeting %s is broken at seq %lld (of %lld entries): "
+                        "tell the server's operator (conferd audit)",
+                        m.id, (long long)bad, (long long)count);
+        goto cleanup;
+    }
+    fprintf(ctx->out, "audit chain of meeting %s ok: %lld entries, head %s\n", m.id,
+            (long long)count, head);
+    code = CLI_EXIT_OK;
+
+cleanup:
+    cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}

@@ -1,0 +1,315 @@
+/* cli_cmd_watch.c - `confer watch`: the meeting's changes and who is where, live; with an
+ * ITEM, that section's text redrawn as others type. After a network break it reconnects by
+ * itself, subscribes with the last seq it saw and says how many changes it replayed. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli_cmd.h"
+#include "cli_record.h"
+#include "cli_render.h"
+#include "cli_text.h"
+
+/* Code points inserted and deleted by a wire op. */
+static void op_size(const msgpack_object *op, size_t *ins, size_t *del)
+{
+    *ins = *del = 0;
+    for (uint32_t i = 0; op && op->type == MSGPACK_OBJECT_ARRAY && i < op->via.array.size; i++) {
+        const msgpack_object *c = &op->via.array.ptr[i];
+        if (c->type == MSGPACK_OBJECT_STR) {
+            *ins += proto_utf8_count(c->via.str.ptr, c->via.str.size);
+        } else if (c->type == MSGPACK_OBJECT_MAP) {
+            const msgpack_object *d = proto_mp_map_get(c, "d");
+            if (d && d->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                *del += (size_t)d->via.u64;
+            } else if (d && d->type == MSGPACK_OBJECT_STR) {
+                *del += proto_utf8_count(d->via.str.ptr, d->via.str.size);
+            }
+        }
+    }
+}
+
+static void clock_of(const msgpack_object *p, char out[16])
+{
+    int64_t ms = 0;
+    time_t t = time(NULL);
+    if (cli_obj_i64(p, "time", &ms)) {
+        t = (time_t)(ms / 1000);
+    }
+    struct tm tm;
+    localtime_r(&t, &tm);
+    strftime(out, 16, "%H:%M:%S", &tm);
+}
+
+/* One line for a person: "12:01:07 alice  text item 4 body (+12 -3)". */
+static void print_event(struct cli_ctx *ctx, const msgpack_object *p)
+{
+    char when[16], user[PROTO_NAME_MAX + 1], kind[16], type[16], id[80], what[64] = "";
+    clock_of(p, when);
+    cli_obj_strcpy(p, "user", user, sizeof(user));
+    cli_obj_strcpy(p, "kind", kind, sizeof(kind));
+    cli_obj_strcpy(p, "type", type, sizeof(type));
+    int64_t n = 0;
+    if (cli_obj_i64(p, "id", &n)) {
+        snprintf(id, sizeof(id), "#%lld", (long long)n);
+    } else {
+        cli_obj_strcpy(p, "id", id, sizeof(id));
+    }
+    if (strcmp(kind, "text") == 0) {
+        size_t ins = 0, del = 0;
+        char field[16];
+        op_size(proto_mp_map_get(p, "op"), &ins, &del);
+        cli_obj_strcpy(p, "field", field, sizeof(field));
+        snprintf(what, sizeof(what), " %s (+%zu -%zu)", field, ins, del);
+    } else if (strcmp(kind, "member") == 0) {
+        char role[16];
+        cli_obj_strcpy(p, "role", role, sizeof(role));
+        snprintf(what, sizeof(what), " now %s", role[0] ? role : "removed");
+    } else {
+        const msgpack_object *f = proto_mp_map_get(p, "fields");
+        for (uint32_t i = 0; f && f->type == MSGPACK_OBJECT_MAP && i < f->via.map.size; i++) {
+            const msgpack_object *k = &f->via.map.ptr[i].key;
+            size_t used = strlen(what);
+            if (k->type == MSGPACK_OBJECT_STR && used + k->via.str.size + 3 < sizeof(what)) {
+                snprintf(what + used, sizeof(what) - used, "%s%.*s", i ? ", " : " ",
+                         (int)k->via.str.size, k->via.str.ptr);
+            }
+        }
+    }
+    int64_t seq = 0;
+    cli_obj_i64(p, "seq", &seq);
+    fprintf(ctx->out, "%s  %-12s %-6s %s %s%s  [seq %lld]\n", when, user, kind, type, id, what,
+            (long long)seq);
+}
+
+static void print_presence(struct cli_ctx *ctx, const msgpack_object *p)
+{
+    char when[16], user[PROTO_NAME_MAX + 1], state[8], type[16] = "", field[16] = "";
+    clock_of(p, when);
+    cli_obj_strcpy(p, "user", user, sizeof(user));
+    cli_obj_strcpy(p, "state", state, sizeof(state));
+    const msgpack_object *w = proto_mp_map_get(p, "where");
+    int64_t id = 0;
+    if (w && w->type == MSGPACK_OBJECT_MAP) {
+        cli_obj_strcpy(w, "type", type, sizeof(type));
+        cli_obj_strcpy(w, "field", field, sizeof(field));
+        cli_obj_i64(w, "id", &id);
+    }
+    if (strcmp(state, "leave") == 0) {
+        fprintf(ctx->out, "%s  %-12s left\n", when, user);
+    } else {
+        fprintf(ctx->out, "%s  %-12s %s %s #%lld %s\n", when, user,
+                strcmp(state, "join") == 0 ? "is at" : "moved to", type, (long long)id, field);
+    }
+}
+
+static void redraw(struct cli_ctx *ctx, const char *label, const struct cli_text *t, bool tty)
+{
+    if (tty) {
+        fputs("\033[H\033[2J", ctx->out);
+    } else {
+        fputs("----\n", ctx->out);
+    }
+    fprintf(ctx->out, "%s  (seq %lld)\n\n%s\n", label, (long long)t->seq, t->text);
+}
+
+struct watch {
+    struct cli_ctx *ctx;
+    struct cli_mtg mt;
+    bool follow_text;
+    bool replica;
+    struct cli_text t;
+    char label[96];
+    int64_t seq;
+    long events;
+    bool tty;
+};
+
+/* (Re)subscribes; the first time takes the snapshot (and the text), later ones replay. */
+static int start(struct watch *w, bool again, const char *item)
+{
+    struct cli_msg *m = NULL;
+    int code;
+    if (again) {
+        code = cli_mtg_call(w->ctx, &w->mt, "subscribe", &m, "meeting.subscribe", "{s:s, s:I}",
+                            "meeting", w->mt.id, "since", w->seq);
+    } else {
+        code = cli_mtg_call(w->ctx, &w->mt, "subscribe", &m, "meeting.subscribe", "{s:s}",
+                            "meeting", w->mt.id);
+    }
+    if (code != CLI_EXIT_OK) {
+        return code;
+    }
+    if (!again) {
+        cli_obj_i64(m->result, "seq", &w->seq);
+        const msgpack_object *rec = proto_mp_map_get(m->result, "snapshot");
+        if (item) {
+            const msgpack_object *o = cli_rec_find(rec, PROTO_T_ITEM, item);
+            if (o == NULL) {
+                cli_msg_free(m);
+                return cli_fail(w->ctx, "no item %s in this meeting (confer agenda lists them)",
+                                item);
+            }
+            int64_t id = 0;
+            size_t len = 0;
+            cli_obj_i64(o, "id", &id);
+            const char *body = cli_obj_str(o, "body", &len);
+            cli_obj_label(PROTO_T_ITEM, o, w->label, sizeof(w->label));
+            if (cli_text_init(&w->t, w->mt.id, "item", id, NULL, "body", body ? body : "",
+                              body ? len : 0, w->seq) != 0) {
+                cli_msg_free(m);
+                return cli_fail(w->ctx, "out of memory");
+            }
+            w->replica = true;
+            if (!w->ctx->json) {
+                redraw(w->ctx, w->label, &w->t, w->tty);
+            }
+        } else if (!w->ctx->json) {
+            fprintf(w->ctx->out, "watching %s from seq %lld (Ctrl-C stops)\n", w->mt.id,
+                    (long long)w->seq);
+        }
+    } else if (!w->ctx->json) {
+        fprintf(w->ctx->out, "reconnected: %zu change%s replayed\n", cli_conn_pending(w->mt.c),
+                cli_conn_pending(w->mt.c) == 1 ? "" : "s");
+    }
+    fflush(w->ctx->out);
+    cli_msg_free(m);
+    return CLI_EXIT_OK;
+}
+
+static void handle(struct watch *w, const struct cli_msg *m)
+{
+    if (m->kind != PROTO_RPC_NOTIFY || m->method == NULL) {
+        return;
+    }
+    if (w->ctx->json) {
+        json_t *j = json_pack("{s:s}", "notification", m->method);
+        json_object_set_new(j, "params", cli_json_from_mp(m->params));
+        char *s = json_dumps(j, JSON_COMPACT);
+        if (s) {
+            fprintf(w->ctx->out, "%s\n", s);
+            free(s);
+        }
+        json_decref(j);
+    }
+    if (strcmp(m->method, "event") == 0) {
+        int64_t seq = 0;
+        cli_obj_i64(m->params, "seq", &seq);
+        if (seq <= w->seq && !w->replica) {
+            return;
+        }
+        w->events++;
+        bool text_before = false;
+        if (w->replica) {
+            int64_t before = w->t.remote_ops;
+            cli_text_handle(&w->t, w->mt.c, m);
+            text_before = w->t.remote_ops != before;
+        }
+        if (seq > w->seq) {
+            w->seq = seq;
+        }
+        if (!w->ctx->json) {
+            if (text_before) {
+                redraw(w->ctx, w->label, &w->t, w->tty);
+            }
+            print_event(w->ctx, m->params);
+        }
+    } else if (strcmp(m->method, "presence") == 0 && !w->ctx->json) {
+        print_presence(w->ctx, m->params);
+    }
+    fflush(w->ctx->out);
+}
+
+int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const char *count_s = NULL, *for_s = NULL;
+    const struct cli_opt opts[] = {
+        {"count", 0, CLI_OPT_STR, "N", "stop after N changes", NULL, &count_s},
+        {"for", 0, CLI_OPT_STR, "SECONDS", "stop after this long", NULL, &for_s},
+    };
+    const struct cli_usage u = {
+        .cmd = "watch",
+        .synopsis = "[ITEM] [--count N] [--for SECONDS]",
+        .about = "Shows the meeting's changes as they happen (who, what, where, when) and "
+                 "who is editing where. With ITEM (a number, or #ID), that section's text is "
+                 "redrawn live as others type. After a network break it reconnects by itself "
+                 "and replays what it missed. --json prints each notification as a line of "
+                 "JSON. Ctrl-C stops.",
+        .opts = opts,
+        .nopts = sizeof(opts) / sizeof(opts[0]),
+        .json = true,
+        .min_args = 0,
+        .max_args = 1,
+        .meeting = true,
+    };
+    struct cli_args a;
+    int code = CLI_EXIT_OK;
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    long count = count_s ? strtol(count_s, NULL, 10) : 0;
+    long secs = for_s ? strtol(for_s, NULL, 10) : 0;
+    if ((count_s && count <= 0) || (for_s && secs <= 0)) {
+        return cli_usage_error(ctx, "watch", "--count and --for take positive numbers");
+    }
+    struct watch w;
+    memset(&w, 0, sizeof(w));
+    w.ctx = ctx;
+    w.tty = isatty(fileno(ctx->out)) && !ctx->json;
+    code = cli_mtg_open(ctx, &w.mt, true);
+    if (code == CLI_EXIT_OK) {
+        code = start(&w, false, a.n ? a.v[0] : NULL);
+    }
+    int64_t end = secs ? proto_now_ms() + secs * 1000 : 0;
+    int backoff = 250;
+    while (code == CLI_EXIT_OK && (count == 0 || w.events < count)) {
+        int64_t left = end ? end - proto_now_ms() : 1000;
+        if (end && left <= 0) {
+            break;
+        }
+        struct cli_msg *m = NULL;
+        int rc =
+            w.mt.c ? cli_conn_next(w.mt.c, (int)(left < 1000 ? left : 1000), &m) : PROTO_ECLOSED;
+        if (rc == 0) {
+            handle(&w, m);
+            cli_msg_free(m);
+            backoff = 250;
+            continue;
+        }
+        if (rc == PROTO_ETIMEDOUT) {
+            continue;
+        }
+        /* The connection broke: come back and replay from the last seq. */
+        if (w.mt.c && !ctx->json) {
+            fprintf(ctx->out, "connection lost (%s); reconnecting...\n", cli_conn_error(w.mt.c));
+            fflush(ctx->out);
+        }
+        cli_conn_free(w.mt.c);
+        w.mt.c = NULL;
+        usleep((useconds_t)backoff * 1000);
+        backoff = backoff < 4000 ? backoff * 2 : 5000;
+        FILE *err = ctx->err, *quiet = fopen("/dev/null", "w");
+        if (quiet) {
+            ctx->err = quiet; /* quiet while the server is away */
+        }
+        int c = cli_session_connect(ctx, &w.mt.s, &w.mt.c, NULL);
+        if (c == CLI_EXIT_OK) {
+            c = start(&w, true, NULL);
+        }
+        if (quiet) {
+            fclose(quiet);
+        }
+        ctx->err = err;
+        if (c != CLI_EXIT_OK) {
+            cli_conn_free(w.mt.c);
+            w.mt.c = NULL;
+        }
+    }
+    if (w.replica) {
+        cli_text_free(&w.t);
+    }
+    cli_mtg_close(&w.mt);
+    return code;
+}
