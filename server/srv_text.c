@@ -144,9 +144,14 @@ static int ops_after(struct srv *srv, struct srv_meeting *m, enum proto_type t, 
                      int field, int64_t base, struct oplist *l)
 {
     if (base + 1 >= m->ops_from) {
-        for (size_t i = 0; i < m->ops_n; i++) {
+        /* Only the newest ops are after base: find where they start, from the end. */
+        size_t first = m->ops_n;
+        while (first > 0 && m->ops[(m->ops_head + first - 1) % m->ops_cap].seq > base) {
+            first--;
+        }
+        for (size_t i = first; i < m->ops_n; i++) {
             const struct srv_textop *x = &m->ops[(m->ops_head + i) % m->ops_cap];
-            if (x->seq > base && x->type == t && x->id == id && x->field == field) {
+            if (x->type == t && x->id == id && x->field == field) {
                 int rc = oplist_add(l, &x->op);
                 if (rc != 0) {
                     return rc;
