@@ -226,20 +226,39 @@ static int set_field(struct srv_rec *rec, struct srv_obj *o, int idx, const msgp
     return srv_val_set_str(val, v->via.str.ptr, v->via.str.size);
 }
 
+/* True when v may go into field idx of type t (nil, an integer or a string as it says). */
+static bool value_fits(enum proto_type t, int idx, const msgpack_object *v)
+{
+    enum proto_fkind k = proto_type_info(t)->fields[idx].kind;
+    if (v->type == MSGPACK_OBJECT_NIL) {
+        return true;
+    }
+    if (k == PROTO_F_INT || k == PROTO_F_ITEMREF) {
+        return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+               v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
+    }
+    return v->type == MSGPACK_OBJECT_STR && k != PROTO_F_COMPUTED;
+}
+
 static int apply_fields(struct srv_rec *rec, struct srv_obj *o, const msgpack_object *fields)
 {
     if (fields == NULL || fields->type != MSGPACK_OBJECT_MAP) {
         return 0;
     }
+    /* Check every pair first: an entry applies whole or not at all. */
     for (uint32_t i = 0; i < fields->via.map.size; i++) {
         const msgpack_object_kv *kv = &fields->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR) {
             return PROTO_EINVAL;
         }
         int idx = proto_field_find(o->type, kv->key.via.str.ptr, kv->key.via.str.size);
-        if (idx < 0) {
+        if (idx < 0 || !value_fits(o->type, idx, &kv->val)) {
             return PROTO_EINVAL;
         }
+    }
+    for (uint32_t i = 0; i < fields->via.map.size; i++) {
+        const msgpack_object_kv *kv = &fields->via.map.ptr[i];
+        int idx = proto_field_find(o->type, kv->key.via.str.ptr, kv->key.via.str.size);
         int rc = set_field(rec, o, idx, &kv->val);
         if (rc != 0) {
             return rc;
@@ -338,7 +357,9 @@ int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
     }
     if (t == PROTO_T_MEETING) {
         rc = apply_fields(rec, &rec->meeting, fields);
-        rec->meeting.seq = e->seq;
+        if (rc == 0) {
+            rec->meeting.seq = e->seq;
+        }
         if (rc == 0 && strcmp(e->kind, "create") == 0) {
             char user[PROTO_NAME_MAX + 1];
             if (proto_param_strcpy(payload, "rapporteur", user, sizeof(user)) == 0) {
@@ -377,7 +398,9 @@ int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
         }
     } else if (strcmp(e->kind, "update") == 0) {
         rc = apply_fields(rec, o, fields);
-        o->seq = e->seq;
+        if (rc == 0) {
+            o->seq = e->seq;
+        }
     } else {
         rc = PROTO_EINVAL;
     }
