@@ -23,6 +23,8 @@ static const struct cli_cmd commands[] = {
     {"members", cli_cmd_members, "list the members of the meeting, set or remove one", NULL},
     {"agenda", cli_cmd_agenda, "the agenda: items, their documents, the sessions", "record"},
     {"show", cli_cmd_show, "show one agenda item and its text", NULL},
+    {"edit", cli_cmd_edit, "edit a section's text in $EDITOR, merged with others' changes", NULL},
+    {"watch", cli_cmd_watch, "follow the meeting's changes live (and one section's text)", NULL},
     {"items", cli_cmd_items, "list agenda items; add, set or remove one", NULL},
     {"sessions", cli_cmd_sessions, "list sessions; add, set or remove one", NULL},
     {"docs", cli_cmd_docs, "list documents; add, set or remove one", NULL},

@@ -230,6 +230,8 @@ int cli_cmd_meeting(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_members(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_edit(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_items(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_sessions(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_docs(struct cli_ctx *ctx, int argc, char **argv);

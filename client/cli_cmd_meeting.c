@@ -108,8 +108,8 @@ int cli_mtg_fail(struct cli_ctx *ctx, struct cli_mtg *m, const char *what, int r
         return cli_fail(ctx, "%s: no meeting %s, or you are not a member of it: ask its rapporteur",
                         what, m->id);
     }
-    if (strcmp(code, "not_found") == 0) {
-        return cli_fail(ctx, "%s: %s (removed meanwhile?)", what, safe);
+    if (strcmp(code, "not_found") == 0 && strstr(text, "object") != NULL) {
+        return cli_fail(ctx, "%s: it was removed meanwhile by someone else", what);
     }
     if (strcmp(code, "forbidden") == 0) {
         char role[32];
@@ -132,7 +132,7 @@ int cli_mtg_fail(struct cli_ctx *ctx, struct cli_mtg *m, const char *what, int r
         return cli_fail(ctx, "%s: changed meanwhile by someone else: run the command again", what);
     }
     if (strcmp(code, "conflict") == 0 || strcmp(code, "bad_request") == 0 ||
-        strcmp(code, "too_large") == 0) {
+        strcmp(code, "too_large") == 0 || strcmp(code, "not_found") == 0) {
         return cli_fail(ctx, "%s: %s", what, safe);
     }
     return cli_fail_rpc(ctx, what, msg);

@@ -396,8 +396,8 @@ static size_t list_order(enum proto_type t, const msgpack_object *rec, const msg
 static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpack_object *rec,
                          const msgpack_object *arr, const size_t *idx, size_t n, const char *today)
 {
-    const char *headers[8];
-    const char *cells[8];
+    const char *headers[8] = {NULL};
+    const char *cells[8] = {NULL};
     char bufs[8][1024];
     struct cli_table *t = NULL;
     int code = CLI_EXIT_FAIL;
@@ -851,7 +851,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
 
     /* the options: one per field of the table, but those add takes as arguments */
     const char *vals[MAX_OPTS];
-    const struct opt_def *defs[MAX_OPTS];
+    const struct opt_def *defs[MAX_OPTS] = {NULL};
     char names[MAX_OPTS][32];
     char metas[MAX_OPTS][64];
     struct cli_opt opts[MAX_OPTS];
@@ -890,11 +890,13 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
     snprintf(cmd, sizeof(cmd), "%s %s", k->cmd, verbs[v]);
     switch (v) {
     case V_ADD:
-        snprintf(synopsis, sizeof(synopsis), "%s [options]", k->add_args);
+        snprintf(synopsis, sizeof(synopsis), "%s%s%s%s [options]", k->add_args,
+                 k->add_needs != NULL ? " --" : "", k->add_needs != NULL ? k->add_needs : "",
+                 k->add_needs != NULL ? " TEXT" : "");
         snprintf(about, sizeof(about),
                  "Adds %s %s to the meeting; the options set its other fields.%s%s",
-                 t == PROTO_T_ITEM ? "an" : "a", noun, k->add_note != NULL ? "\n" : "",
-                 k->add_note != NULL ? k->add_note : "");
+                 strchr("aeiou", noun[0]) != NULL ? "an" : "a", noun,
+                 k->add_note != NULL ? "\n" : "", k->add_note != NULL ? k->add_note : "");
         break;
     case V_SET:
         snprintf(synopsis, sizeof(synopsis), "%s%s[options]", t == PROTO_T_MEETING ? "" : k->target,
@@ -1060,6 +1062,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         break;
     }
     if (v == V_CREATE) {
+        m.id[0] = '\0'; /* the chosen meeting has nothing to do with it: no role to name */
         code = cli_mtg_call(ctx, &m, what, &r, method, "r", b.data, b.len);
     } else {
         code = cli_mtg_change(ctx, &m, what, &b, method, &r);

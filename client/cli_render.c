@@ -19,6 +19,10 @@
 int cli_term_width(int fd)
 {
     struct winsize ws;
+    const char *cols = getenv("COLUMNS");
+    if (cols != NULL && cols[0] >= '1' && cols[0] <= '9' && strlen(cols) <= 4) {
+        return atoi(cols);
+    }
     if (isatty(fd) && ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) {
         return ws.ws_col;
     }

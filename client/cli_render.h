@@ -19,7 +19,8 @@
 
 #define CLI_TERM_WIDTH_DEFAULT 80
 
-/* Width of the terminal on fd in columns (TIOCGWINSZ), or 80 when fd is not a terminal. */
+/* Width of the terminal on fd in columns: $COLUMNS when it holds a number, else TIOCGWINSZ,
+ * else 80 (fd is not a terminal). */
 int cli_term_width(int fd);
 
 /* Copies s[0..len) into out (cap bytes, NUL-terminated, cut at a character boundary when

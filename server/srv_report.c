@@ -1198,6 +1198,20 @@ static bool bare_prefix(const struct imp *im, const char *num, size_t nlen, cons
     return true;
 }
 
+/* True for a line of a section of actions ("Action from RG-IEM to WP2"). */
+static bool in_action_section(const struct imp *im, const struct line *ln)
+{
+    const char *from = NULL, *to = NULL;
+    size_t flen = 0, tlen = 0, len = 0;
+    if (ln->kind == L_PRE) {
+        return false;
+    }
+    const struct srv_val *title =
+        &im->sects[ln->sect].item->f[proto_field_find(PROTO_T_ITEM, "title", 5)];
+    len = title->set ? title->len : 0;
+    return len > 0 && action_title(title->s, len, &from, &flen, &to, &tlen);
+}
+
 static int docs(struct imp *im)
 {
     int rc = 0;
@@ -1222,8 +1236,13 @@ static int docs(struct imp *im)
             i += k - 1;
         }
     }
-    for (size_t l = 0; l < im->nlines; l++) {
-        const struct line *ln = &im->lines[l];
+    /* A document belongs to the first section that discusses it: the list of actions only
+     * repeats references, so its lines are read last. */
+    for (size_t step = 0; step < 2 * im->nlines; step++) {
+        const struct line *ln = &im->lines[step % im->nlines];
+        if (in_action_section(im, ln) != (step >= im->nlines)) {
+            continue;
+        }
         const char *s = ln->s;
         size_t n = ln->len;
         for (size_t i = 0; i < n; i++) {

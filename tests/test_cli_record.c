@@ -400,6 +400,7 @@ int main(void)
         cmocka_unit_test(test_number_same),    cmocka_unit_test(test_find_items),
         cmocka_unit_test(test_find_others),    cmocka_unit_test(test_fields_and_labels),
         cmocka_unit_test(test_interims_order), cmocka_unit_test(test_render_helpers),
+        cmocka_unit_test(test_error_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
