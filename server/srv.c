@@ -129,21 +129,63 @@ void srv_close_user(struct srv *srv, const char *user, struct srv_conn *keep, co
     }
 }
 
+/* The state of every account, sorted by name, read in one pass. */
+struct acct_state {
+    char name[PROTO_NAME_MAX + 1];
+    bool disabled;
+    int64_t gen;
+};
+
+struct acct_list {
+    struct acct_state *v;
+    size_t n, cap;
+};
+
+static int collect_account(void *ud, const struct db_account *a)
+{
+    struct acct_list *l = ud;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 64;
+        struct acct_state *v = realloc(l->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return PROTO_ENOMEM;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    snprintf(l->v[l->n].name, sizeof(l->v[l->n].name), "%s", a->name);
+    l->v[l->n].disabled = a->disabled;
+    l->v[l->n].gen = a->gen;
+    l->n++;
+    return 0;
+}
+
+static int cmp_acct(const void *k, const void *e)
+{
+    return strcmp(k, ((const struct acct_state *)e)->name);
+}
+
 void srv_check_accounts(struct srv *srv)
 {
+    /* The database changes with every batch the writer commits: read the accounts once
+     * (db_account_list is in name order) rather than once per connection. */
+    struct acct_list l = {0};
+    if (db_account_list(srv->db, collect_account, &l) != 0) {
+        free(l.v);
+        return;
+    }
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         if (c->state != SRV_CONN_READY) {
             continue;
         }
-        struct db_account a;
-        int rc = db_account_get(srv->db, c->user, &a);
-        if (rc == PROTO_ENOTFOUND || (rc == 0 && a.disabled)) {
+        const struct acct_state *a = bsearch(c->user, l.v, l.n, sizeof(*l.v), cmp_acct);
+        if (a == NULL || a->disabled) {
             srv_conn_close(c, "account disabled");
-        } else if (rc == 0 && a.gen != c->gen) {
+        } else if (a->gen != c->gen) {
             srv_conn_close(c, "password changed");
         }
-        sodium_memzero(&a, sizeof(a));
     }
+    free(l.v);
 }
 
 static void on_poll(uv_timer_t *t)
