@@ -7,9 +7,12 @@
  * type has a cap on the objects one import makes, so a hostile 4 MiB text costs time and
  * memory about linear in its size.
  *
- * What the prose of a report says is what the text layout carries: a field that no
- * sentence of a report states (an action's owner, a doc's title) is in the Markdown and
- * HTML exports but not in the text export.
+ * The prose of a report does not state every field (an action's owner, a doc's title), so
+ * the text export ends with an annex, "Annex: record", that lists the record's objects one
+ * a line, columns apart by tabs, in the order of the schema's fields (export_annex shows
+ * the layout). When a text has the annex, the annex alone gives the meeting's fields
+ * (the abstract aside) and every object but the items: items (number, title, body) and the
+ * abstract are still read from the prose, and nothing else is inferred from it.
  */
 #include "srv_report.h"
 
@@ -26,12 +29,17 @@
 #define LOOK       256           /* bytes a scanner looks ahead for a closing mark */
 #define NAME_WORDS 6             /* words of a person's name */
 #define KEY_MAX    1200          /* bytes of a de-duplication key */
+#define ANNEX_MARK "Annex: record"
+#define ANNEX_COLS (PROTO_MAX_FIELDS + 2) /* columns of an annex line, at most */
+#define ANNEX_LINE (2 * TEXT_MAX + 8192)  /* bytes of an annex line: a text, all escapes */
+#define NOT_ITEM   "not-an-item"          /* the annex's "that section is not an item" */
 
 enum lkind {
     L_PRE,    /* before the first section */
     L_HEAD,   /* "N<TAB>Title" */
     L_BODY,   /* part of its item's body */
     L_ACTION, /* part of an action's text */
+    L_ANNEX,  /* a line of the annex, as it is in the text but for a CR at its end */
 };
 
 struct line {
@@ -43,9 +51,10 @@ struct line {
 };
 
 struct sect {
-    size_t head;       /* line index of the heading */
-    size_t first, end; /* lines of the section after the heading: [first, end) */
-    struct srv_obj *item;
+    size_t head;          /* line index of the heading */
+    size_t first, end;    /* lines of the section after the heading: [first, end) */
+    struct srv_obj *item; /* NULL when the annex says the section is not an item */
+    bool skip;            /* the annex says so ("not-an-item") */
 };
 
 /* A sorted set of strings, for "seen before?" in O(log n). */
@@ -61,9 +70,14 @@ struct imp {
     size_t nlines;
     struct sect *sects;
     size_t nsects;
+    size_t annex_at;     /* offset of the annex's first line in the text, or SIZE_MAX */
+    bool annex;          /* the text has an annex: it gives the objects, the prose does not */
+    struct line *alines; /* the annex's lines */
+    size_t nalines;
     int64_t next_id;
     struct keyset keys[PROTO_T_COUNT];
-    struct keyset bare; /* "TD258\tTSAG": the prefixes seen with each document number */
+    struct keyset bare;  /* "TD258\tTSAG": the prefixes seen with each document number */
+    struct keyset arefs; /* the annex's action refs as the prose shows them */
     int start_y, start_m, end_y;
     char *err;
     size_t errlen;
@@ -635,43 +649,119 @@ static bool audit_line(const char *s, size_t n)
     return starts_ci(s + i, n - i, "Audit head: seq ");
 }
 
+/* Where the annex starts: the offset of the last line that reads "Annex: record" (blanks
+ * after it allowed), or SIZE_MAX. The last one, because a body may quote the mark and the
+ * annex never holds it (its lines start with a type or "#"). */
+static size_t annex_find(const char *text, size_t len)
+{
+    size_t at = SIZE_MAX, a = 0, mlen = strlen(ANNEX_MARK);
+
+    while (a < len) {
+        const char *nl = memchr(text + a, '\n', len - a);
+        size_t b = nl ? (size_t)(nl - text) : len, n = b - a;
+        while (n > 0 && is_space((unsigned char)text[a + n - 1])) {
+            n--;
+        }
+        if (n == mlen && memcmp(text + a, ANNEX_MARK, mlen) == 0) {
+            at = a;
+        }
+        a = b + 1;
+    }
+    return at;
+}
+
+/* A new line at the end of *v (n lines, room for *cap); NULL when out of memory. */
+static struct line *push_line(struct line **v, size_t n, size_t *cap)
+{
+    if (n == *cap) {
+        size_t ncap = *cap ? 2 * *cap : 256;
+        struct line *nv = realloc(*v, ncap * sizeof(*nv));
+        if (nv == NULL) {
+            return NULL;
+        }
+        *v = nv;
+        *cap = ncap;
+    }
+    memset(&(*v)[n], 0, sizeof(**v));
+    return &(*v)[n];
+}
+
+/* Copies a line of the annex as it is: its values may end in blanks or hold "[bookmark:". */
+static int annex_copy(struct imp *im, const char *s, size_t n, size_t no, size_t *o, size_t *cap)
+{
+    struct line *ln = NULL;
+    size_t lead = 0;
+
+    if (n > 0 && s[n - 1] == '\r') {
+        n--;
+    }
+    while (lead < n && is_space((unsigned char)s[lead])) {
+        lead++;
+    }
+    if (lead == n || audit_line(s, n)) {
+        return 0;
+    }
+    if (im->nlines + im->nalines == MAX_LINES) {
+        return fail(im, PROTO_ETOOBIG, no, "more than %d lines of text", MAX_LINES);
+    }
+    ln = push_line(&im->alines, im->nalines, cap);
+    if (ln == NULL) {
+        return nomem(im);
+    }
+    memcpy(im->buf + *o, s, n);
+    im->buf[*o + n] = '\0';
+    ln->s = im->buf + *o;
+    ln->len = n;
+    ln->no = no;
+    ln->kind = L_ANNEX;
+    im->nalines++;
+    *o += n + 1;
+    return 0;
+}
+
 static int split_lines(struct imp *im, const char *text, size_t len)
 {
-    size_t no = 0, o = 0, a = 0, lines_cap = 0, sects_cap = 0;
+    size_t no = 0, o = 0, a = 0, lines_cap = 0, sects_cap = 0, alines_cap = 0;
+    int rc = 0;
 
     im->buf = malloc(len + 1);
     if (im->buf == NULL) {
         return nomem(im);
     }
+    im->annex_at = annex_find(text, len);
     while (a <= len) {
         const char *nl = a < len ? memchr(text + a, '\n', len - a) : NULL;
-        size_t b = nl ? (size_t)(nl - text) : len, n = 0;
+        size_t b = nl ? (size_t)(nl - text) : len, n = 0, from = a;
         const char *title = NULL;
         size_t tlen = 0;
         struct line *ln = NULL;
 
         no++;
-        if (!proto_utf8_valid(text + a, b - a)) {
+        a = b + 1;
+        if (!proto_utf8_valid(text + from, b - from)) {
             return fail(im, PROTO_EINVAL, no, "not valid UTF-8");
         }
-        n = normalise(text + a, b - a, im->buf + o);
-        a = b + 1;
+        if (from == im->annex_at) {
+            im->annex = true;
+            continue;
+        }
+        if (im->annex) {
+            if ((rc = annex_copy(im, text + from, b - from, no, &o, &alines_cap)) < 0) {
+                return rc;
+            }
+            continue;
+        }
+        n = normalise(text + from, b - from, im->buf + o);
         if (n == 0 || audit_line(im->buf + o, n)) {
             continue;
         }
-        if (im->nlines == MAX_LINES) {
+        if (im->nlines + im->nalines == MAX_LINES) {
             return fail(im, PROTO_ETOOBIG, no, "more than %d lines of text", MAX_LINES);
         }
-        if (im->nlines == lines_cap) {
-            size_t ncap = lines_cap ? 2 * lines_cap : 256;
-            struct line *nv = realloc(im->lines, ncap * sizeof(*nv));
-            if (nv == NULL) {
-                return nomem(im);
-            }
-            im->lines = nv;
-            lines_cap = ncap;
+        ln = push_line(&im->lines, im->nlines, &lines_cap);
+        if (ln == NULL) {
+            return nomem(im);
         }
-        ln = &im->lines[im->nlines];
         ln->s = im->buf + o;
         ln->len = n;
         ln->no = no;
@@ -798,6 +888,9 @@ static int make_items(struct imp *im)
         size_t tlen = 0, nlen = heading(ln->s, ln->len, &title, &tlen);
         struct srv_obj *o = NULL;
 
+        if (im->sects[k].skip) {
+            continue;
+        }
         if ((rc = new_obj(im, PROTO_T_ITEM, ln->no, &o)) < 0 ||
             (rc = set_str(im, o, "number", ln->s, nlen)) < 0 ||
             (rc = set_str(im, o, "title", title, tlen)) < 0) {
@@ -818,8 +911,12 @@ static int finish_action(struct imp *im, struct srv_obj *a, struct proto_buf *te
     return rc;
 }
 
+static int annex_action(struct imp *im, const char *s, size_t n, bool *starts);
+
 /* Splits each section into its body and, in a section of actions, its actions; sets the
- * meeting's group and action prefix from the first section of actions. */
+ * meeting's group and action prefix from the first section of actions. With an annex, the
+ * actions (and the group) are the annex's: a section's actions start at its first line
+ * "REF: ..." for a ref of the annex not seen before, and all lines from there on are theirs. */
 static int make_bodies(struct imp *im)
 {
     struct proto_buf body = {0}, text = {0};
@@ -832,11 +929,11 @@ static int make_bodies(struct imp *im)
         size_t tlen = 0, flen = 0, tolen = 0;
         struct srv_obj *cur = NULL;
         size_t cur_no = 0;
-        bool acts = false;
+        bool acts = false, in_act = false;
 
         heading(head->s, head->len, &title, &tlen);
         acts = action_title(title, tlen, &from, &flen, &to, &tolen);
-        if (acts && flen > 0 && !field(&im->rec->meeting, "group")->set) {
+        if (acts && flen > 0 && !im->annex && !field(&im->rec->meeting, "group")->set) {
             rc = set_str(im, &im->rec->meeting, "group", from, flen);
         }
         body.len = 0;
@@ -853,6 +950,17 @@ static int make_bodies(struct imp *im)
             if (n >= 2 && p[0] == '-' && p[1] == ' ') {
                 p += 2;
                 n -= 2;
+            }
+            if (im->annex) {
+                bool starts = false;
+                rc = annex_action(im, p, n, &starts);
+                in_act = in_act || starts;
+                if (in_act) {
+                    ln->kind = L_ACTION;
+                } else if (rc == 0) {
+                    rc = add_line(im, &body, ln->s, ln->len);
+                }
+                continue;
             }
             r = action_ref(p, n);
             if (r > 0) {
@@ -899,7 +1007,7 @@ static int make_bodies(struct imp *im)
         if (rc == 0) {
             rc = finish_action(im, cur, &text, cur_no);
         }
-        if (rc == 0) {
+        if (rc == 0 && sc->item != NULL) {
             rc = set_text(im, sc->item, "body", &body, head->no);
         }
     }
@@ -945,7 +1053,7 @@ static int title_parent(struct imp *im)
 {
     static const char *const kinds[] = {"Rapporteur Group", "Study Group", "Working Party",
                                         "Focus Group", NULL};
-    static const char *const ends[] = {" during ", " held ", " at its ", " (", ". ", NULL};
+    static const char *const ends[] = {" during ", " held ", " at its ", " (", ". ", "\n", NULL};
     const struct srv_val *ab = field(&im->rec->meeting, "abstract");
     const char *s = ab->s;
     size_t n = ab->len, m = n, start = 0, end = 0;
@@ -1076,7 +1184,7 @@ static bool venue_dates(const char *s, size_t n, const char **venue, size_t *vle
             continue;
         }
         while (v + k < n && k <= 100 && s[v + k] != ',' && s[v + k] != '(' && s[v + k] != ')' &&
-               !is_digit((unsigned char)s[v + k])) {
+               s[v + k] != '\n' && !is_digit((unsigned char)s[v + k])) {
             k++;
         }
         if (k == 0 || k > 100 || !starts_ci(s + v + k, n - v - k, ", ") ||
@@ -1726,7 +1834,443 @@ static int people(struct imp *im)
     return rc;
 }
 
+/* ---- the annex ---- */
+
+/* True for a field the annex carries: every field but computed ones, of every type but
+ * items (the numbered sections), and the meeting's but its abstract (the abstract). */
+static bool annex_field(enum proto_type t, size_t k)
+{
+    enum proto_fkind kind = proto_type_info(t)->fields[k].kind;
+    return t != PROTO_T_ITEM && kind != PROTO_F_COMPUTED &&
+           !(t == PROTO_T_MEETING && kind == PROTO_F_TEXT);
+}
+
+/* Columns of an annex line of an object of type t (the meeting's lines: 3). */
+static size_t annex_ncols(enum proto_type t)
+{
+    size_t n = 1;
+    for (size_t k = 0; t != PROTO_T_MEETING && k < proto_type_info(t)->nfields; k++) {
+        n += annex_field(t, k);
+    }
+    return t == PROTO_T_MEETING ? 3 : n;
+}
+
+/* Splits s[0..n) at tabs into at most max columns; returns how many there are. */
+static size_t annex_split(const char *s, size_t n, const char **col, size_t *clen, size_t max)
+{
+    size_t c = 0, a = 0;
+
+    for (;;) {
+        const char *tab = memchr(s + a, '\t', n - a);
+        size_t b = tab ? (size_t)(tab - s) : n;
+        if (c < max) {
+            col[c] = s + a;
+            clen[c] = b - a;
+        }
+        c++;
+        if (tab == NULL) {
+            return c;
+        }
+        a = b + 1;
+    }
+}
+
+/* True when s[0..n) may be quoted in a message: printable ASCII, at most 32 bytes. */
+static bool quotable(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"') {
+            return false;
+        }
+    }
+    return n <= 32;
+}
+
+struct annex {
+    const struct srv_obj **items; /* in their natural order, to find one by number */
+    size_t nitems;
+    struct proto_buf val; /* the value being read, unescaped, NUL after it */
+    uint32_t seen;        /* the meeting's fields given so far */
+};
+
+/* Unescapes s[0..n) into out (a NUL after it); a lone "-" is nil. Returns 0, PROTO_ENOMEM,
+ * or PROTO_EINVAL for a "\\" that starts no escape. */
+static int unescape(struct proto_buf *out, const char *s, size_t n, bool *nil)
+{
+    size_t from = 0;
+
+    out->len = 0;
+    *nil = n == 1 && s[0] == '-';
+    for (size_t i = 0; i < n && !*nil; i++) {
+        const char *e = NULL;
+        if (s[i] != '\\') {
+            continue;
+        }
+        switch (at(s, n, i + 1)) {
+        case 't':
+            e = "\t";
+            break;
+        case 'n':
+            e = "\n";
+            break;
+        case 'r':
+            e = "\r";
+            break;
+        case '\\':
+            e = "\\";
+            break;
+        case '-':
+            e = "-";
+            break;
+        default:
+            return PROTO_EINVAL;
+        }
+        if (proto_buf_append(out, s + from, i - from) < 0 || proto_buf_append(out, e, 1) < 0) {
+            return PROTO_ENOMEM;
+        }
+        from = i + 2;
+        i++;
+    }
+    if ((!*nil && proto_buf_append(out, s + from, n - from) < 0) ||
+        proto_buf_append(out, "", 1) < 0) {
+        return PROTO_ENOMEM;
+    }
+    out->len--;
+    return 0;
+}
+
+/* The id of the first item (in natural order, then by id) numbered s, or 0. */
+static int64_t annex_item(const struct annex *ax, const char *s)
+{
+    size_t lo = 0, hi = ax->nitems;
+    int k = proto_field_find(PROTO_T_ITEM, "number", 6);
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (proto_number_cmp(ax->items[mid]->f[k].s, s) < 0) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    /* "4" and "04" sort together: the same text is wanted. */
+    for (; lo < ax->nitems && proto_number_cmp(ax->items[lo]->f[k].s, s) == 0; lo++) {
+        if (strcmp(ax->items[lo]->f[k].s, s) == 0) {
+            return ax->items[lo]->id;
+        }
+    }
+    return 0;
+}
+
+/* Why a string does not fit its field (into why), or false when it fits. */
+static bool annex_misfit(const struct proto_field *fd, const char *s, size_t n, char *why,
+                         size_t wl)
+{
+    static const struct {
+        enum proto_fkind kind;
+        bool (*valid)(const char *s, size_t len);
+        const char *why;
+    } formats[] = {
+        {PROTO_F_DATE, proto_date_valid, "not a date YYYY-MM-DD"},
+        {PROTO_F_TIME, proto_time_valid, "not a time HH:MM"},
+        {PROTO_F_TZ, proto_tz_valid, "not an IANA time zone name"},
+        {PROTO_F_NUMBER, proto_number_valid, "not an item number"},
+    };
+    size_t max = fd->max ? fd->max : PROTO_STR_MAX, used = 0;
+
+    if (fd->kind == PROTO_F_STR && n > max) {
+        snprintf(why, wl, "over %zu bytes", max);
+        return true;
+    }
+    if (fd->kind == PROTO_F_STR && (memchr(s, '\n', n) != NULL || memchr(s, '\r', n) != NULL)) {
+        snprintf(why, wl, "must be one line");
+        return true;
+    }
+    for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
+        if (formats[i].kind == fd->kind && !formats[i].valid(s, n)) {
+            snprintf(why, wl, "%s", formats[i].why);
+            return true;
+        }
+    }
+    if (fd->kind != PROTO_F_ENUM) {
+        return false;
+    }
+    for (const char *const *e = fd->values; *e != NULL; e++) {
+        if (strlen(*e) == n && memcmp(*e, s, n) == 0) {
+            return false;
+        }
+    }
+    used = (size_t)snprintf(why, wl, "not one of");
+    for (const char *const *e = fd->values; *e != NULL && used < wl; e++) {
+        used += (size_t)snprintf(why + used, wl - used, "%s %s", e == fd->values ? "" : ",", *e);
+    }
+    return true;
+}
+
+/* Reads column c (s[0..n)) into field k of o. */
+static int annex_value(struct imp *im, struct annex *ax, const struct line *ln, struct srv_obj *o,
+                       size_t k, size_t c, const char *s, size_t n)
+{
+    const char *tname = proto_type_info(o->type)->name;
+    const struct proto_field *fd = &proto_type_info(o->type)->fields[k];
+    const char *v = NULL;
+    char why[96], *end = NULL;
+    bool nil = false;
+    long long i = 0;
+    int rc = unescape(&ax->val, s, n, &nil);
+
+    if (rc == PROTO_EINVAL) {
+        return fail(im, rc, ln->no, "column %zu: a \\ that is not \\t, \\n, \\r, \\\\ or \\-",
+                    c + 1);
+    }
+    if (rc < 0) {
+        return nomem(im);
+    }
+    if (nil) {
+        srv_val_unset(&o->f[k]);
+        return 0;
+    }
+    v = (const char *)ax->val.data;
+    n = ax->val.len;
+    if (fd->kind == PROTO_F_ITEMREF) {
+        int64_t id = proto_number_valid(v, n) ? annex_item(ax, v) : 0;
+        if (id == 0) {
+            return fail(im, PROTO_EINVAL, ln->no, "%s %s: no item numbered \"%s\"", tname, fd->name,
+                        quotable(v, n) ? v : "that");
+        }
+        srv_val_set_int(&o->f[k], id);
+        return 0;
+    }
+    if (fd->kind == PROTO_F_INT) {
+        i = n > 0 && n <= 20 && (is_digit((unsigned char)v[0]) || v[0] == '-')
+                ? strtoll(v, &end, 10)
+                : 0;
+        if (end != v + n || n == 0 || i < fd->min_i || i > fd->max_i) {
+            return fail(im, PROTO_EINVAL, ln->no, "%s %s: not an integer from %lld to %lld", tname,
+                        fd->name, (long long)fd->min_i, (long long)fd->max_i);
+        }
+        srv_val_set_int(&o->f[k], i);
+        return 0;
+    }
+    if (fd->kind == PROTO_F_TEXT && n > TEXT_MAX) {
+        return fail(im, PROTO_ETOOBIG, ln->no, "%s %s over %d bytes", tname, fd->name, TEXT_MAX);
+    }
+    if (annex_misfit(fd, v, n, why, sizeof(why))) {
+        return fail(im, PROTO_EINVAL, ln->no, "%s %s: %s", tname, fd->name, why);
+    }
+    return srv_val_set_str(&o->f[k], v, n) < 0 ? nomem(im) : 0;
+}
+
+/* A doc's (ref, revision) and an action's ref are unique in a meeting. */
+static int annex_unique(struct imp *im, const struct line *ln, const struct srv_obj *o)
+{
+    const struct srv_val *ref = field(o, "ref"), *rev = NULL;
+    char key[KEY_MAX];
+    int rc = 0;
+
+    if ((o->type != PROTO_T_DOC && o->type != PROTO_T_ACTION) || !ref->set) {
+        return 0;
+    }
+    rev = o->type == PROTO_T_DOC ? field(o, "revision") : NULL;
+    /* A ref may hold a tab: its length keeps the key unambiguous. */
+    snprintf(key, sizeof(key), "%zu:%s\t%s", ref->len, ref->s,
+             rev != NULL && rev->set ? rev->s : "");
+    rc = keyset_add(&im->keys[o->type], key);
+    if (rc < 0) {
+        return nomem(im);
+    }
+    if (rc == 0) {
+        return fail(im, PROTO_EINVAL, ln->no, "%s: the same %s as an earlier one",
+                    proto_type_info(o->type)->name, rev != NULL ? "ref and revision" : "ref");
+    }
+    return 0;
+}
+
+/* One line of the annex: a comment, a field of the meeting or an object. */
+static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
+{
+    const char *col[ANNEX_COLS];
+    size_t clen[ANNEX_COLS], ncols = 0, want = 0, c = 1;
+    enum proto_type t = PROTO_T_COUNT;
+    struct srv_obj *o = NULL;
+    int k = 0, rc = 0;
+
+    if (ln->len > ANNEX_LINE) {
+        return fail(im, PROTO_EINVAL, ln->no, "an annex line over %d bytes", ANNEX_LINE);
+    }
+    if (ln->s[0] == '#') {
+        return 0;
+    }
+    ncols = annex_split(ln->s, ln->len, col, clen, ANNEX_COLS);
+    if (clen[0] == strlen(NOT_ITEM) && memcmp(col[0], NOT_ITEM, clen[0]) == 0) {
+        return 0; /* read before the items are made */
+    }
+    t = proto_type_find(col[0], clen[0]);
+    if (t == PROTO_T_COUNT || t == PROTO_T_ITEM) {
+        return fail(im, PROTO_EINVAL, ln->no, "%s \"%.*s\"",
+                    t == PROTO_T_ITEM ? "items are the numbered sections, not" : "unknown type",
+                    quotable(col[0], clen[0]) ? (int)clen[0] : 1,
+                    quotable(col[0], clen[0]) ? col[0] : "?");
+    }
+    want = annex_ncols(t);
+    if (ncols != want) {
+        return fail(im, PROTO_EINVAL, ln->no, "%s: %zu columns, want %zu", proto_type_info(t)->name,
+                    ncols, want);
+    }
+    if (t == PROTO_T_MEETING) {
+        k = proto_field_find(t, col[1], clen[1]);
+        if (k < 0 || !annex_field(t, (size_t)k)) {
+            return fail(im, PROTO_EINVAL, ln->no, "meeting: no field \"%.*s\" in the annex",
+                        quotable(col[1], clen[1]) ? (int)clen[1] : 1,
+                        quotable(col[1], clen[1]) ? col[1] : "?");
+        }
+        if (ax->seen & (1u << k)) {
+            return fail(im, PROTO_EINVAL, ln->no, "meeting %s: given twice",
+                        proto_type_info(t)->fields[k].name);
+        }
+        ax->seen |= 1u << k;
+        return annex_value(im, ax, ln, &im->rec->meeting, (size_t)k, 2, col[2], clen[2]);
+    }
+    if ((rc = new_obj(im, t, ln->no, &o)) < 0) {
+        return rc;
+    }
+    for (size_t f = 0; f < proto_type_info(t)->nfields && rc == 0; f++) {
+        if (annex_field(t, f)) {
+            rc = annex_value(im, ax, ln, o, f, c, col[c], clen[c]);
+            c++;
+        }
+    }
+    return rc < 0 ? rc : annex_unique(im, ln, o);
+}
+
+/* Notes the ref of an annex line of an action as the prose shows it: line breaks as
+ * spaces, no blanks before it (put_oneline, normalise). */
+static int annex_ref(struct imp *im, const char *s, size_t n)
+{
+    struct proto_buf b = {0};
+    bool nil = false;
+    size_t lead = 0;
+    int rc = unescape(&b, s, n, &nil);
+
+    /* A bad escape is reported when the line is read; a ref this long is no ref. */
+    if (rc == 0 && b.len <= KEY_MAX / 2) {
+        char *r = (char *)b.data;
+        for (size_t i = 0; i < b.len; i++) {
+            r[i] = r[i] == '\n' || r[i] == '\r' ? ' ' : r[i];
+        }
+        while (lead < b.len && is_space((unsigned char)r[lead])) {
+            lead++;
+        }
+        rc = keyset_add(&im->arefs, r + lead) < 0 ? PROTO_ENOMEM : 0;
+    }
+    proto_buf_free(&b, 0);
+    return rc == PROTO_ENOMEM ? nomem(im) : 0;
+}
+
+/* Sets *starts when s[0..n) is "REF:..." for a ref of the annex's actions that no line
+ * before has started (as a repeated ref in the prose is text, not a new action). */
+static int annex_action(struct imp *im, const char *s, size_t n, bool *starts)
+{
+    char key[KEY_MAX / 2 + 1];
+
+    *starts = false;
+    for (size_t i = 0; i < n && i <= KEY_MAX / 2; i++) {
+        if (s[i] != ':') {
+            continue;
+        }
+        memcpy(key, s, i);
+        key[i] = '\0';
+        if (keyset_has(&im->arefs, key)) {
+            int rc = keyset_add(&im->keys[PROTO_T_ACTION], key);
+            *starts = rc == 1;
+            return rc < 0 ? nomem(im) : 0;
+        }
+    }
+    return 0;
+}
+
+/* Before the items are made: "not-an-item<TAB>N" says that the first section numbered N not
+ * yet skipped is no item (the export adds one to list the actions of a record that has no
+ * section of actions), and the refs of the actions tell their lines in the prose apart. */
+static int annex_prepass(struct imp *im)
+{
+    for (size_t l = 0; l < im->nalines; l++) {
+        const struct line *ln = &im->alines[l];
+        const char *col[2];
+        size_t clen[2], ncols = annex_split(ln->s, ln->len, col, clen, 2), k = 0;
+        const char *title = NULL;
+        size_t tlen = 0;
+        int rc = 0;
+
+        if (ncols >= 2 && clen[0] == 6 && memcmp(col[0], "action", 6) == 0) {
+            if ((rc = annex_ref(im, col[1], clen[1])) < 0) {
+                return rc;
+            }
+            continue;
+        }
+        if (clen[0] != strlen(NOT_ITEM) || memcmp(col[0], NOT_ITEM, clen[0]) != 0) {
+            continue;
+        }
+        if (ncols != 2) {
+            return fail(im, PROTO_EINVAL, ln->no, "%s: %zu columns, want 2", NOT_ITEM, ncols);
+        }
+        for (k = 0; k < im->nsects; k++) {
+            const struct line *h = &im->lines[im->sects[k].head];
+            size_t nlen = heading(h->s, h->len, &title, &tlen);
+            if (!im->sects[k].skip && nlen == clen[1] && memcmp(h->s, col[1], nlen) == 0) {
+                break;
+            }
+        }
+        if (k == im->nsects) {
+            return fail(im, PROTO_EINVAL, ln->no, "%s: no section numbered \"%.*s\"", NOT_ITEM,
+                        quotable(col[1], clen[1]) ? (int)clen[1] : 1,
+                        quotable(col[1], clen[1]) ? col[1] : "?");
+        }
+        im->sects[k].skip = true;
+    }
+    return 0;
+}
+
+/* Reads the annex's lines into the record, once the items are made. */
+static int annex_read(struct imp *im)
+{
+    struct annex ax;
+    int rc = 0;
+
+    memset(&ax, 0, sizeof(ax));
+    ax.nitems = im->rec->objs[PROTO_T_ITEM].n;
+    ax.items = malloc((ax.nitems + 1) * sizeof(*ax.items));
+    if (ax.items == NULL) {
+        return nomem(im);
+    }
+    srv_rec_items_sorted(im->rec, ax.items);
+    for (size_t l = 0; l < im->nalines && rc == 0; l++) {
+        rc = annex_line(im, &ax, &im->alines[l]);
+    }
+    free(ax.items);
+    proto_buf_free(&ax.val, 0);
+    return rc;
+}
+
 /* ---- import ---- */
+
+/* Everything else a report without an annex says, read from its prose. */
+static int infer(struct imp *im)
+{
+    int rc = 0;
+
+    if ((rc = title_parent(im)) < 0 || (rc = group_from_title(im)) < 0 ||
+        (rc = meeting_place(im)) < 0 || (rc = report_ref(im)) < 0) {
+        return rc;
+    }
+    deadline_days(im);
+    if ((rc = docs(im)) < 0 || (rc = decisions(im)) < 0 ||
+        (im->start_y > 0 && (rc = sessions(im)) < 0) || (rc = interims_of(im, L_BODY)) < 0 ||
+        (rc = interims_of(im, L_ACTION)) < 0 || (rc = people(im)) < 0) {
+        return rc;
+    }
+    return 0;
+}
 
 int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err, size_t errlen)
 {
@@ -1755,16 +2299,9 @@ int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *
     if (im.rec == NULL) {
         return nomem(&im);
     }
-    if ((rc = split_lines(&im, text ? text : "", len)) < 0 || (rc = make_items(&im)) < 0 ||
-        (rc = make_bodies(&im)) < 0 || (rc = abstract(&im)) < 0 || (rc = title_parent(&im)) < 0 ||
-        (rc = group_from_title(&im)) < 0 || (rc = meeting_place(&im)) < 0 ||
-        (rc = report_ref(&im)) < 0) {
-        goto cleanup;
-    }
-    deadline_days(&im);
-    if ((rc = docs(&im)) < 0 || (rc = decisions(&im)) < 0 ||
-        (im.start_y > 0 && (rc = sessions(&im)) < 0) || (rc = interims_of(&im, L_BODY)) < 0 ||
-        (rc = interims_of(&im, L_ACTION)) < 0 || (rc = people(&im)) < 0) {
+    if ((rc = split_lines(&im, text ? text : "", len)) < 0 || (rc = annex_prepass(&im)) < 0 ||
+        (rc = make_items(&im)) < 0 || (rc = make_bodies(&im)) < 0 || (rc = abstract(&im)) < 0 ||
+        (rc = im.annex ? annex_read(&im) : infer(&im)) < 0) {
         goto cleanup;
     }
     *out = im.rec;
@@ -1775,7 +2312,9 @@ cleanup:
         keyset_free(&im.keys[t]);
     }
     keyset_free(&im.bare);
+    keyset_free(&im.arefs);
     free(im.lines);
+    free(im.alines);
     free(im.sects);
     free(im.buf);
     return rc;
@@ -1822,12 +2361,13 @@ static int put_str(struct proto_buf *b, const char *s)
     return proto_buf_append(b, s, strlen(s));
 }
 
-/* A short value on one line: line breaks and tabs become spaces, so a value never starts
- * a section or a line of its own. */
+/* A short value on one line: line breaks become spaces, so a value never starts a line of
+ * its own. A tab stays: after a heading's number, or in a line of an action, it starts no
+ * section (and an item's title keeps it). */
 static int put_oneline(struct proto_buf *b, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
-        char c = s[i] == '\n' || s[i] == '\r' || s[i] == '\t' ? ' ' : s[i];
+        char c = s[i] == '\n' || s[i] == '\r' ? ' ' : s[i];
         if (put(b, &c, 1) < 0) {
             return PROTO_ENOMEM;
         }
@@ -1954,8 +2494,18 @@ static int text_lines(struct proto_buf *b, const char *s, size_t n)
     const char *ln = NULL;
 
     while (next_line(s, n, &pos, &ln, &len)) {
-        if (is_bullet(ln, len)) {
+        const char *title = NULL, *tab = NULL;
+        size_t tl = 0;
+        /* "- x" as "· x", which reads back as "- x"; "-  x" would not. */
+        if (is_bullet(ln, len) && len > 2 && !is_space((unsigned char)ln[2])) {
             if (put_str(b, "\xc2\xb7 ") < 0 || put(b, ln + 2, len - 2) < 0) {
+                return PROTO_ENOMEM;
+            }
+        } else if (heading(ln, len, &title, &tl) > 0) {
+            /* A line that would read as a section of its own stays in its text. */
+            tab = memchr(ln, '\t', len);
+            if (put(b, ln, (size_t)(tab - ln)) < 0 || put_str(b, " ") < 0 ||
+                put(b, tab + 1, len - (size_t)(tab - ln) - 1) < 0) {
                 return PROTO_ENOMEM;
             }
         } else if (put(b, ln, len) < 0) {
@@ -1982,6 +2532,130 @@ static int text_actions(const struct view *v, struct proto_buf *b)
             (len > 0 && (put_str(b, " ") < 0 || put(b, first, len) < 0)) || put_str(b, "\n") < 0 ||
             (pos < tl && text_lines(b, text + pos, tl - pos) < 0)) {
             return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* A value of the annex: "\t", "\n", "\r", "\\" for a tab, a line break, a carriage return
+ * and a backslash, "\-" for a value that is only "-" (which alone means nil). */
+static int put_esc(struct proto_buf *b, const char *s, size_t n)
+{
+    size_t from = 0;
+
+    if (n == 1 && s[0] == '-') {
+        return put_str(b, "\\-");
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *e = NULL;
+        switch (s[i]) {
+        case '\t':
+            e = "\\t";
+            break;
+        case '\n':
+            e = "\\n";
+            break;
+        case '\r':
+            e = "\\r";
+            break;
+        case '\\':
+            e = "\\\\";
+            break;
+        default:
+            continue;
+        }
+        if (put(b, s + from, i - from) < 0 || put_str(b, e) < 0) {
+            return PROTO_ENOMEM;
+        }
+        from = i + 1;
+    }
+    return put(b, s + from, n - from);
+}
+
+/* Field k of o as an annex column: "-" for nil, an item by its number. */
+static int put_value(struct proto_buf *b, const struct srv_rec *rec, const struct srv_obj *o,
+                     size_t k)
+{
+    const struct srv_val *v = &o->f[k];
+    enum proto_fkind kind = proto_type_info(o->type)->fields[k].kind;
+    const struct srv_obj *it = NULL;
+    char num[24];
+    size_t nl = 0;
+    const char *s = NULL;
+
+    if (!v->set) {
+        return put_str(b, "-");
+    }
+    if (kind == PROTO_F_INT) {
+        snprintf(num, sizeof(num), "%lld", (long long)v->i);
+        return put_str(b, num);
+    }
+    if (kind == PROTO_F_ITEMREF) {
+        it = srv_rec_find((struct srv_rec *)rec, PROTO_T_ITEM, v->i);
+        s = it != NULL ? fstr(it, "number", &nl) : "";
+        /* Only a number can name an item: an item without one is referred to as nil. */
+        return proto_number_valid(s, nl) ? put(b, s, nl) : put_str(b, "-");
+    }
+    return put_esc(b, v->s != NULL ? v->s : "", v->s != NULL ? v->len : 0);
+}
+
+/* The annex: the record's fields and objects, each line a type, a tab, then its values in
+ * the schema's order (for the meeting: one line per field, its name, a tab, the value).
+ * A "#" line names the columns; the importer skips it. */
+static int export_annex(const struct view *v, struct proto_buf *b)
+{
+    static const char intro[] =
+        "\n" ANNEX_MARK "\n"
+        "# The record, one line per field of the meeting and per object, columns apart by a\n"
+        "# tab. \"-\" is no value; in a value \\t \\n \\r \\\\ \\- stand for a tab, a line\n"
+        "# break, a carriage return, a backslash and a value that is only \"-\". The items and\n"
+        "# the abstract are the text above; an \"item\" column gives an item's number.\n";
+    const struct srv_rec *rec = v->rec;
+
+    if (put_str(b, intro) < 0 ||
+        (v->action_item < 0 && v->nactions > 0 && put_str(b, NOT_ITEM "\t0\n") < 0)) {
+        return PROTO_ENOMEM;
+    }
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        const struct proto_typeinfo *ti = proto_type_info((enum proto_type)t);
+        if (t == PROTO_T_ITEM) {
+            continue;
+        }
+        if (put_str(b, "# ") < 0 || put_str(b, ti->name) < 0 ||
+            (t == PROTO_T_MEETING && put_str(b, "\tfield\tvalue") < 0)) {
+            return PROTO_ENOMEM;
+        }
+        for (size_t k = 0; t != PROTO_T_MEETING && k < ti->nfields; k++) {
+            if (annex_field((enum proto_type)t, k) &&
+                (put_str(b, "\t") < 0 || put_str(b, ti->fields[k].name) < 0)) {
+                return PROTO_ENOMEM;
+            }
+        }
+        if (put_str(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+        for (size_t k = 0; t == PROTO_T_MEETING && k < ti->nfields; k++) {
+            if (annex_field(PROTO_T_MEETING, k) &&
+                (put_str(b, "meeting\t") < 0 || put_str(b, ti->fields[k].name) < 0 ||
+                 put_str(b, "\t") < 0 || put_value(b, rec, &rec->meeting, k) < 0 ||
+                 put_str(b, "\n") < 0)) {
+                return PROTO_ENOMEM;
+            }
+        }
+        for (size_t i = 0; i < rec->objs[t].n; i++) {
+            const struct srv_obj *o = rec->objs[t].v[i];
+            if (put_str(b, ti->name) < 0) {
+                return PROTO_ENOMEM;
+            }
+            for (size_t k = 0; k < ti->nfields; k++) {
+                if (annex_field((enum proto_type)t, k) &&
+                    (put_str(b, "\t") < 0 || put_value(b, rec, o, k) < 0)) {
+                    return PROTO_ENOMEM;
+                }
+            }
+            if (put_str(b, "\n") < 0) {
+                return PROTO_ENOMEM;
+            }
         }
     }
     return 0;
@@ -2029,7 +2703,7 @@ static int export_text(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
     }
-    return 0;
+    return export_annex(v, b);
 }
 
 /* ---- Markdown ---- */

@@ -4,8 +4,13 @@
  * tab, title; "·" bullets; Word's "[bookmark: …]" artifacts) into a fresh record whose
  * object ids are local (1, 2, ...; item references use those ids). The server then enters
  * every object into the real meeting as a change. Export renders a record as text in the
- * same layout (which imports back to the same record), as Markdown, or as one
- * self-contained HTML page, ending with the audit head.
+ * same layout, as Markdown, or as one self-contained HTML page, ending with the audit head.
+ *
+ * The text export ends (before the audit head) with an annex, a line "Annex: record" and
+ * then the record one line per meeting field ("meeting<TAB>FIELD<TAB>VALUE") and per object
+ * ("TYPE<TAB>VALUE<TAB>..." in the schema's field order), so that it imports back to the same
+ * record: a text with the annex takes the meeting's fields and all objects but the items
+ * from it alone, and only the items and the abstract from the prose.
  */
 #ifndef CONFER_SRV_REPORT_H
 #define CONFER_SRV_REPORT_H
@@ -20,11 +25,14 @@
 
 /* Parses report text[0..len) into a new record (id "import"). The meeting fields found
  * (title, group, parent, venue, start, end, tz, report_ref, action_prefix, deadline_days,
- * abstract) are set on rec->meeting; items, actions, docs, decisions, sessions, interims and
- * people are added with local ids. *out is owned by the caller (srv_rec_free).
+ * abstract; with an annex, also status) are set on rec->meeting; items, actions, docs,
+ * decisions, sessions, interims and people are added with local ids. *out is owned by the
+ * caller (srv_rec_free).
  * Returns 0; PROTO_EINVAL with a message in err (e.g. "line 12: ...") when the text is not
- * valid UTF-8 or has no numbered section; PROTO_ETOOBIG over SRV_REPORT_MAX, or when a text
- * field would pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty lines. */
+ * valid UTF-8, has no numbered section, or has an annex line that does not fit (its type,
+ * columns, escapes, a value for its field, an item number no section has, a repeated unique
+ * key, over 2 MiB + 8 KiB); PROTO_ETOOBIG over SRV_REPORT_MAX, or when a text field would
+ * pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty lines. */
 int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err, size_t errlen);
 
 enum srv_report_format {

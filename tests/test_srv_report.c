@@ -279,13 +279,13 @@ static void test_sample_docs(void **state)
      * actions, which only repeats references. "C031" and "TD258" in section 4 are the same
      * documents as TSAG-C031 and TSAG-TD258, also in section 4. */
     static const char *const want[][3] = {
-        {"TSAG-TD181", "", "2"}, {"TSAG-TD181", "R1", "2"}, {"TSAG-TD232", "", "2"},
-        {"TSAG-TD256", "", "3"}, {"TSAG-C030", "", "3"},    {"TSAG-C021", "", "3"},
-        {"TSAG-C022", "", "3"},  {"TSAG-TD257", "", "3"},   {"TSAG-C032", "", "3"},
-        {"TSAG-TD257", "R1", "3"}, {"TSAG-C025", "", "4"},  {"TSAG-TD239", "", "4"},
-        {"TSAG-TD290", "R1", "4"}, {"TSAG-TD258", "", "4"}, {"TSAG-C031", "", "4"},
-        {"TSAG-TD299", "", "4"}, {"TSAG-TD267", "", "5"},   {"TSAG-TD273", "R1", "5"},
-        {"TSAG-TD192", "", "6"}, {"TSAG-TD193", "", "6"},   {"TSAG-TD182", "", "9"},
+        {"TSAG-TD181", "", "2"},   {"TSAG-TD181", "R1", "2"}, {"TSAG-TD232", "", "2"},
+        {"TSAG-TD256", "", "3"},   {"TSAG-C030", "", "3"},    {"TSAG-C021", "", "3"},
+        {"TSAG-C022", "", "3"},    {"TSAG-TD257", "", "3"},   {"TSAG-C032", "", "3"},
+        {"TSAG-TD257", "R1", "3"}, {"TSAG-C025", "", "4"},    {"TSAG-TD239", "", "4"},
+        {"TSAG-TD290", "R1", "4"}, {"TSAG-TD258", "", "4"},   {"TSAG-C031", "", "4"},
+        {"TSAG-TD299", "", "4"},   {"TSAG-TD267", "", "5"},   {"TSAG-TD273", "R1", "5"},
+        {"TSAG-TD192", "", "6"},   {"TSAG-TD193", "", "6"},   {"TSAG-TD182", "", "9"},
     };
     const size_t n = sizeof(want) / sizeof(want[0]);
 
@@ -701,6 +701,24 @@ static void test_export_text(void **state)
     assert_contains(text, "\n\xc2\xb7 30 January 2024, 1300-1500: Industry participation\n");
     assert_contains(text, "\n8\tAOB\nNone.\n9\tClosure of the meeting\n");
     assert_null(strstr(text, "\n- "));
+    /* The annex, after the last section: the whole record. */
+    assert_contains(text, "\nThe meeting closed at 17:30 hours.\n\nAnnex: record\n");
+    assert_contains(text, "\nmeeting\treport_ref\tTSAG-TD182\nmeeting\taction_prefix\tRG-IEM\n"
+                          "meeting\tdeadline_days\t7\nmeeting\tstatus\tdraft\n");
+    assert_contains(text, "\nsession\t2023-05-31\t17:45\t18:45\tdrafting\t-\n");
+    assert_contains(text, "\ndoc\tTSAG-TD181\t\t-\t-\t2\t-\ndoc\tTSAG-TD181\tR1\t-\t-\t2\t-\n");
+    assert_contains(text,
+                    "\naction\tRG-IEM-5\tWP2\t-\topen\t-\tto authorize RG-IEM to organize six "
+                    "interim virtual meetings with the following dates, times (all times are "
+                    "provided in Geneva time zone) and main topics:\\n- 27 July 2023, "
+                    "1300-1500: CTO/CxO review,\\n- 5 September");
+    assert_contains(text, "\ndecision\t4\tagreed\tThe meeting agreed to create a new TD "
+                          "integrating C031 into TD258.\n");
+    assert_contains(text, "\ninterim\t2024-01-30\t13:00\t15:00\tvirtual\tIndustry "
+                          "participation\t-\n");
+    assert_contains(text, "\nperson\tNoah LUO\tHuawei Technologies, China\tassociate\tmetrics\n");
+    assert_contains(text, "\tassociate\temerging technologies\nAudit head: seq 42");
+    assert_null(strstr(text, "not-an-item"));
     assert_string_equal(last_line(text), "Audit head: seq 42, hash " HEAD "\n");
     free(text);
     srv_rec_free(rec);
@@ -740,19 +758,344 @@ static void test_export_text_actions(void **state)
     char *text = export(rec, SRV_REPORT_TEXT, 3);
     struct srv_rec *back = NULL;
 
-    assert_string_equal(text, "\tAbstract:\n\n\n"
-                              "0\tActions to WP1\n"
-                              "\xc2\xb7 X-1: do it\n"
-                              "\xc2\xb7 X-2: do it\n"
-                              "\xc2\xb7 X-10: do it\n"
-                              "1\tIntro\n"
-                              "Audit head: seq 3, hash " HEAD "\n");
+    /* The section of actions the export adds is no item: the annex says so. */
+    assert_string_equal(text,
+                        "\tAbstract:\n\n\n"
+                        "0\tActions to WP1\n"
+                        "\xc2\xb7 X-1: do it\n"
+                        "\xc2\xb7 X-2: do it\n"
+                        "\xc2\xb7 X-10: do it\n"
+                        "1\tIntro\n"
+                        "\n"
+                        "Annex: record\n"
+                        "# The record, one line per field of the meeting and per object, "
+                        "columns apart by a\n"
+                        "# tab. \"-\" is no value; in a value \\t \\n \\r \\\\ \\- stand for a "
+                        "tab, a line\n"
+                        "# break, a carriage return, a backslash and a value that is only "
+                        "\"-\". The items and\n"
+                        "# the abstract are the text above; an \"item\" column gives an item's "
+                        "number.\n"
+                        "not-an-item\t0\n"
+                        "# meeting\tfield\tvalue\n"
+                        "meeting\ttitle\t-\n"
+                        "meeting\tgroup\t-\n"
+                        "meeting\tparent\t-\n"
+                        "meeting\tvenue\t-\n"
+                        "meeting\tstart\t-\n"
+                        "meeting\tend\t-\n"
+                        "meeting\ttz\t-\n"
+                        "meeting\treport_ref\t-\n"
+                        "meeting\taction_prefix\t-\n"
+                        "meeting\tdeadline_days\t7\n"
+                        "meeting\tstatus\tdraft\n"
+                        "# session\tdate\tstart\tend\tkind\ttitle\n"
+                        "# doc\tref\trevision\ttitle\tsource\titem\tstatus\n"
+                        "doc\tTSAG-TD1\t-\t-\t-\t-\t-\n"
+                        "# action\tref\tto\towner\tstatus\tdue\ttext\n"
+                        "action\tX-10\tWP1\t-\topen\t-\tdo it\n"
+                        "action\tX-2\tWP1\t-\topen\t-\tdo it\n"
+                        "action\tX-1\tWP1\t-\topen\t-\tdo it\n"
+                        "# decision\titem\tkind\ttext\n"
+                        "# interim\tdate\tstart\tend\tmode\ttopic\tdeadline_days\n"
+                        "# person\tname\taffiliation\trole\tnote\n"
+                        "Audit head: seq 3, hash " HEAD "\n");
     back = import_ok(text, strlen(text));
+    assert_same_record(rec, back);
+    assert_int_equal(back->objs[PROTO_T_ITEM].n, 1);
     assert_int_equal(back->objs[PROTO_T_ACTION].n, 3);
     assert_field(find_by(back, PROTO_T_ACTION, "ref", "X-10"), "to", "WP1");
     assert_field(find_by(back, PROTO_T_ACTION, "ref", "X-10"), "text", "do it");
     free(text);
     srv_rec_free(back);
+    srv_rec_free(rec);
+}
+
+/* ---- the annex: every field of every type, back as it was ---- */
+
+static void set_s(struct srv_obj *o, const char *name, const char *value)
+{
+    struct srv_val *v = (struct srv_val *)fv(o, name);
+    if (value == NULL) {
+        srv_val_unset(v);
+    } else {
+        assert_int_equal(srv_val_set_str(v, value, strlen(value)), 0);
+    }
+}
+
+static void set_i(struct srv_obj *o, const char *name, int64_t i)
+{
+    srv_val_set_int((struct srv_val *)fv(o, name), i);
+}
+
+/* Adds an object of type t with id and string fields given as name, value pairs (a NULL
+ * value is nil); ends at a NULL name. */
+static struct srv_obj *add(struct srv_rec *rec, enum proto_type t, int64_t id, ...)
+{
+    struct srv_obj *o = srv_obj_new(t);
+    va_list ap;
+    const char *name = NULL;
+
+    assert_non_null(o);
+    o->id = id;
+    va_start(ap, id);
+    while ((name = va_arg(ap, const char *)) != NULL) {
+        set_s(o, name, va_arg(ap, const char *));
+    }
+    va_end(ap);
+    assert_int_equal(srv_rec_add(rec, o), 0);
+    return o;
+}
+
+/* A record made through the API with every field of every type set to what no prose
+ * would give: unicode, tabs, line breaks, backslashes, a lone "-", nil next to "", items
+ * numbered 1, 4, 4.1 and 10 that docs and decisions refer to, action refs that do not look
+ * like refs; with a section of actions (item 2) or without one. */
+static struct srv_rec *full_record(bool action_item)
+{
+    struct srv_rec *rec = srv_rec_new("full");
+    struct srv_obj *m = &rec->meeting, *o = NULL;
+
+    if (action_item) {
+        add(rec, PROTO_T_ITEM, 5, "number", "2", "title", "Actions to WP3", "body",
+            "Before the actions.\n- a bullet: not an action", NULL);
+    }
+
+    set_s(m, "title", "Gruppe f\xc3\xbcr \xe6\xa0\x87\xe5\x87\x86 \\ \"tests\"");
+    set_s(m, "group", "RG-\xc3\x9c");
+    set_s(m, "parent", "");
+    set_s(m, "venue", "Gen\xc3\xa8ve\tCICG, room\\2");
+    set_s(m, "start", "2024-02-28");
+    set_s(m, "end", "2024-03-01");
+    set_s(m, "tz", "UTC");
+    set_s(m, "report_ref", "TSAG-TD999");
+    set_s(m, "action_prefix", "-");
+    set_i(m, "deadline_days", 0);
+    set_s(m, "status", "final");
+    set_s(m, "abstract",
+          "This report \xe2\x80\x94 unlike prose \xe2\x80\x94 has\tall fields.\n"
+          "A second line with a \\ backslash.");
+    /* Items out of id order; one body quotes the annex's mark and looks like a heading. */
+    add(rec, PROTO_T_ITEM, 17, "number", "10", "title", "Closing \xe2\x9c\x93", "body",
+        "Done.\nAnnex: record\n- a bullet \\ with\ta tab", NULL);
+    add(rec, PROTO_T_ITEM, 3, "number", "4", "title", "Work", "body", "The work.", NULL);
+    add(rec, PROTO_T_ITEM, 11, "number", "4.1", "title", "Sub-work", "body", "", NULL);
+    add(rec, PROTO_T_ITEM, 2, "number", "1", "title", "Opening", "body", NULL, NULL);
+    add(rec, PROTO_T_SESSION, 20, "date", "2024-02-28", "start", "09:30", "end", "12:30", "kind",
+        "drafting", "title", "Morning\t\xe2\x98\x95 \\n not a break", NULL);
+    add(rec, PROTO_T_SESSION, 21, "date", "2024-02-29", "start", "00:00", "end", "23:59", "kind",
+        "session", "title", NULL, NULL);
+    o = add(rec, PROTO_T_DOC, 30, "ref", "TSAG-TD1", "revision", "R1", "title",
+            "\xc3\x89tude\tof \\ things", "source", "Editor \"A\"", "status", "noted", NULL);
+    set_i(o, "item", 11);
+    add(rec, PROTO_T_DOC, 31, "ref", "TSAG-TD1", "revision", "", "title", "-", "source", "",
+        "status", NULL, NULL);
+    o = add(rec, PROTO_T_DOC, 32, "ref", "C\\7", "revision", NULL, "title", "\\-", "source", "-x",
+            "status", " padded ", NULL);
+    set_i(o, "item", 17);
+    add(rec, PROTO_T_ACTION, 40, "ref", "RG-\xc3\x9c-2", "to", "WP1\tWP2", "owner", "Ms \xc3\x80",
+        "status", "done", "due", "2024-04-01", "text",
+        "first line  \n\n\tindented\n10\tlooks like a heading\nAnnex: record\nRG-\xc3\x9c-9: "
+        "not an action\n- a bullet\nends with \\",
+        NULL);
+    add(rec, PROTO_T_ACTION, 41, "ref", "X-10", "to", "", "owner", "", "status", "dropped", "due",
+        NULL, "text", "", NULL);
+    add(rec, PROTO_T_ACTION, 42, "ref", "X-2", "to", NULL, "owner", NULL, "status", "open", "due",
+        NULL, "text", NULL, NULL);
+    add(rec, PROTO_T_ACTION, 43, "ref", " a:b\tc", "to", "WP3", "owner", "O", "status", "open",
+        "due", "2024-03-01", "text", "- starts with a bullet\n\n", NULL);
+    o = add(rec, PROTO_T_DECISION, 50, "kind", "noted", "text", "Noted\tthat\nthe \\n is literal.",
+            NULL);
+    set_i(o, "item", 3);
+    add(rec, PROTO_T_DECISION, 51, "kind", "decided", "text", "Added by hand, in no item.", NULL);
+    o = add(rec, PROTO_T_DECISION, 52, "kind", "agreed", "text", "-", NULL);
+    set_i(o, "item", 17);
+    o = add(rec, PROTO_T_INTERIM, 60, "date", "2024-05-02", "start", "13:00", "end", "15:00",
+            "mode", "physical", "topic", "Th\xc3\xa8me\t\\ one", NULL);
+    set_i(o, "deadline_days", 0);
+    add(rec, PROTO_T_INTERIM, 61, "date", "2024-06-30", "start", "07:05", "end", "08:00", "mode",
+        "virtual", "topic", "", NULL);
+    add(rec, PROTO_T_PERSON, 70, "name", "J\xc3\xb6rg \xe7\x8e\x8b", "affiliation",
+        "Org\tDept \\ Unit", "role", "tsb", "note", "-", NULL);
+    add(rec, PROTO_T_PERSON, 71, "name", "Nobody in the prose", "affiliation", "", "role",
+        "counsellor", "note", NULL, NULL);
+    return rec;
+}
+
+static void test_annex_roundtrip(void **state)
+{
+    (void)state;
+    for (int with = 0; with < 2; with++) {
+        struct srv_rec *a = full_record(with);
+        char *text = export(a, SRV_REPORT_TEXT, 9);
+        struct srv_rec *b = import_ok(text, strlen(text));
+        char *again = export(b, SRV_REPORT_TEXT, 9);
+
+        assert_same_record(a, b);
+        assert_string_equal(text, again);
+        /* Read back as written, not as the prose would say it. */
+        assert_int_equal(b->objs[PROTO_T_ITEM].n, 4 + with);
+        assert_int_equal(b->objs[PROTO_T_ACTION].n, 4);
+        assert_field(find_by(b, PROTO_T_ITEM, "number", "10"), "body",
+                     "Done.\nAnnex: record\n- a bullet \\ with\ta tab");
+        assert_field(&b->meeting, "parent", "");
+        assert_field(&b->meeting, "action_prefix", "-");
+        assert_int_equal(fv(&b->meeting, "deadline_days")->i, 0);
+        assert_field(find_by(b, PROTO_T_DOC, "source", ""), "status", NULL);
+        assert_field(find_by(b, PROTO_T_DOC, "source", ""), "title", "-");
+        assert_false(fv(find_by(b, PROTO_T_DOC, "source", ""), "item")->set);
+        assert_string_equal(item_number(b, find_by(b, PROTO_T_DOC, "ref", "C\\7")), "10");
+        assert_field(find_by(b, PROTO_T_ACTION, "ref", "X-2"), "to", NULL);
+        assert_field(find_by(b, PROTO_T_ACTION, "ref", "X-10"), "to", "");
+        assert_field(find_by(b, PROTO_T_ACTION, "ref", " a:b\tc"), "text",
+                     "- starts with a bullet\n\n");
+        assert_false(fv(find_by(b, PROTO_T_INTERIM, "topic", ""), "deadline_days")->set);
+        /* How the values read in the annex. */
+        assert_contains(text, "\nmeeting\tparent\t\nmeeting\tvenue\tGen\xc3\xa8ve\\tCICG, "
+                              "room\\\\2\n");
+        assert_contains(text, "\nmeeting\taction_prefix\t\\-\nmeeting\tdeadline_days\t0\n");
+        assert_contains(text, "\ndoc\tTSAG-TD1\t\t\\-\t\t-\t-\n");
+        assert_contains(text, "\ndoc\tC\\\\7\t-\t\\\\-\t-x\t10\t padded \n");
+        assert_contains(text, "\ndecision\t4\tnoted\tNoted\\tthat\\nthe \\\\n is literal.\n");
+        assert_contains(text, "\ndecision\t-\tdecided\tAdded by hand, in no item.\n");
+        assert_contains(text, "\naction\tX-2\t-\t-\topen\t-\t-\n");
+        assert_contains(text, "\naction\t a:b\\tc\tWP3\tO\topen\t2024-03-01\t- starts with a "
+                              "bullet\\n\\n\n");
+        assert_contains(text, "\ninterim\t2024-05-02\t13:00\t15:00\tphysical\tTh\xc3\xa8me\\t"
+                              "\\\\ one\t0\n");
+        /* The prose still reads as a report; a line of a text that looks like a heading is
+         * not one. */
+        assert_contains(text, "\n10 looks like a heading\n");
+        if (with) {
+            assert_null(strstr(text, "not-an-item"));
+            assert_contains(text, "\n2\tActions to WP3\nBefore the actions.\n\xc2\xb7 a bullet: "
+                                  "not an action\n\xc2\xb7  a:b\tc: - starts with a bullet\n\n");
+            assert_field(find_by(b, PROTO_T_ITEM, "number", "2"), "body",
+                         "Before the actions.\n- a bullet: not an action");
+        } else {
+            assert_contains(text, "\nnot-an-item\t0\n");
+            assert_null(find_by(b, PROTO_T_ITEM, "number", "0"));
+        }
+        free(text);
+        free(again);
+        srv_rec_free(a);
+        srv_rec_free(b);
+    }
+}
+
+/* Imports "1<TAB>Intro" with an annex of the given lines; expects rc and err. */
+static void annex_error(const char *lines, int want_rc, const char *want_err)
+{
+    struct proto_buf b = {0};
+    struct srv_rec *rec = (struct srv_rec *)0x1;
+    char err[256] = "";
+    const char *head = "1\tIntro\nBody.\n\nAnnex: record\n# a comment\n";
+
+    assert_int_equal(proto_buf_append(&b, head, strlen(head)), 0);
+    assert_int_equal(proto_buf_append(&b, lines, strlen(lines)), 0);
+    assert_int_equal(srv_report_import((const char *)b.data, b.len, &rec, err, sizeof(err)),
+                     want_rc);
+    assert_null(rec);
+    assert_string_equal(err, want_err);
+    proto_buf_free(&b, 0);
+}
+
+static void test_annex_errors(void **state)
+{
+    (void)state;
+    struct proto_buf b = {0};
+
+    annex_error("doc\tTSAG-TD1\n", PROTO_EINVAL, "line 6: doc: 2 columns, want 7");
+    annex_error("person\ta\tb\tdelegate\t-\textra\n", PROTO_EINVAL,
+                "line 6: person: 6 columns, want 5");
+    annex_error("meeting\ttitle\n", PROTO_EINVAL, "line 6: meeting: 2 columns, want 3");
+    annex_error("\nperson\ta\\qb\tc\tdelegate\t-\n", PROTO_EINVAL,
+                "line 7: column 2: a \\ that is not \\t, \\n, \\r, \\\\ or \\-");
+    annex_error("person\ta\tends in \\\tdelegate\t-\n", PROTO_EINVAL,
+                "line 6: column 3: a \\ that is not \\t, \\n, \\r, \\\\ or \\-");
+    annex_error("widget\ta\n", PROTO_EINVAL, "line 6: unknown type \"widget\"");
+    annex_error("Meeting\ttitle\tx\n", PROTO_EINVAL, "line 6: unknown type \"Meeting\"");
+    annex_error("\x1b[2J\tx\n", PROTO_EINVAL, "line 6: unknown type \"?\"");
+    annex_error("item\t2\tMore\n", PROTO_EINVAL,
+                "line 6: items are the numbered sections, not \"item\"");
+    annex_error("doc\tTSAG-TD1\t\t-\t-\t7\t-\n", PROTO_EINVAL,
+                "line 6: doc item: no item numbered \"7\"");
+    annex_error("decision\t1.x\tagreed\tx\n", PROTO_EINVAL,
+                "line 6: decision item: no item numbered \"1.x\"");
+    annex_error("decision\t01\tagreed\tx\n", PROTO_EINVAL,
+                "line 6: decision item: no item numbered \"01\"");
+    annex_error("action\tX-1\t-\t-\tclosed\t-\tx\n", PROTO_EINVAL,
+                "line 6: action status: not one of open, done, dropped");
+    annex_error("session\t2023-02-30\t10:00\t11:00\tsession\t-\n", PROTO_EINVAL,
+                "line 6: session date: not a date YYYY-MM-DD");
+    annex_error("interim\t2023-02-03\t10:00\t24:00\tvirtual\t-\t-\n", PROTO_EINVAL,
+                "line 6: interim end: not a time HH:MM");
+    annex_error("interim\t2023-02-03\t10:00\t11:00\tvirtual\t-\t3x\n", PROTO_EINVAL,
+                "line 6: interim deadline_days: not an integer from 0 to 365");
+    annex_error("meeting\tdeadline_days\t366\n", PROTO_EINVAL,
+                "line 6: meeting deadline_days: not an integer from 0 to 365");
+    annex_error("meeting\ttz\tEurope//Zurich\n", PROTO_EINVAL,
+                "line 6: meeting tz: not an IANA time zone name");
+    annex_error("meeting\ttitle\ta\nmeeting\ttitle\tb\n", PROTO_EINVAL,
+                "line 7: meeting title: given twice");
+    annex_error("meeting\tabstract\tx\n", PROTO_EINVAL,
+                "line 6: meeting: no field \"abstract\" in the annex");
+    annex_error("meeting\tid\tx\n", PROTO_EINVAL, "line 6: meeting: no field \"id\" in the annex");
+    annex_error("person\ta\\nb\tc\tdelegate\t-\n", PROTO_EINVAL,
+                "line 6: person name: must be one line");
+    annex_error("action\tX-1\t-\t-\topen\t-\ta\naction\tX-1\t-\t-\topen\t-\tb\n", PROTO_EINVAL,
+                "line 7: action: the same ref as an earlier one");
+    annex_error("doc\tD\t\t-\t-\t-\t-\ndoc\tD\tR1\t-\t-\t-\t-\ndoc\tD\t\t-\t-\t1\t-\n",
+                PROTO_EINVAL, "line 8: doc: the same ref and revision as an earlier one");
+    annex_error("not-an-item\t7\n", PROTO_EINVAL, "line 6: not-an-item: no section numbered \"7\"");
+    annex_error("not-an-item\t1\nnot-an-item\t1\n", PROTO_EINVAL,
+                "line 7: not-an-item: no section numbered \"1\"");
+    annex_error("not-an-item\n", PROTO_EINVAL, "line 6: not-an-item: 1 columns, want 2");
+    annex_error("person\t\xc3\x28\tc\tdelegate\t-\n", PROTO_EINVAL, "line 6: not valid UTF-8");
+
+    /* Over-long lines, and a text over the limit of a text field. */
+    const char *pre = "decision\t1\tagreed\t";
+    assert_int_equal(proto_buf_append(&b, pre, strlen(pre)), 0);
+    for (size_t i = strlen(pre); i < 2 * 1024 * 1024 + 8192 + 1; i++) {
+        assert_int_equal(proto_buf_append(&b, "x", 1), 0);
+    }
+    assert_int_equal(proto_buf_append(&b, "", 1), 0);
+    annex_error((const char *)b.data, PROTO_EINVAL, "line 6: an annex line over 2105344 bytes");
+    b.len = strlen(pre);
+    for (size_t i = 0; i < 1024 * 1024 + 1; i++) {
+        assert_int_equal(proto_buf_append(&b, i % 2 ? "x" : "\\t", i % 2 ? 1 : 2), 0);
+    }
+    assert_int_equal(proto_buf_append(&b, "", 1), 0);
+    annex_error((const char *)b.data, PROTO_ETOOBIG, "line 6: decision text over 1048576 bytes");
+    proto_buf_free(&b, 0);
+
+    /* Nothing wrong: a "not-an-item" section, comments, blank lines, CRLF, the audit line;
+     * nothing is inferred from the prose. */
+    const char *ok = "\tAbstract:\n\tThe Rapporteur Group on X (Geneva, 1-2 May 2024)\n"
+                     "0\tActions from G to WP1\n\xc2\xb7 G-1: do it (Geneva, 1 May 2024, "
+                     "1300-1400)\n1\tIntro\nMr A B (C) attended. The meeting agreed on TD123 "
+                     "and TSAG-TD1 (1 May (1300-1400)).\n\nAnnex: record\r\n\r\n# x\r\n"
+                     "not-an-item\t0\r\nmeeting\tgroup\tG\r\ndecision\t1\tnoted\t\\-\r\n"
+                     "Audit head: seq 1, hash 00\r\n";
+    struct srv_rec *rec = import_ok(ok, strlen(ok));
+    assert_int_equal(rec->objs[PROTO_T_ITEM].n, 1);
+    assert_field(rec->objs[PROTO_T_ITEM].v[0], "number", "1");
+    assert_field(rec->objs[PROTO_T_ITEM].v[0], "body",
+                 "Mr A B (C) attended. The meeting agreed on TD123 and TSAG-TD1 (1 May "
+                 "(1300-1400)).");
+    assert_field(&rec->meeting, "abstract", "The Rapporteur Group on X (Geneva, 1-2 May 2024)");
+    assert_field(&rec->meeting, "group", "G");
+    assert_field(&rec->meeting, "title", NULL);
+    assert_field(&rec->meeting, "venue", NULL);
+    assert_field(&rec->meeting, "action_prefix", NULL);
+    assert_int_equal(rec->objs[PROTO_T_ACTION].n, 0);
+    assert_int_equal(rec->objs[PROTO_T_DOC].n, 0);
+    assert_int_equal(rec->objs[PROTO_T_SESSION].n, 0);
+    assert_int_equal(rec->objs[PROTO_T_INTERIM].n, 0);
+    assert_int_equal(rec->objs[PROTO_T_PERSON].n, 0);
+    assert_int_equal(rec->objs[PROTO_T_DECISION].n, 1);
+    assert_field(rec->objs[PROTO_T_DECISION].v[0], "text", "-");
+    assert_string_equal(item_number(rec, rec->objs[PROTO_T_DECISION].v[0]), "1");
     srv_rec_free(rec);
 }
 
@@ -875,7 +1218,28 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 2685821657736338717ULL;
 }
 
-/* Imports, and when that works exports in every format. */
+/* Whatever was imported exports as text that imports back to the same record and exports
+ * again to the same text (a record needs an item to be a report). */
+static void assert_roundtrip(struct srv_rec *a)
+{
+    char *text = NULL, *again = NULL;
+    struct srv_rec *b = NULL;
+
+    if (a->objs[PROTO_T_ITEM].n == 0) {
+        return;
+    }
+    text = export(a, SRV_REPORT_TEXT, 1);
+    b = import_ok(text, strlen(text));
+    again = export(b, SRV_REPORT_TEXT, 1);
+    assert_same_record(a, b);
+    assert_string_equal(text, again);
+    free(text);
+    free(again);
+    srv_rec_free(b);
+}
+
+/* Imports, and when that works exports in every format and, for a small input, checks the
+ * text round trip. */
 static void try_import(const char *text, size_t len)
 {
     struct srv_rec *rec = NULL;
@@ -892,7 +1256,33 @@ static void try_import(const char *text, size_t len)
         assert_int_equal(srv_report_export(rec, (enum srv_report_format)f, 1, HEAD, &out), 0);
         proto_buf_free(&out, 0);
     }
+    if (len <= 64 * 1024) {
+        assert_roundtrip(rec);
+    }
     srv_rec_free(rec);
+}
+
+/* Every prefix of text at a stride, and text with a few bytes changed to ones from pick. */
+static void fuzz_text(const char *text, size_t len, const char *pick, int rounds, uint64_t *seed)
+{
+    char *buf = malloc(len + 1);
+    size_t npick = strlen(pick);
+
+    assert_non_null(buf);
+    /* Cuts inside lines, inside "·", inside dates, inside escapes. */
+    for (size_t n = 0; n <= len; n += 7) {
+        memcpy(buf, text, n); /* a copy, so ASan sees reads past n */
+        try_import(buf, n);
+    }
+    for (int r = 0; r < rounds; r++) {
+        size_t changes = 1 + rng_next(seed) % 24;
+        memcpy(buf, text, len);
+        for (size_t c = 0; c < changes; c++) {
+            buf[rng_next(seed) % len] = pick[rng_next(seed) % npick];
+        }
+        try_import(buf, len);
+    }
+    free(buf);
 }
 
 static void test_fuzz_prefixes_and_bytes(void **state)
@@ -901,14 +1291,11 @@ static void test_fuzz_prefixes_and_bytes(void **state)
     size_t len = 0;
     char *text = sample(&len);
     uint64_t seed = 0x5eed1234abcdULL;
-    char *buf = malloc(len + 4096);
+    char *buf = malloc(4096);
 
     assert_non_null(buf);
-    /* Every prefix at a stride: cuts inside lines, inside "·", inside dates. */
-    for (size_t n = 0; n <= len; n += 7) {
-        memcpy(buf, text, n); /* a copy, so ASan sees reads past n */
-        try_import(buf, n);
-    }
+    /* The sample: mostly valid UTF-8 after a change, so the scanners run. */
+    fuzz_text(text, len, "\t\n0123456789.-:,()[]R TDC\xc2\xb7", 400, &seed);
     /* Random bytes. */
     for (int r = 0; r < 300; r++) {
         size_t n = rng_next(&seed) % 4096;
@@ -917,18 +1304,16 @@ static void test_fuzz_prefixes_and_bytes(void **state)
         }
         try_import(buf, n);
     }
-    /* The sample with a few bytes changed: mostly valid UTF-8, so the scanners run. */
-    for (int r = 0; r < 400; r++) {
-        size_t changes = 1 + rng_next(&seed) % 24;
-        memcpy(buf, text, len);
-        for (size_t c = 0; c < changes; c++) {
-            static const char pick[] = "\t\n0123456789.-:,()[]R TDC\xc2\xb7";
-            buf[rng_next(&seed) % len] = pick[rng_next(&seed) % (sizeof(pick) - 1)];
-        }
-        try_import(buf, len);
-    }
     free(buf);
     free(text);
+    /* Exports with an annex: of the sample, and of records with every field set. */
+    for (int k = 0; k < 3; k++) {
+        struct srv_rec *rec = k == 0 ? import_sample() : full_record(k == 2);
+        char *ex = export(rec, SRV_REPORT_TEXT, 1);
+        fuzz_text(ex, strlen(ex), "\t\n\\-#tnr0124.:aZ", 300, &seed);
+        free(ex);
+        srv_rec_free(rec);
+    }
 }
 
 static void test_fuzz_tokens(void **state)
@@ -999,6 +1384,29 @@ static void test_fuzz_tokens(void **state)
         "Rapporteur Group on X",
         "(RG-X)",
         "\xc2\xa0",
+        "\nAnnex: record\n",
+        "meeting\t",
+        "title\t",
+        "deadline_days\t",
+        "session\t",
+        "doc\t",
+        "action\t",
+        "decision\t",
+        "interim\t",
+        "person\t",
+        "item\t",
+        "not-an-item\t",
+        "\n#",
+        "\t-",
+        "\\",
+        "\\t",
+        "\\-",
+        "\\q",
+        "2023-05-31\t",
+        "13:00\t",
+        "open\t",
+        "delegate\t",
+        "RG-IEM-1\t",
     };
     const size_t ntok = sizeof(tokens) / sizeof(tokens[0]);
     uint64_t seed = 42;
@@ -1089,6 +1497,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_text),   cmocka_unit_test(test_crlf_and_audit_line),
         cmocka_unit_test(test_small_reports),    cmocka_unit_test(test_errors),
         cmocka_unit_test(test_export_text),      cmocka_unit_test(test_export_text_actions),
+        cmocka_unit_test(test_annex_roundtrip),  cmocka_unit_test(test_annex_errors),
         cmocka_unit_test(test_export_markdown),  cmocka_unit_test(test_export_html),
         cmocka_unit_test(test_format_parse),     cmocka_unit_test(test_fuzz_prefixes_and_bytes),
         cmocka_unit_test(test_fuzz_tokens),      cmocka_unit_test(test_fuzz_large),
