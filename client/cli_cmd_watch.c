@@ -12,6 +12,23 @@
 #include "cli_render.h"
 #include "cli_text.h"
 
+/* Item numbers by id, from the snapshot, so that lines name items as people do. */
+struct numbers {
+    int64_t id[512];
+    char num[512][16];
+    size_t n;
+};
+
+static const char *number_of(const struct numbers *nb, const char *type, int64_t id)
+{
+    for (size_t i = 0; type && strcmp(type, "item") == 0 && i < nb->n; i++) {
+        if (nb->id[i] == id) {
+            return nb->num[i];
+        }
+    }
+    return NULL;
+}
+
 /* Code points inserted and deleted by a wire op. */
 static void op_size(const msgpack_object *op, size_t *ins, size_t *del)
 {
@@ -44,7 +61,7 @@ static void clock_of(const msgpack_object *p, char out[16])
 }
 
 /* One line for a person: "12:01:07 alice  text item 4 body (+12 -3)". */
-static void print_event(struct cli_ctx *ctx, const msgpack_object *p)
+static void print_event(struct cli_ctx *ctx, const struct numbers *nb, const msgpack_object *p)
 {
     char when[16], user[PROTO_NAME_MAX + 1], kind[16], type[16], id[80], what[64] = "";
     clock_of(p, when);
@@ -53,7 +70,12 @@ static void print_event(struct cli_ctx *ctx, const msgpack_object *p)
     cli_obj_strcpy(p, "type", type, sizeof(type));
     int64_t n = 0;
     if (cli_obj_i64(p, "id", &n)) {
-        snprintf(id, sizeof(id), "#%lld", (long long)n);
+        const char *num = number_of(nb, type, n);
+        if (num) {
+            snprintf(id, sizeof(id), "%s", num);
+        } else {
+            snprintf(id, sizeof(id), "#%lld", (long long)n);
+        }
     } else {
         cli_obj_strcpy(p, "id", id, sizeof(id));
     }
@@ -84,7 +106,7 @@ static void print_event(struct cli_ctx *ctx, const msgpack_object *p)
             (long long)seq);
 }
 
-static void print_presence(struct cli_ctx *ctx, const msgpack_object *p)
+static void print_presence(struct cli_ctx *ctx, const struct numbers *nb, const msgpack_object *p)
 {
     char when[16], user[PROTO_NAME_MAX + 1], state[8], type[16] = "", field[16] = "";
     clock_of(p, when);
@@ -100,8 +122,15 @@ static void print_presence(struct cli_ctx *ctx, const msgpack_object *p)
     if (strcmp(state, "leave") == 0) {
         fprintf(ctx->out, "%s  %-12s left\n", when, user);
     } else {
-        fprintf(ctx->out, "%s  %-12s %s %s #%lld %s\n", when, user,
-                strcmp(state, "join") == 0 ? "is at" : "moved to", type, (long long)id, field);
+        const char *num = number_of(nb, type, id);
+        char where[32];
+        if (num) {
+            snprintf(where, sizeof(where), "%s", num);
+        } else {
+            snprintf(where, sizeof(where), "#%lld", (long long)id);
+        }
+        fprintf(ctx->out, "%s  %-12s %s %s %s %s\n", when, user,
+                strcmp(state, "join") == 0 ? "is at" : "moved to", type, where, field);
     }
 }
 
@@ -117,6 +146,7 @@ static void redraw(struct cli_ctx *ctx, const char *label, const struct cli_text
 
 struct watch {
     struct cli_ctx *ctx;
+    struct numbers nb;
     struct cli_mtg mt;
     bool follow_text;
     bool replica;
@@ -145,6 +175,14 @@ static int start(struct watch *w, bool again, const char *item)
     if (!again) {
         cli_obj_i64(m->result, "seq", &w->seq);
         const msgpack_object *rec = proto_mp_map_get(m->result, "snapshot");
+        const msgpack_object *items = cli_rec_objects(rec, PROTO_T_ITEM);
+        for (uint32_t i = 0; items && i < items->via.array.size && w->nb.n < 512; i++) {
+            const msgpack_object *it = &items->via.array.ptr[i];
+            if (cli_obj_i64(it, "id", &w->nb.id[w->nb.n])) {
+                cli_obj_strcpy(it, "number", w->nb.num[w->nb.n], sizeof(w->nb.num[0]));
+                w->nb.n++;
+            }
+        }
         if (item) {
             const msgpack_object *o = cli_rec_find(rec, PROTO_T_ITEM, item);
             if (o == NULL) {
@@ -214,10 +252,10 @@ static void handle(struct watch *w, const struct cli_msg *m)
             if (text_before) {
                 redraw(w->ctx, w->label, &w->t, w->tty);
             }
-            print_event(w->ctx, m->params);
+            print_event(w->ctx, &w->nb, m->params);
         }
     } else if (strcmp(m->method, "presence") == 0 && !w->ctx->json) {
-        print_presence(w->ctx, m->params);
+        print_presence(w->ctx, &w->nb, m->params);
     }
     fflush(w->ctx->out);
 }

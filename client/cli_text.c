@@ -7,8 +7,7 @@
 #include "cli_pack.h"
 
 int cli_text_init(struct cli_text *t, const char *meeting, const char *type, int64_t id,
-                  const char *id_str, const char *field, const char *text, size_t len,
-                  int64_t seq)
+                  const char *id_str, const char *field, const char *text, size_t len, int64_t seq)
 {
     memset(t, 0, sizeof(*t));
     snprintf(t->meeting, sizeof(t->meeting), "%s", meeting);

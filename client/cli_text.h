@@ -27,7 +27,7 @@
 struct cli_text {
     char meeting[PROTO_NAME_MAX + 1];
     char type[16];
-    int64_t id;      /* the object's id (0 with id_str for the meeting's abstract) */
+    int64_t id; /* the object's id (0 with id_str for the meeting's abstract) */
     char id_str[PROTO_NAME_MAX + 1];
     char field[16];
 
@@ -35,12 +35,12 @@ struct cli_text {
     size_t len;
     int64_t seq; /* the meeting seq the server part reflects */
 
-    bool inflight;       /* an op was sent and not yet acknowledged */
+    bool inflight; /* an op was sent and not yet acknowledged */
     uint32_t inflight_msgid;
     char inflight_cid[40];
-    struct proto_op sent;    /* the op in flight */
+    struct proto_op sent; /* the op in flight */
     bool has_buffer;
-    struct proto_op buffer;  /* ops made while one was in flight */
+    struct proto_op buffer; /* ops made while one was in flight */
 
     int64_t remote_ops; /* ops of others applied */
     int64_t acked;      /* own ops acknowledged */
@@ -51,8 +51,7 @@ struct cli_text {
 /* Starts a replica of field of object (type, id) of meeting, whose server text at seq is
  * text[0..len). Returns 0 or PROTO_ENOMEM. Free with cli_text_free. */
 int cli_text_init(struct cli_text *t, const char *meeting, const char *type, int64_t id,
-                  const char *id_str, const char *field, const char *text, size_t len,
-                  int64_t seq);
+                  const char *id_str, const char *field, const char *text, size_t len, int64_t seq);
 
 void cli_text_free(struct cli_text *t);
 

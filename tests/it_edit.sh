@@ -58,7 +58,7 @@ pass "two editors of one section both keep their words"
 
 wait "$watcher" || true
 grep -q "ALPHA-WORDS" "$IT_TMP/watch.out" || fail "watch did not show the text live"
-[[ $(grep -cE "text +item #" "$IT_TMP/watch.out") -ge 2 ]] ||
+[[ $(grep -cE "text +item 3 body" "$IT_TMP/watch.out") -ge 2 ]] ||
     fail "watch did not show both edits: $(cat "$IT_TMP/watch.out")"
 pass "confer watch shows the edits live"
 
