@@ -7,6 +7,7 @@
  */
 #include "srv_meeting.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -225,13 +226,19 @@ static bool read_fields(struct srv_req *req, struct srv_meeting *m, enum proto_t
     out->n = 0;
     for (uint32_t i = 0; i < fields->via.map.size; i++) {
         const msgpack_object_kv *kv = &fields->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR) {
+        if (kv->key.type != MSGPACK_OBJECT_STR ||
+            !proto_utf8_valid(kv->key.via.str.ptr, kv->key.via.str.size)) {
             bad(req, "fields", "keys must be strings");
             return false;
         }
+        /* The name goes into the answer, which must stay UTF-8: cut between code points. */
+        size_t nlen = kv->key.via.str.size < 60 ? kv->key.via.str.size : 60;
+        while (nlen > 0 && nlen < kv->key.via.str.size &&
+               ((unsigned char)kv->key.via.str.ptr[nlen] & 0xc0) == 0x80) {
+            nlen--;
+        }
         char name[64];
-        snprintf(name, sizeof(name), "%.*s",
-                 (int)(kv->key.via.str.size < 60 ? kv->key.via.str.size : 60), kv->key.via.str.ptr);
+        snprintf(name, sizeof(name), "%.*s", (int)nlen, nlen ? kv->key.via.str.ptr : "");
         int idx = proto_field_find(t, kv->key.via.str.ptr, kv->key.via.str.size);
         if (idx < 0) {
             bool ro = strcmp(name, "id") == 0 || strcmp(name, "seq") == 0;
@@ -368,6 +375,9 @@ static bool next_action_ref(struct srv_meeting *m, char *out, size_t cap)
                 max = n;
             }
         }
+    }
+    if (max == LLONG_MAX) {
+        return false; /* a ref like PREFIX-99999999999999999999: there is no next number */
     }
     snprintf(out, cap, "%s-%lld", p->s, max + 1);
     return true;

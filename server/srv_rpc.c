@@ -69,7 +69,9 @@ static int cmp_method(const void *k, const void *e)
     const struct key *key = k;
     const struct method *m = e;
     size_t n = strlen(m->name);
-    int c = memcmp(key->s, m->name, key->len < n ? key->len : n);
+    size_t common = key->len < n ? key->len : n;
+    /* An empty method may come with a NULL pointer (msgpack-c): memcmp must not see it. */
+    int c = common > 0 ? memcmp(key->s, m->name, common) : 0;
     if (c != 0) {
         return c;
     }

@@ -81,9 +81,17 @@ static int serve(struct ts_server *s)
     snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
     unlink(portfile);
     snprintf(listen, sizeof(listen), "127.0.0.1:%d", s->port);
-    const char *args[] = {"serve",          "--listen",      listen, "--port-file",
-                          portfile,         "--pwhash-cost", "min",  "--min-password",
-                          "8",              NULL};
+    const char *base[] = {"serve",         "--listen", listen,           "--port-file", portfile,
+                          "--pwhash-cost", "min",      "--min-password", "8",           NULL};
+    const char *args[24];
+    int n = 0;
+    for (int i = 0; base[i]; i++) {
+        args[n++] = base[i];
+    }
+    for (int i = 0; s->serve_args && s->serve_args[i] && n < 23; i++) {
+        args[n++] = s->serve_args[i];
+    }
+    args[n] = NULL;
     if (run(s, NULL, args, true) != 0) {
         return -1;
     }
@@ -106,7 +114,14 @@ static int serve(struct ts_server *s)
 
 int ts_start(struct ts_server *s, const char *const *names, const char *meeting)
 {
+    return ts_start_args(s, names, meeting, NULL);
+}
+
+int ts_start_args(struct ts_server *s, const char *const *names, const char *meeting,
+                  const char *const *serve_args)
+{
     memset(s, 0, sizeof(*s));
+    s->serve_args = serve_args;
     s->dir = tu_tmpdir();
     if (s->dir == NULL) {
         return -1;
@@ -156,6 +171,71 @@ int ts_stop(struct ts_server *s)
         waitpid(s->pid, &st, 0);
         rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         s->pid = 0;
+    }
+    tu_rmtree(s->dir);
+    s->dir = NULL;
+    return rc;
+}
+
+/* Reads a whole file into a malloc'd NUL-terminated buffer, or NULL. */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0, got = 0;
+    char *buf = malloc(cap);
+    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
+        len += got;
+        if (cap - len < 2) {
+            char *nb = realloc(buf, cap * 2);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+    }
+    if (buf) {
+        buf[len] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
+int ts_stop_log(struct ts_server *s, char **log)
+{
+    int rc = 0;
+    *log = NULL;
+    if (s->pid > 0) {
+        int st = 0;
+        pid_t r = 0;
+        kill(s->pid, SIGTERM);
+        for (int i = 0; i < 1500 && r == 0; i++) {
+            struct timespec ts = {0, 10 * 1000 * 1000};
+            r = waitpid(s->pid, &st, WNOHANG);
+            if (r == 0) {
+                nanosleep(&ts, NULL);
+            } else if (r < 0 && errno == EINTR) {
+                r = 0;
+            }
+        }
+        if (r == 0) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &st, 0);
+            rc = -1;
+        } else {
+            rc = r == s->pid && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+        }
+        s->pid = 0;
+    }
+    if (s->dir) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/server.log", s->dir);
+        *log = slurp(path);
     }
     tu_rmtree(s->dir);
     s->dir = NULL;

@@ -9,15 +9,21 @@
 #include "cli_conn.h"
 
 struct ts_server {
-    char *dir;     /* temporary folder: data/, port file, log */
-    pid_t pid;     /* 0 when not running */
+    char *dir; /* temporary folder: data/, port file, log */
+    pid_t pid; /* 0 when not running */
     int port;
+    const char *const *serve_args; /* extra arguments of serve (NULL-terminated), or NULL */
 };
 
 /* Makes a data folder with the accounts names[i] (password "<name>-password", fast
  * hashing; the first one an operator) and, when meeting is not NULL, that meeting with
  * names[0] as its rapporteur; then starts conferd. Returns 0 or -1. */
 int ts_start(struct ts_server *s, const char *const *names, const char *meeting);
+
+/* As ts_start, with extra arguments for serve (NULL-terminated, e.g. {"--login-timeout",
+ * "4000", NULL}; kept by pointer, so ts_restart uses them too; NULL for none). */
+int ts_start_args(struct ts_server *s, const char *const *names, const char *meeting,
+                  const char *const *serve_args);
 
 /* Starts conferd again on the same data folder and port (after ts_kill). */
 int ts_restart(struct ts_server *s);
@@ -27,6 +33,11 @@ void ts_kill(struct ts_server *s);
 
 /* SIGTERM and wait; removes the folder. Returns the server's exit status (0 is clean). */
 int ts_stop(struct ts_server *s);
+
+/* As ts_stop, but waits at most 15 s for the exit (then SIGKILL, and -1), and first reads
+ * the server's log as it was after the exit into *log (malloc'd, NUL-terminated; NULL when
+ * unreadable): sanitizer reports written at exit are in it. */
+int ts_stop_log(struct ts_server *s, char **log);
 
 /* Runs conferd with args (NULL-terminated) on the server's data folder, stdin from
  * input (may be NULL); returns its exit status. */
