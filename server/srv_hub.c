@@ -312,8 +312,8 @@ static int apply_text(struct srv_rec *rec, enum proto_type t, const struct db_au
     struct srv_val *v = &o->f[idx];
     int rc = proto_op_decode(opo, &op);
     if (rc == 0) {
-        rc = proto_op_apply(v->set && v->s ? v->s : "", v->set && v->s ? v->len : 0, &op,
-                            SIZE_MAX, &out, &out_len);
+        rc = proto_op_apply(v->set && v->s ? v->s : "", v->set && v->s ? v->len : 0, &op, SIZE_MAX,
+                            &out, &out_len);
     }
     if (rc == 0) {
         rc = srv_val_set_str(v, out, out_len);

@@ -54,8 +54,8 @@ static void subscribe(struct cli_conn *c, int64_t since)
                                         MEETING, "since", since),
                          0);
     } else {
-        assert_int_equal(
-            cli_conn_callf(c, &m, "meeting.subscribe", "{s:s}", "meeting", MEETING), 0);
+        assert_int_equal(cli_conn_callf(c, &m, "meeting.subscribe", "{s:s}", "meeting", MEETING),
+                         0);
     }
     assert_null(m->error);
     cli_msg_free(m);
@@ -258,14 +258,14 @@ static void test_stale_base(void **state)
     free(body);
     /* An op that does not fit, a base in the future, an empty op: bad_request. */
     assert_int_equal(cli_conn_callf(c, &m, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[I]}",
-                                    "meeting", MEETING, "type", "item", "id", id, "field",
-                                    "body", "base", seq + 2, "op", (int64_t)500),
+                                    "meeting", MEETING, "type", "item", "id", id, "field", "body",
+                                    "base", seq + 2, "op", (int64_t)500),
                      0);
     assert_true(cli_msg_is_error(m, "bad_request"));
     cli_msg_free(m);
     assert_int_equal(cli_conn_callf(c, &m, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[]}",
-                                    "meeting", MEETING, "type", "item", "id", id, "field",
-                                    "body", "base", seq, "op"),
+                                    "meeting", MEETING, "type", "item", "id", id, "field", "body",
+                                    "base", seq, "op"),
                      0);
     assert_true(cli_msg_is_error(m, "bad_request"));
     cli_msg_free(m);
@@ -329,10 +329,9 @@ static void test_kill9(void **state)
         while (answered < sent || (!killed && sent < 60)) {
             if (!killed && sent < 60) {
                 snprintf(tok[sent], sizeof(tok[sent]), "[%d.%d]", round, sent);
-                if (cli_conn_sendf(c, &ids[sent], "text.edit",
-                                   "{s:s, s:s, s:I, s:s, s:I, s:[s]}", "meeting", MEETING,
-                                   "type", "item", "id", id, "field", "body", "base", seq, "op",
-                                   tok[sent]) != 0) {
+                if (cli_conn_sendf(c, &ids[sent], "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[s]}",
+                                   "meeting", MEETING, "type", "item", "id", id, "field", "body",
+                                   "base", seq, "op", tok[sent]) != 0) {
                     break;
                 }
                 sent++;

@@ -133,8 +133,16 @@ int ts_start_args(struct ts_server *s, const char *const *names, const char *mee
     for (int i = 0; names[i]; i++) {
         char pw[128];
         snprintf(pw, sizeof(pw), "%s-password\n", names[i]);
-        const char *add[] = {"account", "add", names[i], "--password-stdin", "--pwhash-cost",
-                             "min", "--min-password", "8", i == 0 ? "--operator" : NULL, NULL};
+        const char *add[] = {"account",
+                             "add",
+                             names[i],
+                             "--password-stdin",
+                             "--pwhash-cost",
+                             "min",
+                             "--min-password",
+                             "8",
+                             i == 0 ? "--operator" : NULL,
+                             NULL};
         if (run(s, pw, add, false) != 0) {
             return -1;
         }

@@ -30,8 +30,8 @@
 #include "cli_conn.h"
 #include "cli_text.h"
 
-#define MEETING "bench"
-#define USER "bench"
+#define MEETING  "bench"
+#define USER     "bench"
 #define PASSWORD "bench-password-1"
 
 struct opts {
@@ -101,9 +101,8 @@ static int server_start(struct server *s)
     if (s->pid == 0) {
         FILE *f = freopen(log, "w", stderr);
         (void)f;
-        execl(conferd, conferd, "serve", "--data", data, "--listen", "127.0.0.1:0",
-              "--port-file", portfile, "--pwhash-cost", "min", "--max-conns", "100000",
-              (char *)NULL);
+        execl(conferd, conferd, "serve", "--data", data, "--listen", "127.0.0.1:0", "--port-file",
+              portfile, "--pwhash-cost", "min", "--max-conns", "100000", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
@@ -183,8 +182,8 @@ static int get_token(struct server *s, char *token, size_t cap)
         fprintf(stderr, "confer-bench: %s\n", err);
         return -1;
     }
-    if (cli_conn_callf(c, &m, "auth.login", "{s:s, s:s, s:b}", "user", USER, "password",
-                       PASSWORD, "remember", 1) == 0 &&
+    if (cli_conn_callf(c, &m, "auth.login", "{s:s, s:s, s:b}", "user", USER, "password", PASSWORD,
+                       "remember", 1) == 0 &&
         m->error == NULL) {
         const msgpack_object *t = proto_mp_map_get(m->result, "token");
         if (t && t->type == MSGPACK_OBJECT_STR && t->via.str.size < cap) {
@@ -325,8 +324,8 @@ static int run_edits(struct opts *o)
     }
     sent.cid = calloc(sent.cap, sizeof(*sent.cid));
     sent.at = calloc(sent.cap, sizeof(*sent.at));
-    if (ed == NULL || pfd == NULL || sent.cid == NULL || sent.at == NULL ||
-        server_start(&s) != 0 || get_token(&s, token, sizeof(token)) != 0) {
+    if (ed == NULL || pfd == NULL || sent.cid == NULL || sent.at == NULL || server_start(&s) != 0 ||
+        get_token(&s, token, sizeof(token)) != 0) {
         goto cleanup;
     }
     /* One item to edit. */
@@ -413,8 +412,7 @@ static int run_edits(struct opts *o)
                     break;
                 }
                 if (r != 0) {
-                    fprintf(stderr, "confer-bench: connection lost: %s\n",
-                            cli_conn_error(e->c));
+                    fprintf(stderr, "confer-bench: connection lost: %s\n", cli_conn_error(e->c));
                     goto cleanup;
                 }
                 int64_t t = now_us();
