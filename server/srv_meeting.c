@@ -456,6 +456,21 @@ bool srv_cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid)
     return true;
 }
 
+/* Starts a change of meeting m made by the request's connection (with its cid, if any):
+ * pk then packs the change's payload into ch->payload, one map. */
+static void change_begin(struct srv_req *req, struct srv_meeting *m, const char *cid,
+                         const char *kind, enum proto_type t, struct srv_change *ch,
+                         msgpack_packer *pk)
+{
+    *ch = (struct srv_change){.m = m,
+                              .user = req->conn->user,
+                              .cid = cid[0] ? cid : NULL,
+                              .kind = kind,
+                              .type = t,
+                              .author = req->conn};
+    msgpack_packer_init(pk, &ch->payload, proto_buf_msgpack_write);
+}
+
 static void reply_seq(struct srv_req *req, int64_t seq, bool with_id, int64_t id)
 {
     struct proto_buf b;
@@ -581,15 +596,10 @@ void srv_obj_create(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
         return;
     }
-    struct srv_change ch = {.m = m,
-                            .user = req->conn->user,
-                            .cid = cid[0] ? cid : NULL,
-                            .kind = "create",
-                            .type = t,
-                            .id = id,
-                            .author = req->conn};
+    struct srv_change ch;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    change_begin(req, m, cid, "create", t, &ch, &pk);
+    ch.id = id;
     msgpack_pack_map(&pk, 1);
     proto_pack_cstr(&pk, "fields");
     pack_fset(&pk, t, &fs);
@@ -684,13 +694,10 @@ void srv_obj_update(struct srv_req *req)
         !check_unique(req, m, t, o, &fs)) {
         return;
     }
-    struct srv_change ch = {.m = m,
-                            .user = req->conn->user,
-                            .cid = cid[0] ? cid : NULL,
-                            .kind = "update",
-                            .type = t,
-                            .id = id,
-                            .author = req->conn};
+    struct srv_change ch;
+    msgpack_packer pk;
+    change_begin(req, m, cid, "update", t, &ch, &pk);
+    ch.id = id;
     if (t == PROTO_T_MEETING) {
         ch.id_str = m->rec->id;
     }
@@ -714,8 +721,6 @@ void srv_obj_update(struct srv_req *req)
         }
         op_field[nops++] = fs.f[i].idx;
     }
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
     msgpack_pack_map(&pk, nops > 0 ? 2 : 1);
     proto_pack_cstr(&pk, "fields");
     pack_fset(&pk, t, &fs);
@@ -769,15 +774,10 @@ void srv_obj_delete(struct srv_req *req)
     if (o == NULL || !check_lock(req, m, false) || !check_if_seq(req, o, has_if, if_seq)) {
         return;
     }
-    struct srv_change ch = {.m = m,
-                            .user = req->conn->user,
-                            .cid = cid[0] ? cid : NULL,
-                            .kind = "delete",
-                            .type = t,
-                            .id = id,
-                            .author = req->conn};
+    struct srv_change ch;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    change_begin(req, m, cid, "delete", t, &ch, &pk);
+    ch.id = id;
     msgpack_pack_map(&pk, 0);
     commit_and_reply(req, &ch, false);
 }
@@ -846,15 +846,10 @@ static void member_change(struct srv_req *req, bool set)
                         "a meeting needs a rapporteur: make someone else rapporteur first");
         return;
     }
-    struct srv_change ch = {.m = m,
-                            .user = req->conn->user,
-                            .cid = cid[0] ? cid : NULL,
-                            .kind = "member",
-                            .type = PROTO_T_COUNT,
-                            .id_str = user,
-                            .author = req->conn};
+    struct srv_change ch;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    change_begin(req, m, cid, "member", PROTO_T_COUNT, &ch, &pk);
+    ch.id_str = user;
     msgpack_pack_map(&pk, 1);
     proto_pack_cstr(&pk, "role");
     set ? proto_pack_cstr(&pk, role) : msgpack_pack_nil(&pk);
