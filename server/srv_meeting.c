@@ -1410,6 +1410,67 @@ void srv_history_list(struct srv_req *req)
     srv_reply_finish(req, &b);
 }
 
+/* audit.verify reads and hashes the whole log: on the pool, with a connection of its own,
+ * so a long log never stalls the loop. The connection holds its other requests meanwhile,
+ * so responses keep their order. */
+struct verify_job {
+    uv_work_t work;
+    struct srv_conn *conn;
+    uint32_t msgid;
+    char meeting[PROTO_NAME_MAX + 1];
+    char path[4096];
+    uint8_t pk[PROTO_KEY_BYTES];
+    int rc;
+    int64_t count, bad_seq;
+    uint8_t head[DB_HASH_BYTES];
+};
+
+static void verify_work(uv_work_t *w)
+{
+    struct verify_job *job = w->data;
+    struct db *db = NULL;
+    job->rc = db_open(&db, job->path, DB_READONLY);
+    if (job->rc == 0) {
+        job->rc =
+            srv_audit_verify(db, job->meeting, job->pk, &job->count, job->head, &job->bad_seq);
+    }
+    db_close(db);
+}
+
+static void verify_done(uv_work_t *w, int status)
+{
+    struct verify_job *job = w->data;
+    struct srv_conn *conn = job->conn;
+    struct srv_req req = {.conn = conn, .msgid = job->msgid};
+    conn->busy = false;
+    if (!conn->closed && conn->state != SRV_CONN_CLOSING) {
+        if (status != 0 || job->rc != 0) {
+            srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+        } else {
+            char hex[2 * DB_HASH_BYTES + 1];
+            struct proto_buf b;
+            msgpack_packer pk;
+            proto_hex(job->head, DB_HASH_BYTES, hex);
+            srv_reply_begin(&req, &pk, &b);
+            msgpack_pack_map(&pk, job->bad_seq ? 4 : 3);
+            proto_pack_cstr(&pk, "ok");
+            packb(&pk, job->bad_seq == 0);
+            proto_pack_cstr(&pk, "count");
+            msgpack_pack_int64(&pk, job->count);
+            proto_pack_cstr(&pk, "head");
+            proto_pack_cstr(&pk, hex);
+            if (job->bad_seq) {
+                proto_pack_cstr(&pk, "bad_seq");
+                msgpack_pack_int64(&pk, job->bad_seq);
+            }
+            srv_reply_finish(&req, &b);
+        }
+        srv_conn_resume(conn);
+    }
+    free(job);
+    srv_conn_unref(conn);
+}
+
 void srv_audit_verify_method(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
@@ -1417,29 +1478,24 @@ void srv_audit_verify_method(struct srv_req *req)
     if (m == NULL) {
         return;
     }
-    int64_t count = 0, bad_seq = 0;
-    uint8_t head[DB_HASH_BYTES];
-    char hex[2 * DB_HASH_BYTES + 1];
-    if (srv_audit_verify(srv->db, m->rec->id, srv->host.pk, &count, head, &bad_seq) != 0) {
-        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+    struct verify_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
         return;
     }
-    proto_hex(head, DB_HASH_BYTES, hex);
-    struct proto_buf b;
-    msgpack_packer pk;
-    srv_reply_begin(req, &pk, &b);
-    msgpack_pack_map(&pk, bad_seq ? 4 : 3);
-    proto_pack_cstr(&pk, "ok");
-    packb(&pk, bad_seq == 0);
-    proto_pack_cstr(&pk, "count");
-    msgpack_pack_int64(&pk, count);
-    proto_pack_cstr(&pk, "head");
-    proto_pack_cstr(&pk, hex);
-    if (bad_seq) {
-        proto_pack_cstr(&pk, "bad_seq");
-        msgpack_pack_int64(&pk, bad_seq);
+    job->conn = req->conn;
+    job->msgid = req->msgid;
+    job->work.data = job;
+    snprintf(job->meeting, sizeof(job->meeting), "%s", m->rec->id);
+    snprintf(job->path, sizeof(job->path), "%s/%s", srv->cfg.data_dir, SRV_DB_FILE);
+    memcpy(job->pk, srv->host.pk, sizeof(job->pk));
+    if (uv_queue_work(srv->loop, &job->work, verify_work, verify_done) != 0) {
+        free(job);
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot start the verification");
+        return;
     }
-    srv_reply_finish(req, &b);
+    req->conn->refs++;
+    req->conn->busy = true;
 }
 
 /* ---- import and export ---- */
