@@ -1,4 +1,4 @@
-/* test_srv_rec.c - the in-memory meeting record: defaults, objects, members, item order,
+/* test_record.c - the in-memory meeting record: defaults, objects, members, item order,
  * interim deadlines, packing. */
 #include <stdarg.h>
 #include <stddef.h>
