@@ -501,3 +501,69 @@ cleanup:
     free(items);
     return rc;
 }
+
+/* A short field as agenda.get shows it: nil when not set. */
+static int pack_short(msgpack_packer *pk, const struct srv_obj *o, const char *name)
+{
+    const struct srv_val *v = &o->f[proto_field_find(o->type, name, strlen(name))];
+    if (v->set && v->s != NULL) {
+        return pack_str(pk, v->s, v->len);
+    }
+    return msgpack_pack_nil(pk) != 0 ? PROTO_ENOMEM : 0;
+}
+
+int srv_rec_pack_agenda(msgpack_packer *pk, const struct srv_rec *rec)
+{
+    const struct srv_objvec *docs = &rec->objs[PROTO_T_DOC];
+    const struct srv_objvec *ss = &rec->objs[PROTO_T_SESSION];
+    size_t nitems = rec->objs[PROTO_T_ITEM].n;
+    const struct srv_obj **items = NULL;
+    int doc_item = proto_field_find(PROTO_T_DOC, "item", 4);
+    int rc = PROTO_ENOMEM;
+
+    items = calloc(nitems ? nitems : 1, sizeof(*items));
+    if (items == NULL) {
+        return PROTO_ENOMEM;
+    }
+    srv_rec_items_sorted(rec, items);
+    if (msgpack_pack_map(pk, 3) != 0 || pack_cstr(pk, "seq") < 0 ||
+        msgpack_pack_int64(pk, rec->seq) != 0 || pack_cstr(pk, "items") < 0 ||
+        msgpack_pack_array(pk, nitems) != 0) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nitems; i++) {
+        const struct srv_obj *it = items[i];
+        size_t nd = 0;
+        if (msgpack_pack_map(pk, 4) != 0 || pack_cstr(pk, "id") < 0 ||
+            msgpack_pack_int64(pk, it->id) != 0 || pack_cstr(pk, "number") < 0 ||
+            pack_short(pk, it, "number") < 0 || pack_cstr(pk, "title") < 0 ||
+            pack_short(pk, it, "title") < 0 || pack_cstr(pk, "docs") < 0) {
+            goto cleanup;
+        }
+        for (size_t d = 0; d < docs->n; d++) {
+            const struct srv_val *v = &docs->v[d]->f[doc_item];
+            nd += v->set && v->i == it->id;
+        }
+        if (msgpack_pack_array(pk, nd) != 0) {
+            goto cleanup;
+        }
+        for (size_t d = 0; d < docs->n; d++) {
+            const struct srv_val *v = &docs->v[d]->f[doc_item];
+            if (v->set && v->i == it->id && srv_obj_pack(pk, rec, docs->v[d]) < 0) {
+                goto cleanup;
+            }
+        }
+    }
+    if (pack_cstr(pk, "sessions") < 0 || msgpack_pack_array(pk, ss->n) != 0) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < ss->n; i++) {
+        if (srv_obj_pack(pk, rec, ss->v[i]) < 0) {
+            goto cleanup;
+        }
+    }
+    rc = 0;
+cleanup:
+    free(items);
+    return rc;
+}

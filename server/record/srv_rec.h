@@ -113,4 +113,9 @@ int srv_obj_pack(msgpack_packer *pk, const struct srv_rec *rec, const struct srv
  *  "people"}; items in their natural order, the other lists by id. */
 int srv_rec_pack(msgpack_packer *pk, const struct srv_rec *rec);
 
+/* Packs the result of agenda.get: {"seq", "items": [{"id", "number", "title", "docs"}],
+ * "sessions"}; items in their natural order, each with the docs that refer to it (by id),
+ * number and title nil when not set; the sessions by id. Returns 0 or PROTO_ENOMEM. */
+int srv_rec_pack_agenda(msgpack_packer *pk, const struct srv_rec *rec);
+
 #endif
