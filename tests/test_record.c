@@ -493,6 +493,54 @@ static void test_rec_pack(void **state)
     srv_rec_free(rec);
 }
 
+/* Grouping by item: each item's objects in id order; none for an unset or absent item. */
+static void test_byitem(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = srv_rec_new("m1");
+    struct srv_obj *a = obj(PROTO_T_ITEM, 2), *b = obj(PROTO_T_ITEM, 7);
+    struct srv_obj *outside = obj(PROTO_T_ITEM, 9);
+    const int64_t refs[] = {7, 0, 2, 7, 99, 7}; /* decisions 11..16; 0: unset, 99: absent */
+    const struct srv_obj *const *v = NULL;
+    struct srv_rec_byitem *g = NULL;
+    size_t n = 0;
+
+    assert_int_equal(srv_rec_add(rec, a), 0);
+    assert_int_equal(srv_rec_add(rec, b), 0);
+    for (int k = 5; k >= 0; k--) {
+        struct srv_obj *d = obj(PROTO_T_DECISION, 11 + k);
+        if (refs[k] != 0) {
+            srv_val_set_int(fv(d, "item"), refs[k]);
+        }
+        assert_int_equal(srv_rec_add(rec, d), 0);
+    }
+    g = srv_rec_byitem_new(rec, PROTO_T_DECISION);
+    assert_non_null(g);
+    v = srv_rec_byitem_get(g, b, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0]->id, 11);
+    assert_int_equal(v[1]->id, 14);
+    assert_int_equal(v[2]->id, 16);
+    v = srv_rec_byitem_get(g, a, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0]->id, 13);
+    srv_rec_byitem_get(g, outside, &n);
+    assert_int_equal(n, 0);
+    srv_rec_byitem_free(g);
+
+    /* No docs at all; a type without an item field has no grouping. */
+    g = srv_rec_byitem_new(rec, PROTO_T_DOC);
+    assert_non_null(g);
+    srv_rec_byitem_get(g, a, &n);
+    assert_int_equal(n, 0);
+    srv_rec_byitem_free(g);
+    assert_null(srv_rec_byitem_new(rec, PROTO_T_SESSION));
+    assert_null(srv_rec_byitem_new(rec, PROTO_T_MEETING));
+    srv_rec_byitem_free(NULL);
+    srv_obj_free(outside);
+    srv_rec_free(rec);
+}
+
 /* agenda.get's shape: nil number and title when unset, docs of no item left out. */
 static void test_rec_pack_agenda(void **state)
 {
@@ -553,6 +601,7 @@ int main(void)
         cmocka_unit_test(test_members),          cmocka_unit_test(test_items_sorted),
         cmocka_unit_test(test_interim_deadline), cmocka_unit_test(test_obj_pack),
         cmocka_unit_test(test_rec_pack),         cmocka_unit_test(test_rec_pack_agenda),
+        cmocka_unit_test(test_byitem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2394,22 +2394,17 @@ static bool is_bullet(const char *s, size_t n)
     return n >= 2 && s[0] == '-' && s[1] == ' ';
 }
 
-static int64_t item_index(const struct srv_obj **items, size_t n, int64_t id)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (items[k]->id == id) {
-            return (int64_t)k;
-        }
-    }
-    return -1;
-}
-
-/* The number of the item an object refers to, or "". */
-static const char *item_number(const struct srv_obj **items, size_t nitems, const struct srv_obj *o)
+/* The number of the item an object refers to, or "". Found by id (a binary search): a scan
+ * of the items per doc or decision made the tables items x docs. */
+static const char *item_number(const struct srv_rec *rec, const struct srv_obj *o)
 {
     const struct srv_val *v = field(o, "item");
-    int64_t k = v != NULL && v->set ? item_index(items, nitems, v->i) : -1;
-    return k < 0 ? "" : fcstr(items[k], "number");
+    const struct srv_obj *it = NULL;
+
+    if (v != NULL && v->set) {
+        it = srv_rec_find((struct srv_rec *)rec, PROTO_T_ITEM, v->i);
+    }
+    return it == NULL ? "" : fcstr(it, "number");
 }
 
 /* Action refs in order: "RG-IEM-2" < "RG-IEM-10". */
@@ -2929,7 +2924,7 @@ static int obj_row(struct proto_buf *b, enum srv_report_format fmt, const struct
         vals[k] = "";
         lens[k] = 0;
         if (strcmp(names[k], "item") == 0) {
-            vals[k] = item_number(v->items, v->nitems, o);
+            vals[k] = item_number(v->rec, o);
             lens[k] = strlen(vals[k]);
         } else if (strcmp(names[k], "deadline") == 0) {
             srv_rec_interim_deadline(v->rec, o, deadline);
