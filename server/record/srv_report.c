@@ -125,10 +125,9 @@ static unsigned char at(const char *s, size_t n, size_t i)
     return i < n ? (unsigned char)s[i] : 0;
 }
 
-/* True when s[0..n) starts with lit, ignoring ASCII case. */
-static bool starts_ci(const char *s, size_t n, const char *lit)
+/* True when s[0..n) starts with lit[0..k), ignoring ASCII case. */
+static bool starts_ci_n(const char *s, size_t n, const char *lit, size_t k)
 {
-    size_t k = strlen(lit);
     if (k > n) {
         return false;
     }
@@ -140,12 +139,25 @@ static bool starts_ci(const char *s, size_t n, const char *lit)
     return true;
 }
 
-/* Offset of lit (short) in s[0..n) ignoring ASCII case, or n. */
+/* True when s[0..n) starts with lit, ignoring ASCII case. */
+static bool starts_ci(const char *s, size_t n, const char *lit)
+{
+    return starts_ci_n(s, n, lit, strlen(lit));
+}
+
+/* Offset of lit (short) in s[0..n) ignoring ASCII case, or n. The scanners run this over
+ * every line for several words: lit's length is taken once and its first byte checked
+ * before the rest. */
 static size_t find_ci(const char *s, size_t n, const char *lit)
 {
     size_t k = strlen(lit);
+    int c0 = lower((unsigned char)lit[0]);
+
+    if (k == 0) {
+        return 0;
+    }
     for (size_t i = 0; k <= n && i <= n - k; i++) {
-        if (starts_ci(s + i, n - i, lit)) {
+        if (lower((unsigned char)s[i]) == c0 && starts_ci_n(s + i, n - i, lit, k)) {
             return i;
         }
     }
@@ -157,9 +169,11 @@ static size_t find_ci(const char *s, size_t n, const char *lit)
 static size_t find_word_ci(const char *s, size_t n, const char *lit, size_t from)
 {
     size_t k = strlen(lit);
+    int c0 = lower((unsigned char)lit[0]);
+
     for (size_t i = from; k <= n && i <= n - k; i++) {
-        if (starts_ci(s + i, n - i, lit) && (i == 0 || !is_alpha((unsigned char)s[i - 1])) &&
-            !is_alpha(at(s, n, i + k))) {
+        if ((k == 0 || lower((unsigned char)s[i]) == c0) && starts_ci_n(s + i, n - i, lit, k) &&
+            (i == 0 || !is_alpha((unsigned char)s[i - 1])) && !is_alpha(at(s, n, i + k))) {
             return i;
         }
     }
