@@ -1152,56 +1152,16 @@ void srv_agenda_get(struct srv_req *req)
     if (m == NULL) {
         return;
     }
-    struct srv_rec *rec = m->rec;
     req->hold = srv_hub_hold(req->conn->srv, m);
-    size_t nitems = rec->objs[PROTO_T_ITEM].n;
-    const struct srv_obj **items = calloc(nitems ? nitems : 1, sizeof(*items));
-    if (items == NULL) {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    srv_rec_items_sorted(rec, items);
-    int doc_item = proto_field_find(PROTO_T_DOC, "item", 4);
     struct proto_buf b;
     msgpack_packer pk;
     srv_reply_begin(req, &pk, &b);
-    msgpack_pack_map(&pk, 3);
-    proto_pack_cstr(&pk, "seq");
-    msgpack_pack_int64(&pk, rec->seq);
-    proto_pack_cstr(&pk, "items");
-    msgpack_pack_array(&pk, nitems);
-    for (size_t i = 0; i < nitems; i++) {
-        const struct srv_obj *it = items[i];
-        msgpack_pack_map(&pk, 4);
-        proto_pack_cstr(&pk, "id");
-        msgpack_pack_int64(&pk, it->id);
-        proto_pack_cstr(&pk, "number");
-        pack_val_field(&pk, it, "number");
-        proto_pack_cstr(&pk, "title");
-        pack_val_field(&pk, it, "title");
-        proto_pack_cstr(&pk, "docs");
-        const struct srv_objvec *docs = &rec->objs[PROTO_T_DOC];
-        size_t nd = 0;
-        for (size_t d = 0; d < docs->n; d++) {
-            const struct srv_val *v = &docs->v[d]->f[doc_item];
-            nd += v->set && v->i == it->id;
-        }
-        msgpack_pack_array(&pk, nd);
-        for (size_t d = 0; d < docs->n; d++) {
-            const struct srv_val *v = &docs->v[d]->f[doc_item];
-            if (v->set && v->i == it->id) {
-                srv_obj_pack(&pk, rec, docs->v[d]);
-            }
-        }
-    }
-    proto_pack_cstr(&pk, "sessions");
-    const struct srv_objvec *ss = &rec->objs[PROTO_T_SESSION];
-    msgpack_pack_array(&pk, ss->n);
-    for (size_t i = 0; i < ss->n; i++) {
-        srv_obj_pack(&pk, rec, ss->v[i]);
+    if (srv_rec_pack_agenda(&pk, m->rec) < 0) {
+        proto_buf_free(&b, 0);
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
     }
     srv_reply_finish(req, &b);
-    free(items);
 }
 
 /* ---- subscriptions ---- */

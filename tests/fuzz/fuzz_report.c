@@ -1,9 +1,9 @@
 /* fuzz_report.c - libFuzzer target: report.import's parser on arbitrary text, and the text
  * export of whatever it accepted.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iproto -Iserver -Idb \
- *       tests/fuzz/fuzz_report.c server/srv_report.c server/srv_rec.c proto/proto_*.c \
- *       $(pkg-config --cflags --libs msgpack libsodium) -lm -o fuzz_report
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iproto -Iserver/record \
+ *       tests/fuzz/fuzz_report.c server/record/srv_report.c server/record/srv_rec.c \
+ *       proto/proto_*.c $(pkg-config --cflags --libs msgpack libsodium) -lm -o fuzz_report
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -125,10 +125,9 @@ static unsigned char at(const char *s, size_t n, size_t i)
     return i < n ? (unsigned char)s[i] : 0;
 }
 
-/* True when s[0..n) starts with lit, ignoring ASCII case. */
-static bool starts_ci(const char *s, size_t n, const char *lit)
+/* True when s[0..n) starts with lit[0..k), ignoring ASCII case. */
+static bool starts_ci_n(const char *s, size_t n, const char *lit, size_t k)
 {
-    size_t k = strlen(lit);
     if (k > n) {
         return false;
     }
@@ -140,12 +139,25 @@ static bool starts_ci(const char *s, size_t n, const char *lit)
     return true;
 }
 
-/* Offset of lit (short) in s[0..n) ignoring ASCII case, or n. */
+/* True when s[0..n) starts with lit, ignoring ASCII case. */
+static bool starts_ci(const char *s, size_t n, const char *lit)
+{
+    return starts_ci_n(s, n, lit, strlen(lit));
+}
+
+/* Offset of lit (short) in s[0..n) ignoring ASCII case, or n. The scanners run this over
+ * every line for several words: lit's length is taken once and its first byte checked
+ * before the rest. */
 static size_t find_ci(const char *s, size_t n, const char *lit)
 {
     size_t k = strlen(lit);
+    int c0 = lower((unsigned char)lit[0]);
+
+    if (k == 0) {
+        return 0;
+    }
     for (size_t i = 0; k <= n && i <= n - k; i++) {
-        if (starts_ci(s + i, n - i, lit)) {
+        if (lower((unsigned char)s[i]) == c0 && starts_ci_n(s + i, n - i, lit, k)) {
             return i;
         }
     }
@@ -157,9 +169,11 @@ static size_t find_ci(const char *s, size_t n, const char *lit)
 static size_t find_word_ci(const char *s, size_t n, const char *lit, size_t from)
 {
     size_t k = strlen(lit);
+    int c0 = lower((unsigned char)lit[0]);
+
     for (size_t i = from; k <= n && i <= n - k; i++) {
-        if (starts_ci(s + i, n - i, lit) && (i == 0 || !is_alpha((unsigned char)s[i - 1])) &&
-            !is_alpha(at(s, n, i + k))) {
+        if ((k == 0 || lower((unsigned char)s[i]) == c0) && starts_ci_n(s + i, n - i, lit, k) &&
+            (i == 0 || !is_alpha((unsigned char)s[i - 1])) && !is_alpha(at(s, n, i + k))) {
             return i;
         }
     }
@@ -2394,22 +2408,17 @@ static bool is_bullet(const char *s, size_t n)
     return n >= 2 && s[0] == '-' && s[1] == ' ';
 }
 
-static int64_t item_index(const struct srv_obj **items, size_t n, int64_t id)
-{
-    for (size_t k = 0; k < n; k++) {
-        if (items[k]->id == id) {
-            return (int64_t)k;
-        }
-    }
-    return -1;
-}
-
-/* The number of the item an object refers to, or "". */
-static const char *item_number(const struct srv_obj **items, size_t nitems, const struct srv_obj *o)
+/* The number of the item an object refers to, or "". Found by id (a binary search): a scan
+ * of the items per doc or decision made the tables items x docs. */
+static const char *item_number(const struct srv_rec *rec, const struct srv_obj *o)
 {
     const struct srv_val *v = field(o, "item");
-    int64_t k = v != NULL && v->set ? item_index(items, nitems, v->i) : -1;
-    return k < 0 ? "" : fcstr(items[k], "number");
+    const struct srv_obj *it = NULL;
+
+    if (v != NULL && v->set) {
+        it = srv_rec_find((struct srv_rec *)rec, PROTO_T_ITEM, v->i);
+    }
+    return it == NULL ? "" : fcstr(it, "number");
 }
 
 /* Action refs in order: "RG-IEM-2" < "RG-IEM-10". */
@@ -2929,7 +2938,7 @@ static int obj_row(struct proto_buf *b, enum srv_report_format fmt, const struct
         vals[k] = "";
         lens[k] = 0;
         if (strcmp(names[k], "item") == 0) {
-            vals[k] = item_number(v->items, v->nitems, o);
+            vals[k] = item_number(v->rec, o);
             lens[k] = strlen(vals[k]);
         } else if (strcmp(names[k], "deadline") == 0) {
             srv_rec_interim_deadline(v->rec, o, deadline);

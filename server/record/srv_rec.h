@@ -113,4 +113,26 @@ int srv_obj_pack(msgpack_packer *pk, const struct srv_rec *rec, const struct srv
  *  "people"}; items in their natural order, the other lists by id. */
 int srv_rec_pack(msgpack_packer *pk, const struct srv_rec *rec);
 
+/* The objects of one type that refer to an item (its "item" field), grouped by item once so
+ * that each item's are found without a scan of all objects. The record must not change
+ * while the grouping is in use. */
+struct srv_rec_byitem;
+
+/* Groups the objects of type t (a type with an "item" field: docs, decisions) by the item
+ * they refer to, in time linear in their number (plus a binary search each); objects whose
+ * item is not set or not in the record belong to none. Returns NULL when out of memory or
+ * when t has no "item" field. Free with srv_rec_byitem_free. */
+struct srv_rec_byitem *srv_rec_byitem_new(const struct srv_rec *rec, enum proto_type t);
+void srv_rec_byitem_free(struct srv_rec_byitem *g);
+
+/* The objects that refer to item, in id order: *n of them (0 for an item not in the
+ * record). The array belongs to g. */
+const struct srv_obj *const *srv_rec_byitem_get(const struct srv_rec_byitem *g,
+                                                const struct srv_obj *item, size_t *n);
+
+/* Packs the result of agenda.get: {"seq", "items": [{"id", "number", "title", "docs"}],
+ * "sessions"}; items in their natural order, each with the docs that refer to it (by id),
+ * number and title nil when not set; the sessions by id. Returns 0 or PROTO_ENOMEM. */
+int srv_rec_pack_agenda(msgpack_packer *pk, const struct srv_rec *rec);
+
 #endif

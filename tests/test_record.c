@@ -1,4 +1,4 @@
-/* test_srv_rec.c - the in-memory meeting record: defaults, objects, members, item order,
+/* test_record.c - the in-memory meeting record: defaults, objects, members, item order,
  * interim deadlines, packing. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -493,6 +493,106 @@ static void test_rec_pack(void **state)
     srv_rec_free(rec);
 }
 
+/* Grouping by item: each item's objects in id order; none for an unset or absent item. */
+static void test_byitem(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = srv_rec_new("m1");
+    struct srv_obj *a = obj(PROTO_T_ITEM, 2), *b = obj(PROTO_T_ITEM, 7);
+    struct srv_obj *outside = obj(PROTO_T_ITEM, 9);
+    const int64_t refs[] = {7, 0, 2, 7, 99, 7}; /* decisions 11..16; 0: unset, 99: absent */
+    const struct srv_obj *const *v = NULL;
+    struct srv_rec_byitem *g = NULL;
+    size_t n = 0;
+
+    assert_int_equal(srv_rec_add(rec, a), 0);
+    assert_int_equal(srv_rec_add(rec, b), 0);
+    for (int k = 5; k >= 0; k--) {
+        struct srv_obj *d = obj(PROTO_T_DECISION, 11 + k);
+        if (refs[k] != 0) {
+            srv_val_set_int(fv(d, "item"), refs[k]);
+        }
+        assert_int_equal(srv_rec_add(rec, d), 0);
+    }
+    g = srv_rec_byitem_new(rec, PROTO_T_DECISION);
+    assert_non_null(g);
+    v = srv_rec_byitem_get(g, b, &n);
+    assert_int_equal(n, 3);
+    assert_int_equal(v[0]->id, 11);
+    assert_int_equal(v[1]->id, 14);
+    assert_int_equal(v[2]->id, 16);
+    v = srv_rec_byitem_get(g, a, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(v[0]->id, 13);
+    srv_rec_byitem_get(g, outside, &n);
+    assert_int_equal(n, 0);
+    srv_rec_byitem_free(g);
+
+    /* No docs at all; a type without an item field has no grouping. */
+    g = srv_rec_byitem_new(rec, PROTO_T_DOC);
+    assert_non_null(g);
+    srv_rec_byitem_get(g, a, &n);
+    assert_int_equal(n, 0);
+    srv_rec_byitem_free(g);
+    assert_null(srv_rec_byitem_new(rec, PROTO_T_SESSION));
+    assert_null(srv_rec_byitem_new(rec, PROTO_T_MEETING));
+    srv_rec_byitem_free(NULL);
+    srv_obj_free(outside);
+    srv_rec_free(rec);
+}
+
+/* agenda.get's shape: nil number and title when unset, docs of no item left out. */
+static void test_rec_pack_agenda(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = srv_rec_new("m1");
+    struct srv_obj *it = obj(PROTO_T_ITEM, 3), *bare = obj(PROTO_T_ITEM, 2);
+    struct srv_obj *d1 = obj(PROTO_T_DOC, 8), *d2 = obj(PROTO_T_DOC, 5), *d3 = obj(PROTO_T_DOC, 6);
+    struct packed p = {0};
+    msgpack_packer pk;
+
+    rec->seq = 12;
+    set(it, "number", "1");
+    set(it, "title", "Opening");
+    srv_val_set_int(fv(d1, "item"), 3);
+    srv_val_set_int(fv(d2, "item"), 3);
+    assert_int_equal(srv_rec_add(rec, it), 0);
+    assert_int_equal(srv_rec_add(rec, bare), 0);
+    assert_int_equal(srv_rec_add(rec, d1), 0);
+    assert_int_equal(srv_rec_add(rec, d2), 0);
+    assert_int_equal(srv_rec_add(rec, d3), 0);
+    assert_int_equal(srv_rec_add(rec, obj(PROTO_T_SESSION, 4)), 0);
+
+    msgpack_packer_init(&pk, &p.buf, proto_buf_msgpack_write);
+    assert_int_equal(srv_rec_pack_agenda(&pk, rec), 0);
+    unpack(&p);
+    const msgpack_object *m = &p.up.data;
+    assert_int_equal(m->via.map.size, 3);
+    assert_mp_int(map_get(m, "seq"), 12);
+    const msgpack_object *items = map_get(m, "items");
+    assert_int_equal(items->via.array.size, 2);
+    const msgpack_object *first = &items->via.array.ptr[0], *second = &items->via.array.ptr[1];
+    assert_int_equal(first->via.map.size, 4);
+    assert_mp_int(map_get(first, "id"), 3);
+    assert_mp_str(map_get(first, "number"), "1");
+    assert_mp_str(map_get(first, "title"), "Opening");
+    const msgpack_object *docs = map_get(first, "docs");
+    assert_int_equal(docs->via.array.size, 2);
+    assert_mp_int(map_get(&docs->via.array.ptr[0], "id"), 5);
+    assert_mp_int(map_get(&docs->via.array.ptr[1], "id"), 8);
+    assert_mp_int(map_get(&docs->via.array.ptr[1], "item"), 3);
+    /* An item without a number sorts last; its unset number and title are nil. */
+    assert_mp_int(map_get(second, "id"), 2);
+    assert_mp_nil(map_get(second, "number"));
+    assert_mp_nil(map_get(second, "title"));
+    assert_int_equal(map_get(second, "docs")->via.array.size, 0);
+    const msgpack_object *ss = map_get(m, "sessions");
+    assert_int_equal(ss->via.array.size, 1);
+    assert_mp_int(map_get(&ss->via.array.ptr[0], "id"), 4);
+    packed_free(&p);
+    srv_rec_free(rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -500,7 +600,8 @@ int main(void)
         cmocka_unit_test(test_values_and_dup),   cmocka_unit_test(test_add_find_remove),
         cmocka_unit_test(test_members),          cmocka_unit_test(test_items_sorted),
         cmocka_unit_test(test_interim_deadline), cmocka_unit_test(test_obj_pack),
-        cmocka_unit_test(test_rec_pack),
+        cmocka_unit_test(test_rec_pack),         cmocka_unit_test(test_rec_pack_agenda),
+        cmocka_unit_test(test_byitem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

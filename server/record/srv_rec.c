@@ -501,3 +501,151 @@ cleanup:
     free(items);
     return rc;
 }
+
+struct srv_rec_byitem {
+    const struct srv_rec *rec;
+    /* Group k (the k-th item of rec->objs[PROTO_T_ITEM]) is objs[start[k] .. start[k+1]). */
+    size_t *start;
+    const struct srv_obj **objs;
+};
+
+struct srv_rec_byitem *srv_rec_byitem_new(const struct srv_rec *rec, enum proto_type t)
+{
+    const struct srv_objvec *items = &rec->objs[PROTO_T_ITEM], *vec = NULL;
+    struct srv_rec_byitem *g = NULL;
+    size_t *which = NULL;
+    int k = -1;
+
+    if (t == PROTO_T_MEETING || (unsigned)t >= PROTO_T_COUNT ||
+        (k = proto_field_find(t, "item", 4)) < 0 ||
+        proto_type_info(t)->fields[k].kind != PROTO_F_ITEMREF) {
+        return NULL;
+    }
+    vec = &rec->objs[t];
+    g = calloc(1, sizeof(*g));
+    which = malloc((vec->n ? vec->n : 1) * sizeof(*which));
+    if (g == NULL || which == NULL) {
+        goto fail;
+    }
+    g->rec = rec;
+    /* A counting sort by item index: counts go one place further up than the groups'
+     * starts, so that placing the objects moves each start to where the next group
+     * begins. Objects are taken in id order, so each group stays in id order. */
+    g->start = calloc(items->n + 2, sizeof(*g->start));
+    g->objs = malloc((vec->n ? vec->n : 1) * sizeof(*g->objs));
+    if (g->start == NULL || g->objs == NULL) {
+        goto fail;
+    }
+    for (size_t j = 0; j < vec->n; j++) {
+        const struct srv_val *v = &vec->v[j]->f[k];
+        bool found = false;
+        which[j] = v->set ? vec_search(items, v->i, &found) : 0;
+        if (!found) {
+            which[j] = SIZE_MAX;
+            continue;
+        }
+        g->start[which[j] + 2]++;
+    }
+    for (size_t i = 2; i < items->n + 2; i++) {
+        g->start[i] += g->start[i - 1];
+    }
+    for (size_t j = 0; j < vec->n; j++) {
+        if (which[j] != SIZE_MAX) {
+            g->objs[g->start[which[j] + 1]++] = vec->v[j];
+        }
+    }
+    free(which);
+    return g;
+fail:
+    free(which);
+    srv_rec_byitem_free(g);
+    return NULL;
+}
+
+void srv_rec_byitem_free(struct srv_rec_byitem *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    free(g->start);
+    free(g->objs);
+    free(g);
+}
+
+const struct srv_obj *const *srv_rec_byitem_get(const struct srv_rec_byitem *g,
+                                                const struct srv_obj *item, size_t *n)
+{
+    bool found = false;
+    size_t at = vec_search(&g->rec->objs[PROTO_T_ITEM], item->id, &found);
+
+    *n = 0;
+    if (!found) {
+        return g->objs;
+    }
+    *n = g->start[at + 1] - g->start[at];
+    return g->objs + g->start[at];
+}
+
+/* A short field as agenda.get shows it: nil when not set. */
+static int pack_short(msgpack_packer *pk, const struct srv_obj *o, const char *name)
+{
+    const struct srv_val *v = &o->f[proto_field_find(o->type, name, strlen(name))];
+    if (v->set && v->s != NULL) {
+        return pack_str(pk, v->s, v->len);
+    }
+    return msgpack_pack_nil(pk) != 0 ? PROTO_ENOMEM : 0;
+}
+
+int srv_rec_pack_agenda(msgpack_packer *pk, const struct srv_rec *rec)
+{
+    const struct srv_objvec *ss = &rec->objs[PROTO_T_SESSION];
+    size_t nitems = rec->objs[PROTO_T_ITEM].n;
+    const struct srv_obj **items = NULL;
+    struct srv_rec_byitem *docs = NULL;
+    int rc = PROTO_ENOMEM;
+
+    /* Docs grouped once: a scan of all docs per item would be items x docs on the loop. */
+    items = calloc(nitems ? nitems : 1, sizeof(*items));
+    docs = srv_rec_byitem_new(rec, PROTO_T_DOC);
+    if (items == NULL || docs == NULL) {
+        goto cleanup;
+    }
+    srv_rec_items_sorted(rec, items);
+    if (msgpack_pack_map(pk, 3) != 0 || pack_cstr(pk, "seq") < 0 ||
+        msgpack_pack_int64(pk, rec->seq) != 0 || pack_cstr(pk, "items") < 0 ||
+        msgpack_pack_array(pk, nitems) != 0) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nitems; i++) {
+        const struct srv_obj *it = items[i];
+        size_t nd = 0;
+        const struct srv_obj *const *d = srv_rec_byitem_get(docs, it, &nd);
+        if (msgpack_pack_map(pk, 4) != 0 || pack_cstr(pk, "id") < 0 ||
+            msgpack_pack_int64(pk, it->id) != 0 || pack_cstr(pk, "number") < 0 ||
+            pack_short(pk, it, "number") < 0 || pack_cstr(pk, "title") < 0 ||
+            pack_short(pk, it, "title") < 0 || pack_cstr(pk, "docs") < 0) {
+            goto cleanup;
+        }
+        if (msgpack_pack_array(pk, nd) != 0) {
+            goto cleanup;
+        }
+        for (size_t k = 0; k < nd; k++) {
+            if (srv_obj_pack(pk, rec, d[k]) < 0) {
+                goto cleanup;
+            }
+        }
+    }
+    if (pack_cstr(pk, "sessions") < 0 || msgpack_pack_array(pk, ss->n) != 0) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < ss->n; i++) {
+        if (srv_obj_pack(pk, rec, ss->v[i]) < 0) {
+            goto cleanup;
+        }
+    }
+    rc = 0;
+cleanup:
+    srv_rec_byitem_free(docs);
+    free(items);
+    return rc;
+}

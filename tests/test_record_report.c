@@ -1,4 +1,4 @@
-/* test_srv_report.c - report import (the shared sample, errors, hostile input) and export
+/* test_record_report.c - report import (the shared sample, errors, hostile input) and export
  * (text round trip, Markdown, HTML). */
 #include <stdarg.h>
 #include <stddef.h>
