@@ -230,6 +230,47 @@ static void test_passwd_during_operator_reset(void **state)
     assert_int_equal(ts_stop(&s), 0);
 }
 
+/* A login whose token cannot be stored is answered unavailable and leaves the connection
+ * logged out: its login deadline runs again, so it is closed unless it logs in. */
+static void test_failed_token_store_rearms_deadline(void **state)
+{
+    (void)state;
+    /* The deadline is longer than the database's busy timeout (5 s), which the store waits
+     * out on the loop. */
+    static const char *const args[] = {"--login-timeout", "8000", NULL};
+    struct ts_server s = {0};
+    assert_int_equal(ts_start_args(&s, names, NULL, args), 0);
+    struct cli_conn *c = open_from(&s, "127.0.0.1");
+    /* Another connection holds the write lock: the token cannot be stored. */
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/data/confer.db", s.dir);
+    struct db *lock = NULL;
+    assert_int_equal(db_open(&lock, path, 0), 0);
+    assert_int_equal(db_begin(lock), 0);
+    struct cli_msg *m = NULL;
+    assert_int_equal(cli_conn_callf(c, &m, "auth.login", "{s:s, s:s, s:b}", "user", "alice",
+                                    "password", "alice-password", "remember", 1),
+                     0);
+    assert_non_null(m->error);
+    assert_string_equal(m->code, "unavailable");
+    cli_msg_free(m);
+    db_rollback(lock);
+    db_close(lock);
+    /* Logged out again: the deadline closes it (the loop waits at most 15 s). */
+    int rc = 0;
+    for (int i = 0; i < 30; i++) {
+        m = NULL;
+        rc = cli_conn_next(c, 500, &m);
+        cli_msg_free(m);
+        if (rc != 0 && rc != PROTO_ETIMEDOUT) {
+            break;
+        }
+    }
+    assert_int_equal(rc, PROTO_ECLOSED);
+    cli_conn_close(c);
+    assert_int_equal(ts_stop(&s), 0);
+}
+
 /* The dummy hash an unknown user is checked against has the Argon2 parameters of the
  * stored hashes, not those of the server's --pwhash-cost. */
 static void test_unknown_user_hash_has_stored_cost(void **state)
@@ -284,6 +325,7 @@ int main(void)
         cmocka_unit_test(test_token_login_after_wrong_logins),
         cmocka_unit_test(test_password_from_other_address_after_wrong_logins),
         cmocka_unit_test(test_passwd_during_operator_reset),
+        cmocka_unit_test(test_failed_token_store_rearms_deadline),
         cmocka_unit_test(test_unknown_user_hash_has_stored_cost),
         cmocka_unit_test(test_unknown_user_hash_without_accounts),
     };
