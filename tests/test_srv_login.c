@@ -193,8 +193,10 @@ static void test_passwd_during_operator_reset(void **state)
         char next[64];
         snprintf(next, sizeof(next), "bob-new-password-%d", round);
         uint32_t id = 0;
-        assert_int_equal(
-            cli_conn_sendf(c, &id, "auth.passwd", "{s:s, s:s}", "old", cur, "new", next), 0);
+        if (cli_conn_sendf(c, &id, "auth.passwd", "{s:s, s:s}", "old", cur, "new", next) != 0) {
+            open = false; /* closed by the server's poll after an earlier reset */
+            break;
+        }
         assert_int_equal(ts_conferd(&s, "operator-reset-1\n", reset), 0);
         struct cli_msg *m = NULL;
         /* Did the reset finish while the change was still being answered? */
