@@ -246,7 +246,7 @@ struct srv {
     unsigned pw_running;
     unsigned pw_waiting;
     struct srv_pwjob *pw_head, *pw_tail;
-    char dummy_hash[DB_PWHASH_MAX]; /* for unknown users: same cost as a real check */
+    char dummy_hash[DB_PWHASH_MAX]; /* unknown users, while no account exists */
     unsigned long long pw_ops;
     size_t pw_mem;
 

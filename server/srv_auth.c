@@ -209,7 +209,7 @@ static void pw_done(uv_work_t *w, int status);
 
 static void refund(struct srv_conn *conn, const char *user);
 
-/* Starts a queued job on the pool. queued: it waited in srv->pw_head, so its connection is
+/* Starts a job on the pool. queued: it waited in srv->pw_head, so its connection is
  * paused and must be resumed here when the job cannot start; otherwise the connection is
  * still handling the request and goes on by itself. */
 static void pw_start(struct srv *srv, struct srv_pwjob *job, bool queued)
