@@ -19,6 +19,7 @@
 #include "proto_frame.h"
 #include "proto_rpc.h"
 #include "proto_util.h"
+#include "srv_ratelimit.h"
 
 #define SRV_DEFAULT_HOST   "127.0.0.1"
 #define SRV_DB_FILE        "confer.db"
@@ -70,33 +71,6 @@ struct srv_conn;
  * Never pass a password or token. */
 void srv_log(const struct srv_conn *conn, enum srv_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* ---- rate limits for failed logins ---- */
-
-struct srv_rl_entry;
-
-struct srv_ratelimit {
-    struct srv_rl_entry **buckets;
-    size_t nbuckets;
-    size_t count;
-    size_t max_entries;
-};
-
-int srv_ratelimit_init(struct srv_ratelimit *rl, size_t nbuckets, size_t max_entries);
-void srv_ratelimit_free(struct srv_ratelimit *rl);
-
-/* Per account: 5 failures free, then a delay doubling from 1 s up to 15 minutes.
- * Returns 0 when a login may be tried, else the ms until it may. */
-int64_t srv_rl_account_check(struct srv_ratelimit *rl, const char *name, int64_t now_ms);
-void srv_rl_account_fail(struct srv_ratelimit *rl, const char *name, int64_t now_ms);
-void srv_rl_account_reset(struct srv_ratelimit *rl, const char *name);
-
-/* Per client address: at most 10 failures in any minute. */
-int64_t srv_rl_addr_check(struct srv_ratelimit *rl, const char *addr, int64_t now_ms);
-void srv_rl_addr_fail(struct srv_ratelimit *rl, const char *addr, int64_t now_ms);
-
-/* Drops entries that no longer limit anything. */
-void srv_ratelimit_sweep(struct srv_ratelimit *rl, int64_t now_ms);
 
 /* ---- connections ---- */
 
@@ -233,6 +207,15 @@ void srv_auth_whoami(struct srv_req *req);
 bool srv_password_check(const struct srv_config *cfg, const char *pw, size_t len, char *msg,
                         size_t msgsz);
 
+/* Makes a hash string that no password matches with the same algorithm and Argon2
+ * parameters as stored (a crypto_pwhash_str string): checking it costs what checking
+ * stored does. Returns 0, or PROTO_EINVAL when stored is not such a string. */
+int srv_pwhash_dummy_like(const char *stored, char out[DB_PWHASH_MAX]);
+
+/* The hash an unknown user's password is checked against: a dummy like the stored hash
+ * of an account of db (so the check takes as long as for a known user), else fallback. */
+void srv_auth_unknown_hash(struct db *db, const char *fallback, char out[DB_PWHASH_MAX]);
+
 /* Hashes a password with crypto_pwhash_str at the given cost (blocking: call it off the
  * loop). Returns 0 or PROTO_ENOMEM. */
 int srv_password_hash(enum srv_pwcost cost, const char *pw, size_t len, char out[DB_PWHASH_MAX]);
@@ -263,7 +246,7 @@ struct srv {
     unsigned pw_running;
     unsigned pw_waiting;
     struct srv_pwjob *pw_head, *pw_tail;
-    char dummy_hash[DB_PWHASH_MAX]; /* for unknown users: same cost as a real check */
+    char dummy_hash[DB_PWHASH_MAX]; /* unknown users, while no account exists */
     unsigned long long pw_ops;
     size_t pw_mem;
 

@@ -101,6 +101,58 @@ bool srv_password_check(const struct srv_config *cfg, const char *pw, size_t len
     return true;
 }
 
+int srv_pwhash_dummy_like(const char *stored, char out[DB_PWHASH_MAX])
+{
+    /* "$argon2id$v=19$m=...,t=...,p=...$SALT$HASH": keep everything up to the salt, and
+     * put random bytes of the same lengths in place of the salt and the hash. */
+    const char *p = stored;
+    for (int i = 0; i < 3 && p; i++) {
+        p = strchr(p + 1, '$');
+    }
+    if (strncmp(stored, "$argon2", 7) != 0 || p == NULL) {
+        return PROTO_EINVAL;
+    }
+    const char *salt = p + 1, *hash = strchr(salt, '$');
+    if (hash == NULL) {
+        return PROTO_EINVAL;
+    }
+    hash++;
+    size_t salt_bytes = (size_t)(hash - 1 - salt) * 6 / 8, hash_bytes = strlen(hash) * 6 / 8;
+    size_t prefix = (size_t)(salt - stored);
+    uint8_t rnd[64];
+    const int v = sodium_base64_VARIANT_ORIGINAL_NO_PADDING;
+    if (salt_bytes == 0 || hash_bytes == 0 || salt_bytes > sizeof(rnd) ||
+        hash_bytes > sizeof(rnd) ||
+        prefix + sodium_base64_ENCODED_LEN(salt_bytes, v) +
+                sodium_base64_ENCODED_LEN(hash_bytes, v) >
+            DB_PWHASH_MAX) {
+        return PROTO_EINVAL;
+    }
+    memcpy(out, stored, prefix);
+    size_t n = prefix;
+    randombytes_buf(rnd, salt_bytes);
+    sodium_bin2base64(out + n, DB_PWHASH_MAX - n, rnd, salt_bytes, v);
+    n += strlen(out + n);
+    out[n++] = '$';
+    randombytes_buf(rnd, hash_bytes);
+    sodium_bin2base64(out + n, DB_PWHASH_MAX - n, rnd, hash_bytes, v);
+    return 0;
+}
+
+static int first_hash(void *ud, const struct db_account *a)
+{
+    return srv_pwhash_dummy_like(a->pwhash, ud) == 0 ? 1 : 0;
+}
+
+void srv_auth_unknown_hash(struct db *db, const char *fallback, char out[DB_PWHASH_MAX])
+{
+    /* The stored hashes, not --pwhash-cost, set the time a real check takes (accounts
+     * made at another cost keep it until their owner logs in). */
+    if (db_account_list(db, first_hash, out) != 1) {
+        snprintf(out, DB_PWHASH_MAX, "%s", fallback);
+    }
+}
+
 static void job_free(struct srv_pwjob *job)
 {
     if (job == NULL) {
@@ -155,18 +207,30 @@ static void pw_work(uv_work_t *w)
 
 static void pw_done(uv_work_t *w, int status);
 
-static void pw_start(struct srv *srv, struct srv_pwjob *job)
+static void refund(struct srv_conn *conn, const char *user);
+
+/* Starts a job on the pool. queued: it waited in srv->pw_head, so its connection is
+ * paused and must be resumed here when the job cannot start; otherwise the connection is
+ * still handling the request and goes on by itself. */
+static void pw_start(struct srv *srv, struct srv_pwjob *job, bool queued)
 {
     srv->pw_running++;
     job->work.data = job;
     if (uv_queue_work(srv->loop, &job->work, pw_work, pw_done) != 0) {
         /* Cannot happen with a valid loop and callbacks; answer rather than hang. */
+        struct srv_conn *conn = job->conn;
         srv->pw_running--;
-        struct srv_req req = {.conn = job->conn, .msgid = job->msgid};
-        srv_reply_error(&req, PROTO_CODE_INTERNAL, "cannot queue the password check");
-        job->conn->busy = false;
-        srv_conn_unref(job->conn);
+        conn->busy = false;
+        if (!conn->closed && conn->state != SRV_CONN_CLOSING) {
+            struct srv_req req = {.conn = conn, .msgid = job->msgid};
+            refund(conn, job->user); /* no password was checked */
+            srv_reply_error(&req, PROTO_CODE_INTERNAL, "cannot queue the password check");
+            if (queued) {
+                srv_conn_resume(conn);
+            }
+        }
         job_free(job);
+        srv_conn_unref(conn);
     }
 }
 
@@ -179,7 +243,7 @@ static void pw_next(struct srv *srv)
             srv->pw_tail = NULL;
         }
         srv->pw_waiting--;
-        pw_start(srv, job);
+        pw_start(srv, job, true);
     }
 }
 
@@ -189,6 +253,7 @@ static void pw_submit(struct srv_req *req, struct srv_pwjob *job)
 {
     struct srv *srv = req->conn->srv;
     if (srv->pw_running >= srv->cfg.pw_parallel && srv->pw_waiting >= srv->cfg.pw_queue) {
+        refund(req->conn, job->user); /* no password was checked */
         srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "server busy checking passwords",
                              "retry_after_ms", 1000);
         job_free(job);
@@ -200,7 +265,7 @@ static void pw_submit(struct srv_req *req, struct srv_pwjob *job)
     req->conn->refs++;
     req->conn->busy = true;
     if (srv->pw_running < srv->cfg.pw_parallel) {
-        pw_start(srv, job);
+        pw_start(srv, job, false);
         return;
     }
     job->next = NULL;
@@ -213,32 +278,58 @@ static void pw_submit(struct srv_req *req, struct srv_pwjob *job)
     srv->pw_waiting++;
 }
 
-static void count_failure(struct srv_conn *conn, const char *user)
+/* Password checks are limited by the rule of srv_ratelimit.h: per client address, per
+ * (account, address) and per account. Each check is charged as a failure when it is
+ * queued, before Argon2 runs, so that simultaneous attempts cannot outrun the limit; a
+ * check that succeeds, or never runs, is refunded. */
+
+/* Answers rate_limited (and returns true) when user may not have a password checked from
+ * this connection's address now; otherwise charges the attempt and returns false. user
+ * may be "" (an invalid name: only the address is charged). */
+static bool charge(struct srv_req *req, const char *user)
 {
+    struct srv_conn *conn = req->conn;
+    struct srv *srv = conn->srv;
     int64_t now = proto_now_ms();
-    srv_rl_addr_fail(&conn->srv->rl_addr, conn->peer_ip, now);
-    if (user && *user) {
-        srv_rl_account_fail(&conn->srv->rl_account, user, now);
+    int64_t wait = srv_rl_addr_check(&srv->rl_addr, conn->peer_ip, now);
+    if (user[0]) {
+        int64_t w = srv_rl_pair_check(&srv->rl_account, user, conn->peer_ip, now);
+        wait = w > wait ? w : wait;
+        w = srv_rl_account_check(&srv->rl_account, user, now);
+        wait = w > wait ? w : wait;
+    }
+    if (wait > 0) {
+        srv_log(conn, SRV_LOG_WARN, "login refused: rate limited (user=%s)", user);
+        srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "too many failed logins: retry later",
+                             "retry_after_ms", wait);
+        return true;
+    }
+    srv_rl_addr_fail(&srv->rl_addr, conn->peer_ip, now);
+    if (user[0]) {
+        srv_rl_pair_fail(&srv->rl_account, user, conn->peer_ip, now);
+        srv_rl_account_fail(&srv->rl_account, user, now);
+    }
+    return false;
+}
+
+/* Takes back a charge whose password was never checked. */
+static void refund(struct srv_conn *conn, const char *user)
+{
+    struct srv *srv = conn->srv;
+    srv_rl_addr_refund(&srv->rl_addr, conn->peer_ip);
+    if (user[0]) {
+        srv_rl_pair_refund(&srv->rl_account, user, conn->peer_ip);
+        srv_rl_account_refund(&srv->rl_account, user);
     }
 }
 
-/* Answers rate_limited when the address or the account may not try now. */
-static bool rate_limited(struct srv_req *req, const char *user)
+/* A correct password: its charge is taken back and the account's failures forgotten. */
+static void succeeded(struct srv_conn *conn, const char *user)
 {
-    struct srv *srv = req->conn->srv;
-    int64_t now = proto_now_ms();
-    int64_t wait = srv_rl_addr_check(&srv->rl_addr, req->conn->peer_ip, now);
-    int64_t w2 = user ? srv_rl_account_check(&srv->rl_account, user, now) : 0;
-    if (w2 > wait) {
-        wait = w2;
-    }
-    if (wait <= 0) {
-        return false;
-    }
-    srv_log(req->conn, SRV_LOG_WARN, "login refused: rate limited (user=%s)", user ? user : "");
-    srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "too many failed logins: retry later",
-                         "retry_after_ms", wait);
-    return true;
+    struct srv *srv = conn->srv;
+    srv_rl_addr_refund(&srv->rl_addr, conn->peer_ip);
+    srv_rl_pair_reset(&srv->rl_account, user, conn->peer_ip);
+    srv_rl_account_reset(&srv->rl_account, user);
 }
 
 static void become_ready(struct srv_conn *conn, const char *user, bool operator, int64_t gen)
@@ -277,7 +368,7 @@ static void login_done(struct srv_pwjob *job)
     struct srv *srv = conn->srv;
     struct srv_req req = {.conn = conn, .msgid = job->msgid};
     if (!job->ok) {
-        count_failure(conn, job->user);
+        /* Counted already: the check was charged as a failure when it was queued. */
         srv_log(conn, SRV_LOG_INFO, "login failed (user=%s)", job->user);
         srv_reply_error(&req, PROTO_CODE_UNAUTHENTICATED, BAD_CREDENTIALS);
         return;
@@ -285,7 +376,6 @@ static void login_done(struct srv_pwjob *job)
     /* The account may have changed while the check ran. */
     struct db_account a;
     if (db_account_get(srv->db, job->user, &a) != 0 || a.disabled || a.gen != job->gen) {
-        count_failure(conn, job->user);
         srv_reply_error(&req, PROTO_CODE_UNAUTHENTICATED, BAD_CREDENTIALS);
         sodium_memzero(&a, sizeof(a));
         return;
@@ -296,7 +386,7 @@ static void login_done(struct srv_pwjob *job)
             srv_log(conn, SRV_LOG_INFO, "password hash of %s upgraded", job->user);
         }
     }
-    srv_rl_account_reset(&srv->rl_account, job->user);
+    succeeded(conn, job->user);
     become_ready(conn, job->user, job->operator, job->gen);
     char token[64] = "";
     int64_t expires = 0;
@@ -304,6 +394,10 @@ static void login_done(struct srv_pwjob *job)
         srv_log(conn, SRV_LOG_ERROR, "cannot store token: %s", db_errmsg(srv->db));
         srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
         conn->state = SRV_CONN_AUTH;
+        conn->user[0] = '\0';
+        conn->operator= false;
+        /* Logged out again: it must log in within the deadline, as after auth.logout. */
+        srv_conn_arm_deadline(conn);
         return;
     }
     srv_log(conn, SRV_LOG_INFO, "login ok (user=%s%s)", job->user,
@@ -333,7 +427,6 @@ static void passwd_done(struct srv_pwjob *job)
     struct srv *srv = conn->srv;
     struct srv_req req = {.conn = conn, .msgid = job->msgid};
     if (!job->ok) {
-        count_failure(conn, job->user);
         srv_log(conn, SRV_LOG_INFO, "password change refused: wrong password");
         srv_reply_error(&req, PROTO_CODE_UNAUTHENTICATED, "wrong password");
         return;
@@ -342,16 +435,41 @@ static void passwd_done(struct srv_pwjob *job)
         srv_reply_error(&req, PROTO_CODE_INTERNAL, "cannot hash the new password");
         return;
     }
-    if (db_account_set_pwhash(srv->db, job->user, job->newhash, true) != 0) {
+    succeeded(conn, job->user);
+    /* The account may have changed while the check ran: an operator's reset (or disable)
+     * in between wins, and this session ends as it would have at the reset. The read and
+     * the write are one transaction, so no reset can fall between them. */
+    struct db_account a;
+    bool changed = false;
+    int rc = db_begin(srv->db);
+    if (rc == 0 && (rc = db_account_get(srv->db, job->user, &a)) == 0) {
+        changed = a.disabled || a.gen != job->gen || a.gen != conn->gen;
+    }
+    sodium_memzero(&a, sizeof(a));
+    changed = changed || rc == PROTO_ENOTFOUND;
+    if (rc == 0 && !changed) {
+        rc = db_account_set_pwhash(srv->db, job->user, job->newhash, true);
+    }
+    if (rc == 0 && !changed) {
+        rc = db_commit(srv->db); /* rolls back when it fails */
+    } else {
+        db_rollback(srv->db);
+    }
+    if (changed) {
+        srv_log(conn, SRV_LOG_INFO, "password change refused: account changed (user=%s)",
+                job->user);
+        srv_reply_error(&req, PROTO_CODE_UNAUTHENTICATED,
+                        "your password was reset or your account changed: log in again");
+        srv_conn_close(conn, "password changed");
+        return;
+    }
+    if (rc != 0) {
         srv_log(conn, SRV_LOG_ERROR, "cannot store password: %s", db_errmsg(srv->db));
         srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
         return;
     }
-    struct db_account a;
-    if (db_account_get(srv->db, job->user, &a) == 0) {
-        conn->gen = a.gen;
-    }
-    sodium_memzero(&a, sizeof(a));
+    /* Our own write bumped gen by one; a fresh read could already see a later change. */
+    conn->gen = job->gen + 1;
     conn->has_token = false; /* revoked with all the others */
     srv_log(conn, SRV_LOG_INFO, "password changed (user=%s)", job->user);
     srv_close_user(srv, job->user, conn, "password changed");
@@ -430,17 +548,17 @@ void srv_auth_login(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "remember: must be a boolean");
         return;
     }
-    if (rate_limited(req, user[0] ? user : NULL)) {
+    if (charge(req, user)) {
         return;
     }
     if (pwlen > SRV_PASSWORD_MAX) {
-        count_failure(conn, user);
-        srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, BAD_CREDENTIALS);
+        srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, BAD_CREDENTIALS); /* stays charged */
         return;
     }
     struct srv_pwjob *job = calloc(1, sizeof(*job));
     if (job == NULL || (job->password = dup_secret(pw, pwlen)) == NULL) {
         job_free(job);
+        refund(conn, user);
         srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
         return;
     }
@@ -456,7 +574,7 @@ void srv_auth_login(struct srv_req *req)
         memcpy(job->hash, a.pwhash, sizeof(job->hash));
     } else {
         /* Unknown users are checked against a dummy hash: same time, same answer. */
-        memcpy(job->hash, srv->dummy_hash, sizeof(job->hash));
+        srv_auth_unknown_hash(srv->db, srv->dummy_hash, job->hash);
     }
     sodium_memzero(&a, sizeof(a));
     pw_submit(req, job);
@@ -485,7 +603,13 @@ void srv_auth_token(struct srv_req *req)
         memcpy(user, u, ulen);
         user[ulen] = '\0';
     }
-    if (rate_limited(req, user[0] ? user : NULL)) {
+    /* Only failed token logins of this address limit it: failed password logins never
+     * refuse a valid token (srv_ratelimit.h). */
+    int64_t wait = srv_rl_token_check(&srv->rl_addr, conn->peer_ip, proto_now_ms());
+    if (wait > 0) {
+        srv_log(conn, SRV_LOG_WARN, "token login refused: rate limited (user=%s)", user);
+        srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "too many failed logins: retry later",
+                             "retry_after_ms", wait);
         return;
     }
     uint8_t tok[SRV_TOKEN_BYTES + 1];
@@ -500,12 +624,11 @@ void srv_auth_token(struct srv_req *req)
     sodium_memzero(tok, sizeof(tok));
     if (!ok) {
         sodium_memzero(h, sizeof(h));
-        count_failure(conn, user);
+        srv_rl_token_fail(&srv->rl_addr, conn->peer_ip, proto_now_ms());
         srv_log(conn, SRV_LOG_INFO, "token login failed (user=%s)", user);
         srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, "bad user name or token");
         return;
     }
-    srv_rl_account_reset(&srv->rl_account, user);
     become_ready(conn, user, a.operator, a.gen);
     memcpy(conn->token_hash, h, sizeof(h));
     conn->has_token = true;
@@ -565,18 +688,18 @@ void srv_auth_passwd(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_BAD_REQUEST, msg);
         return;
     }
-    if (rate_limited(req, conn->user)) {
+    if (charge(req, conn->user)) {
         return;
     }
     if (oldlen > SRV_PASSWORD_MAX) {
-        count_failure(conn, conn->user);
-        srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, "wrong password");
+        srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, "wrong password"); /* stays charged */
         return;
     }
     struct srv_pwjob *job = calloc(1, sizeof(*job));
     if (job == NULL || (job->password = dup_secret(old, oldlen)) == NULL ||
         (job->newpw = dup_secret(nw, nwlen)) == NULL) {
         job_free(job);
+        refund(conn, conn->user);
         srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
         return;
     }
@@ -590,7 +713,7 @@ void srv_auth_passwd(struct srv_req *req)
         job->gen = a.gen;
         memcpy(job->hash, a.pwhash, sizeof(job->hash));
     } else {
-        memcpy(job->hash, srv->dummy_hash, sizeof(job->hash));
+        srv_auth_unknown_hash(srv->db, srv->dummy_hash, job->hash);
     }
     sodium_memzero(&a, sizeof(a));
     pw_submit(req, job);

@@ -127,96 +127,111 @@ static const struct {
     {PROTO_F_NUMBER, proto_number_valid, "must be an item number like 4 or 4.1"},
 };
 
-/* Checks one value against its field. Answers and returns false when it does not fit. */
-static bool check_value(struct srv_req *req, struct srv_meeting *m, const struct proto_field *f,
-                        const msgpack_object *v)
+/* Why value v does not fit field f (of meeting m, which item references must name; NULL:
+ * not checked): returns true with the error code in *code and the reason in why, or false
+ * when it fits. The one check of a value, for requests and imports alike. */
+static bool value_misfit(size_t max_text, struct srv_meeting *m, const struct proto_field *f,
+                         const msgpack_object *v, enum proto_code *code, char *why, size_t wl)
 {
-    char why[128];
-    size_t max_text = req->conn->srv->cfg.max_text;
+    *code = PROTO_CODE_BAD_REQUEST;
     if (v->type == MSGPACK_OBJECT_NIL) {
         if (f->kind == PROTO_F_ENUM || (f->kind == PROTO_F_INT && f->has_def_int)) {
-            bad(req, f->name, "may not be nil");
-            return false;
+            snprintf(why, wl, "may not be nil");
+            return true;
         }
-        return true;
+        return false;
     }
     if (f->kind == PROTO_F_INT || f->kind == PROTO_F_ITEMREF) {
         if (!is_int(v)) {
-            bad(req, f->name, "must be an integer");
-            return false;
+            snprintf(why, wl, "must be an integer");
+            return true;
         }
         int64_t i = int_of(v);
         if (f->kind == PROTO_F_INT && (i < f->min_i || i > f->max_i)) {
-            snprintf(why, sizeof(why), "must be from %lld to %lld", (long long)f->min_i,
+            snprintf(why, wl, "must be from %lld to %lld", (long long)f->min_i,
                      (long long)f->max_i);
-            bad(req, f->name, why);
-            return false;
+            return true;
         }
-        if (f->kind == PROTO_F_ITEMREF && srv_rec_find(m->rec, PROTO_T_ITEM, i) == NULL) {
-            bad(req, f->name, "no such item in this meeting");
-            return false;
+        if (f->kind == PROTO_F_ITEMREF && m && srv_rec_find(m->rec, PROTO_T_ITEM, i) == NULL) {
+            snprintf(why, wl, "no such item in this meeting");
+            return true;
         }
-        return true;
+        return false;
     }
     if (v->type != MSGPACK_OBJECT_STR) {
-        bad(req, f->name, "must be a string");
-        return false;
+        snprintf(why, wl, "must be a string");
+        return true;
     }
     const char *s = v->via.str.ptr;
     size_t len = v->via.str.size;
     if (!proto_utf8_valid(s, len)) {
-        bad(req, f->name, "must be valid UTF-8 without NUL");
-        return false;
+        snprintf(why, wl, "must be valid UTF-8 without NUL");
+        return true;
     }
     switch (f->kind) {
     case PROTO_F_TEXT:
         if (len > max_text) {
-            char msg[160];
-            snprintf(msg, sizeof(msg), "%s: text over %zu bytes", f->name, max_text);
-            srv_reply_error(req, PROTO_CODE_TOO_LARGE, msg);
-            return false;
+            *code = PROTO_CODE_TOO_LARGE;
+            snprintf(why, wl, "text over %zu bytes", max_text);
+            return true;
         }
-        return true;
+        return false;
     case PROTO_F_STR:
         if (len > (f->max ? f->max : PROTO_STR_MAX)) {
-            snprintf(why, sizeof(why), "at most %zu bytes", f->max ? f->max : PROTO_STR_MAX);
-            bad(req, f->name, why);
-            return false;
+            snprintf(why, wl, "at most %zu bytes", f->max ? f->max : PROTO_STR_MAX);
+            return true;
         }
         if (memchr(s, '\n', len) || memchr(s, '\r', len)) {
-            bad(req, f->name, "must be one line");
-            return false;
+            snprintf(why, wl, "must be one line");
+            return true;
         }
-        return true;
+        return false;
     case PROTO_F_DATE:
     case PROTO_F_TIME:
     case PROTO_F_TZ:
     case PROTO_F_NUMBER:
         for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
             if (formats[i].kind == f->kind && !formats[i].valid(s, len)) {
-                bad(req, f->name, formats[i].why);
-                return false;
-            }
-        }
-        return true;
-    case PROTO_F_ENUM: {
-        for (const char *const *e = f->values; *e; e++) {
-            if (strlen(*e) == len && memcmp(*e, s, len) == 0) {
+                snprintf(why, wl, "%s", formats[i].why);
                 return true;
             }
         }
-        size_t used = (size_t)snprintf(why, sizeof(why), "must be one of");
-        for (const char *const *e = f->values; *e && used < sizeof(why); e++) {
-            used += (size_t)snprintf(why + used, sizeof(why) - used, "%s %s",
-                                     e == f->values ? "" : ",", *e);
-        }
-        bad(req, f->name, why);
         return false;
+    case PROTO_F_ENUM: {
+        for (const char *const *e = f->values; *e; e++) {
+            if (strlen(*e) == len && memcmp(*e, s, len) == 0) {
+                return false;
+            }
+        }
+        size_t used = (size_t)snprintf(why, wl, "must be one of");
+        for (const char *const *e = f->values; *e && used < wl; e++) {
+            used += (size_t)snprintf(why + used, wl - used, "%s %s", e == f->values ? "" : ",", *e);
+        }
+        return true;
     }
     default:
-        bad(req, f->name, "is read-only");
-        return false;
+        snprintf(why, wl, "is read-only");
+        return true;
     }
+}
+
+/* Checks one value against its field. Answers and returns false when it does not fit. */
+static bool check_value(struct srv_req *req, struct srv_meeting *m, const struct proto_field *f,
+                        const msgpack_object *v)
+{
+    char why[128];
+    enum proto_code code;
+    if (!value_misfit(req->conn->srv->cfg.max_text, m, f, v, &code, why, sizeof(why))) {
+        return true;
+    }
+    if (code == PROTO_CODE_BAD_REQUEST) {
+        bad(req, f->name, why);
+    } else {
+        char msg[192];
+        snprintf(msg, sizeof(msg), "%s: %s", f->name, why);
+        srv_reply_error(req, code, msg);
+    }
+    return false;
 }
 
 /* Reads a fields map of type t into out, checking names and values. */
@@ -796,6 +811,45 @@ static size_t count_rapporteurs(const struct srv_rec *rec)
     return n;
 }
 
+/* Ends the subscriptions (and so the presence) in m of every connection of user, once
+ * user has no role left in m: a removed member gets no more of the meeting live. The
+ * connections are gathered first and held, because ending a presence sends to the
+ * others and may close a slow one, which changes the list being walked. */
+static void end_subscriptions(struct srv_meeting *m, const char *user)
+{
+    size_t n = 0;
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        n += strcmp(s->conn->user, user) == 0;
+    }
+    if (n == 0) {
+        return;
+    }
+    struct srv_conn **v = calloc(n, sizeof(*v));
+    if (v == NULL) {
+        /* Cannot gather them: close them, which ends their subscriptions too. */
+        for (struct srv_sub *s = m->subs; s; s = s->next) {
+            if (strcmp(s->conn->user, user) == 0) {
+                srv_conn_close(s->conn, "removed from a meeting");
+            }
+        }
+        return;
+    }
+    size_t k = 0;
+    for (struct srv_sub *s = m->subs; s && k < n; s = s->next) {
+        if (strcmp(s->conn->user, user) == 0) {
+            v[k] = s->conn;
+            v[k]->refs++;
+            k++;
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        /* A connection closed meanwhile has already dropped its subscriptions. */
+        srv_hub_unsubscribe(m, v[i]);
+        srv_conn_unref(v[i]);
+    }
+    free(v);
+}
+
 static void member_change(struct srv_req *req, bool set)
 {
     struct srv *srv = req->conn->srv;
@@ -854,6 +908,9 @@ static void member_change(struct srv_req *req, bool set)
     proto_pack_cstr(&pk, "role");
     set ? proto_pack_cstr(&pk, role) : msgpack_pack_nil(&pk);
     commit_and_reply(req, &ch, false);
+    if (srv_hub_role(m, user) == SRV_ROLE_NONE) {
+        end_subscriptions(m, user);
+    }
 }
 
 void srv_member_set(struct srv_req *req)
@@ -1564,6 +1621,54 @@ static bool import_dup(struct srv_meeting *m, const struct srv_obj *o)
     return false;
 }
 
+/* Checks every value an import would set as obj.create/obj.update check theirs (item
+ * references aside: the import maps them itself). Returns 0, or PROTO_EINVAL /
+ * PROTO_ETOOBIG (a text over max_text) with the reason in err. */
+static int import_check_obj(size_t max_text, const struct srv_obj *o, size_t nth, char *err,
+                            size_t errlen)
+{
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    for (size_t i = 0; i < ti->nfields; i++) {
+        const struct proto_field *f = &ti->fields[i];
+        const struct srv_val *v = &o->f[i];
+        if (!v->set || f->kind == PROTO_F_COMPUTED || f->kind == PROTO_F_ITEMREF ||
+            (o->type == PROTO_T_MEETING && strcmp(f->name, "status") == 0)) {
+            continue;
+        }
+        msgpack_object mo = {.type = MSGPACK_OBJECT_NEGATIVE_INTEGER};
+        if (f->kind == PROTO_F_INT) {
+            mo.via.i64 = v->i;
+        } else {
+            mo.type = MSGPACK_OBJECT_STR;
+            mo.via.str.ptr = v->s ? v->s : "";
+            mo.via.str.size = (uint32_t)(v->s ? v->len : 0);
+        }
+        enum proto_code code;
+        char why[128];
+        if (value_misfit(max_text, NULL, f, &mo, &code, why, sizeof(why))) {
+            if (o->type == PROTO_T_MEETING) {
+                snprintf(err, errlen, "the meeting's %s: %s", f->name, why);
+            } else {
+                snprintf(err, errlen, "%s %zu, %s: %s", ti->name, nth + 1, f->name, why);
+            }
+            return code == PROTO_CODE_TOO_LARGE ? PROTO_ETOOBIG : PROTO_EINVAL;
+        }
+    }
+    return 0;
+}
+
+static int import_check(size_t max_text, const struct srv_rec *parsed, char *err, size_t errlen)
+{
+    int rc = import_check_obj(max_text, &parsed->meeting, 0, err, errlen);
+    for (int t = 1; rc == 0 && t < PROTO_T_COUNT; t++) {
+        const struct srv_objvec *vec = &parsed->objs[t];
+        for (size_t i = 0; rc == 0 && i < vec->n; i++) {
+            rc = import_check_obj(max_text, vec->v[i], i, err, errlen);
+        }
+    }
+    return rc;
+}
+
 int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
                     struct srv_conn *author, const char *text, size_t len, int64_t counts[],
                     char *err, size_t errlen)
@@ -1571,6 +1676,11 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
     struct srv_rec *parsed = NULL;
     int rc = srv_report_import(text, len, &parsed, err, errlen);
     if (rc != 0) {
+        return rc;
+    }
+    /* Everything is checked before the first change: a refused report changes nothing. */
+    if ((rc = import_check(srv->cfg.max_text, parsed, err, errlen)) != 0) {
+        srv_rec_free(parsed);
         return rc;
     }
     int64_t maxid = srv_rec_max_id(parsed);
@@ -1591,11 +1701,30 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
     size_t nset = 0;
+    /* A replaced text enters its field's history as [{"d": len(old)}, new], as with
+     * obj.update, so that edits made against older seqs transform over it. */
+    struct proto_op ops[PROTO_MAX_FIELDS];
+    int op_field[PROTO_MAX_FIELDS];
+    size_t nops = 0;
     for (size_t i = 0; i < mt->nfields; i++) {
-        nset += parsed->meeting.f[i].set && strcmp(mt->fields[i].name, "status") != 0;
+        const struct srv_val *v = &parsed->meeting.f[i];
+        if (!v->set || strcmp(mt->fields[i].name, "status") == 0) {
+            continue;
+        }
+        nset++;
+        if (mt->fields[i].kind == PROTO_F_TEXT) {
+            const struct srv_val *cur = &m->rec->meeting.f[i];
+            proto_op_init(&ops[nops]);
+            proto_op_delete(&ops[nops],
+                            cur->set && cur->s ? proto_utf8_count(cur->s, cur->len) : 0);
+            if (v->s && v->len > 0) {
+                proto_op_insert(&ops[nops], v->s, v->len);
+            }
+            op_field[nops++] = (int)i;
+        }
     }
     if (nset > 0) {
-        msgpack_pack_map(&pk, 1);
+        msgpack_pack_map(&pk, nops > 0 ? 2 : 1);
         proto_pack_cstr(&pk, "fields");
         msgpack_pack_map(&pk, nset);
         for (size_t i = 0; i < mt->nfields; i++) {
@@ -1610,9 +1739,24 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
                 proto_pack_str(&pk, v->s, v->len);
             }
         }
-        rc = srv_hub_commit(srv, &ch) < 0 ? PROTO_EINVAL : 0;
+        if (nops > 0) {
+            proto_pack_cstr(&pk, "ops");
+            msgpack_pack_map(&pk, nops);
+            for (size_t i = 0; i < nops; i++) {
+                proto_pack_cstr(&pk, mt->fields[op_field[i]].name);
+                proto_op_encode(&ops[i], &pk);
+            }
+        }
+        int64_t seq = srv_hub_commit(srv, &ch);
+        rc = seq < 0 ? PROTO_EINVAL : 0;
+        for (size_t i = 0; rc == 0 && i < nops; i++) {
+            srv_text_record(m, seq, PROTO_T_MEETING, m->rec->meeting.id, op_field[i], &ops[i]);
+        }
     } else {
         proto_buf_free(&ch.payload, 0);
+    }
+    for (size_t i = 0; i < nops; i++) {
+        proto_op_free(&ops[i]);
     }
     static const enum proto_type order[] = {PROTO_T_ITEM,   PROTO_T_SESSION, PROTO_T_PERSON,
                                             PROTO_T_ACTION, PROTO_T_DOC,     PROTO_T_DECISION,
@@ -1670,7 +1814,9 @@ void srv_report_import_method(struct srv_req *req)
         srv_import_into(srv, m, req->conn->user, req->conn, text, len, counts, err, sizeof(err));
     req->hold = srv_hub_hold(srv, m);
     if (rc == PROTO_ETOOBIG) {
-        srv_reply_error(req, PROTO_CODE_TOO_LARGE, "report over 4 MiB");
+        char msg[320];
+        snprintf(msg, sizeof(msg), "text: %s", err[0] ? err : "report over 4 MiB");
+        srv_reply_error(req, PROTO_CODE_TOO_LARGE, msg);
         return;
     }
     if (rc != 0) {
