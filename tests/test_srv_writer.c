@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -184,6 +186,30 @@ static void stop(struct ts_server *s)
     assert_int_equal(st, 0);
 }
 
+/* The server of the running test and the tmpfs it may have mounted: the teardown stops
+ * and removes them however the test ended. */
+static struct ts_server S;
+static char mounted[2048];
+
+static int teardown(void **state)
+{
+    (void)state;
+    ts_kill(&S);
+    if (mounted[0]) {
+        char cmd[2100];
+        snprintf(cmd, sizeof(cmd), "umount '%s'", mounted);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "cannot unmount %s\n", mounted);
+        }
+        mounted[0] = '\0';
+    }
+    if (S.dir) {
+        ts_stop(&S);
+    }
+    memset(&S, 0, sizeof(S));
+    return 0;
+}
+
 /* ---- changes of one frame are written in their order ---- */
 
 /* Three updates in one frame swap the refs of two docs through a free one: each state is
@@ -191,9 +217,8 @@ static void stop(struct ts_server *s)
 static void test_swap_refs_one_frame(void **state)
 {
     (void)state;
-    struct ts_server s = {0};
-    assert_int_equal(ts_start(&s, names, "m1"), 0);
-    struct cli_conn *c = ts_login(&s, "op");
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *c = ts_login(&S, "op");
     assert_non_null(c);
     int64_t a = create(c, "m1", "doc", "ref", "x", "title", "A");
     int64_t b = create(c, "m1", "doc", "ref", "y", "title", "B");
@@ -215,16 +240,16 @@ static void test_swap_refs_one_frame(void **state)
         cli_msg_free(m);
     }
     cli_conn_close(c);
-    assert_no_failed_batch(&s);
-    restart(&s);
-    c = ts_login(&s, "op");
+    assert_no_failed_batch(&S);
+    restart(&S);
+    c = ts_login(&S, "op");
     assert_non_null(c);
     struct cli_msg *m = call_ok(c, "meeting.get", "{s:s}", "meeting", "m1");
     assert_true(mstr_is(mget(find_obj(m->result, "docs", a), "ref"), "y"));
     assert_true(mstr_is(mget(find_obj(m->result, "docs", b), "ref"), "x"));
     cli_msg_free(m);
     cli_conn_close(c);
-    stop(&s);
+    stop(&S);
 }
 
 /* In one frame: update a doc, create an item, point the doc at the item. The doc's first
@@ -232,9 +257,8 @@ static void test_swap_refs_one_frame(void **state)
 static void test_doc_points_at_new_item(void **state)
 {
     (void)state;
-    struct ts_server s = {0};
-    assert_int_equal(ts_start(&s, names, "m1"), 0);
-    struct cli_conn *c = ts_login(&s, "op");
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *c = ts_login(&S, "op");
     assert_non_null(c);
     int64_t doc = create(c, "m1", "doc", "ref", "d1", "title", "D");
     int64_t first = create(c, "m1", "item", "number", "1", "title", "first");
@@ -261,9 +285,9 @@ static void test_doc_points_at_new_item(void **state)
         cli_msg_free(m);
     }
     cli_conn_close(c);
-    assert_no_failed_batch(&s);
-    restart(&s);
-    c = ts_login(&s, "op");
+    assert_no_failed_batch(&S);
+    restart(&S);
+    c = ts_login(&S, "op");
     assert_non_null(c);
     struct cli_msg *m = call_ok(c, "meeting.get", "{s:s}", "meeting", "m1");
     const msgpack_object *d = find_obj(m->result, "docs", doc);
@@ -273,7 +297,7 @@ static void test_doc_points_at_new_item(void **state)
     assert_non_null(find_obj(m->result, "items", next));
     cli_msg_free(m);
     cli_conn_close(c);
-    stop(&s);
+    stop(&S);
 }
 
 /* ---- a batch the database refuses ---- */
@@ -327,10 +351,9 @@ static void assert_event_arrives(struct cli_conn *watcher, struct cli_conn *writ
 static void test_failed_batch_answers_unavailable(void **state)
 {
     (void)state;
-    struct ts_server s = {0};
-    assert_int_equal(ts_start(&s, names, "m1"), 0);
-    struct cli_conn *w = ts_login(&s, "op");
-    struct cli_conn *v = ts_login(&s, "view");
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *w = ts_login(&S, "op");
+    struct cli_conn *v = ts_login(&S, "view");
     assert_non_null(w);
     assert_non_null(v);
     cli_msg_free(call_ok(w, "meeting.create", "{s:s, s:s}", "id", "m2", "rapporteur", "op"));
@@ -344,7 +367,7 @@ static void test_failed_batch_answers_unavailable(void **state)
     int64_t seq = mint(m->result, "seq");
     cli_msg_free(m);
 
-    install_refusal(&s);
+    install_refusal(&S);
     m = call(w, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", "m1", "type", "doc", "fields",
              "ref", "FAIL", "title", "lost");
     assert_string_equal(code_of(m), "unavailable");
@@ -364,8 +387,8 @@ static void test_failed_batch_answers_unavailable(void **state)
     cli_conn_close(w);
     cli_conn_close(v);
 
-    restart(&s);
-    w = ts_login(&s, "op");
+    restart(&S);
+    w = ts_login(&S, "op");
     assert_non_null(w);
     m = call_ok(w, "meeting.get", "{s:s}", "meeting", "m1");
     assert_int_equal(mint(m->result, "seq"), seq + 1);
@@ -376,7 +399,7 @@ static void test_failed_batch_answers_unavailable(void **state)
     }
     cli_msg_free(m);
     cli_conn_close(w);
-    stop(&s);
+    stop(&S);
 }
 
 /* ---- a full disk ---- */
@@ -410,30 +433,30 @@ static char *fill_disk(const char *dir)
 static void test_full_disk_answers_unavailable(void **state)
 {
     (void)state;
-    struct ts_server s = {0};
-    assert_int_equal(ts_start(&s, names, "m1"), 0);
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
     /* The data folder moves onto a small tmpfs of its own. */
-    ts_kill(&s);
+    ts_kill(&S);
     char data[2048], saved[2048], cmd[9000];
-    snprintf(data, sizeof(data), "%.1900s/data", s.dir);
-    snprintf(saved, sizeof(saved), "%.1900s/saved", s.dir);
+    snprintf(data, sizeof(data), "%.1900s/data", S.dir);
+    snprintf(saved, sizeof(saved), "%.1900s/saved", S.dir);
     snprintf(cmd, sizeof(cmd), "mv '%s' '%s' && mkdir '%s' && mount -t tmpfs -o size=6m tmpfs '%s'",
              data, saved, data, data);
     if (system(cmd) != 0) {
         snprintf(cmd, sizeof(cmd), "rmdir '%s'; mv '%s' '%s'", data, saved, data);
         assert_int_equal(system(cmd), 0);
-        assert_int_equal(ts_restart(&s), 0);
-        stop(&s);
+        assert_int_equal(ts_restart(&S), 0);
+        stop(&S);
         fprintf(stderr, "full disk test skipped: cannot mount a tmpfs here (needs root)\n");
         skip();
         return;
     }
+    snprintf(mounted, sizeof(mounted), "%s", data);
     snprintf(cmd, sizeof(cmd), "cp -a '%s'/. '%s'/", saved, data);
     assert_int_equal(system(cmd), 0);
-    assert_int_equal(ts_restart(&s), 0);
+    assert_int_equal(ts_restart(&S), 0);
 
-    struct cli_conn *w = ts_login(&s, "op");
-    struct cli_conn *v = ts_login(&s, "view");
+    struct cli_conn *w = ts_login(&S, "op");
+    struct cli_conn *v = ts_login(&S, "view");
     assert_non_null(w);
     assert_non_null(v);
     cli_msg_free(call_ok(w, "meeting.create", "{s:s, s:s}", "id", "m2", "rapporteur", "op"));
@@ -474,19 +497,15 @@ static void test_full_disk_answers_unavailable(void **state)
     cli_conn_close(w);
     cli_conn_close(v);
     /* The folder is removed with the server stopped and the tmpfs gone. */
-    ts_kill(&s);
-    snprintf(cmd, sizeof(cmd), "umount '%s'", data);
-    assert_int_equal(system(cmd), 0);
-    assert_int_equal(ts_stop(&s), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_swap_refs_one_frame),
-        cmocka_unit_test(test_doc_points_at_new_item),
-        cmocka_unit_test(test_failed_batch_answers_unavailable),
-        cmocka_unit_test(test_full_disk_answers_unavailable),
+        cmocka_unit_test_teardown(test_swap_refs_one_frame, teardown),
+        cmocka_unit_test_teardown(test_doc_points_at_new_item, teardown),
+        cmocka_unit_test_teardown(test_failed_batch_answers_unavailable, teardown),
+        cmocka_unit_test_teardown(test_full_disk_answers_unavailable, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
