@@ -16,6 +16,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <msgpack.h>
@@ -402,6 +403,53 @@ static void test_failed_batch_answers_unavailable(void **state)
     stop(&S);
 }
 
+/* A subscriber that stopped reading (its output waits in the socket, so a close would
+ * keep it CLOSING for a grace period) is subscribed to the meeting of a failing batch: the
+ * meeting must not be freed under it, and it is not closed at all. */
+static void test_failed_batch_with_stalled_subscriber(void **state)
+{
+    (void)state;
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *w = ts_login(&S, "op");
+    struct cli_conn *stalled = ts_login(&S, "op");
+    assert_non_null(w);
+    assert_non_null(stalled);
+    cli_msg_free(call_ok(stalled, "meeting.subscribe", "{s:s}", "meeting", "m1"));
+    /* Events of 4 MiB in all that the stalled connection never reads. */
+    int64_t item = create(w, "m1", "item", "number", "1", "title", "filling");
+    size_t n = 64 * 1024;
+    char *chunk = malloc(n + 1);
+    memset(chunk, 'e', n);
+    chunk[n] = '\0';
+    struct cli_msg *m = call_ok(w, "meeting.get", "{s:s}", "meeting", "m1");
+    int64_t seq = mint(m->result, "seq");
+    cli_msg_free(m);
+    for (int i = 0; i < 64; i++) {
+        m = call_ok(w, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[s]}", "meeting", "m1", "type",
+                    "item", "id", item, "field", "body", "base", seq, "op", chunk);
+        seq = mint(m->result, "seq");
+        cli_msg_free(m);
+        m = call_ok(w, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[{s:I}]}", "meeting", "m1", "type",
+                    "item", "id", item, "field", "body", "base", seq, "op", "d", (int64_t)n);
+        seq = mint(m->result, "seq");
+        cli_msg_free(m);
+    }
+    free(chunk);
+    install_refusal(&S);
+    m = call(w, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", "m1", "type", "doc", "fields",
+             "ref", "FAIL", "title", "lost");
+    assert_string_equal(code_of(m), "unavailable");
+    cli_msg_free(m);
+    /* Past the grace period a closing connection would have had. */
+    struct timespec ts = {2, 500 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    m = call_ok(w, "meeting.get", "{s:s}", "meeting", "m1");
+    cli_msg_free(m);
+    cli_conn_free(stalled);
+    cli_conn_close(w);
+    stop(&S);
+}
+
 /* ---- a full disk ---- */
 
 /* Fills the filesystem of dir with one file; returns its path (malloc'd). */
@@ -505,6 +553,7 @@ int main(void)
         cmocka_unit_test_teardown(test_swap_refs_one_frame, teardown),
         cmocka_unit_test_teardown(test_doc_points_at_new_item, teardown),
         cmocka_unit_test_teardown(test_failed_batch_answers_unavailable, teardown),
+        cmocka_unit_test_teardown(test_failed_batch_with_stalled_subscriber, teardown),
         cmocka_unit_test_teardown(test_full_disk_answers_unavailable, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
