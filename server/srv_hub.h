@@ -79,7 +79,8 @@ struct srv_meeting {
     struct srv_sub *subs;
     int64_t checkpoint_seq; /* last signed checkpoint */
     int64_t last_change_ms;
-    /* The window of recent text ops: a ring; every text op with seq >= ops_from is in it. */
+    /* The window of recent text ops: a ring, bounded in count and bytes; every text op
+     * with seq >= ops_from is in it. */
     struct srv_textop *ops;
     size_t ops_cap, ops_head, ops_n;
     int64_t ops_from;
@@ -165,7 +166,9 @@ void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES]);
  * PROTO_EDB. */
 int64_t srv_hub_next_id(struct srv *srv);
 
-/* Records a text op applied to a field at seq in the window (copying op). */
+/* Records a text op applied to a field at seq in the window (copying op). The window
+ * keeps at most 4096 ops and 8 MiB of them per meeting, dropping the oldest: edits with an
+ * older base read the log. */
 int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
                     const struct proto_op *op);
 
