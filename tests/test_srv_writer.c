@@ -403,6 +403,86 @@ static void test_failed_batch_answers_unavailable(void **state)
     stop(&S);
 }
 
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* While the failing batch waits for the database (a test connection holds its write lock,
+ * well within the busy timeout), more changes gather in the next batch, of its meeting and
+ * of another: that batch was built on the lost one and fails with it. Its event is never
+ * sent, and its seq is handed out again. */
+static void test_failed_batch_fails_the_open_batch(void **state)
+{
+    (void)state;
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *w = ts_login(&S, "op");
+    struct cli_conn *v = ts_login(&S, "view");
+    assert_non_null(w);
+    assert_non_null(v);
+    cli_msg_free(call_ok(w, "meeting.create", "{s:s, s:s}", "id", "m2", "rapporteur", "op"));
+    cli_msg_free(call_ok(w, "member.set", "{s:s, s:s, s:s}", "meeting", "m2", "user", "view",
+                         "role", "viewer"));
+    cli_msg_free(call_ok(v, "meeting.subscribe", "{s:s}", "meeting", "m2"));
+    struct cli_msg *m = call_ok(w, "meeting.get", "{s:s}", "meeting", "m2");
+    int64_t seq2 = mint(m->result, "seq");
+    cli_msg_free(m);
+    install_refusal(&S);
+
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/data/confer.db", S.dir);
+    sqlite3 *lock = NULL;
+    assert_int_equal(sqlite3_open_v2(path, &lock, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    uint32_t id[3];
+    assert_int_equal(cli_conn_sendf(w, &id[0], "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting",
+                                    "m1", "type", "doc", "fields", "ref", "FAIL", "title", "lost"),
+                     0);
+    sleep_ms(300); /* its batch is with the writer, waiting for the lock */
+    assert_int_equal(cli_conn_sendf(w, &id[1], "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting",
+                                    "m1", "type", "doc", "fields", "ref", "b", "title",
+                                    "built on it"),
+                     0);
+    assert_int_equal(cli_conn_sendf(w, &id[2], "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting",
+                                    "m2", "type", "item", "fields", "number", "1", "title",
+                                    "built on it too"),
+                     0);
+    sleep_ms(300); /* both are in the open batch */
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(lock);
+    for (int i = 0; i < 3; i++) {
+        m = wait_for(w, id[i]);
+        assert_string_equal(code_of(m), "unavailable");
+        cli_msg_free(m);
+    }
+    m = call_ok(w, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", "m2", "type", "item",
+                "fields", "number", "1", "title", "kept");
+    int64_t seq = mint(m->result, "seq");
+    cli_msg_free(m);
+    assert_int_equal(seq, seq2 + 1);
+    /* The bystander's first event is the kept change: the lost one never reached it. */
+    struct cli_msg *ev = NULL;
+    for (int i = 0; i < 10; i++) {
+        assert_int_equal(cli_conn_next(v, WAIT_MS, &ev), 0);
+        if (ev->kind == PROTO_RPC_NOTIFY && strcmp(ev->method, "event") == 0) {
+            break;
+        }
+        cli_msg_free(ev);
+        ev = NULL;
+    }
+    assert_non_null(ev);
+    assert_int_equal(mint(ev->params, "seq"), seq);
+    assert_true(mstr_is(mget(mget(ev->params, "fields"), "title"), "kept"));
+    cli_msg_free(ev);
+    m = call_ok(w, "meeting.get", "{s:s}", "meeting", "m1");
+    assert_int_equal(mget(m->result, "docs")->via.array.size, 0);
+    cli_msg_free(m);
+    cli_conn_close(w);
+    cli_conn_close(v);
+    stop(&S);
+}
+
 /* A subscriber that stopped reading (its output waits in the socket, so a close would
  * keep it CLOSING for a grace period) is subscribed to the meeting of a failing batch: the
  * meeting must not be freed under it, and it is not closed at all. */
@@ -553,6 +633,7 @@ int main(void)
         cmocka_unit_test_teardown(test_swap_refs_one_frame, teardown),
         cmocka_unit_test_teardown(test_doc_points_at_new_item, teardown),
         cmocka_unit_test_teardown(test_failed_batch_answers_unavailable, teardown),
+        cmocka_unit_test_teardown(test_failed_batch_fails_the_open_batch, teardown),
         cmocka_unit_test_teardown(test_failed_batch_with_stalled_subscriber, teardown),
         cmocka_unit_test_teardown(test_full_disk_answers_unavailable, teardown),
     };
