@@ -627,6 +627,55 @@ static void test_full_disk_answers_unavailable(void **state)
     /* The folder is removed with the server stopped and the tmpfs gone. */
 }
 
+/* ---- account writes go through the writer too ---- */
+
+static struct cli_conn *open_conn(void)
+{
+    struct cli_host_policy pol = {.trust_new = true};
+    struct cli_conn *c = NULL;
+    char err[512];
+    assert_int_equal(cli_conn_open(&c, "127.0.0.1", (uint16_t)S.port, &pol, 5000, err, sizeof(err)),
+                     0);
+    return c;
+}
+
+/* A remembered token, its use, its revocation at logout and a password change: each
+ * stored by the writer before its request is answered. */
+static void test_account_writes(void **state)
+{
+    (void)state;
+    assert_int_equal(ts_start(&S, names, NULL), 0);
+    struct cli_conn *c = open_conn();
+    struct cli_msg *m = call_ok(c, "auth.login", "{s:s, s:s, s:b}", "user", "view", "password",
+                                "view-password", "remember", 1);
+    const msgpack_object *t = mget(m->result, "token");
+    assert_non_null(t);
+    char token[64];
+    assert_true(t->via.str.size < sizeof(token));
+    memcpy(token, t->via.str.ptr, t->via.str.size);
+    token[t->via.str.size] = '\0';
+    cli_msg_free(m);
+
+    struct cli_conn *c2 = open_conn();
+    cli_msg_free(call_ok(c2, "auth.token", "{s:s, s:s}", "user", "view", "token", token));
+    cli_msg_free(call_ok(c2, "auth.logout", "{}"));
+    cli_conn_close(c2);
+    c2 = open_conn();
+    m = call(c2, "auth.token", "{s:s, s:s}", "user", "view", "token", token);
+    assert_string_equal(code_of(m), "unauthenticated");
+    cli_msg_free(m);
+    cli_conn_close(c2);
+
+    cli_msg_free(call_ok(c, "auth.passwd", "{s:s, s:s}", "old", "view-password", "new",
+                         "a new password for view"));
+    cli_conn_close(c);
+    c = open_conn();
+    cli_msg_free(call_ok(c, "auth.login", "{s:s, s:s}", "user", "view", "password",
+                         "a new password for view"));
+    cli_conn_close(c);
+    stop(&S);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -636,6 +685,7 @@ int main(void)
         cmocka_unit_test_teardown(test_failed_batch_fails_the_open_batch, teardown),
         cmocka_unit_test_teardown(test_failed_batch_with_stalled_subscriber, teardown),
         cmocka_unit_test_teardown(test_full_disk_answers_unavailable, teardown),
+        cmocka_unit_test_teardown(test_account_writes, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
