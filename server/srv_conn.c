@@ -9,7 +9,6 @@
 #include <string.h>
 
 #include "proto_msgpack.h"
-#include "srv_held.h"
 #include "srv_hub.h"
 
 #define READ_SUGGEST   (64 * 1024)
@@ -85,7 +84,6 @@ static void close_now(struct srv_conn *conn)
     conn->state = SRV_CONN_CLOSING;
     conn->busy = true; /* nothing more is handled */
     proto_buf_free(&conn->out, 1);
-    srv_held_drop(conn);
     srv_hub_drop_conn(conn->srv, conn);
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&conn->deadline, on_handle_closed);

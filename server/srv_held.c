@@ -69,6 +69,7 @@ void srv_held_drop(struct srv_conn *conn)
     unlink_held(conn->srv, h);
     held_free(h);
     srv_conn_set_backlog(conn, 0);
+    srv_conn_unref(conn);
 }
 
 static bool gone(const struct srv_conn *conn)
@@ -97,6 +98,7 @@ void srv_held_send(struct srv_conn *conn, const void *msg, size_t len, uint64_t 
         h->next = srv->held;
         srv->held = h;
         conn->held = h;
+        conn->refs++; /* the connection outlives its held output, even once closed */
     }
     if (h != NULL && h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 8;
@@ -146,6 +148,7 @@ static void release(struct srv_held *h, bool failed)
     if (!conn->closed) {
         srv_conn_set_backlog(conn, 0);
     }
+    srv_conn_unref(conn); /* may free it: the last use */
 }
 
 void srv_held_release(struct srv *srv)
@@ -168,5 +171,12 @@ void srv_held_fail(struct srv *srv)
         struct srv_held *h = srv->held;
         srv->held = h->next;
         release(h, true);
+    }
+}
+
+void srv_held_drop_all(struct srv *srv)
+{
+    while (srv->held) {
+        srv_held_drop(srv->held->conn);
     }
 }

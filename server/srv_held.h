@@ -4,7 +4,9 @@
  * holding the change has committed; whatever the connection is sent after it waits in
  * line behind it. Held messages are kept one by one, so that when a batch fails its
  * responses can be turned into `unavailable` errors and its events dropped. Built on
- * srv_conn_send and the transport's back-pressure hook (srv_conn_set_backlog).
+ * srv_conn_send and the transport's back-pressure hook (srv_conn_set_backlog); a
+ * connection with held output keeps a reference (refs), so a closed one stays allocated
+ * until its batch ends and the output is dropped.
  */
 #ifndef CONFER_SRV_HELD_H
 #define CONFER_SRV_HELD_H
@@ -24,7 +26,11 @@ void srv_held_release(struct srv *srv);
  * and the rest is sent. */
 void srv_held_fail(struct srv *srv);
 
-/* Drops the held output of a connection that is closing or closed. */
+/* Drops the held output of a connection now (it is dropped anyway, never sent, once the
+ * connection is closing and its batch ends). */
 void srv_held_drop(struct srv_conn *conn);
+
+/* Drops the held output of every connection (when the server is freed). */
+void srv_held_drop_all(struct srv *srv);
 
 #endif

@@ -642,6 +642,7 @@ static void batch_free(struct srv_batch *b)
 
 void srv_hub_free(struct srv *srv)
 {
+    srv_held_drop_all(srv);
     while (srv->meetings) {
         struct srv_meeting *m = srv->meetings;
         srv->meetings = m->next;
