@@ -316,6 +316,9 @@ static void install_refusal(const struct ts_server *s)
     int rc = sqlite3_exec(db,
                           "CREATE TRIGGER test_refuse BEFORE INSERT ON docs "
                           "WHEN NEW.ref = 'FAIL' BEGIN SELECT RAISE(ABORT, 'refused by the "
+                          "test'); END;"
+                          "CREATE TRIGGER test_refuse_meeting BEFORE INSERT ON meetings "
+                          "WHEN NEW.id = 'm-lost' BEGIN SELECT RAISE(ABORT, 'refused by the "
                           "test'); END;",
                           NULL, NULL, &err);
     if (rc != SQLITE_OK) {
@@ -480,6 +483,30 @@ static void test_failed_batch_fails_the_open_batch(void **state)
     cli_msg_free(m);
     cli_conn_close(w);
     cli_conn_close(v);
+    stop(&S);
+}
+
+/* A meeting whose create is lost is gone again: nothing points at it, and its id is free
+ * for a create that succeeds. */
+static void test_failed_batch_loses_new_meeting(void **state)
+{
+    (void)state;
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *w = ts_login(&S, "op");
+    assert_non_null(w);
+    install_refusal(&S);
+    struct cli_msg *m = call(w, "meeting.create", "{s:s, s:s}", "id", "m-lost", "rapporteur", "op");
+    assert_string_equal(code_of(m), "unavailable");
+    cli_msg_free(m);
+    m = call(w, "meeting.get", "{s:s}", "meeting", "m-lost");
+    assert_true(m->error != NULL);
+    assert_string_not_equal(code_of(m), "ok");
+    cli_msg_free(m);
+    m = call(w, "meeting.subscribe", "{s:s}", "meeting", "m-lost");
+    assert_true(m->error != NULL);
+    cli_msg_free(m);
+    cli_msg_free(call_ok(w, "meeting.create", "{s:s, s:s}", "id", "m-kept", "rapporteur", "op"));
+    cli_conn_close(w);
     stop(&S);
 }
 
@@ -683,6 +710,7 @@ int main(void)
         cmocka_unit_test_teardown(test_doc_points_at_new_item, teardown),
         cmocka_unit_test_teardown(test_failed_batch_answers_unavailable, teardown),
         cmocka_unit_test_teardown(test_failed_batch_fails_the_open_batch, teardown),
+        cmocka_unit_test_teardown(test_failed_batch_loses_new_meeting, teardown),
         cmocka_unit_test_teardown(test_failed_batch_with_stalled_subscriber, teardown),
         cmocka_unit_test_teardown(test_full_disk_answers_unavailable, teardown),
         cmocka_unit_test_teardown(test_account_writes, teardown),
