@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 struct wjob {
     struct wjob *next;
@@ -45,6 +48,9 @@ static void push(struct wjob **head, struct wjob **tail, struct wjob *j)
 static void writer_main(void *arg)
 {
     struct srv_writer *w = arg;
+#ifdef __linux__
+    prctl(PR_SET_NAME, "confer-writer"); /* tells it from libuv's pool in ps and tests */
+#endif
     uv_mutex_lock(&w->mu);
     for (;;) {
         while (w->todo == NULL && !w->stop) {

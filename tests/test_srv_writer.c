@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -654,6 +655,35 @@ static void test_full_disk_answers_unavailable(void **state)
     /* The folder is removed with the server stopped and the tmpfs gone. */
 }
 
+/* The writer is a thread of its own, not one of libuv's pool (which checks passwords). */
+static void test_writer_has_its_own_thread(void **state)
+{
+    (void)state;
+    assert_int_equal(ts_start(&S, names, "m1"), 0);
+    struct cli_conn *w = ts_login(&S, "op");
+    assert_non_null(w);
+    create(w, "m1", "item", "number", "1", "title", "written");
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)S.pid);
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    bool found = false;
+    struct dirent *e;
+    while (!found && (e = readdir(d)) != NULL) {
+        char path[600], comm[64] = "";
+        snprintf(path, sizeof(path), "%s/%s/comm", dir, e->d_name);
+        FILE *f = fopen(path, "r");
+        if (f) {
+            found = fgets(comm, sizeof(comm), f) && strcmp(comm, "confer-writer\n") == 0;
+            fclose(f);
+        }
+    }
+    closedir(d);
+    assert_true(found);
+    cli_conn_close(w);
+    stop(&S);
+}
+
 /* ---- account writes go through the writer too ---- */
 
 static struct cli_conn *open_conn(void)
@@ -713,6 +743,7 @@ int main(void)
         cmocka_unit_test_teardown(test_failed_batch_loses_new_meeting, teardown),
         cmocka_unit_test_teardown(test_failed_batch_with_stalled_subscriber, teardown),
         cmocka_unit_test_teardown(test_full_disk_answers_unavailable, teardown),
+        cmocka_unit_test_teardown(test_writer_has_its_own_thread, teardown),
         cmocka_unit_test_teardown(test_account_writes, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
