@@ -213,6 +213,7 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
     [DB_ST_DATA_VERSION] = "PRAGMA data_version",
     [DB_ST_USER_VERSION] = "PRAGMA user_version",
     [DB_ST_INTEGRITY] = "PRAGMA integrity_check",
+    [DB_ST_DEFER_FK] = "PRAGMA defer_foreign_keys = ON",
 
     [DB_ST_ACCOUNT_ADD] = "INSERT INTO accounts (name, pwhash, operator, created_ms)"
                           " VALUES (:name, :pwhash, :operator, :now)",
@@ -751,6 +752,14 @@ int db_begin(struct db *db)
         return PROTO_EINVAL;
     }
     return db_exec_stmt(db, DB_ST_BEGIN);
+}
+
+int db_defer_foreign_keys(struct db *db)
+{
+    if (db == NULL) {
+        return PROTO_EINVAL;
+    }
+    return db_exec_stmt(db, DB_ST_DEFER_FK);
 }
 
 /* A failed COMMIT is rolled back here, so the connection is never left inside a

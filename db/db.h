@@ -42,6 +42,11 @@ int db_begin(struct db *db);
 int db_commit(struct db *db);
 int db_rollback(struct db *db);
 
+/* Defers foreign key checks of the open transaction to its COMMIT (PRAGMA
+ * defer_foreign_keys, which SQLite resets when the transaction ends): a sequence of writes
+ * that is valid as a whole may pass through states a row-by-row check would refuse. */
+int db_defer_foreign_keys(struct db *db);
+
 /* Copies the whole database to path with SQLite's online backup (safe while another
  * connection writes); the copy is made with mode 0600. */
 int db_backup(struct db *db, const char *path);

@@ -20,6 +20,7 @@ enum db_stmt {
     DB_ST_DATA_VERSION,
     DB_ST_USER_VERSION,
     DB_ST_INTEGRITY,
+    DB_ST_DEFER_FK,
 
     DB_ST_ACCOUNT_ADD,
     DB_ST_ACCOUNT_GET,

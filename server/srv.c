@@ -1,6 +1,7 @@
 /* srv.c - the server: listener, loop phases, signals, account polling, shutdown. */
 #include "srv.h"
 #include "srv_hub.h"
+#include "srv_writer.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -188,6 +189,42 @@ void srv_check_accounts(struct srv *srv)
     free(l.v);
 }
 
+struct purge_job {
+    int64_t now;
+    int count;
+};
+
+static int purge_work(struct db *db, void *ud, char *err, size_t errlen)
+{
+    struct purge_job *j = ud;
+    int rc = db_token_purge(db, j->now, &j->count);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", db_errmsg(db));
+    }
+    return rc;
+}
+
+static void purge_done(void *ud, int rc, const char *err)
+{
+    if (rc != 0) {
+        srv_log(NULL, SRV_LOG_WARN, "cannot purge expired tokens: %s", err);
+    }
+    free(ud);
+}
+
+/* Deletes expired tokens on the writer (the loop never writes). */
+static void purge_tokens(struct srv *srv, int64_t now)
+{
+    struct purge_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        return;
+    }
+    j->now = now;
+    if (srv_writer_submit(srv->writer, purge_work, purge_done, j) != 0) {
+        free(j);
+    }
+}
+
 static void on_poll(uv_timer_t *t)
 {
     struct srv *srv = t->data;
@@ -203,9 +240,8 @@ static void on_poll(uv_timer_t *t)
     srv_hub_flush(srv); /* checkpoints that have come due */
     int64_t now = proto_now_ms();
     if (now - srv->last_purge_ms > PURGE_EVERY_MS) {
-        int n = 0;
         srv->last_purge_ms = now;
-        db_token_purge(srv->db, now, &n);
+        purge_tokens(srv, now);
         srv_ratelimit_sweep(&srv->rl_account, now);
         srv_ratelimit_sweep(&srv->rl_addr, now);
     }
@@ -292,7 +328,18 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
         return rc;
     }
     db_data_version(srv->db, &srv->data_version);
-    if ((rc = srv_data_open_db(cfg->data_dir, &srv->wdb)) != 0 || (rc = srv_hub_load(srv)) != 0) {
+    if ((rc = srv_data_open_db(cfg->data_dir, &srv->wdb)) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot open the writer's database in %s: %s", cfg->data_dir,
+                proto_strerror(rc));
+        goto fail;
+    }
+    rc = srv_writer_start(&srv->writer, loop, srv->wdb);
+    srv->wdb = NULL; /* the writer owns it now (and closed it on failure) */
+    if (rc != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot start the database writer: %s", proto_strerror(rc));
+        goto fail;
+    }
+    if ((rc = srv_hub_load(srv)) != 0) {
         srv_log(NULL, SRV_LOG_ERROR, "cannot load meetings: %s", db_errmsg(srv->db));
         goto fail;
     }
@@ -336,8 +383,8 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
     return 0;
 fail:
     srv_hub_free(srv);
-    db_close(srv->wdb);
-    srv->wdb = NULL;
+    srv_writer_close(srv->writer);
+    srv->writer = NULL;
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
     db_close(srv->db);
@@ -370,11 +417,11 @@ int srv_run(struct srv *srv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&srv->flusher, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_writer_close(srv->writer); /* every queued write has run by now */
+    srv->writer = NULL;
     srv_hub_free(srv);
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
-    db_close(srv->wdb);
-    srv->wdb = NULL;
     db_close(srv->db);
     srv->db = NULL;
     sodium_memzero(&srv->host, sizeof(srv->host));
@@ -398,6 +445,10 @@ int srv_init_offline(struct srv *srv, uv_loop_t *loop, const char *data_dir)
         rc = srv_data_open_db(data_dir, &srv->wdb);
     }
     if (rc == 0) {
+        rc = srv_writer_start(&srv->writer, loop, srv->wdb);
+        srv->wdb = NULL; /* the writer owns it now */
+    }
+    if (rc == 0) {
         rc = srv_hub_load(srv);
     }
     if (rc != 0) {
@@ -417,6 +468,8 @@ int srv_sync_offline(struct srv *srv)
 void srv_close_offline(struct srv *srv)
 {
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_writer_close(srv->writer);
+    srv->writer = NULL;
     srv_hub_free(srv);
     db_close(srv->wdb);
     db_close(srv->db);

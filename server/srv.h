@@ -2,7 +2,7 @@
  *
  * One struct srv is built by main and passed down; every handle reaches it through
  * handle->data. One thread (the loop) owns all of it; the only other threads are libuv's
- * pool (password hashing) and, later, the database writer.
+ * pool (password hashing, long reads) and the database writer (srv_writer.h).
  */
 #ifndef CONFER_SRV_H
 #define CONFER_SRV_H
@@ -85,6 +85,8 @@ enum srv_conn_state {
 struct srv;
 struct srv_meeting;
 struct srv_batch;
+struct srv_held;
+struct srv_writer;
 
 struct srv_conn {
     struct srv *srv;
@@ -117,12 +119,10 @@ struct srv_conn {
     struct proto_buf out; /* plaintext messages queued this turn */
     size_t write_pending; /* bytes handed to libuv and not yet written */
 
-    /* Output that waits for a batch to be durable (srv_conn_send_after). */
-    struct proto_buf held;
-    uint64_t held_batch;
-    unsigned held_msgs;
-    bool in_held_list;
-    struct srv_conn *held_next;
+    /* Output that waits for a batch to be durable (srv_held.h owns it), and how many
+     * messages wait there: reading stops while too many do (srv_conn_set_backlog). */
+    struct srv_held *held;
+    unsigned backlog;
 
     /* Meetings this connection is subscribed to. */
     struct srv_meeting **subs;
@@ -145,12 +145,10 @@ void srv_conn_start(struct srv_conn *conn);
  * whose queued output passes the limit is dropped as a slow consumer. */
 void srv_conn_send(struct srv_conn *conn, const void *msg, size_t len);
 
-/* Like srv_conn_send, for a message that must wait until batch is durable: it is held
- * (with everything the connection is sent after it) until then. batch 0: no wait. */
-void srv_conn_send_after(struct srv_conn *conn, const void *msg, size_t len, uint64_t batch);
-
-/* Releases the held output of every connection whose batch is now durable. */
-void srv_conn_release(struct srv *srv);
+/* Tells the transport how many messages wait for this connection above it (held
+ * output): it stops reading while those and the unanswered requests pass
+ * SRV_MAX_UNANSWERED, and reads again when they fall. */
+void srv_conn_set_backlog(struct srv_conn *conn, unsigned n);
 
 /* Closes a connection: when reason is not NULL and the channel is up, a closing
  * notification is sent (and flushed, for at most a short grace period) first. */
@@ -255,13 +253,16 @@ struct srv {
 
     /* Meetings and group commit (srv_hub.c). */
     struct srv_meeting *meetings;
-    struct db *wdb;                   /* the writer's own connection */
+    struct db *wdb;                   /* the writer's connection, until the writer owns it */
+    struct srv_writer *writer;        /* every write transaction runs there */
     struct srv_batch *open_batch;     /* gathering this turn's changes */
     struct srv_batch *write_batch;    /* being written by the writer */
     uint64_t next_batch;              /* id of the next batch to open */
     uint64_t committed_batch;         /* every batch up to this id is durable */
     int64_t next_obj_id, last_obj_id; /* reserved block of object ids */
-    struct srv_conn *held;            /* connections with held output */
+    int64_t spare_obj_id;             /* first id of the next reserved block (0: none) */
+    bool reserving_ids;               /* the writer is reserving the next block */
+    struct srv_held *held;            /* connections' held output (srv_held.c) */
     bool offline;                     /* operator tool: no listener */
     unsigned write_failures;          /* batches the database refused */
 };

@@ -6,6 +6,7 @@
  */
 #include "srv.h"
 #include "srv_meeting.h"
+#include "srv_store.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -343,22 +344,85 @@ static void become_ready(struct srv_conn *conn, const char *user, bool operator,
     proto_reader_set_max(&conn->rd, conn->srv->cfg.max_frame + PROTO_ABYTES);
 }
 
-/* Makes and stores a token; writes its base64url form into out (44 bytes). */
-static int issue_token(struct srv_conn *conn, char out[64], int64_t *expires)
+/* The answer to a successful login, with its token when one was issued. */
+static void login_reply(struct srv_conn *conn, uint32_t msgid, const char *token, int64_t expires)
 {
-    uint8_t tok[SRV_TOKEN_BYTES];
-    uint8_t h[DB_TOKEN_HASH_BYTES];
-    randombytes_buf(tok, sizeof(tok));
-    crypto_generichash(h, sizeof(h), tok, sizeof(tok), NULL, 0);
-    *expires = proto_now_ms() + (int64_t)conn->srv->cfg.token_ttl_ms;
-    int rc = db_token_add(conn->srv->db, conn->user, h, *expires);
-    if (rc == 0) {
-        proto_b64url_encode(tok, sizeof(tok), out, 64);
-        memcpy(conn->token_hash, h, sizeof(h));
-        conn->has_token = true;
+    struct srv_req req = {.conn = conn, .msgid = msgid};
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(&req, &pk, &b);
+    msgpack_pack_map(&pk, token ? 4 : 2);
+    proto_pack_cstr(&pk, "user");
+    proto_pack_cstr(&pk, conn->user);
+    proto_pack_cstr(&pk, "operator");
+    conn->operator? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    if (token) {
+        proto_pack_cstr(&pk, "token");
+        proto_pack_cstr(&pk, token);
+        proto_pack_cstr(&pk, "expires");
+        msgpack_pack_int64(&pk, expires);
     }
+    srv_reply_finish(&req, &b);
+    proto_buf_free(&b, 1);
+}
+
+/* A login whose token could not be stored is undone: the connection must log in within
+ * the deadline, as after auth.logout. */
+static void logged_out_again(struct srv_conn *conn)
+{
+    conn->state = SRV_CONN_AUTH;
+    conn->user[0] = '\0';
+    conn->operator= false;
+    srv_conn_arm_deadline(conn);
+}
+
+/* A token being stored on the writer; the login is answered when it is. */
+struct token_job {
+    uint32_t msgid;
+    char token[64]; /* base64url */
+    uint8_t hash[DB_TOKEN_HASH_BYTES];
+    int64_t expires;
+};
+
+static void token_stored(struct srv_conn *conn, void *ud, int rc)
+{
+    struct token_job *t = ud;
+    if (!conn->closed && conn->state != SRV_CONN_CLOSING) {
+        if (rc != 0) {
+            struct srv_req req = {.conn = conn, .msgid = t->msgid};
+            srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
+            logged_out_again(conn);
+        } else {
+            memcpy(conn->token_hash, t->hash, sizeof(t->hash));
+            conn->has_token = true;
+            srv_log(conn, SRV_LOG_INFO, "login ok (user=%s, token issued)", conn->user);
+            login_reply(conn, t->msgid, t->token, t->expires);
+        }
+    }
+    sodium_memzero(t, sizeof(*t));
+    free(t);
+}
+
+/* Makes a token and stores it on the writer; token_stored answers the login. Returns 0 or
+ * an error (nothing was answered). */
+static int issue_token(struct srv_conn *conn, uint32_t msgid)
+{
+    struct token_job *t = calloc(1, sizeof(*t));
+    if (t == NULL) {
+        return PROTO_ENOMEM;
+    }
+    uint8_t tok[SRV_TOKEN_BYTES];
+    randombytes_buf(tok, sizeof(tok));
+    crypto_generichash(t->hash, sizeof(t->hash), tok, sizeof(tok), NULL, 0);
+    proto_b64url_encode(tok, sizeof(tok), t->token, sizeof(t->token));
     sodium_memzero(tok, sizeof(tok));
-    sodium_memzero(h, sizeof(h));
+    t->msgid = msgid;
+    t->expires = proto_now_ms() + (int64_t)conn->srv->cfg.token_ttl_ms;
+    int rc = srv_store_token_add(conn, conn->user, t->hash, t->expires, token_stored, t);
+    if (rc != 0) {
+        sodium_memzero(t, sizeof(*t));
+        free(t);
+    }
     return rc;
 }
 
@@ -381,44 +445,64 @@ static void login_done(struct srv_pwjob *job)
         return;
     }
     sodium_memzero(&a, sizeof(a));
-    if (job->rehashed) {
-        if (db_account_set_pwhash(srv->db, job->user, job->newhash, false) == 0) {
-            srv_log(conn, SRV_LOG_INFO, "password hash of %s upgraded", job->user);
-        }
+    if (job->rehashed &&
+        srv_store_pwhash(srv, NULL, job->user, job->newhash, false, job->gen, NULL, NULL) == 0) {
+        srv_log(conn, SRV_LOG_INFO, "password hash of %s upgraded", job->user);
     }
     succeeded(conn, job->user);
     become_ready(conn, job->user, job->operator, job->gen);
-    char token[64] = "";
-    int64_t expires = 0;
-    if (job->remember && issue_token(conn, token, &expires) != 0) {
-        srv_log(conn, SRV_LOG_ERROR, "cannot store token: %s", db_errmsg(srv->db));
-        srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
-        conn->state = SRV_CONN_AUTH;
-        conn->user[0] = '\0';
-        conn->operator= false;
-        /* Logged out again: it must log in within the deadline, as after auth.logout. */
-        srv_conn_arm_deadline(conn);
+    if (job->remember) {
+        if (issue_token(conn, job->msgid) != 0) {
+            srv_log(conn, SRV_LOG_ERROR, "cannot store token: the writer is not running");
+            srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
+            logged_out_again(conn);
+        }
         return;
     }
-    srv_log(conn, SRV_LOG_INFO, "login ok (user=%s%s)", job->user,
-            job->remember ? ", token issued" : "");
-    struct proto_buf b;
-    msgpack_packer pk;
-    srv_reply_begin(&req, &pk, &b);
-    msgpack_pack_map(&pk, job->remember ? 4 : 2);
-    proto_pack_cstr(&pk, "user");
-    proto_pack_cstr(&pk, conn->user);
-    proto_pack_cstr(&pk, "operator");
-    conn->operator? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
-    if (job->remember) {
-        proto_pack_cstr(&pk, "token");
-        proto_pack_cstr(&pk, token);
-        proto_pack_cstr(&pk, "expires");
-        msgpack_pack_int64(&pk, expires);
+    srv_log(conn, SRV_LOG_INFO, "login ok (user=%s)", job->user);
+    login_reply(conn, job->msgid, NULL, 0);
+}
+
+/* The msgid of a request whose write runs on the writer. */
+struct msgid_job {
+    uint32_t msgid;
+    int64_t gen; /* passwd: the account's gen the change was checked against */
+};
+
+/* The account changed (reset, disabled) while a password change was under way: the reset
+ * wins, and this session ends as it would have at the reset. */
+static void passwd_refused(struct srv_conn *conn, struct srv_req *req)
+{
+    srv_log(conn, SRV_LOG_INFO, "password change refused: account changed (user=%s)", conn->user);
+    srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED,
+                    "your password was reset or your account changed: log in again");
+    srv_conn_close(conn, "password changed");
+}
+
+static void passwd_stored(struct srv_conn *conn, void *ud, int rc)
+{
+    struct msgid_job *p = ud;
+    struct srv_req req = {.conn = conn, .msgid = p->msgid};
+    int64_t gen = p->gen;
+    free(p);
+    if (conn->closed || conn->state == SRV_CONN_CLOSING) {
+        return;
     }
-    sodium_memzero(token, sizeof(token));
-    srv_reply_finish(&req, &b);
-    proto_buf_free(&b, 1);
+    if (rc == PROTO_ECONFLICT) {
+        passwd_refused(conn, &req);
+        return;
+    }
+    if (rc != 0) {
+        srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
+        return;
+    }
+    struct srv *srv = conn->srv;
+    /* Our own write bumped gen by one; a fresh read could already see a later change. */
+    conn->gen = gen + 1;
+    conn->has_token = false; /* revoked with all the others */
+    srv_log(conn, SRV_LOG_INFO, "password changed (user=%s)", conn->user);
+    srv_close_user(srv, conn->user, conn, "password changed");
+    srv_reply_empty(&req);
 }
 
 static void passwd_done(struct srv_pwjob *job)
@@ -436,44 +520,24 @@ static void passwd_done(struct srv_pwjob *job)
         return;
     }
     succeeded(conn, job->user);
-    /* The account may have changed while the check ran: an operator's reset (or disable)
-     * in between wins, and this session ends as it would have at the reset. The read and
-     * the write are one transaction, so no reset can fall between them. */
-    struct db_account a;
-    bool changed = false;
-    int rc = db_begin(srv->db);
-    if (rc == 0 && (rc = db_account_get(srv->db, job->user, &a)) == 0) {
-        changed = a.disabled || a.gen != job->gen || a.gen != conn->gen;
+    struct msgid_job *p = calloc(1, sizeof(*p));
+    if (p != NULL) {
+        p->msgid = job->msgid;
+        p->gen = job->gen;
     }
-    sodium_memzero(&a, sizeof(a));
-    changed = changed || rc == PROTO_ENOTFOUND;
-    if (rc == 0 && !changed) {
-        rc = db_account_set_pwhash(srv->db, job->user, job->newhash, true);
-    }
-    if (rc == 0 && !changed) {
-        rc = db_commit(srv->db); /* rolls back when it fails */
-    } else {
-        db_rollback(srv->db);
-    }
-    if (changed) {
-        srv_log(conn, SRV_LOG_INFO, "password change refused: account changed (user=%s)",
-                job->user);
-        srv_reply_error(&req, PROTO_CODE_UNAUTHENTICATED,
-                        "your password was reset or your account changed: log in again");
-        srv_conn_close(conn, "password changed");
-        return;
-    }
-    if (rc != 0) {
-        srv_log(conn, SRV_LOG_ERROR, "cannot store password: %s", db_errmsg(srv->db));
+    /* The account may change while the check runs: an operator's reset (or disable) in
+     * between wins, checked with the write in one transaction (passwd_stored). */
+    if (p == NULL || job->gen != conn->gen ||
+        srv_store_pwhash(srv, conn, job->user, job->newhash, true, job->gen, passwd_stored, p) !=
+            0) {
+        bool changed = p != NULL && job->gen != conn->gen;
+        free(p);
+        if (changed) {
+            passwd_refused(conn, &req);
+            return;
+        }
         srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
-        return;
     }
-    /* Our own write bumped gen by one; a fresh read could already see a later change. */
-    conn->gen = job->gen + 1;
-    conn->has_token = false; /* revoked with all the others */
-    srv_log(conn, SRV_LOG_INFO, "password changed (user=%s)", job->user);
-    srv_close_user(srv, job->user, conn, "password changed");
-    srv_reply_empty(&req);
 }
 
 static void pw_done(uv_work_t *w, int status)
@@ -646,18 +710,46 @@ void srv_auth_token(struct srv_req *req)
     srv_reply_finish(req, &b);
 }
 
+static void logout_finish(struct srv_req *req);
+
+static void token_deleted(struct srv_conn *conn, void *ud, int rc)
+{
+    struct msgid_job *p = ud;
+    struct srv_req req = {.conn = conn, .msgid = p->msgid};
+    free(p);
+    if (conn->closed || conn->state == SRV_CONN_CLOSING) {
+        return;
+    }
+    if (rc != 0) {
+        srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
+        return;
+    }
+    sodium_memzero(conn->token_hash, sizeof(conn->token_hash));
+    conn->has_token = false;
+    logout_finish(&req);
+}
+
 void srv_auth_logout(struct srv_req *req)
 {
     struct srv_conn *conn = req->conn;
     if (conn->has_token) {
-        if (db_token_delete(conn->srv->db, conn->token_hash) != 0) {
-            srv_log(conn, SRV_LOG_ERROR, "cannot revoke token: %s", db_errmsg(conn->srv->db));
-            srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
-            return;
+        /* The token is revoked on the writer first; the logout ends when it is. */
+        struct msgid_job *p = calloc(1, sizeof(*p));
+        if (p != NULL) {
+            p->msgid = req->msgid;
         }
-        sodium_memzero(conn->token_hash, sizeof(conn->token_hash));
-        conn->has_token = false;
+        if (p == NULL || srv_store_token_delete(conn, conn->token_hash, token_deleted, p) != 0) {
+            free(p);
+            srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot write the database");
+        }
+        return;
     }
+    logout_finish(req);
+}
+
+static void logout_finish(struct srv_req *req)
+{
+    struct srv_conn *conn = req->conn;
     srv_log(conn, SRV_LOG_INFO, "logout (user=%s)", conn->user);
     srv_hub_drop_conn(conn->srv, conn);
     conn->state = SRV_CONN_AUTH;

@@ -23,7 +23,6 @@ struct srv_wreq {
 
 static void process(struct srv_conn *conn);
 static void update_reading(struct srv_conn *conn);
-static void unlink_held(struct srv_conn *conn);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
 static void conn_free(struct srv_conn *conn)
@@ -37,7 +36,6 @@ static void conn_free(struct srv_conn *conn)
             }
         }
     }
-    unlink_held(conn);
     if (conn->prev) {
         conn->prev->next = conn->next;
     } else if (srv->conns == conn) {
@@ -50,7 +48,6 @@ static void conn_free(struct srv_conn *conn)
     proto_reader_free(&conn->rd);
     proto_buf_free(&conn->in, 1);
     proto_buf_free(&conn->out, 1);
-    proto_buf_free(&conn->held, 1);
     free(conn->subs);
     proto_channel_wipe(&conn->ch);
     sodium_memzero(conn->token_hash, sizeof(conn->token_hash));
@@ -87,8 +84,6 @@ static void close_now(struct srv_conn *conn)
     conn->state = SRV_CONN_CLOSING;
     conn->busy = true; /* nothing more is handled */
     proto_buf_free(&conn->out, 1);
-    proto_buf_free(&conn->held, 1);
-    unlink_held(conn);
     srv_hub_drop_conn(conn->srv, conn);
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&conn->deadline, on_handle_closed);
@@ -248,93 +243,10 @@ void srv_conn_send(struct srv_conn *conn, const void *msg, size_t len)
     mark_dirty(conn);
 }
 
-void srv_conn_send_after(struct srv_conn *conn, const void *msg, size_t len, uint64_t batch)
+void srv_conn_set_backlog(struct srv_conn *conn, unsigned n)
 {
-    struct srv *srv = conn->srv;
-    if (conn->closed) {
-        return;
-    }
-    if (conn->held.len == 0 && batch <= srv->committed_batch) {
-        srv_conn_send(conn, msg, len);
-        return;
-    }
-    if (conn->held.len + conn->out.len + conn->write_pending + len > srv->cfg.output_limit) {
-        drop_slow(conn);
-        return;
-    }
-    if (proto_buf_append(&conn->held, msg, len) != 0) {
-        srv_log(conn, SRV_LOG_ERROR, "out of memory holding %zu bytes", len);
-        close_now(conn);
-        return;
-    }
-    conn->held_msgs++;
-    if (batch > conn->held_batch) {
-        conn->held_batch = batch;
-    }
-    if (!conn->in_held_list) {
-        conn->in_held_list = true;
-        conn->held_next = srv->held;
-        srv->held = conn;
-    }
-}
-
-/* Moves held output to the outgoing buffer once its batch is durable. */
-static void release_one(struct srv_conn *conn)
-{
-    struct proto_buf b = conn->held;
-    proto_buf_init(&conn->held);
-    conn->held_batch = 0;
-    conn->held_msgs = 0;
-    if (b.len > 0 && !conn->closed) {
-        /* Whole messages were appended, so the batch can be cut anywhere srv_conn_send
-         * wants: hand it over message by message only when it is too big for one frame. */
-        if (conn->out.len + b.len <= PROTO_SEND_MAX) {
-            srv_conn_send(conn, b.data, b.len);
-        } else {
-            size_t off = 0;
-            while (off < b.len && !conn->closed) {
-                size_t n = 0;
-                if (proto_mp_check_one(b.data + off, b.len - off, &n) != 0) {
-                    break;
-                }
-                srv_conn_send(conn, b.data + off, n);
-                off += n;
-            }
-        }
-    }
-    proto_buf_free(&b, 0);
+    conn->backlog = n;
     update_reading(conn);
-}
-
-void srv_conn_release(struct srv *srv)
-{
-    struct srv_conn **pp = &srv->held;
-    while (*pp) {
-        struct srv_conn *conn = *pp;
-        if (conn->closed || conn->held_batch <= srv->committed_batch) {
-            *pp = conn->held_next;
-            conn->held_next = NULL;
-            conn->in_held_list = false;
-            release_one(conn);
-        } else {
-            pp = &conn->held_next;
-        }
-    }
-}
-
-static void unlink_held(struct srv_conn *conn)
-{
-    if (!conn->in_held_list) {
-        return;
-    }
-    for (struct srv_conn **pp = &conn->srv->held; *pp; pp = &(*pp)->held_next) {
-        if (*pp == conn) {
-            *pp = conn->held_next;
-            break;
-        }
-    }
-    conn->in_held_list = false;
-    conn->held_next = NULL;
 }
 
 void srv_conn_close(struct srv_conn *conn, const char *reason)
@@ -395,7 +307,7 @@ static void update_reading(struct srv_conn *conn)
     if (conn->closed || conn->state == SRV_CONN_CLOSING) {
         return;
     }
-    bool want = !conn->busy && conn->unanswered + conn->held_msgs <= SRV_MAX_UNANSWERED;
+    bool want = !conn->busy && conn->unanswered + conn->backlog <= SRV_MAX_UNANSWERED;
     if (want && !conn->reading) {
         if (uv_read_start((uv_stream_t *)&conn->tcp, on_alloc, on_read) == 0) {
             conn->reading = true;

@@ -1,5 +1,6 @@
 /* srv_hub.c - meetings in memory, the change pipeline, group commit and events. */
 #include "srv_hub.h"
+#include "srv_writer.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +9,7 @@
 #define CHECKPOINT_AFTER_MS (60 * 1000)
 #define ID_BLOCK            1024
 
-/* One write of a batch, done by the writer in order. */
+/* One write of a batch, done by the writer in the order the changes were made. */
 enum wop_kind { WOP_PUT, WOP_DEL, WOP_MEMBER, WOP_AUDIT, WOP_CHECKPOINT };
 
 struct srv_wop {
@@ -18,8 +19,12 @@ struct srv_wop {
     enum proto_type type;
     int64_t id;
     int64_t seq;
-    bool snapped; /* PUT: vals filled at hand-over */
-    bool skip;    /* PUT: the object was gone at hand-over */
+    /* PUT: while it is the latest write of its object its values are the object's current
+     * ones, taken at hand-over (obj); a later write of the object freezes them first. */
+    struct srv_obj *obj;
+    bool lazy;
+    bool text_only; /* made by a text edit: differs from the write before only in text */
+    bool skip;      /* PUT: merged into a later write of the same object */
     struct db_val vals[PROTO_MAX_FIELDS];
     char *strs[PROTO_MAX_FIELDS];  /* copies the vals point to */
     char user[PROTO_NAME_MAX + 1]; /* MEMBER */
@@ -30,11 +35,13 @@ struct srv_wop {
 };
 
 struct srv_batch {
-    uv_work_t work;
     struct srv *srv;
     uint64_t id;
     struct srv_wop *head, *tail;
     size_t count;
+    /* The latest PUT of each object, by object (open addressing; NULL slots are free). */
+    struct srv_wop **latest;
+    size_t nlatest, cap_latest;
     int rc;
     char err[256];
 };
@@ -470,41 +477,63 @@ static int last_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYT
     return 0;
 }
 
-static int load_meeting(struct srv *srv, const char *id)
+/* What the database holds of one meeting. */
+struct loaded {
+    struct srv_rec *rec;
+    int64_t committed_seq;
+    uint8_t head[DB_HASH_BYTES];
+    int64_t checkpoint_seq;
+};
+
+static int load_record(struct srv *srv, const char *id, struct loaded *l)
 {
-    struct srv_meeting *m = calloc(1, sizeof(*m));
     int rc = 0;
-    if (m == NULL || (m->rec = srv_rec_new(id)) == NULL) {
-        rc = PROTO_ENOMEM;
-        goto fail;
+    memset(l, 0, sizeof(*l));
+    if ((l->rec = srv_rec_new(id)) == NULL) {
+        return PROTO_ENOMEM;
     }
     for (int t = 0; t < PROTO_T_COUNT && rc == 0; t++) {
-        struct load_ctx ctx = {.rec = m->rec, .type = (enum proto_type)t};
+        struct load_ctx ctx = {.rec = l->rec, .type = (enum proto_type)t};
         rc = db_obj_load(srv->db, id, (enum proto_type)t, load_obj, &ctx);
     }
     if (rc == 0) {
-        rc = db_member_list(srv->db, id, load_member, m->rec);
+        rc = db_member_list(srv->db, id, load_member, l->rec);
     }
     if (rc == 0) {
-        rc = db_audit_head(srv->db, id, &m->committed_seq, m->head);
+        rc = db_audit_head(srv->db, id, &l->committed_seq, l->head);
     }
     if (rc == 0) {
-        rc = db_checkpoint_list(srv->db, id, last_checkpoint, &m->checkpoint_seq);
+        rc = db_checkpoint_list(srv->db, id, last_checkpoint, &l->checkpoint_seq);
     }
     if (rc != 0) {
-        goto fail;
+        srv_rec_free(l->rec);
+        l->rec = NULL;
+        return rc;
     }
-    m->rec->seq = m->committed_seq;
+    l->rec->seq = l->committed_seq;
+    return 0;
+}
+
+static int load_meeting(struct srv *srv, const char *id)
+{
+    struct loaded l;
+    int rc = load_record(srv, id, &l);
+    if (rc != 0) {
+        return rc;
+    }
+    struct srv_meeting *m = calloc(1, sizeof(*m));
+    if (m == NULL) {
+        srv_rec_free(l.rec);
+        return PROTO_ENOMEM;
+    }
+    m->rec = l.rec;
+    m->committed_seq = l.committed_seq;
+    memcpy(m->head, l.head, DB_HASH_BYTES);
+    m->checkpoint_seq = l.checkpoint_seq;
     m->ops_from = m->committed_seq + 1;
     m->next = srv->meetings;
     srv->meetings = m;
     return 0;
-fail:
-    if (m) {
-        srv_rec_free(m->rec);
-        free(m);
-    }
-    return rc;
 }
 
 struct list_ctx {
@@ -540,13 +569,19 @@ static void entry_free(struct srv_entry *e)
     }
 }
 
-static void meeting_free(struct srv_meeting *m)
+static void pending_free(struct srv_meeting *m)
 {
     while (m->pending) {
         struct srv_entry *e = m->pending;
         m->pending = e->next;
         entry_free(e);
     }
+    m->pending_tail = NULL;
+}
+
+static void meeting_free(struct srv_meeting *m)
+{
+    pending_free(m);
     while (m->subs) {
         struct srv_sub *s = m->subs;
         m->subs = s->next;
@@ -555,6 +590,37 @@ static void meeting_free(struct srv_meeting *m)
     srv_text_free(m);
     srv_rec_free(m->rec);
     free(m);
+}
+
+/* Puts m back to what the database holds (record, seq, head, checkpoints), in place:
+ * connections keep pointing at it. Its pending entries and op window are dropped.
+ * Returns 0, PROTO_ENOTFOUND when the database has no such meeting (its create was lost),
+ * or an error: m is then broken and refuses changes until a reload succeeds. */
+static int meeting_reload(struct srv *srv, struct srv_meeting *m)
+{
+    char id[PROTO_NAME_MAX + 1];
+    struct loaded l = {0};
+    snprintf(id, sizeof(id), "%s", m->rec->id);
+    int rc = db_meeting_exists(srv->db, id);
+    if (rc == 0) {
+        rc = load_record(srv, id, &l);
+    }
+    pending_free(m);
+    srv_text_free(m);
+    m->last_batch = 0;
+    m->reload = false;
+    if (rc != 0) {
+        m->broken = rc != PROTO_ENOTFOUND;
+        return rc;
+    }
+    srv_rec_free(m->rec);
+    m->rec = l.rec;
+    m->committed_seq = l.committed_seq;
+    memcpy(m->head, l.head, DB_HASH_BYTES);
+    m->checkpoint_seq = l.checkpoint_seq;
+    m->ops_from = m->committed_seq + 1;
+    m->broken = false;
+    return 0;
 }
 
 static void batch_free(struct srv_batch *b)
@@ -570,11 +636,13 @@ static void batch_free(struct srv_batch *b)
         }
         free(w);
     }
+    free(b->latest);
     free(b);
 }
 
 void srv_hub_free(struct srv *srv)
 {
+    srv_held_drop_all(srv);
     while (srv->meetings) {
         struct srv_meeting *m = srv->meetings;
         srv->meetings = m->next;
@@ -639,17 +707,62 @@ uint64_t srv_hub_hold(struct srv *srv, struct srv_meeting *m)
     return m->last_batch > srv->committed_batch ? m->last_batch : 0;
 }
 
-/* Copies the current values of an object into a PUT, for the writer thread. */
-static int snapshot(struct srv *srv, struct srv_wop *w)
+/* The slot of o in the batch's table of latest PUTs: the one holding it, or the free slot
+ * where it goes. Slots of PUTs no longer latest (obj NULL) are passed over. */
+static size_t latest_slot(const struct srv_batch *b, const struct srv_obj *o)
 {
-    struct srv_meeting *m = srv_hub_find(srv, w->meeting, strlen(w->meeting));
-    struct srv_obj *o = m ? srv_rec_find(m->rec, w->type, w->id) : NULL;
-    w->snapped = true;
-    if (o == NULL) {
-        w->skip = true;
-        return 0;
+    size_t mask = b->cap_latest - 1;
+    size_t i = (size_t)(((uintptr_t)o >> 4) * 0x9e3779b97f4a7c15ull) & mask;
+    while (b->latest[i] != NULL && b->latest[i]->obj != o) {
+        i = (i + 1) & mask;
     }
+    return i;
+}
+
+static struct srv_wop *latest_get(const struct srv_batch *b, const struct srv_obj *o)
+{
+    if (b->cap_latest == 0 || o == NULL) {
+        return NULL;
+    }
+    return b->latest[latest_slot(b, o)];
+}
+
+/* Makes w the latest PUT of w->obj. Returns 0 or PROTO_ENOMEM. */
+static int latest_set(struct srv_batch *b, struct srv_wop *w)
+{
+    if ((b->nlatest + 1) * 2 > b->cap_latest) {
+        size_t cap = b->cap_latest ? b->cap_latest * 2 : 64;
+        struct srv_wop **old = b->latest;
+        size_t old_cap = b->cap_latest;
+        b->latest = calloc(cap, sizeof(*b->latest));
+        if (b->latest == NULL) {
+            b->latest = old;
+            return PROTO_ENOMEM;
+        }
+        b->cap_latest = cap;
+        b->nlatest = 0;
+        for (size_t i = 0; i < old_cap; i++) {
+            if (old[i] != NULL && old[i]->obj != NULL) {
+                b->latest[latest_slot(b, old[i]->obj)] = old[i];
+                b->nlatest++;
+            }
+        }
+        free(old);
+    }
+    size_t i = latest_slot(b, w->obj);
+    if (b->latest[i] == NULL) {
+        b->nlatest++;
+    }
+    b->latest[i] = w;
+    return 0;
+}
+
+/* Copies the current values of w's object into w (for the writer thread). */
+static int snapshot(struct srv_wop *w)
+{
+    const struct srv_obj *o = w->obj;
     const struct proto_typeinfo *ti = proto_type_info(w->type);
+    w->lazy = false;
     w->seq = o->seq;
     for (size_t i = 0; i < ti->nfields; i++) {
         const struct srv_val *v = &o->f[i];
@@ -685,65 +798,97 @@ static int write_one(struct db *db, struct srv_wop *w)
     return PROTO_EINVAL;
 }
 
-/* On the writer: the whole batch in one transaction. */
-static void writer_work(uv_work_t *work)
+/* On the writer thread: the whole batch in one transaction, in the order of the changes;
+ * foreign keys are checked at the commit, as memory checked them for the whole turn. */
+static int batch_work(struct db *db, void *ud, char *err, size_t errlen)
 {
-    struct srv_batch *b = work->data;
-    struct db *db = b->srv->wdb;
+    struct srv_batch *b = ud;
     int rc = db_begin(db);
+    if (rc == 0) {
+        rc = db_defer_foreign_keys(db);
+    }
     for (struct srv_wop *w = b->head; w && rc == 0; w = w->next) {
         rc = write_one(db, w);
     }
     if (rc == 0) {
-        rc = db_commit(db);
+        rc = db_commit(db); /* rolls back when it fails */
     } else {
-        snprintf(b->err, sizeof(b->err), "%s", db_errmsg(db));
+        snprintf(err, errlen, "%s", db_errmsg(db));
         db_rollback(db);
     }
-    if (rc != 0 && b->err[0] == '\0') {
-        snprintf(b->err, sizeof(b->err), "%s", db_errmsg(db));
+    if (rc != 0 && err[0] == '\0') {
+        snprintf(err, errlen, "%s", db_errmsg(db));
     }
-    b->rc = rc;
+    return rc;
 }
 
-/* A batch could not be written: memory is ahead of the database. Nothing of it was
- * released, so drop every connection that waits for it and reload the meetings. */
-static void batch_failed(struct srv *srv, struct srv_batch *b)
+static void mark_reload(struct srv *srv, const struct srv_batch *b)
 {
-    srv_log(NULL, SRV_LOG_ERROR, "batch %llu (%zu writes) failed: %s: reloading meetings",
-            (unsigned long long)b->id, b->count, b->err);
-    srv->write_failures++;
-    for (struct srv_conn *c = srv->conns; c; c = c->next) {
-        if (c->nsubs > 0 || c->held.len > 0) {
-            srv_conn_close(c, "server cannot write its database");
+    const char *last = NULL;
+    for (const struct srv_wop *w = b ? b->head : NULL; w; w = w->next) {
+        if (last != NULL && strcmp(last, w->meeting) == 0) {
+            continue; /* writes of one meeting come in runs */
+        }
+        last = w->meeting;
+        struct srv_meeting *m = srv_hub_find(srv, w->meeting, strlen(w->meeting));
+        if (m) {
+            m->reload = true;
         }
     }
-    /* Later batches were built on the lost one: drop them too. */
-    batch_free(srv->open_batch);
+}
+
+/* A batch could not be written: memory is ahead of the database. Nothing of it (nor of the
+ * open batch built on it) was acknowledged: its responses become `unavailable`, its events
+ * are dropped, and the meetings it changed are reloaded in place; other meetings and
+ * every connection carry on. */
+static void batch_failed(struct srv *srv, struct srv_batch *b)
+{
+    struct srv_batch *open = srv->open_batch;
     srv->open_batch = NULL;
+    srv_log(NULL, SRV_LOG_ERROR,
+            "batch %llu (%zu writes) failed: %s: its requests are answered unavailable and "
+            "the meetings it changed reloaded",
+            (unsigned long long)b->id, b->count + (open ? open->count : 0), b->err);
+    srv->write_failures++;
+    mark_reload(srv, b);
+    mark_reload(srv, open);
+    batch_free(open);
+    srv_held_fail(srv);
+    /* Nothing before the next batch is outstanding any more. */
     srv->committed_batch = srv->next_batch;
-    while (srv->meetings) {
-        struct srv_meeting *m = srv->meetings;
-        srv->meetings = m->next;
-        meeting_free(m);
-    }
-    if (srv_hub_load(srv) != 0) {
-        srv_log(NULL, SRV_LOG_ERROR, "cannot reload meetings: %s", db_errmsg(srv->db));
+    struct srv_meeting **pp = &srv->meetings;
+    while (*pp) {
+        struct srv_meeting *m = *pp;
+        int rc = m->reload ? meeting_reload(srv, m) : 0;
+        if (rc == PROTO_ENOTFOUND) {
+            /* Its create was lost: nobody may point at it when it is freed. */
+            while (m->subs) {
+                srv_hub_unsubscribe(m, m->subs->conn);
+            }
+            *pp = m->next;
+            meeting_free(m);
+            continue;
+        }
+        if (rc != 0) {
+            srv_log(NULL, SRV_LOG_ERROR, "cannot reload meeting %s: %s (changes refused)",
+                    m->rec->id, db_errmsg(srv->db));
+        }
+        pp = &m->next;
     }
 }
 
-static void writer_done(uv_work_t *work, int status)
+static void batch_done(void *ud, int rc, const char *err)
 {
-    struct srv_batch *b = work->data;
+    struct srv_batch *b = ud;
     struct srv *srv = b->srv;
     srv->write_batch = NULL;
-    if (status != 0 || b->rc != 0) {
+    if (rc != 0) {
         if (b->err[0] == '\0') {
-            snprintf(b->err, sizeof(b->err), "cancelled");
+            snprintf(b->err, sizeof(b->err), "%s", err[0] ? err : proto_strerror(rc));
         }
         batch_failed(srv, b);
         batch_free(b);
-        srv_conn_release(srv);
+        srv_conn_flush_all(srv);
         return;
     }
     srv->committed_batch = b->id;
@@ -767,7 +912,7 @@ static void writer_done(uv_work_t *work, int status)
         }
     }
     batch_free(b);
-    srv_conn_release(srv);
+    srv_held_release(srv);
     srv_hub_flush(srv);
     srv_conn_flush_all(srv);
 }
@@ -788,59 +933,49 @@ static int add_checkpoint(struct srv *srv, struct srv_batch *b, struct srv_meeti
     return 0;
 }
 
+static void reserve_ids_ahead(struct srv *srv);
+
 void srv_hub_flush(struct srv *srv)
 {
     int64_t now = proto_now_ms();
-    /* Checkpoint meetings that changed a while ago and have none since. */
     for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        if (m->broken && meeting_reload(srv, m) == 0) {
+            srv_log(NULL, SRV_LOG_INFO, "meeting %s reloaded", m->rec->id);
+        }
+        /* Checkpoint meetings that changed a while ago and have none since. */
         bool due = m->rec->seq > m->checkpoint_seq &&
                    (m->rec->seq - m->checkpoint_seq >= CHECKPOINT_EVERY ||
                     now - m->last_change_ms >= CHECKPOINT_AFTER_MS);
-        if (due && m->rec->seq > 0) {
+        if (due && m->rec->seq > 0 && !m->broken) {
             struct srv_batch *b = open_batch(srv);
             if (b) {
                 add_checkpoint(srv, b, m);
             }
         }
     }
+    if (!srv->offline) {
+        reserve_ids_ahead(srv);
+    }
     if (srv->write_batch != NULL || srv->open_batch == NULL) {
         return;
     }
     struct srv_batch *b = srv->open_batch;
     srv->open_batch = NULL;
-    for (struct srv_wop *w = b->head; w; w = w->next) {
-        if (w->kind == WOP_PUT && !w->snapped && snapshot(srv, w) != 0) {
+    /* The latest write of each object takes its values now: they are the current ones. */
+    for (struct srv_wop *w = b->head; w && b->rc == 0; w = w->next) {
+        if (w->kind == WOP_PUT && w->lazy && !w->skip && snapshot(w) != 0) {
             b->rc = PROTO_ENOMEM;
+            snprintf(b->err, sizeof(b->err), "out of memory copying a write");
         }
     }
-    /* Each PUT took the object's final state: later PUTs of it in this batch are marked
-     * as done by its first one (see queue_put). */
     srv->write_batch = b;
-    b->work.data = b;
-    if (b->rc != 0 || uv_queue_work(srv->loop, &b->work, writer_work, writer_done) != 0) {
+    int rc = b->rc;
+    if (rc == 0 && (rc = srv_writer_submit(srv->writer, batch_work, batch_done, b)) != 0) {
         snprintf(b->err, sizeof(b->err), "cannot start the writer");
-        b->rc = PROTO_EIO;
-        writer_done(&b->work, 0);
     }
-}
-
-/* Queues a PUT of an object, once per batch: it is snapshot at hand-over. */
-static int queue_put(struct srv_batch *b, struct srv_meeting *m, enum proto_type t, int64_t id)
-{
-    struct srv_obj *o = srv_rec_find(m->rec, t, id);
-    if (o && o->put_batch == b->id) {
-        return 0;
+    if (rc != 0) {
+        batch_done(b, rc, b->err);
     }
-    struct srv_wop *w = add_wop(b, WOP_PUT, m->rec->id);
-    if (w == NULL) {
-        return PROTO_ENOMEM;
-    }
-    w->type = t;
-    w->id = id;
-    if (o) {
-        o->put_batch = b->id;
-    }
-    return 0;
 }
 
 /* ---- committing changes ---- */
@@ -895,7 +1030,7 @@ static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct sr
     if (srv_hub_pack_event(a, &ev) == 0) {
         for (struct srv_sub *s = m->subs; s; s = s->next) {
             if (s->conn != author) {
-                srv_conn_send_after(s->conn, ev.data, ev.len, batch);
+                srv_held_send(s->conn, ev.data, ev.len, batch);
             }
         }
     }
@@ -923,18 +1058,108 @@ static int apply_change(struct srv_meeting *m, struct srv_change *ch, const stru
     return 0;
 }
 
+/* The object a change writes (NULL for members, and for an object not created yet). */
+static struct srv_obj *change_obj(struct srv_meeting *m, const struct srv_change *ch)
+{
+    if (ch->type == PROTO_T_COUNT) {
+        return NULL;
+    }
+    return srv_rec_find(m->rec, ch->type, ch->type == PROTO_T_MEETING ? 0 : ch->id);
+}
+
+/* Queues the writes of a change just applied, in the batch's order: the object as the
+ * change left it (a member row for member changes, a delete for deletes), then the entry.
+ * prev is the object's latest PUT before the change: a text edit's is merged into this
+ * write (text columns carry no constraint, so nothing written between them can tell),
+ * any other was frozen before the change. */
+static int queue_writes(struct srv_batch *b, struct srv_meeting *m, struct srv_change *ch,
+                        struct srv_wop *prev, struct srv_entry *e)
+{
+    if (prev && prev->text_only) {
+        prev->skip = true;
+        prev->lazy = false;
+    }
+    if (ch->type == PROTO_T_COUNT) {
+        struct srv_wop *w = add_wop(b, WOP_MEMBER, m->rec->id);
+        struct srv_member *mb = srv_rec_member(m->rec, ch->id_str);
+        if (w == NULL) {
+            return PROTO_ENOMEM;
+        }
+        snprintf(w->user, sizeof(w->user), "%s", ch->id_str);
+        snprintf(w->role, sizeof(w->role), "%s", mb ? mb->role : "");
+        w->seq = e->a.seq;
+    } else if (strcmp(ch->kind, "delete") == 0) {
+        struct srv_wop *w = add_wop(b, WOP_DEL, m->rec->id);
+        if (w == NULL) {
+            return PROTO_ENOMEM;
+        }
+        w->type = ch->type;
+        w->id = ch->id;
+        if (prev) {
+            prev->obj = NULL; /* the object is gone: its slot no longer matches */
+        }
+    } else {
+        struct srv_obj *o = change_obj(m, ch);
+        struct srv_wop *w = o ? add_wop(b, WOP_PUT, m->rec->id) : NULL;
+        if (w == NULL) {
+            return o ? PROTO_ENOMEM : PROTO_EINVAL;
+        }
+        w->type = ch->type;
+        w->id = ch->type == PROTO_T_MEETING ? 0 : ch->id;
+        w->obj = o;
+        w->lazy = true;
+        w->text_only = strcmp(ch->kind, "text") == 0;
+        if (prev) {
+            prev->obj = NULL;
+        }
+        if (latest_set(b, w) != 0) {
+            return PROTO_ENOMEM;
+        }
+        /* A new meeting's rapporteur comes with its create entry. */
+        bool new_meeting = strcmp(ch->kind, "create") == 0 && ch->type == PROTO_T_MEETING;
+        if (new_meeting && m->rec->nmembers > 0) {
+            struct srv_wop *mw = add_wop(b, WOP_MEMBER, m->rec->id);
+            if (mw == NULL) {
+                return PROTO_ENOMEM;
+            }
+            snprintf(mw->user, sizeof(mw->user), "%s", m->rec->members[0].user);
+            snprintf(mw->role, sizeof(mw->role), "%s", m->rec->members[0].role);
+            mw->seq = e->a.seq;
+        }
+    }
+    struct srv_wop *aw = add_wop(b, WOP_AUDIT, m->rec->id);
+    if (aw == NULL) {
+        return PROTO_ENOMEM;
+    }
+    aw->entry = e;
+    return 0;
+}
+
 static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_change *ch)
 {
+    if (m->broken) {
+        return PROTO_EDB; /* memory and database disagree until it reloads */
+    }
     struct srv_batch *b = open_batch(srv);
     struct srv_entry *e = NULL;
     int rc = 0;
     if (b == NULL || (e = make_entry(ch, m->rec->seq + 1, b->id)) == NULL) {
         return PROTO_ENOMEM;
     }
-    uint8_t prev[DB_HASH_BYTES];
-    memcpy(prev, m->head, sizeof(prev));
-    if ((rc = srv_hub_entry_hash(prev, &e->a, e->a.hash)) != 0 ||
-        (rc = apply_change(m, ch, &e->a)) != 0) {
+    if ((rc = srv_hub_entry_hash(m->head, &e->a, e->a.hash)) != 0) {
+        entry_free(e);
+        return rc;
+    }
+    /* The object's latest write must keep the values it has now, before this change:
+     * unless a text edit made it (then it merges into this change's write), copy them. */
+    struct srv_wop *prev = latest_get(b, change_obj(m, ch));
+    if (prev && prev->lazy && !prev->text_only && snapshot(prev) != 0) {
+        b->rc = PROTO_ENOMEM;
+        snprintf(b->err, sizeof(b->err), "out of memory copying a write");
+        entry_free(e);
+        return PROTO_ENOMEM;
+    }
+    if ((rc = apply_change(m, ch, &e->a)) != 0) {
         entry_free(e);
         return rc;
     }
@@ -947,46 +1172,12 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
         m->pending = e;
     }
     m->pending_tail = e;
-
-    /* The writes, in an order the foreign keys accept: the object, then its entry. */
-    if (ch->type == PROTO_T_COUNT) {
-        struct srv_wop *w = add_wop(b, WOP_MEMBER, m->rec->id);
-        struct srv_member *mb = srv_rec_member(m->rec, ch->id_str);
-        if (w) {
-            snprintf(w->user, sizeof(w->user), "%s", ch->id_str);
-            snprintf(w->role, sizeof(w->role), "%s", mb ? mb->role : "");
-            w->seq = e->a.seq;
-        }
-        rc = w ? 0 : PROTO_ENOMEM;
-    } else if (strcmp(ch->kind, "delete") == 0) {
-        struct srv_wop *w = add_wop(b, WOP_DEL, m->rec->id);
-        if (w) {
-            w->type = ch->type;
-            w->id = ch->id;
-        }
-        rc = w ? 0 : PROTO_ENOMEM;
-    } else {
-        rc = queue_put(b, m, ch->type, ch->type == PROTO_T_MEETING ? 0 : ch->id);
-        /* A new meeting's rapporteur comes with its create entry. */
-        bool new_meeting = strcmp(ch->kind, "create") == 0 && ch->type == PROTO_T_MEETING;
-        if (rc == 0 && new_meeting && m->rec->nmembers > 0) {
-            struct srv_wop *w = add_wop(b, WOP_MEMBER, m->rec->id);
-            if (w) {
-                snprintf(w->user, sizeof(w->user), "%s", m->rec->members[0].user);
-                snprintf(w->role, sizeof(w->role), "%s", m->rec->members[0].role);
-                w->seq = e->a.seq;
-            }
-            rc = w ? 0 : PROTO_ENOMEM;
-        }
-    }
-    struct srv_wop *aw = rc == 0 ? add_wop(b, WOP_AUDIT, m->rec->id) : NULL;
-    if (aw == NULL) {
+    if (queue_writes(b, m, ch, prev, e) != 0) {
         /* Memory and the open batch no longer agree: the batch cannot be trusted. */
         b->rc = PROTO_ENOMEM;
         snprintf(b->err, sizeof(b->err), "out of memory queueing a write");
         return PROTO_ENOMEM;
     }
-    aw->entry = e;
     broadcast(m, &e->a, ch->author, b->id);
     return e->a.seq;
 }
@@ -1192,15 +1383,72 @@ int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_
 
 /* ---- object ids ---- */
 
+struct id_job {
+    struct srv *srv;
+    int64_t first;
+};
+
+static int reserve_work(struct db *db, void *ud, char *err, size_t errlen)
+{
+    struct id_job *j = ud;
+    int rc = db_id_reserve(db, ID_BLOCK, &j->first);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s", db_errmsg(db));
+    }
+    return rc;
+}
+
+static void reserve_done(void *ud, int rc, const char *err)
+{
+    struct id_job *j = ud;
+    j->srv->reserving_ids = false;
+    if (rc == 0) {
+        j->srv->spare_obj_id = j->first;
+    } else {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot reserve object ids: %s", err);
+    }
+    free(j);
+}
+
+/* Asks the writer for the next block once none is spare and half of this one is used. */
+static void reserve_ids_ahead(struct srv *srv)
+{
+    bool low = srv->next_obj_id == 0 || srv->last_obj_id - srv->next_obj_id < ID_BLOCK / 2;
+    if (srv->writer == NULL || srv->reserving_ids || srv->spare_obj_id != 0 || !low) {
+        return;
+    }
+    struct id_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        return;
+    }
+    j->srv = srv;
+    if (srv_writer_submit(srv->writer, reserve_work, reserve_done, j) != 0) {
+        free(j);
+        return;
+    }
+    srv->reserving_ids = true;
+}
+
 int64_t srv_hub_next_id(struct srv *srv)
 {
     if (srv->next_obj_id == 0 || srv->next_obj_id > srv->last_obj_id) {
-        int64_t first = 0;
-        if (db_id_reserve(srv->db, ID_BLOCK, &first) != 0) {
-            return PROTO_EDB;
+        if (srv->spare_obj_id == 0) {
+            /* Nothing reserved ahead (an operator tool, or a burst): wait for the writer. */
+            struct id_job j = {.srv = srv};
+            char err[256];
+            if (srv->writer == NULL ||
+                srv_writer_call(srv->writer, reserve_work, &j, err, sizeof(err)) != 0) {
+                return PROTO_EDB;
+            }
+            srv->spare_obj_id = j.first;
         }
-        srv->next_obj_id = first;
-        srv->last_obj_id = first + ID_BLOCK - 1;
+        srv->next_obj_id = srv->spare_obj_id;
+        srv->last_obj_id = srv->spare_obj_id + ID_BLOCK - 1;
+        srv->spare_obj_id = 0;
     }
-    return srv->next_obj_id++;
+    int64_t id = srv->next_obj_id++;
+    if (!srv->offline) {
+        reserve_ids_ahead(srv);
+    }
+    return id;
 }

@@ -2,10 +2,13 @@
  *
  * Every meeting of the database is held in memory as a record (srv_rec.h) with its seq and
  * audit head. A change is validated against the record, applied to it, given the next seq
- * and an audit entry, and queued in the open batch. At the end of the loop turn the batch
- * goes to the writer (a pool thread with its own database connection) and is written in
- * one transaction; the responses and events produced with it are held back until that
- * transaction has committed, so nobody ever sees a change that could still be lost.
+ * and an audit entry, and its writes are queued in the open batch in the order the changes
+ * were made. At the end of the loop turn the batch goes to the writer (srv_writer.h: its
+ * own thread and database connection) and is written in one transaction; the responses
+ * and events produced with it are held back until that transaction has committed
+ * (srv_held.h), so nobody ever sees a change that could still be lost. A batch that fails
+ * acknowledges nothing: its requests are answered `unavailable` and the meetings it
+ * changed are reloaded from the database in place.
  *
  * The same function applies a change live and when replaying the audit log (time travel),
  * so both give the same record.
@@ -15,6 +18,7 @@
 
 #include "proto_ot.h"
 #include "srv.h"
+#include "srv_held.h"
 #include "srv_rec.h"
 
 /* Roles of a member, in rising order of what they may do. */
@@ -75,10 +79,14 @@ struct srv_meeting {
     struct srv_sub *subs;
     int64_t checkpoint_seq; /* last signed checkpoint */
     int64_t last_change_ms;
-    /* The window of recent text ops: a ring; every text op with seq >= ops_from is in it. */
+    /* The window of recent text ops: a ring, bounded in count and bytes; every text op
+     * with seq >= ops_from is in it. */
     struct srv_textop *ops;
     size_t ops_cap, ops_head, ops_n;
     int64_t ops_from;
+    size_t ops_bytes; /* op content held in the window */
+    bool reload;      /* a failed batch changed it: reload from the database */
+    bool broken;      /* a reload failed: changes are refused until one succeeds */
 };
 
 /* Loads every meeting of the database into memory, and then any meeting another process
@@ -153,10 +161,14 @@ int srv_hub_entry_hash(const uint8_t prev[DB_HASH_BYTES], const struct db_audit 
 void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES]);
 
 /* A new object id, from a block reserved in the database (so that an operator tool writing
- * to the same database never hands out the same id). Returns the id or PROTO_EDB. */
+ * to the same database never hands out the same id). The server reserves the next block
+ * on the writer ahead of time, so a change does not wait for it. Returns the id or
+ * PROTO_EDB. */
 int64_t srv_hub_next_id(struct srv *srv);
 
-/* Records a text op applied to a field at seq in the window (copying op). */
+/* Records a text op applied to a field at seq in the window (copying op). The window
+ * keeps at most 4096 ops and 8 MiB of them per meeting, dropping the oldest: edits with an
+ * older base read the log. */
 int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
                     const struct proto_op *op);
 

@@ -1235,7 +1235,7 @@ static int send_event(void *ud, const struct db_audit *e)
     struct proto_buf ev = {0};
     int rc = srv_hub_pack_event(e, &ev);
     if (rc == 0) {
-        srv_conn_send_after(r->conn, ev.data, ev.len, r->hold);
+        srv_held_send(r->conn, ev.data, ev.len, r->hold);
     }
     proto_buf_free(&ev, 0);
     return rc;

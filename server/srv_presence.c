@@ -54,7 +54,7 @@ static void notify(struct srv_meeting *m, const struct srv_sub *from, const char
     proto_pack_cstr(&pk, state);
     for (struct srv_sub *s = m->subs; s; s = s->next) {
         if (s != from) {
-            srv_conn_send_after(s->conn, b.data, b.len, 0);
+            srv_held_send(s->conn, b.data, b.len, 0);
         }
     }
     proto_buf_free(&b, 0);

@@ -4,6 +4,7 @@
  * section 10: unauthenticated -> malformed (bad_request) -> ... -> the handler.
  */
 #include "srv.h"
+#include "srv_held.h"
 #include "srv_meeting.h"
 
 #include <stdlib.h>
@@ -84,7 +85,7 @@ static void send_reply(struct srv_req *req, const struct proto_buf *b)
     if (conn->unanswered > 0) {
         conn->unanswered--;
     }
-    srv_conn_send_after(conn, b->data, b->len, req->hold);
+    srv_held_send(conn, b->data, b->len, req->hold);
 }
 
 void srv_reply_error_data(struct srv_req *req, enum proto_code code, const char *message,

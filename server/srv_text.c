@@ -11,7 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WINDOW_MAX 4096
+/* The window of recent ops per meeting holds at most this many ops and this much op
+ * content: an editor alternating a large insert and its delete must not grow memory
+ * without end. Edits with an older base read the ops from the audit log. */
+#define WINDOW_MAX       4096
+#define WINDOW_MAX_BYTES (8u * 1024 * 1024)
+
+/* What an op costs the window: its components and the text it inserts. */
+static size_t op_bytes(const struct proto_op *op)
+{
+    size_t n = sizeof(struct srv_textop) + op->len * sizeof(*op->comps);
+    for (size_t i = 0; i < op->len; i++) {
+        n += op->comps[i].slen;
+    }
+    return n;
+}
+
+/* Drops the oldest op: the window now starts after it. */
+static void drop_oldest(struct srv_meeting *m)
+{
+    struct srv_textop *old = &m->ops[m->ops_head];
+    m->ops_from = old->seq + 1;
+    m->ops_bytes -= op_bytes(&old->op);
+    proto_op_free(&old->op);
+    m->ops_head = (m->ops_head + 1) % m->ops_cap;
+    m->ops_n--;
+}
 
 void srv_text_free(struct srv_meeting *m)
 {
@@ -21,11 +46,21 @@ void srv_text_free(struct srv_meeting *m)
     free(m->ops);
     m->ops = NULL;
     m->ops_n = m->ops_cap = m->ops_head = 0;
+    m->ops_bytes = 0;
 }
 
 int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
                     const struct proto_op *op)
 {
+    size_t cost = op_bytes(op);
+    if (cost > WINDOW_MAX_BYTES) {
+        /* Alone over the bound: keep nothing, the log has it. */
+        while (m->ops_n > 0) {
+            drop_oldest(m);
+        }
+        m->ops_from = seq + 1;
+        return 0;
+    }
     if (m->ops_cap == 0) {
         m->ops = calloc(WINDOW_MAX, sizeof(*m->ops));
         if (m->ops == NULL) {
@@ -34,17 +69,16 @@ int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64
         }
         m->ops_cap = WINDOW_MAX;
     }
-    if (m->ops_n == m->ops_cap) {
-        /* The oldest op leaves: the window now starts after it. */
-        struct srv_textop *old = &m->ops[m->ops_head];
-        m->ops_from = old->seq + 1;
-        proto_op_free(&old->op);
-        m->ops_head = (m->ops_head + 1) % m->ops_cap;
-        m->ops_n--;
+    while (m->ops_n > 0 && (m->ops_n == m->ops_cap || m->ops_bytes + cost > WINDOW_MAX_BYTES)) {
+        drop_oldest(m);
     }
     struct srv_textop *slot = &m->ops[(m->ops_head + m->ops_n) % m->ops_cap];
     proto_op_init(&slot->op);
     if (proto_op_copy(op, &slot->op) != 0) {
+        /* Nothing before this op can be trusted to be complete any more. */
+        while (m->ops_n > 0) {
+            drop_oldest(m);
+        }
         m->ops_from = seq + 1;
         return PROTO_ENOMEM;
     }
@@ -53,6 +87,7 @@ int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64
     slot->id = id;
     slot->field = field;
     m->ops_n++;
+    m->ops_bytes += cost;
     return 0;
 }
 

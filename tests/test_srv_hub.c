@@ -1241,6 +1241,86 @@ static void test_commit_writes_tables(void **state)
     hub_close(f);
 }
 
+/* One text column of one row, for the tests below. */
+static char *column_text(struct fixture *f, const char *sql, int64_t id)
+{
+    sqlite3 *c = raw_open(f->dbpath);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(c, sql, -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_int64(st, 1, id);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const unsigned char *t = sqlite3_column_text(st, 0);
+    char *out = strdup(t ? (const char *)t : "");
+    sqlite3_finalize(st);
+    sqlite3_close(c);
+    return out;
+}
+
+/* Changes of one batch are written in their order: swapping two docs' unique refs through
+ * a free one is valid at every step, so the batch commits. */
+static void test_batch_swaps_unique_refs(void **state)
+{
+    struct fixture *f = *state;
+    hub_open(f);
+    struct srv_meeting *m = new_meeting(f, "m-swap", "Swap");
+    int64_t a = create(f, m, NULL, PROTO_T_DOC, "{s:{s:s}}", "fields", "ref", "x");
+    int64_t b = create(f, m, NULL, PROTO_T_DOC, "{s:{s:s}}", "fields", "ref", "y");
+    assert_int_equal(srv_sync_offline(&f->srv), 0);
+    change(f, m, NULL, "update", PROTO_T_DOC, a, "{s:{s:s}}", "fields", "ref", "z");
+    change(f, m, NULL, "update", PROTO_T_DOC, b, "{s:{s:s}}", "fields", "ref", "x");
+    change(f, m, NULL, "update", PROTO_T_DOC, a, "{s:{s:s}}", "fields", "ref", "y");
+    /* And a doc pointed at an item created after the doc's first change. */
+    change(f, m, NULL, "update", PROTO_T_DOC, b, "{s:{s:s}}", "fields", "title", "B");
+    int64_t item = create(f, m, NULL, PROTO_T_ITEM, "{s:{s:s}}", "fields", "number", "1");
+    change(f, m, NULL, "update", PROTO_T_DOC, b, "{s:{s:I}}", "fields", "item", item);
+    assert_int_equal(srv_sync_offline(&f->srv), 0);
+    assert_int_equal(f->srv.write_failures, 0);
+    hub_close(f);
+    char *ra = column_text(f, "SELECT ref FROM docs WHERE id = ?1", a);
+    char *rb = column_text(f, "SELECT ref FROM docs WHERE id = ?1", b);
+    char *ib = column_text(f, "SELECT item FROM docs WHERE id = ?1", b);
+    char want[32];
+    snprintf(want, sizeof(want), "%lld", (long long)item);
+    assert_string_equal(ra, "y");
+    assert_string_equal(rb, "x");
+    assert_string_equal(ib, want);
+    free(ra);
+    free(rb);
+    free(ib);
+}
+
+/* Text edits merge into the next write of their object; other changes keep their own
+ * write. Whatever was merged, the row ends as memory has it. */
+static void test_batch_text_edits_merge(void **state)
+{
+    struct fixture *f = *state;
+    hub_open(f);
+    struct srv_meeting *m = new_meeting(f, "m-text", "Text");
+    int64_t item = create(f, m, NULL, PROTO_T_ITEM, "{s:{s:s}}", "fields", "number", "1");
+    change(f, m, NULL, "text", PROTO_T_ITEM, item, "{s:s, s:[s]}", "field", "body", "op", "ab");
+    change(f, m, NULL, "update", PROTO_T_ITEM, item, "{s:{s:s}}", "fields", "title", "T1");
+    change(f, m, NULL, "text", PROTO_T_ITEM, item, "{s:s, s:[I, s]}", "field", "body", "op",
+           (int64_t)2, "c");
+    change(f, m, NULL, "text", PROTO_T_ITEM, item, "{s:s, s:[s]}", "field", "body", "op", "<");
+    change(f, m, NULL, "update", PROTO_T_ITEM, item, "{s:{s:s}}", "fields", "number", "2");
+    change(f, m, NULL, "text", PROTO_T_ITEM, item, "{s:s, s:[I, s]}", "field", "body", "op",
+           (int64_t)4, ">");
+    assert_int_equal(srv_sync_offline(&f->srv), 0);
+    hub_close(f);
+    char *body = column_text(f, "SELECT body FROM items WHERE id = ?1", item);
+    char *title = column_text(f, "SELECT title FROM items WHERE id = ?1", item);
+    char *number = column_text(f, "SELECT number FROM items WHERE id = ?1", item);
+    char *seq = column_text(f, "SELECT seq FROM items WHERE id = ?1", item);
+    assert_string_equal(body, "<abc>");
+    assert_string_equal(title, "T1");
+    assert_string_equal(number, "2");
+    assert_string_equal(seq, "8");
+    free(body);
+    free(title);
+    free(number);
+    free(seq);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1252,6 +1332,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_equals_replay, setup, teardown),
         cmocka_unit_test(test_apply_every_kind),
         cmocka_unit_test_setup_teardown(test_commit_writes_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_swaps_unique_refs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_text_edits_merge, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
