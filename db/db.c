@@ -716,7 +716,8 @@ static void explain(struct db *db, const char *path, char *why, size_t cap)
     snprintf(wal, sizeof(wal), "%s-wal", path);
     snprintf(shm, sizeof(shm), "%s-shm", path);
     if (perm) {
-        if (file_fault("the database", path, R_OK | W_OK, false, "", why, cap) ||
+        /* A database that does not exist yet (DB_CREATE failed) points at the folder. */
+        if (file_fault("the database", path, R_OK | W_OK, true, "", why, cap) ||
             file_fault("the write-ahead log", wal, R_OK | W_OK, true,
                        " (do not delete it: it may hold committed changes)", why, cap) ||
             file_fault("the shared-memory index", shm, R_OK | W_OK, true, "", why, cap)) {
