@@ -90,6 +90,7 @@ must_say() {
     for t in "$@"; do
         [[ $IT_ERR == *"$t"* ]] || fail "the message does not say '$t': $IT_ERR"
     done
+    echo "    said: $IT_ERR"
 }
 
 # crash_leftovers DIR: a server killed with -9 leaves DIR's -wal (holding a change made
