@@ -1,4 +1,5 @@
-# confer: `make run` serves a demo, `make test` runs every test.
+# confer: `make run` serves a demo, `make test` runs every test, `make soak` runs the kill -9
+# soak (minutes; SOAK_KILLS=20 for a short one).
 # Both install the Debian packages they need first (apt-get, as root or through sudo).
 
 DEBS := gcc make cmake pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev \
@@ -7,7 +8,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_DATA ?= demo-data
 LISTEN ?= 127.0.0.1:7414
 
-.PHONY: all deps build build-test run test format clean
+.PHONY: all deps build build-test run test soak format clean
 
 all: build
 
@@ -40,6 +41,12 @@ test: build-test
 	cd build-test && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    ctest --output-on-failure -j $(JOBS)
+
+# Writers with cids against a conferd killed with SIGKILL every 0.3-2 s: nothing acknowledged
+# may be lost or doubled. On the optimised build, so that the kills land under real load.
+SOAK_KILLS ?= 300
+soak: build
+	CONFERD=$(CURDIR)/build/bin/conferd SOAK_KILLS=$(SOAK_KILLS) build/bin/confer-soak
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

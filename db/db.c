@@ -6,6 +6,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +282,8 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
 int db_sqlerr(struct db *db, int rc)
 {
     snprintf(db->errmsg, sizeof(db->errmsg), "%s", sqlite3_errmsg(db->conn));
+    db->errcode = rc;
+    db->errnum = sqlite3_system_errno(db->conn);
     switch (rc) {
     case SQLITE_CONSTRAINT_UNIQUE:
     case SQLITE_CONSTRAINT_PRIMARYKEY:
@@ -620,6 +624,8 @@ static int create_file(struct db *db, const char *path)
     if (errno == EEXIST) {
         return 0;
     }
+    db->errcode = SQLITE_CANTOPEN;
+    db->errnum = errno;
     return db_fail(db, PROTO_EDB, "cannot create %s: %s", path, strerror(errno));
 }
 
@@ -634,7 +640,119 @@ static int set_wal(struct db *db)
     return rc;
 }
 
+/* ---- why an open failed: the file at fault, the reason, the fix ---- */
+
+static void user_name(uid_t uid, char *out, size_t cap)
+{
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+
+    if (getpwuid_r(uid, &pw, buf, sizeof(buf), &found) == 0 && found != NULL) {
+        snprintf(out, cap, "%s", found->pw_name);
+    } else {
+        snprintf(out, cap, "uid %u", (unsigned)uid);
+    }
+}
+
+/* Checks that the effective user may access path as need says (R_OK, W_OK, X_OK). Returns
+ * false when it may (or when path does not exist and is optional); otherwise true, with what
+ * is wrong and the fix in why. what names the file ("the database", "the folder"). */
+static bool file_fault(const char *what, const char *path, int need, bool optional,
+                       const char *note, char *why, size_t cap)
+{
+    char me[64], owner[64];
+    struct stat st;
+    bool dir = (need & X_OK) != 0;
+    const char *perms = dir ? "u+rwx" : "u+rw";
+    int err = 0;
+
+    if (faccessat(AT_FDCWD, path, need, AT_EACCESS) == 0) {
+        return false;
+    }
+    err = errno;
+    if (err == ENOENT && optional) {
+        return false;
+    }
+    user_name(geteuid(), me, sizeof(me));
+    if (err == EROFS) {
+        snprintf(why, cap,
+                 "%s %s is on a read-only file system (%s): remount it read-write or "
+                 "move the data folder",
+                 what, path, strerror(err));
+    } else if (stat(path, &st) != 0) {
+        snprintf(why, cap,
+                 "%s %s cannot be reached by user %s (%s): check it and the "
+                 "permissions of the folders above it",
+                 what, path, me, strerror(err));
+    } else if (st.st_uid != geteuid() && geteuid() != 0) {
+        user_name(st.st_uid, owner, sizeof(owner));
+        snprintf(why, cap,
+                 "%s %s is owned by %s, not by %s who runs this (mode %04o: %s): "
+                 "chown %s %s, or run as %s%s",
+                 what, path, owner, me, (unsigned)(st.st_mode & 07777), strerror(err), me, path,
+                 owner, note);
+    } else {
+        snprintf(why, cap, "%s %s is not writable by user %s (mode %04o: %s): chmod %s %s%s", what,
+                 path, me, (unsigned)(st.st_mode & 07777), strerror(err), perms, path, note);
+    }
+    return true;
+}
+
+/* SQLite gives no file name with its errors, and opens a file it may not write read-only
+ * without a word; an unwritable -shm or -wal left behind by an earlier run refuses every
+ * write while reads work. So after a failure, look at each file SQLite needs in turn. */
+static void explain(struct db *db, const char *path, char *why, size_t cap)
+{
+    char dir[PATH_MAX], wal[PATH_MAX], shm[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    int code = db->errcode & 0xff;
+    bool perm = code == SQLITE_READONLY || code == SQLITE_CANTOPEN || code == SQLITE_PERM ||
+                code == SQLITE_IOERR || code == SQLITE_AUTH;
+
+    if (slash == NULL) {
+        snprintf(dir, sizeof(dir), ".");
+    } else {
+        snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    }
+    snprintf(wal, sizeof(wal), "%s-wal", path);
+    snprintf(shm, sizeof(shm), "%s-shm", path);
+    if (perm) {
+        /* A database that does not exist yet (DB_CREATE failed) points at the folder. */
+        if (file_fault("the database", path, R_OK | W_OK, true, "", why, cap) ||
+            file_fault("the write-ahead log", wal, R_OK | W_OK, true,
+                       " (do not delete it: it may hold committed changes)", why, cap) ||
+            file_fault("the shared-memory index", shm, R_OK | W_OK, true, "", why, cap)) {
+            return;
+        }
+        if ((access(wal, F_OK) != 0 || access(shm, F_OK) != 0) &&
+            file_fault("the folder", dir, W_OK | X_OK, false,
+                       " (SQLite makes the database's -wal and -shm files there)", why, cap)) {
+            return;
+        }
+    }
+    if (db->errnum != 0) {
+        snprintf(why, cap, "cannot open the database %s: %s (%s)", path, db_errmsg(db),
+                 strerror(db->errnum));
+    } else {
+        snprintf(why, cap, "cannot open the database %s: %s", path, db_errmsg(db));
+    }
+    if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+        snprintf(why + strlen(why), cap - strlen(why),
+                 ": another process holds it locked; try again, or stop that process");
+    } else if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) {
+        snprintf(why + strlen(why), cap - strlen(why),
+                 ": the file is damaged or not a database; restore it from a backup");
+    } else if (code == SQLITE_FULL) {
+        snprintf(why + strlen(why), cap - strlen(why), ": the disk is full; free some space");
+    }
+}
+
 int db_open(struct db **out, const char *path, int flags)
+{
+    return db_open_why(out, path, flags, NULL, 0);
+}
+
+int db_open_why(struct db **out, const char *path, int flags, char *why, size_t cap)
 {
     struct db *db = NULL;
     struct stat st;
@@ -642,6 +760,9 @@ int db_open(struct db **out, const char *path, int flags)
     int oflags = SQLITE_OPEN_NOMUTEX;
     int rc = 0;
 
+    if (why != NULL && cap > 0) {
+        why[0] = '\0';
+    }
     if (out == NULL) {
         return PROTO_EINVAL;
     }
@@ -670,6 +791,14 @@ int db_open(struct db **out, const char *path, int flags)
         goto fail;
     }
     sqlite3_extended_result_codes(db->conn, 1);
+    /* SQLite falls back to read-only when it may not write the file, and would then make
+     * a -shm and -wal with the file's read-only mode that keep refusing writes after the
+     * file is fixed: refuse before it reads anything. */
+    if (!readonly && sqlite3_db_readonly(db->conn, "main") == 1) {
+        db->errcode = SQLITE_READONLY;
+        rc = db_fail(db, PROTO_EDB, "%s is read-only", path);
+        goto fail;
+    }
     sqlite3_busy_timeout(db->conn, DB_BUSY_TIMEOUT_MS);
     /* Our schema uses no functions with side effects, and nothing may write it raw. */
     sqlite3_db_config(db->conn, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
@@ -685,12 +814,29 @@ int db_open(struct db **out, const char *path, int flags)
     if (rc == 0) {
         rc = exec_sql(db, "PRAGMA foreign_keys = ON");
     }
+    /* A write probe: a -shm or -wal that cannot be written lets reads through and refuses
+     * every write, so find out now rather than at the first change. */
+    if (rc == 0 && !readonly) {
+        rc = db_exec_stmt(db, DB_ST_BEGIN);
+        if (rc == 0) {
+            rc = db_exec_stmt(db, DB_ST_ROLLBACK);
+        }
+    }
     if (rc != 0) {
         goto fail;
     }
     *out = db;
     return 0;
 fail:
+    if (why != NULL && cap > 0) {
+        if (rc == PROTO_ENOMEM) {
+            snprintf(why, cap, "cannot open the database %s: out of memory", path);
+        } else if (rc == PROTO_ENOTFOUND) {
+            snprintf(why, cap, "the database %s does not exist", path);
+        } else {
+            explain(db, path, why, cap);
+        }
+    }
     db_close(db);
     return rc;
 }

@@ -25,6 +25,12 @@ struct db;
  * Returns 0, PROTO_ENOTFOUND (no file and no DB_CREATE), or PROTO_EDB. */
 int db_open(struct db **out, const char *path, int flags);
 
+/* db_open that also says why it failed: on failure, why (cap bytes, may be NULL) gets one
+ * line naming the file at fault (the database, its -wal or -shm, or their folder), the
+ * reason SQLite or the system gave, and what to do. A read-write open fails when SQLite
+ * could only open the file read-only, or when a write transaction cannot start. */
+int db_open_why(struct db **out, const char *path, int flags, char *why, size_t cap);
+
 /* Finalizes every statement and closes the connection. db_close(NULL) is a no-op. */
 void db_close(struct db *db);
 

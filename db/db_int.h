@@ -68,6 +68,8 @@ struct db {
     sqlite3_stmt *obj_stmt[PROTO_T_COUNT][DB_OBJ_ST_COUNT]; /* likewise, by type */
     sqlite3_stmt *obj_max_id;                               /* likewise */
     char errmsg[256]; /* the last error, copied before anything overwrites it */
+    int errcode;      /* the extended SQLite code of that error, when SQLite reported it */
+    int errnum;       /* and the errno behind it (sqlite3_system_errno), or 0 */
 };
 
 /* How db_tx_begin opened its transaction, for db_tx_end. */

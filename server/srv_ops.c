@@ -1,6 +1,7 @@
 /* srv_ops.c - conferd's command line: serve, and the operator commands that work on the
  * data folder while the server runs (init, account, fingerprint, demo). */
 #include "srv.h"
+#include "srv_data.h"
 #include "srv_hub.h"
 #include "srv_meeting.h"
 #include "srv_report.h"
@@ -343,14 +344,15 @@ static int new_password_hash(const struct opts *o, char hash[DB_PWHASH_MAX])
     return rc;
 }
 
+/* Start-up messages name the path, the reason and the fix (srv_data.h). */
+#define WHY_MAX 1024
+
 static int open_db_or_say(const char *dir, struct db **db)
 {
-    int rc = srv_data_open_db(dir, db);
+    char why[WHY_MAX];
+    int rc = srv_data_open_db_why(dir, db, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr,
-                "conferd: cannot open the database in %s: %s (run conferd init --data "
-                "%s first)\n",
-                dir, proto_strerror(rc), dir);
+        fprintf(stderr, "conferd: %s\n", why);
         return 1;
     }
     return 0;
@@ -369,17 +371,10 @@ static int cmd_init(int argc, char **argv)
     if (r != 0) {
         return r == 1 ? 0 : r;
     }
-    char fp[PROTO_FINGERPRINT_LEN];
-    int rc = srv_data_init(o.data, fp);
-    if (rc == PROTO_ECONFLICT) {
-        fprintf(stderr,
-                "conferd init: %s already holds a confer database or host key; nothing "
-                "changed\n",
-                o.data);
-        return 1;
-    }
+    char fp[PROTO_FINGERPRINT_LEN], why[WHY_MAX];
+    int rc = srv_data_init_why(o.data, fp, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr, "conferd init: cannot make %s: %s\n", o.data, proto_strerror(rc));
+        fprintf(stderr, "conferd init: %s\n", why);
         return 1;
     }
     printf("initialised %s\nhost key fingerprint: %s\n", o.data, fp);
@@ -399,11 +394,10 @@ static int cmd_fingerprint(int argc, char **argv)
         return r == 1 ? 0 : r;
     }
     struct proto_hostkey key;
-    int rc = srv_data_load_key(o.data, &key);
+    char why[WHY_MAX];
+    int rc = srv_data_load_key_why(o.data, &key, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr, "conferd fingerprint: cannot read the host key of %s: %s\n", o.data,
-                rc == PROTO_EPERM ? "its mode lets others read it (chmod 600 it)"
-                                  : proto_strerror(rc));
+        fprintf(stderr, "conferd fingerprint: %s\n", why);
         return 1;
     }
     char fp[PROTO_FINGERPRINT_LEN];
@@ -613,6 +607,12 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
         fprintf(stderr, "conferd meeting: cannot read %s (or it is over 4 MiB)\n", file);
         return 1;
     }
+    char why[WHY_MAX];
+    if (srv_data_check(dir, why, sizeof(why)) != 0) {
+        fprintf(stderr, "conferd meeting: %s\n", why);
+        free(text);
+        return 1;
+    }
     uv_loop_init(&loop);
     int rc = srv_init_offline(&srv, &loop, dir);
     if (rc != 0) {
@@ -769,10 +769,10 @@ static int cmd_audit(int argc, char **argv)
         return EXIT_USAGE;
     }
     struct proto_hostkey key;
-    int rc = srv_data_load_key(o.data, &key);
+    char why[WHY_MAX];
+    int rc = srv_data_load_key_why(o.data, &key, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr, "conferd audit: cannot read the host key of %s: %s\n", o.data,
-                proto_strerror(rc));
+        fprintf(stderr, "conferd audit: %s\n", why);
         return 1;
     }
     struct db *db = NULL;
@@ -872,6 +872,12 @@ static int serve(struct opts *o)
         rl.rlim_cur = rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    /* srv_init only logs a code; this says which file is wrong and how to fix it. */
+    char why[WHY_MAX];
+    if (srv_data_check(o->data, why, sizeof(why)) != 0) {
+        fprintf(stderr, "conferd serve: %s\n", why);
+        return 1;
+    }
     if (uv_loop_init(&loop) != 0) {
         fprintf(stderr, "conferd: cannot start the event loop\n");
         return 1;
@@ -921,11 +927,11 @@ static const struct {
 
 static int demo_setup(const char *dir, int port, const char *sample)
 {
-    char fp[PROTO_FINGERPRINT_LEN];
+    char fp[PROTO_FINGERPRINT_LEN], why[WHY_MAX];
     struct db *db = NULL;
-    int rc = srv_data_init(dir, fp);
+    int rc = srv_data_init_why(dir, fp, why, sizeof(why));
     if (rc != 0) {
-        fprintf(stderr, "conferd demo: cannot make %s: %s\n", dir, proto_strerror(rc));
+        fprintf(stderr, "conferd demo: %s\n", why);
         return 1;
     }
     if (open_db_or_say(dir, &db) != 0) {

@@ -1,0 +1,33 @@
+/* srv_data.h - the data folder (srv_data.c): the functions that say why they failed.
+ *
+ * Each writes into why (cap bytes; may be NULL) one line for the operator: what failed, on
+ * which path, the system's or SQLite's reason, and what to do. The plain srv_data_* of
+ * srv.h are these without the message.
+ */
+#ifndef CONFER_SRV_DATA_H
+#define CONFER_SRV_DATA_H
+
+#include <stddef.h>
+
+#include "db.h"
+#include "proto_channel.h"
+
+/* Makes a data folder as srv_data_init does. Returns 0, PROTO_ECONFLICT when the folder
+ * already holds a database or host key, PROTO_EIO or PROTO_EDB. */
+int srv_data_init_why(const char *dir, char fingerprint[PROTO_FINGERPRINT_LEN], char *why,
+                      size_t cap);
+
+/* Loads the host key as srv_data_load_key does (same return codes); on failure the key is
+ * wiped and why names the folder or key file and the fix (a mode others can read, an
+ * owner other than the running user, a wrong size). */
+int srv_data_load_key_why(const char *dir, struct proto_hostkey *key, char *why, size_t cap);
+
+/* Opens the database of a data folder read-write (see db_open_why: a read-only file, an
+ * unwritable -wal or -shm, or an unwritable folder fail here). *out is the caller's. */
+int srv_data_open_db_why(const char *dir, struct db **out, char *why, size_t cap);
+
+/* Everything conferd serve needs from its folder before it starts: the folder, the host
+ * key, and a database it can write (opened, migrated, probed and closed again). */
+int srv_data_check(const char *dir, char *why, size_t cap);
+
+#endif
