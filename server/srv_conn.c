@@ -4,6 +4,7 @@
  * messages back into one encrypted frame per loop turn. RPC code never touches the socket.
  */
 #include "srv.h"
+#include "srv_req.h"
 
 #include <stdlib.h>
 #include <string.h>
