@@ -353,7 +353,7 @@ bool srv_req_decode(struct srv_req *req, const struct srv_param *const *params)
             }
             char name[64];
             snprintf(name, sizeof(name), "%.*s", (int)cut, cut ? nk : "");
-            srv_reply_bad(req, name[0] ? name : k, "not valid UTF-8");
+            srv_reply_bad(req, name[0] ? name : "params", "not valid UTF-8");
             return false;
         }
         for (size_t j = 0; j < n; j++) {

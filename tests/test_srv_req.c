@@ -284,6 +284,17 @@ static void test_bad_utf8_in_ignored_param(void **state)
     expect_bad(f, "y");
 }
 
+/* The answer names a key only as far as it is printable: never bytes past its end. */
+static void test_bad_utf8_unnamed_key(void **state)
+{
+    struct fix *f = *state;
+    const struct srv_param *list[] = {NULL};
+    assert_false(srv_req_decode(make(f, "{s:s}", "", "\xc3"), list));
+    expect_bad(f, "params");
+    assert_false(srv_req_decode(make(f, "{S:s}", "\0xyz", (size_t)4, "\xc3"), list));
+    expect_bad(f, "params");
+}
+
 static void test_first_repeated_key_wins(void **state)
 {
     struct fix *f = *state;
@@ -393,6 +404,7 @@ int main(void)
         T(test_op),
         T(test_where),
         T(test_bad_utf8_in_ignored_param),
+        T(test_bad_utf8_unnamed_key),
         T(test_first_repeated_key_wins),
         T(test_enter_not_member),
         T(test_enter_role),
