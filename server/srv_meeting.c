@@ -1010,10 +1010,10 @@ void srv_history_list(struct srv_req *req)
     if (p->limit.set) {
         f.limit = (int)p->limit.i;
     }
-    snprintf(user, sizeof(user), "%.*s", (int)p->user.len, p->user.set ? p->user.s : "");
-    snprintf(type, sizeof(type), "%.*s", (int)p->type.len, p->type.set ? p->type.s : "");
+    snprintf(user, sizeof(user), "%.*s", (int)p->user.len, p->user.len ? p->user.s : "");
+    snprintf(type, sizeof(type), "%.*s", (int)p->type.len, p->type.len ? p->type.s : "");
     if (p->id.set && p->id.o->type == MSGPACK_OBJECT_STR) {
-        snprintf(id_str, sizeof(id_str), "%.*s", (int)p->id.len, p->id.s);
+        snprintf(id_str, sizeof(id_str), "%.*s", (int)p->id.len, p->id.len ? p->id.s : "");
         f.id_str = id_str;
     } else if (p->id.set) {
         f.id_int = p->id.i;

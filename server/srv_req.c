@@ -135,8 +135,6 @@ bool srv_req_utf8_ok(const msgpack_object *o)
 
 /* ---- the decoder ---- */
 
-#define PARAMS_MAX 16
-
 static bool is_str(const msgpack_object *v)
 {
     return v->type == MSGPACK_OBJECT_STR && proto_utf8_valid(v->via.str.ptr, v->via.str.size);
@@ -317,10 +315,10 @@ static bool decode_one(struct srv_req *req, const struct srv_param *sp, const ms
 
 bool srv_req_decode(struct srv_req *req, const struct srv_param *const *params)
 {
-    const msgpack_object *found[PARAMS_MAX] = {0};
+    const msgpack_object *found[SRV_PARAMS_MAX] = {0};
     const msgpack_object *map = req->params;
     size_t n = 0;
-    while (n < PARAMS_MAX && params[n] != NULL) {
+    while (n < SRV_PARAMS_MAX && params[n] != NULL) {
         n++;
     }
     req->p.t = PROTO_T_COUNT;

@@ -15,9 +15,11 @@
 #include "srv.h"
 #include "srv_hub.h"
 
-#define SRV_CID_MAX 64
+#define SRV_CID_MAX    64
+#define SRV_PARAMS_MAX 10 /* parameters one method may list */
 
-/* What a parameter's value must be. A nil counts as absent, except for SRV_PT_MAP_NIL. */
+/* What a parameter's value must be. A nil counts as absent, except for SRV_PT_MAP_NIL and
+ * SRV_PT_WHERE, where it is a value. */
 enum srv_ptype {
     SRV_PT_STR,       /* a string (valid UTF-8 without NUL) of at most max bytes (0: any) */
     SRV_PT_NAME,      /* an account or meeting name (proto_name_valid) */
@@ -109,9 +111,9 @@ void srv_reply_bad(struct srv_req *req, const char *name, const char *why);
 /* True when every string and map key in o, at any depth, is valid UTF-8 (NUL allowed). */
 bool srv_req_utf8_ok(const msgpack_object *o);
 
-/* Checks req->params against the NULL-terminated list params and fills req->p (and
- * req->cid). Every string or key of params must be valid UTF-8, read or not. Answers
- * bad_request naming the parameter and returns false when something does not fit.
+/* Checks req->params against the NULL-terminated list params (at most SRV_PARAMS_MAX) and
+ * fills req->p (and req->cid). Every string or key of params must be valid UTF-8, read or not.
+ * Answers bad_request naming the parameter and returns false when something does not fit.
  * srv_req_free frees what it filled. */
 bool srv_req_decode(struct srv_req *req, const struct srv_param *const *params);
 

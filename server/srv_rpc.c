@@ -17,8 +17,6 @@ typedef void (*srv_handler_fn)(struct srv_req *req);
 #define M_PUBLIC  1 /* allowed before login */
 #define M_MEETING 2 /* acts in the meeting of "meeting": srv_req_enter before the handler */
 
-#define PARAMS_MAX 10
-
 struct method {
     const char *name;
     srv_handler_fn fn;
@@ -26,7 +24,7 @@ struct method {
     enum srv_role role;         /* needed in the meeting (M_MEETING) */
     enum srv_role meeting_role; /* needed instead when type is "meeting" (NONE: role) */
     const char *no_meeting;     /* when set, type "meeting" is a bad_request with this text */
-    const struct srv_param *params[PARAMS_MAX]; /* NULL-terminated */
+    const struct srv_param *params[SRV_PARAMS_MAX + 1]; /* NULL-terminated */
 };
 
 /* ---- parameters (PROTOCOL.md sections 7 and 10) ---- */
