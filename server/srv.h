@@ -167,30 +167,12 @@ void srv_conn_resume(struct srv_conn *conn);
  * the handles are closed. */
 void srv_conn_unref(struct srv_conn *conn);
 
-/* ---- requests ---- */
+/* ---- requests (the request itself and its helpers: srv_req.h) ---- */
 
-/* Context of one request being answered. */
-struct srv_req {
-    struct srv_conn *conn;
-    uint32_t msgid;
-    const msgpack_object *params;
-    uint64_t hold; /* the response waits until this batch is durable (0: no wait) */
-};
+struct srv_req;
 
 /* Handles one decoded message of a connection (dispatch, checks, handler). */
 void srv_rpc_handle(struct srv_conn *conn, const msgpack_object *msg);
-
-/* Response helpers: each queues one whole response to the request's connection and
- * counts the request as answered. */
-void srv_reply_error(struct srv_req *req, enum proto_code code, const char *message);
-void srv_reply_error_data(struct srv_req *req, enum proto_code code, const char *message,
-                          const char *data_key, int64_t data_value);
-/* Starts a success response in pk (a packer over a scratch buffer): the caller packs the
- * result, then calls srv_reply_finish. */
-void srv_reply_begin(struct srv_req *req, msgpack_packer *pk, struct proto_buf *buf);
-void srv_reply_finish(struct srv_req *req, struct proto_buf *buf);
-/* An empty map result. */
-void srv_reply_empty(struct srv_req *req);
 
 /* ---- authentication (srv_auth.c) ---- */
 

@@ -5,6 +5,7 @@
  * so responses keep the order of requests.
  */
 #include "srv.h"
+#include "srv_req.h"
 #include "srv_meeting.h"
 #include "srv_store.h"
 
@@ -565,32 +566,17 @@ static void pw_done(uv_work_t *w, int status)
     srv_conn_unref(conn);
 }
 
-/* Reads user (a valid name) and a password parameter. Answers and returns false on
- * failure. */
-static bool read_credentials(struct srv_req *req, const char *pwkey, char user[PROTO_NAME_MAX + 1],
-                             const char **pw, size_t *pwlen)
+/* The user of a login as a NUL-terminated name: "" when it is not a valid name (an
+ * invalid name is an unknown user: same answer as a wrong password, later). */
+static void login_user(const struct srv_req *req, char user[PROTO_NAME_MAX + 1])
 {
-    const char *u = NULL;
-    size_t ulen = 0;
-    if (proto_param_str(req->params, "user", &u, &ulen) != 0) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "user: a string is required");
-        return false;
-    }
-    if (proto_param_str(req->params, pwkey, pw, pwlen) != 0) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "password: a string is required");
-        return false;
-    }
-    /* An invalid name is an unknown user: same answer as a wrong password, later. */
-    if (ulen <= PROTO_NAME_MAX) {
+    const char *u = req->p.user.s;
+    size_t ulen = req->p.user.len;
+    user[0] = '\0';
+    if (ulen <= PROTO_NAME_MAX && proto_name_valid(u, ulen)) {
         memcpy(user, u, ulen);
         user[ulen] = '\0';
-    } else {
-        user[0] = '\0';
     }
-    if (!proto_name_valid(u, ulen)) {
-        user[0] = '\0';
-    }
-    return true;
 }
 
 void srv_auth_login(struct srv_req *req)
@@ -605,13 +591,10 @@ void srv_auth_login(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "already logged in: log out first");
         return;
     }
-    if (!read_credentials(req, "password", user, &pw, &pwlen)) {
-        return;
-    }
-    if (proto_param_bool(req->params, "remember", &remember) == PROTO_EINVAL) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "remember: must be a boolean");
-        return;
-    }
+    login_user(req, user);
+    pw = req->p.password.s;
+    pwlen = req->p.password.len;
+    remember = req->p.remember.set && req->p.remember.b;
     if (charge(req, user)) {
         return;
     }
@@ -648,25 +631,14 @@ void srv_auth_token(struct srv_req *req)
 {
     struct srv_conn *conn = req->conn;
     struct srv *srv = conn->srv;
-    const char *u = NULL, *t = NULL;
-    size_t ulen = 0, tlen = 0;
     if (conn->state == SRV_CONN_READY) {
         srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "already logged in: log out first");
         return;
     }
-    if (proto_param_str(req->params, "user", &u, &ulen) != 0) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "user: a string is required");
-        return;
-    }
-    if (proto_param_str(req->params, "token", &t, &tlen) != 0) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "token: a string is required");
-        return;
-    }
-    char user[PROTO_NAME_MAX + 1] = "";
-    if (proto_name_valid(u, ulen)) {
-        memcpy(user, u, ulen);
-        user[ulen] = '\0';
-    }
+    const char *t = req->p.token.s;
+    size_t tlen = req->p.token.len;
+    char user[PROTO_NAME_MAX + 1];
+    login_user(req, user);
     /* Only failed token logins of this address limit it: failed password logins never
      * refuse a valid token (srv_ratelimit.h). */
     int64_t wait = srv_rl_token_check(&srv->rl_addr, conn->peer_ip, proto_now_ms());
@@ -764,16 +736,8 @@ void srv_auth_passwd(struct srv_req *req)
 {
     struct srv_conn *conn = req->conn;
     struct srv *srv = conn->srv;
-    const char *old = NULL, *nw = NULL;
-    size_t oldlen = 0, nwlen = 0;
-    if (proto_param_str(req->params, "old", &old, &oldlen) != 0) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "old: a string is required");
-        return;
-    }
-    if (proto_param_str(req->params, "new", &nw, &nwlen) != 0) {
-        srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "new: a string is required");
-        return;
-    }
+    const char *old = req->p.old.s, *nw = req->p.new_.s;
+    size_t oldlen = req->p.old.len, nwlen = req->p.new_.len;
     char why[96], msg[128];
     if (!srv_password_check(&srv->cfg, nw, nwlen, why, sizeof(why))) {
         snprintf(msg, sizeof(msg), "new: %s", why);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "proto_msgpack.h"
+#include "srv_held.h"
 #include "srv_hub.h"
 
 #define READ_SUGGEST   (64 * 1024)
@@ -363,9 +364,14 @@ static int handle_hello(struct srv_conn *conn, const uint8_t *p, uint32_t n)
 /* Answers the unreadable rest of a plaintext with one bad_request (msgid 0). */
 static void reply_fault(struct srv_conn *conn)
 {
-    struct srv_req req = {.conn = conn, .msgid = 0, .params = NULL};
-    conn->unanswered++;
-    srv_reply_error(&req, PROTO_CODE_BAD_REQUEST, "malformed message: not msgpack-RPC");
+    /* Packed here, not through the request helpers: they sit above the transport. */
+    struct proto_buf b = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+    proto_rpc_pack_error(&pk, 0, PROTO_CODE_BAD_REQUEST, "malformed message: not msgpack-RPC", NULL,
+                         0);
+    srv_held_send(conn, b.data, b.len, 0);
+    proto_buf_free(&b, 0);
 }
 
 /* Handles queued plaintext messages until none is left or one goes asynchronous. */

@@ -1,9 +1,10 @@
 /* srv_meeting.c - the meeting methods of PROTOCOL.md section 7: records, objects,
  * members, history, audit, import and export.
  *
- * Every handler reads and checks all its parameters first, then finds the meeting and
- * checks the role (srv_req_meeting), then the object, the lock and if_seq, in the order of
- * section 10. Changes go through srv_hub_commit; responses wait for their batch.
+ * The method table's decoder has checked the parameters, the meeting, a repeated cid and
+ * the role before a handler runs (srv_req.h); handlers go on with the object, the lock and
+ * if_seq, in the order of section 10. Changes go through srv_hub_commit; responses wait
+ * for their batch.
  */
 #include "srv_meeting.h"
 
@@ -13,9 +14,7 @@
 
 #include "srv_report.h"
 
-#define CID_MAX         64
 #define HISTORY_DEFAULT 100
-#define HISTORY_MAX     1000
 
 static void packb(msgpack_packer *pk, bool v)
 {
@@ -27,58 +26,6 @@ static void bad(struct srv_req *req, const char *field, const char *why)
     char msg[256];
     snprintf(msg, sizeof(msg), "%s: %s", field, why);
     srv_reply_error(req, PROTO_CODE_BAD_REQUEST, msg);
-}
-
-/* ---- roles, in one place ---- */
-
-enum srv_role srv_required_role(const char *method, enum proto_type t, const char *field)
-{
-    if (strcmp(method, "text.edit") == 0) {
-        bool abstract = t == PROTO_T_MEETING;
-        (void)field;
-        return abstract ? SRV_ROLE_ASSOCIATE : SRV_ROLE_EDITOR;
-    }
-    if (strncmp(method, "obj.", 4) == 0) {
-        return t == PROTO_T_MEETING ? SRV_ROLE_RAPPORTEUR : SRV_ROLE_ASSOCIATE;
-    }
-    if (strncmp(method, "member.set", 10) == 0 || strcmp(method, "member.remove") == 0 ||
-        strcmp(method, "report.import") == 0) {
-        return SRV_ROLE_RAPPORTEUR;
-    }
-    return SRV_ROLE_VIEWER;
-}
-
-struct srv_meeting *srv_req_meeting(struct srv_req *req, enum srv_role need)
-{
-    struct srv *srv = req->conn->srv;
-    const char *id = NULL;
-    size_t len = 0;
-    if (proto_param_str(req->params, "meeting", &id, &len) != 0) {
-        bad(req, "meeting", "a meeting id (string) is required");
-        return NULL;
-    }
-    struct srv_meeting *m = srv_hub_find(srv, id, len);
-    enum srv_role role = m ? srv_hub_role(m, req->conn->user) : SRV_ROLE_NONE;
-    if (m == NULL || role == SRV_ROLE_NONE) {
-        /* Existence is not revealed to those who are not members. */
-        srv_reply_error(req, PROTO_CODE_NOT_FOUND,
-                        "no such meeting, or you are not a member of it: ask its rapporteur");
-        return NULL;
-    }
-    if (role < need) {
-        srv_reply_error(req, PROTO_CODE_FORBIDDEN, "your role in this meeting does not allow it");
-        return NULL;
-    }
-    return m;
-}
-
-/* Reads the optional msgpack "meeting" param before the others are checked, without
- * answering: used to keep the section 10 order where a handler needs the meeting to parse
- * its parameters. */
-bool srv_meeting_final(const struct srv_meeting *m)
-{
-    const struct srv_val *v = &m->rec->meeting.f[proto_field_find(PROTO_T_MEETING, "status", 6)];
-    return v->set && v->len == 5 && memcmp(v->s, "final", 5) == 0;
 }
 
 /* ---- field validation ---- */
@@ -398,94 +345,6 @@ static bool next_action_ref(struct srv_meeting *m, char *out, size_t cap)
     return true;
 }
 
-/* ---- cid ---- */
-
-struct cid_hit {
-    bool found;
-    int64_t seq;
-    bool has_id;
-    int64_t id;
-};
-
-static int cid_found(void *ud, const struct db_audit *e)
-{
-    struct cid_hit *h = ud;
-    h->found = true;
-    h->seq = e->seq;
-    h->has_id = strcmp(e->kind, "create") == 0 && e->id_str == NULL;
-    h->id = e->id_int;
-    return 0;
-}
-
-/* Reads the optional cid. Returns false after answering when it is malformed. */
-static bool read_cid(struct srv_req *req, char cid[CID_MAX + 1])
-{
-    const char *s = NULL;
-    size_t len = 0;
-    cid[0] = '\0';
-    int rc = proto_param_str(req->params, "cid", &s, &len);
-    if (rc == PROTO_ENOTFOUND) {
-        return true;
-    }
-    if (rc != 0 || len == 0 || len > CID_MAX) {
-        bad(req, "cid", "must be a string of 1 to 64 bytes");
-        return false;
-    }
-    memcpy(cid, s, len);
-    cid[len] = '\0';
-    return true;
-}
-
-/* Answers a repeated cid with the first result. Returns true when it answered. */
-bool srv_cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid)
-{
-    if (cid[0] == '\0') {
-        return false;
-    }
-    struct srv *srv = req->conn->srv;
-    struct cid_hit h = {0};
-    for (struct srv_entry *e = m->pending; e; e = e->next) {
-        if (e->a.cid && strcmp(e->a.cid, cid) == 0 && strcmp(e->a.user, req->conn->user) == 0) {
-            cid_found(&h, &e->a);
-            req->hold = e->batch;
-            break;
-        }
-    }
-    if (!h.found) {
-        db_audit_find_cid(srv->db, m->rec->id, req->conn->user, cid, cid_found, &h);
-    }
-    if (!h.found) {
-        return false;
-    }
-    struct proto_buf b;
-    msgpack_packer pk;
-    srv_reply_begin(req, &pk, &b);
-    msgpack_pack_map(&pk, h.has_id ? 2 : 1);
-    if (h.has_id) {
-        proto_pack_cstr(&pk, "id");
-        msgpack_pack_int64(&pk, h.id);
-    }
-    proto_pack_cstr(&pk, "seq");
-    msgpack_pack_int64(&pk, h.seq);
-    srv_reply_finish(req, &b);
-    return true;
-}
-
-/* Starts a change of meeting m made by the request's connection (with its cid, if any):
- * pk then packs the change's payload into ch->payload, one map. */
-static void change_begin(struct srv_req *req, struct srv_meeting *m, const char *cid,
-                         const char *kind, enum proto_type t, struct srv_change *ch,
-                         msgpack_packer *pk)
-{
-    *ch = (struct srv_change){.m = m,
-                              .user = req->conn->user,
-                              .cid = cid[0] ? cid : NULL,
-                              .kind = kind,
-                              .type = t,
-                              .author = req->conn};
-    msgpack_packer_init(pk, &ch->payload, proto_buf_msgpack_write);
-}
-
 static void reply_seq(struct srv_req *req, int64_t seq, bool with_id, int64_t id)
 {
     struct proto_buf b;
@@ -517,74 +376,13 @@ static void commit_and_reply(struct srv_req *req, struct srv_change *ch, bool wi
 
 /* ---- obj.create / obj.update / obj.delete ---- */
 
-static bool read_type(struct srv_req *req, enum proto_type *t)
-{
-    const char *s = NULL;
-    size_t len = 0;
-    if (proto_param_str(req->params, "type", &s, &len) != 0) {
-        bad(req, "type", "an object type (string) is required");
-        return false;
-    }
-    *t = proto_type_find(s, len);
-    if (*t == PROTO_T_COUNT) {
-        bad(req, "type",
-            "must be meeting, session, item, doc, action, decision, interim or "
-            "person");
-        return false;
-    }
-    return true;
-}
-
-static bool read_if_seq(struct srv_req *req, bool *has, int64_t *if_seq)
-{
-    int rc = proto_param_i64(req->params, "if_seq", if_seq);
-    *has = rc == 0;
-    if (rc == PROTO_EINVAL) {
-        bad(req, "if_seq", "must be an integer");
-        return false;
-    }
-    return true;
-}
-
-/* Checks the final lock for a change. Returns false after answering. */
-static bool check_lock(struct srv_req *req, struct srv_meeting *m, bool status_only)
-{
-    if (!srv_meeting_final(m) || status_only) {
-        return true;
-    }
-    srv_reply_error(req, PROTO_CODE_LOCKED,
-                    "the meeting is final: only its rapporteur may reopen it (status draft)");
-    return false;
-}
-
 void srv_obj_create(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
-    enum proto_type t;
-    const msgpack_object *fields = NULL;
-    char cid[CID_MAX + 1];
-    if (!read_type(req, &t)) {
-        return;
-    }
-    if (t == PROTO_T_MEETING) {
-        bad(req, "type", "meetings are created with meeting.create");
-        return;
-    }
-    int rc = proto_param_map(req->params, "fields", &fields);
-    if (rc == PROTO_EINVAL) {
-        bad(req, "fields", "must be a map");
-        return;
-    }
-    if (!read_cid(req, cid)) {
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.create", t, NULL));
-    if (m == NULL || srv_cid_repeat(req, m, cid)) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
+    enum proto_type t = req->p.t;
     struct fset fs = {0};
-    static const msgpack_object empty = {.type = MSGPACK_OBJECT_MAP};
-    if (!read_fields(req, m, t, fields ? fields : &empty, &fs) || !check_lock(req, m, false)) {
+    if (!read_fields(req, m, t, req->p.fields.o, &fs) || !srv_req_unlocked(req, m, false)) {
         return;
     }
     /* An action without a ref gets the next one of the meeting's prefix. */
@@ -613,7 +411,7 @@ void srv_obj_create(struct srv_req *req)
     }
     struct srv_change ch;
     msgpack_packer pk;
-    change_begin(req, m, cid, "create", t, &ch, &pk);
+    srv_req_change_begin(req, m, "create", t, &ch, &pk);
     ch.id = id;
     msgpack_pack_map(&pk, 1);
     proto_pack_cstr(&pk, "fields");
@@ -621,75 +419,14 @@ void srv_obj_create(struct srv_req *req)
     commit_and_reply(req, &ch, true);
 }
 
-/* Reads "id": the meeting's id string for type meeting, else an integer. */
-static bool read_obj_id(struct srv_req *req, enum proto_type t, int64_t *id, const char **sid,
-                        size_t *sid_len)
-{
-    if (t == PROTO_T_MEETING) {
-        if (proto_param_str(req->params, "id", sid, sid_len) != 0) {
-            bad(req, "id", "the meeting's id (string) is required for type meeting");
-            return false;
-        }
-        *id = 0;
-        return true;
-    }
-    if (proto_param_i64(req->params, "id", id) != 0) {
-        bad(req, "id", "an object id (integer) is required");
-        return false;
-    }
-    return true;
-}
-
-static struct srv_obj *find_obj(struct srv_req *req, struct srv_meeting *m, enum proto_type t,
-                                int64_t id, const char *sid, size_t sid_len)
-{
-    struct srv_obj *o = NULL;
-    if (t == PROTO_T_MEETING) {
-        o = same(sid, sid_len, m->rec->id, strlen(m->rec->id)) ? &m->rec->meeting : NULL;
-    } else {
-        o = srv_rec_find(m->rec, t, id);
-    }
-    if (o == NULL) {
-        srv_reply_error(req, PROTO_CODE_NOT_FOUND, "no such object in this meeting");
-    }
-    return o;
-}
-
-static bool check_if_seq(struct srv_req *req, const struct srv_obj *o, bool has, int64_t if_seq)
-{
-    if (has && if_seq != o->seq) {
-        srv_reply_error_data(req, PROTO_CODE_CONFLICT, "the object changed since if_seq", "seq",
-                             o->seq);
-        return false;
-    }
-    return true;
-}
-
 void srv_obj_update(struct srv_req *req)
 {
-    enum proto_type t;
-    const msgpack_object *fields = NULL;
-    char cid[CID_MAX + 1];
-    int64_t id = 0, if_seq = 0;
-    const char *sid = NULL;
-    size_t sid_len = 0;
-    bool has_if = false;
-    if (!read_type(req, &t) || !read_obj_id(req, t, &id, &sid, &sid_len)) {
-        return;
-    }
-    if (proto_param_map(req->params, "fields", &fields) != 0) {
-        bad(req, "fields", "a map of the fields to change is required");
-        return;
-    }
-    if (!read_if_seq(req, &has_if, &if_seq) || !read_cid(req, cid)) {
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.update", t, NULL));
-    if (m == NULL || srv_cid_repeat(req, m, cid)) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
+    enum proto_type t = req->p.t;
+    int64_t id = req->p.id.i;
+    bool has_if = req->p.if_seq.set;
     struct fset fs = {0};
-    if (!read_fields(req, m, t, fields, &fs)) {
+    if (!read_fields(req, m, t, req->p.fields.o, &fs)) {
         return;
     }
     for (size_t i = 0; i < fs.n; i++) {
@@ -699,19 +436,19 @@ void srv_obj_update(struct srv_req *req)
             return;
         }
     }
-    struct srv_obj *o = find_obj(req, m, t, id, sid, sid_len);
+    struct srv_obj *o = srv_req_obj(req, m);
     if (o == NULL) {
         return;
     }
     bool status_only = t == PROTO_T_MEETING && fs.n == 1 &&
                        fs.f[0].idx == proto_field_find(PROTO_T_MEETING, "status", 6);
-    if (!check_lock(req, m, status_only) || !check_if_seq(req, o, has_if, if_seq) ||
+    if (!srv_req_unlocked(req, m, status_only) || !srv_req_if_seq(req, o) ||
         !check_unique(req, m, t, o, &fs)) {
         return;
     }
     struct srv_change ch;
     msgpack_packer pk;
-    change_begin(req, m, cid, "update", t, &ch, &pk);
+    srv_req_change_begin(req, m, "update", t, &ch, &pk);
     ch.id = id;
     if (t == PROTO_T_MEETING) {
         ch.id_str = m->rec->id;
@@ -764,43 +501,22 @@ void srv_obj_update(struct srv_req *req)
 
 void srv_obj_delete(struct srv_req *req)
 {
-    enum proto_type t;
-    char cid[CID_MAX + 1];
-    int64_t id = 0, if_seq = 0;
-    const char *sid = NULL;
-    size_t sid_len = 0;
-    bool has_if = false;
-    if (!read_type(req, &t)) {
-        return;
-    }
-    if (t == PROTO_T_MEETING) {
-        bad(req, "type", "a meeting cannot be deleted");
-        return;
-    }
-    if (!read_obj_id(req, t, &id, &sid, &sid_len) || !read_if_seq(req, &has_if, &if_seq) ||
-        !read_cid(req, cid)) {
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("obj.delete", t, NULL));
-    if (m == NULL || srv_cid_repeat(req, m, cid)) {
-        return;
-    }
-    struct srv_obj *o = find_obj(req, m, t, id, sid, sid_len);
-    if (o == NULL || !check_lock(req, m, false) || !check_if_seq(req, o, has_if, if_seq)) {
+    struct srv_meeting *m = req->m;
+    enum proto_type t = req->p.t;
+    int64_t id = req->p.id.i;
+    struct srv_obj *o = srv_req_obj(req, m);
+    if (o == NULL || !srv_req_unlocked(req, m, false) || !srv_req_if_seq(req, o)) {
         return;
     }
     struct srv_change ch;
     msgpack_packer pk;
-    change_begin(req, m, cid, "delete", t, &ch, &pk);
+    srv_req_change_begin(req, m, "delete", t, &ch, &pk);
     ch.id = id;
     msgpack_pack_map(&pk, 0);
     commit_and_reply(req, &ch, false);
 }
 
 /* ---- members ---- */
-
-static const char *const member_roles[] = {"viewer",     "editor",     "associate",
-                                           "counsellor", "rapporteur", NULL};
 
 static size_t count_rapporteurs(const struct srv_rec *rec)
 {
@@ -853,29 +569,11 @@ static void end_subscriptions(struct srv_meeting *m, const char *user)
 static void member_change(struct srv_req *req, bool set)
 {
     struct srv *srv = req->conn->srv;
-    char user[PROTO_NAME_MAX + 1], role[16] = "", cid[CID_MAX + 1];
-    int rc = proto_param_strcpy(req->params, "user", user, sizeof(user));
-    if (rc != 0 || !proto_name_valid(user, strlen(user))) {
-        bad(req, "user", "an account name is required");
-        return;
-    }
+    char user[PROTO_NAME_MAX + 1], role[16] = "";
+    struct srv_meeting *m = req->m;
+    snprintf(user, sizeof(user), "%.*s", (int)req->p.user.len, req->p.user.s);
     if (set) {
-        bool ok = proto_param_strcpy(req->params, "role", role, sizeof(role)) == 0;
-        bool known = false;
-        for (const char *const *r = member_roles; ok && *r; r++) {
-            known = known || strcmp(*r, role) == 0;
-        }
-        if (!known) {
-            bad(req, "role", "must be viewer, editor, associate, counsellor or rapporteur");
-            return;
-        }
-    }
-    if (!read_cid(req, cid)) {
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_RAPPORTEUR);
-    if (m == NULL || srv_cid_repeat(req, m, cid)) {
-        return;
+        snprintf(role, sizeof(role), "%.*s", (int)req->p.role.len, req->p.role.s);
     }
     struct srv_member *cur = srv_rec_member(m->rec, user);
     if (set) {
@@ -890,7 +588,7 @@ static void member_change(struct srv_req *req, bool set)
         srv_reply_error(req, PROTO_CODE_NOT_FOUND, "not a member of this meeting");
         return;
     }
-    if (!check_lock(req, m, false)) {
+    if (!srv_req_unlocked(req, m, false)) {
         return;
     }
     bool demotes =
@@ -902,7 +600,7 @@ static void member_change(struct srv_req *req, bool set)
     }
     struct srv_change ch;
     msgpack_packer pk;
-    change_begin(req, m, cid, "member", PROTO_T_COUNT, &ch, &pk);
+    srv_req_change_begin(req, m, "member", PROTO_T_COUNT, &ch, &pk);
     ch.id_str = user;
     msgpack_pack_map(&pk, 1);
     proto_pack_cstr(&pk, "role");
@@ -925,10 +623,7 @@ void srv_member_remove(struct srv_req *req)
 
 void srv_member_list(struct srv_req *req)
 {
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
     req->hold = srv_hub_hold(req->conn->srv, m);
     struct proto_buf b;
     msgpack_packer pk;
@@ -950,16 +645,8 @@ void srv_meeting_create(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
     char id[PROTO_NAME_MAX + 1], rap[PROTO_NAME_MAX + 1];
-    if (proto_param_strcpy(req->params, "id", id, sizeof(id)) != 0 ||
-        !proto_name_valid(id, strlen(id))) {
-        bad(req, "id", "a meeting id of 1-64 characters a-z 0-9 . _ - is required");
-        return;
-    }
-    if (proto_param_strcpy(req->params, "rapporteur", rap, sizeof(rap)) != 0 ||
-        !proto_name_valid(rap, strlen(rap))) {
-        bad(req, "rapporteur", "the account name of the meeting's rapporteur is required");
-        return;
-    }
+    snprintf(id, sizeof(id), "%.*s", (int)req->p.id.len, req->p.id.s);
+    snprintf(rap, sizeof(rap), "%.*s", (int)req->p.rapporteur.len, req->p.rapporteur.s);
     /* The meeting's fields are given as parameters of their own. */
     struct srv_meeting tmp = {0};
     struct srv_rec *empty = srv_rec_new(id);
@@ -1134,22 +821,6 @@ static struct srv_rec *replay(struct srv *srv, struct srv_meeting *m, int64_t at
     return r.rec;
 }
 
-/* Reads the optional "at"; answers and returns false when bad. *at is 0 when absent. */
-static bool read_at(struct srv_req *req, int64_t *at)
-{
-    int rc = proto_param_i64(req->params, "at", at);
-    if (rc == PROTO_ENOTFOUND) {
-        *at = 0;
-        return true;
-    }
-    if (rc != 0 || *at < 1) {
-        /* 0 would read as "absent" below: an explicit at is a seq of the meeting. */
-        bad(req, "at", "must be an integer seq from 1 to the meeting's seq");
-        return false;
-    }
-    return true;
-}
-
 /* The record to read: the live one, or a replay to `at`. Answers on failure. */
 static struct srv_rec *record_at(struct srv_req *req, struct srv_meeting *m, int64_t at,
                                  uint8_t head[DB_HASH_BYTES], bool *owned)
@@ -1179,14 +850,8 @@ static struct srv_rec *record_at(struct srv_req *req, struct srv_meeting *m, int
 
 void srv_meeting_get(struct srv_req *req)
 {
-    int64_t at = 0;
-    if (!read_at(req, &at)) {
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    int64_t at = req->p.at.set ? req->p.at.i : 0;
+    struct srv_meeting *m = req->m;
     uint8_t head[DB_HASH_BYTES];
     bool owned = false;
     struct srv_rec *rec = record_at(req, m, at, head, &owned);
@@ -1205,10 +870,7 @@ void srv_meeting_get(struct srv_req *req)
 
 void srv_agenda_get(struct srv_req *req)
 {
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
     req->hold = srv_hub_hold(req->conn->srv, m);
     struct proto_buf b;
     msgpack_packer pk;
@@ -1244,17 +906,9 @@ static int send_event(void *ud, const struct db_audit *e)
 void srv_meeting_subscribe(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
-    int64_t since = 0;
-    int rc = proto_param_i64(req->params, "since", &since);
-    bool has_since = rc == 0;
-    if (rc == PROTO_EINVAL) {
-        bad(req, "since", "must be an integer seq");
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    int64_t since = req->p.since.i;
+    bool has_since = req->p.since.set;
+    struct srv_meeting *m = req->m;
     if (has_since && (since < 0 || since > m->rec->seq)) {
         char why[96];
         snprintf(why, sizeof(why), "must be from 0 to the meeting's seq (%lld)",
@@ -1291,10 +945,7 @@ void srv_meeting_subscribe(struct srv_req *req)
 
 void srv_meeting_unsubscribe(struct srv_req *req)
 {
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
     srv_hub_unsubscribe(m, req->conn);
     srv_reply_empty(req);
 }
@@ -1369,48 +1020,25 @@ void srv_history_list(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
     struct db_history_filter f = {.limit = HISTORY_DEFAULT};
-    int64_t v = 0;
+    const struct srv_params *p = &req->p;
     char user[PROTO_NAME_MAX + 1] = "", type[16] = "", id_str[PROTO_NAME_MAX + 1] = "";
-    if (proto_param_i64(req->params, "since", &f.since) == PROTO_EINVAL ||
-        proto_param_i64(req->params, "until", &f.until) == PROTO_EINVAL) {
-        bad(req, "since", "since and until must be integer seqs");
-        return;
+    f.since = p->since.set ? p->since.i : 0;
+    f.until = p->until.set ? p->until.i : 0;
+    if (p->limit.set) {
+        f.limit = (int)p->limit.i;
     }
-    int rc = proto_param_i64(req->params, "limit", &v);
-    if (rc == PROTO_EINVAL || (rc == 0 && (v < 1 || v > HISTORY_MAX))) {
-        bad(req, "limit", "must be an integer from 1 to 1000");
-        return;
-    }
-    if (rc == 0) {
-        f.limit = (int)v;
-    }
-    rc = proto_param_strcpy(req->params, "user", user, sizeof(user));
-    if (rc != 0 && rc != PROTO_ENOTFOUND) {
-        bad(req, "user", "must be an account name");
-        return;
-    }
-    rc = proto_param_strcpy(req->params, "type", type, sizeof(type));
-    if (rc != 0 && rc != PROTO_ENOTFOUND) {
-        bad(req, "type", "must be an object type");
-        return;
-    }
-    const msgpack_object *ido = proto_mp_map_get(req->params, "id");
-    if (ido && ido->type == MSGPACK_OBJECT_STR && ido->via.str.size < sizeof(id_str)) {
-        memcpy(id_str, ido->via.str.ptr, ido->via.str.size);
-        id_str[ido->via.str.size] = '\0';
+    snprintf(user, sizeof(user), "%.*s", (int)p->user.len, p->user.len ? p->user.s : "");
+    snprintf(type, sizeof(type), "%.*s", (int)p->type.len, p->type.len ? p->type.s : "");
+    if (p->id.set && p->id.o->type == MSGPACK_OBJECT_STR) {
+        snprintf(id_str, sizeof(id_str), "%.*s", (int)p->id.len, p->id.len ? p->id.s : "");
         f.id_str = id_str;
-    } else if (ido && is_int(ido)) {
-        f.id_int = int_of(ido);
-    } else if (ido && ido->type != MSGPACK_OBJECT_NIL) {
-        bad(req, "id", "must be an object id");
-        return;
+    } else if (p->id.set) {
+        f.id_int = p->id.i;
     }
     f.user = user[0] ? user : NULL;
     f.type = type[0] ? type : NULL;
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
+    int rc = 0;
     struct hist_ctx h = {0};
     rc = db_audit_history(srv->db, m->rec->id, &f, hist_one, &h);
     if (rc != 0) {
@@ -1491,10 +1119,7 @@ static void verify_done(uv_work_t *w, int status)
 void srv_audit_verify_method(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
     struct verify_job *job = calloc(1, sizeof(*job));
     if (job == NULL) {
         srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
@@ -1520,21 +1145,11 @@ void srv_audit_verify_method(struct srv_req *req)
 void srv_report_export_method(struct srv_req *req)
 {
     enum srv_report_format fmt = SRV_REPORT_TEXT;
-    const char *s = NULL;
-    size_t len = 0;
-    int64_t at = 0;
-    int rc = proto_param_str(req->params, "format", &s, &len);
-    if ((rc == 0 && srv_report_format_parse(s, len, &fmt) != 0) || rc == PROTO_EINVAL) {
-        bad(req, "format", "must be text, markdown or html");
-        return;
-    }
-    if (!read_at(req, &at)) {
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    int64_t at = req->p.at.set ? req->p.at.i : 0;
+    int rc = 0;
+    /* The table allows only the names this parses. */
+    srv_report_format_parse(req->p.format.s, req->p.format.len, &fmt);
+    struct srv_meeting *m = req->m;
     uint8_t head[DB_HASH_BYTES];
     char hex[2 * DB_HASH_BYTES + 1];
     bool owned = false;
@@ -1798,14 +1413,10 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
 void srv_report_import_method(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
-    const char *text = NULL;
-    size_t len = 0;
-    if (proto_param_str(req->params, "text", &text, &len) != 0) {
-        bad(req, "text", "the report text (string) is required");
-        return;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_RAPPORTEUR);
-    if (m == NULL || !check_lock(req, m, false)) {
+    const char *text = req->p.text.s;
+    size_t len = req->p.text.len;
+    struct srv_meeting *m = req->m;
+    if (!srv_req_unlocked(req, m, false)) {
         return;
     }
     int64_t counts[PROTO_T_COUNT] = {0};

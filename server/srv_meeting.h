@@ -4,14 +4,7 @@
 
 #include "srv.h"
 #include "srv_hub.h"
-
-/* The role a method needs; t and field matter for obj.* and text.edit. The one place
- * where PROTOCOL.md section 8 is written down. */
-enum srv_role srv_required_role(const char *method, enum proto_type t, const char *field);
-
-/* Reads the "meeting" parameter and checks that the caller may act in it with at least
- * role need. Answers (bad_request, not_found, forbidden) and returns NULL otherwise. */
-struct srv_meeting *srv_req_meeting(struct srv_req *req, enum srv_role need);
+#include "srv_req.h"
 
 /* Packs {meeting id: role} for every meeting where user has a role (whoami). */
 void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk);
@@ -25,13 +18,6 @@ void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk)
 int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
                     struct srv_conn *author, const char *text, size_t len, int64_t counts[],
                     char *err, size_t errlen);
-
-/* True when the meeting's status is final. */
-bool srv_meeting_final(const struct srv_meeting *m);
-
-/* Answers a request whose cid the user already used in m with the first result; returns
- * true when it answered. */
-bool srv_cid_repeat(struct srv_req *req, struct srv_meeting *m, const char *cid);
 
 void srv_meeting_create(struct srv_req *req);
 void srv_meeting_list(struct srv_req *req);

@@ -1,7 +1,7 @@
 /* srv_presence.c - who is where in a meeting: presence.set / presence.list and the
  * `presence` notifications (join, move, leave), one presence per subscribed connection. */
 #include "srv_hub.h"
-#include "srv_meeting.h"
+#include "srv_req.h"
 
 #include <string.h>
 
@@ -71,33 +71,9 @@ void srv_presence_leave(struct srv_meeting *m, struct srv_sub *sub)
 
 void srv_presence_set(struct srv_req *req)
 {
-    const msgpack_object *where = proto_mp_map_get(req->params, "where");
-    char type[10] = "", id_str[PROTO_NAME_MAX + 1] = "", field[16] = "";
-    int64_t id = 0;
-    bool leave = where == NULL || where->type == MSGPACK_OBJECT_NIL;
-    if (!leave) {
-        if (where->type != MSGPACK_OBJECT_MAP ||
-            proto_param_strcpy(where, "type", type, sizeof(type)) != 0 ||
-            proto_type_find(type, strlen(type)) == PROTO_T_COUNT) {
-            srv_reply_error(req, PROTO_CODE_BAD_REQUEST,
-                            "where: {\"type\", \"id\", \"field\"} or nil is required");
-            return;
-        }
-        if (proto_param_i64(where, "id", &id) != 0 &&
-            proto_param_strcpy(where, "id", id_str, sizeof(id_str)) != 0) {
-            srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "where.id: an object id is required");
-            return;
-        }
-        int rc = proto_param_strcpy(where, "field", field, sizeof(field));
-        if (rc != 0 && rc != PROTO_ENOTFOUND) {
-            srv_reply_error(req, PROTO_CODE_BAD_REQUEST, "where.field: a field name");
-            return;
-        }
-    }
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    const struct srv_where *w = &req->p.wh;
+    bool leave = !w->present;
+    struct srv_meeting *m = req->m;
     struct srv_sub *s = find_sub(m, req->conn);
     if (s == NULL) {
         srv_reply_error(req, PROTO_CODE_BAD_REQUEST,
@@ -112,10 +88,10 @@ void srv_presence_set(struct srv_req *req)
             s->present_since = proto_now_ms();
         }
         s->present = true;
-        snprintf(s->where_type, sizeof(s->where_type), "%s", type);
-        snprintf(s->where_id_str, sizeof(s->where_id_str), "%s", id_str);
-        snprintf(s->where_field, sizeof(s->where_field), "%s", field);
-        s->where_id = id;
+        snprintf(s->where_type, sizeof(s->where_type), "%s", w->type);
+        snprintf(s->where_id_str, sizeof(s->where_id_str), "%s", w->id_str);
+        snprintf(s->where_field, sizeof(s->where_field), "%s", w->field);
+        s->where_id = w->id;
         notify(m, s, state);
     }
     srv_reply_empty(req);
@@ -123,10 +99,7 @@ void srv_presence_set(struct srv_req *req)
 
 void srv_presence_list(struct srv_req *req)
 {
-    struct srv_meeting *m = srv_req_meeting(req, SRV_ROLE_VIEWER);
-    if (m == NULL) {
-        return;
-    }
+    struct srv_meeting *m = req->m;
     size_t n = 0;
     for (struct srv_sub *s = m->subs; s; s = s->next) {
         n += s->present;

@@ -1,24 +1,176 @@
-/* srv_rpc.c - request dispatch: one sorted method table, central checks, replies.
+/* srv_rpc.c - request dispatch: one sorted method table with each method's role and
+ * parameters, then the checks of PROTOCOL.md section 10 before the handler runs.
  *
- * A request is [0, msgid, method, params]. Checks run in the order of PROTOCOL.md
- * section 10: unauthenticated -> malformed (bad_request) -> ... -> the handler.
+ * A request is [0, msgid, method, params]. Checks run in this order: unauthenticated ->
+ * malformed message or parameters (bad_request, srv_req_decode) -> not a member -> repeated
+ * cid -> role (srv_req_enter) -> the handler (unknown object, locked, if_seq, ...).
  */
-#include "srv.h"
 #include "srv_held.h"
 #include "srv_meeting.h"
+#include "srv_req.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 typedef void (*srv_handler_fn)(struct srv_req *req);
 
-#define M_PUBLIC 1 /* allowed before login */
+#define M_PUBLIC  1 /* allowed before login */
+#define M_MEETING 2 /* acts in the meeting of "meeting": srv_req_enter before the handler */
 
 struct method {
     const char *name;
     srv_handler_fn fn;
     unsigned flags;
+    enum srv_role role;         /* needed in the meeting (M_MEETING) */
+    enum srv_role meeting_role; /* needed instead when type is "meeting" (NONE: role) */
+    const char *no_meeting;     /* when set, type "meeting" is a bad_request with this text */
+    const struct srv_param *params[SRV_PARAMS_MAX + 1]; /* NULL-terminated */
 };
+
+/* ---- parameters (PROTOCOL.md sections 7 and 10) ---- */
+
+#define OFF(f) offsetof(struct srv_params, f)
+
+static const char *const member_roles[] = {"viewer",     "editor",     "associate",
+                                           "counsellor", "rapporteur", NULL};
+static const char *const formats[] = {"text", "markdown", "html", NULL};
+
+static const struct srv_param P_MEETING = {
+    .name = "meeting", .type = SRV_PT_STR, .off = OFF(meeting), .hint = "a meeting id (a string)"};
+static const struct srv_param P_TYPE = {
+    .name = "type",
+    .type = SRV_PT_TYPE,
+    .off = OFF(type),
+    .hint = "meeting, session, item, doc, action, decision, interim or person"};
+static const struct srv_param P_OBJID = {
+    .name = "id",
+    .type = SRV_PT_OBJID,
+    .off = OFF(id),
+    .hint = "an object id (an integer; the meeting's id for type meeting)"};
+static const struct srv_param P_FIELDS = {.name = "fields",
+                                          .type = SRV_PT_MAP,
+                                          .off = OFF(fields),
+                                          .hint = "a map of field names to values"};
+static const struct srv_param P_IF_SEQ = {.name = "if_seq",
+                                          .type = SRV_PT_INT,
+                                          .optional = true,
+                                          .off = OFF(if_seq),
+                                          .hint = "an integer seq",
+                                          .min = INT64_MIN,
+                                          .max = INT64_MAX};
+static const struct srv_param P_CID = {.name = "cid",
+                                       .type = SRV_PT_CID,
+                                       .optional = true,
+                                       .off = OFF(cid),
+                                       .hint = "a string of 1 to 64 bytes"};
+static const struct srv_param P_TEXTFIELD = {
+    .name = "field",
+    .type = SRV_PT_TEXTFIELD,
+    .off = OFF(field),
+    .hint = "a text field of the type (meeting.abstract, item.body, action.text, decision.text)"};
+static const struct srv_param P_BASE = {.name = "base",
+                                        .type = SRV_PT_INT,
+                                        .off = OFF(base),
+                                        .hint = "the seq the text was read at (an integer)",
+                                        .min = INT64_MIN,
+                                        .max = INT64_MAX};
+static const struct srv_param P_OP = {.name = "op",
+                                      .type = SRV_PT_OP,
+                                      .off = OFF(op),
+                                      .hint = "a text op (skip n, insert str, {\"d\": n})"};
+static const struct srv_param P_MEMBER = {
+    .name = "user", .type = SRV_PT_NAME, .off = OFF(user), .hint = "an account name"};
+static const struct srv_param P_ROLE = {.name = "role",
+                                        .type = SRV_PT_ENUM,
+                                        .off = OFF(role),
+                                        .hint =
+                                            "viewer, editor, associate, counsellor or rapporteur",
+                                        .values = member_roles};
+/* An ill-formed user name at login is an unknown user (same answer as a wrong password),
+ * not a bad_request: any string is taken. */
+static const struct srv_param P_LOGIN_USER = {
+    .name = "user", .type = SRV_PT_STR, .off = OFF(user), .hint = "a string"};
+static const struct srv_param P_PASSWORD = {
+    .name = "password", .type = SRV_PT_STR, .off = OFF(password), .hint = "a string"};
+static const struct srv_param P_REMEMBER = {.name = "remember",
+                                            .type = SRV_PT_BOOL,
+                                            .optional = true,
+                                            .off = OFF(remember),
+                                            .hint = "a boolean"};
+static const struct srv_param P_TOKEN = {
+    .name = "token", .type = SRV_PT_STR, .off = OFF(token), .hint = "a string"};
+static const struct srv_param P_OLD = {
+    .name = "old", .type = SRV_PT_STR, .off = OFF(old), .hint = "a string"};
+static const struct srv_param P_NEW = {
+    .name = "new", .type = SRV_PT_STR, .off = OFF(new_), .hint = "a string"};
+/* 0 would read as "absent": an explicit at is a seq of the meeting. */
+static const struct srv_param P_AT = {.name = "at",
+                                      .type = SRV_PT_INT,
+                                      .optional = true,
+                                      .off = OFF(at),
+                                      .hint = "an integer seq from 1 to the meeting's seq",
+                                      .min = 1,
+                                      .max = INT64_MAX};
+static const struct srv_param P_SINCE = {.name = "since",
+                                         .type = SRV_PT_INT,
+                                         .optional = true,
+                                         .off = OFF(since),
+                                         .hint = "an integer seq",
+                                         .min = INT64_MIN,
+                                         .max = INT64_MAX};
+static const struct srv_param P_UNTIL = {.name = "until",
+                                         .type = SRV_PT_INT,
+                                         .optional = true,
+                                         .off = OFF(until),
+                                         .hint = "an integer seq",
+                                         .min = INT64_MIN,
+                                         .max = INT64_MAX};
+static const struct srv_param P_LIMIT = {.name = "limit",
+                                         .type = SRV_PT_INT,
+                                         .optional = true,
+                                         .off = OFF(limit),
+                                         .hint = "an integer from 1 to 1000",
+                                         .min = 1,
+                                         .max = 1000};
+static const struct srv_param P_HIST_USER = {.name = "user",
+                                             .type = SRV_PT_STR,
+                                             .optional = true,
+                                             .off = OFF(user),
+                                             .hint = "an account name",
+                                             .max = PROTO_NAME_MAX};
+static const struct srv_param P_HIST_TYPE = {.name = "type",
+                                             .type = SRV_PT_STR,
+                                             .optional = true,
+                                             .off = OFF(type),
+                                             .hint = "an object type",
+                                             .max = 15};
+static const struct srv_param P_HIST_ID = {.name = "id",
+                                           .type = SRV_PT_ID,
+                                           .optional = true,
+                                           .off = OFF(id),
+                                           .hint = "an object id",
+                                           .max = PROTO_NAME_MAX};
+static const struct srv_param P_FORMAT = {.name = "format",
+                                          .type = SRV_PT_ENUM,
+                                          .off = OFF(format),
+                                          .hint = "text, markdown or html",
+                                          .values = formats};
+static const struct srv_param P_REPORT = {
+    .name = "text", .type = SRV_PT_STR, .off = OFF(text), .hint = "the report text (a string)"};
+static const struct srv_param P_WHERE = {.name = "where",
+                                         .type = SRV_PT_WHERE,
+                                         .off = OFF(where),
+                                         .hint = "{\"type\", \"id\", \"field\"} or nil"};
+static const struct srv_param P_NEW_ID = {.name = "id",
+                                          .type = SRV_PT_NAME,
+                                          .off = OFF(id),
+                                          .hint = "a meeting id of 1-64 characters a-z 0-9 . _ -"};
+static const struct srv_param P_RAPPORTEUR = {.name = "rapporteur",
+                                              .type = SRV_PT_NAME,
+                                              .off = OFF(rapporteur),
+                                              .hint =
+                                                  "the account name of the meeting's rapporteur"};
 
 static void do_ping(struct srv_req *req)
 {
@@ -31,33 +183,101 @@ static void do_ping(struct srv_req *req)
     srv_reply_finish(req, &b);
 }
 
-/* Sorted by name: looked up with bsearch. */
+/* Sorted by name: looked up with bsearch. Roles are PROTOCOL.md section 8's; for obj.* and
+ * text.edit the role depends on the type (meeting_role). */
 static const struct method methods[] = {
-    {"agenda.get", srv_agenda_get, 0},
-    {"audit.verify", srv_audit_verify_method, 0},
-    {"auth.login", srv_auth_login, M_PUBLIC},
-    {"auth.logout", srv_auth_logout, 0},
-    {"auth.passwd", srv_auth_passwd, 0},
-    {"auth.token", srv_auth_token, M_PUBLIC},
-    {"history.list", srv_history_list, 0},
-    {"meeting.create", srv_meeting_create, 0},
-    {"meeting.get", srv_meeting_get, 0},
-    {"meeting.list", srv_meeting_list, 0},
-    {"meeting.subscribe", srv_meeting_subscribe, 0},
-    {"meeting.unsubscribe", srv_meeting_unsubscribe, 0},
-    {"member.list", srv_member_list, 0},
-    {"member.remove", srv_member_remove, 0},
-    {"member.set", srv_member_set, 0},
-    {"obj.create", srv_obj_create, 0},
-    {"obj.delete", srv_obj_delete, 0},
-    {"obj.update", srv_obj_update, 0},
-    {"ping", do_ping, M_PUBLIC},
-    {"presence.list", srv_presence_list, 0},
-    {"presence.set", srv_presence_set, 0},
-    {"report.export", srv_report_export_method, 0},
-    {"report.import", srv_report_import_method, 0},
-    {"text.edit", srv_text_edit, 0},
-    {"whoami", srv_auth_whoami, 0},
+    {"agenda.get", srv_agenda_get, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING}},
+    {"audit.verify", srv_audit_verify_method, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING}},
+    {"auth.login", srv_auth_login, M_PUBLIC, 0, 0, NULL, {&P_LOGIN_USER, &P_PASSWORD, &P_REMEMBER}},
+    {"auth.logout", srv_auth_logout, 0, 0, 0, NULL, {NULL}},
+    {"auth.passwd", srv_auth_passwd, 0, 0, 0, NULL, {&P_OLD, &P_NEW}},
+    {"auth.token", srv_auth_token, M_PUBLIC, 0, 0, NULL, {&P_LOGIN_USER, &P_TOKEN}},
+    {"history.list",
+     srv_history_list,
+     M_MEETING,
+     SRV_ROLE_VIEWER,
+     0,
+     NULL,
+     {&P_MEETING, &P_SINCE, &P_UNTIL, &P_HIST_USER, &P_HIST_TYPE, &P_HIST_ID, &P_LIMIT}},
+    /* The meeting's fields are parameters of their own: the handler reads them. */
+    {"meeting.create", srv_meeting_create, 0, 0, 0, NULL, {&P_NEW_ID, &P_RAPPORTEUR}},
+    {"meeting.get", srv_meeting_get, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING, &P_AT}},
+    {"meeting.list", srv_meeting_list, 0, 0, 0, NULL, {NULL}},
+    {"meeting.subscribe",
+     srv_meeting_subscribe,
+     M_MEETING,
+     SRV_ROLE_VIEWER,
+     0,
+     NULL,
+     {&P_MEETING, &P_SINCE}},
+    {"meeting.unsubscribe",
+     srv_meeting_unsubscribe,
+     M_MEETING,
+     SRV_ROLE_VIEWER,
+     0,
+     NULL,
+     {&P_MEETING}},
+    {"member.list", srv_member_list, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING}},
+    {"member.remove",
+     srv_member_remove,
+     M_MEETING,
+     SRV_ROLE_RAPPORTEUR,
+     0,
+     NULL,
+     {&P_MEETING, &P_MEMBER, &P_CID}},
+    {"member.set",
+     srv_member_set,
+     M_MEETING,
+     SRV_ROLE_RAPPORTEUR,
+     0,
+     NULL,
+     {&P_MEETING, &P_MEMBER, &P_ROLE, &P_CID}},
+    {"obj.create",
+     srv_obj_create,
+     M_MEETING,
+     SRV_ROLE_ASSOCIATE,
+     SRV_ROLE_RAPPORTEUR,
+     "meetings are created with meeting.create",
+     {&P_MEETING, &P_TYPE, &P_FIELDS, &P_CID}},
+    {"obj.delete",
+     srv_obj_delete,
+     M_MEETING,
+     SRV_ROLE_ASSOCIATE,
+     SRV_ROLE_RAPPORTEUR,
+     "a meeting cannot be deleted",
+     {&P_MEETING, &P_TYPE, &P_OBJID, &P_IF_SEQ, &P_CID}},
+    {"obj.update",
+     srv_obj_update,
+     M_MEETING,
+     SRV_ROLE_ASSOCIATE,
+     SRV_ROLE_RAPPORTEUR,
+     NULL,
+     {&P_MEETING, &P_TYPE, &P_OBJID, &P_FIELDS, &P_IF_SEQ, &P_CID}},
+    {"ping", do_ping, M_PUBLIC, 0, 0, NULL, {NULL}},
+    {"presence.list", srv_presence_list, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING}},
+    {"presence.set", srv_presence_set, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING, &P_WHERE}},
+    {"report.export",
+     srv_report_export_method,
+     M_MEETING,
+     SRV_ROLE_VIEWER,
+     0,
+     NULL,
+     {&P_MEETING, &P_FORMAT, &P_AT}},
+    {"report.import",
+     srv_report_import_method,
+     M_MEETING,
+     SRV_ROLE_RAPPORTEUR,
+     0,
+     NULL,
+     {&P_MEETING, &P_REPORT}},
+    {"text.edit",
+     srv_text_edit,
+     M_MEETING,
+     SRV_ROLE_EDITOR,
+     SRV_ROLE_ASSOCIATE,
+     NULL,
+     {&P_MEETING, &P_TYPE, &P_OBJID, &P_TEXTFIELD, &P_BASE, &P_OP, &P_CID}},
+    {"whoami", srv_auth_whoami, 0, 0, 0, NULL, {NULL}},
 };
 
 struct key {
@@ -79,56 +299,22 @@ static int cmp_method(const void *k, const void *e)
     return key->len < n ? -1 : key->len > n ? 1 : 0;
 }
 
-static void send_reply(struct srv_req *req, const struct proto_buf *b)
+/* The parameter checks, then the meeting checks the table asks for. Answers and returns
+ * false when one fails. */
+static bool checks(struct srv_req *req, const struct method *me)
 {
-    struct srv_conn *conn = req->conn;
-    if (conn->unanswered > 0) {
-        conn->unanswered--;
+    if (!srv_req_decode(req, me->params)) {
+        return false;
     }
-    srv_held_send(conn, b->data, b->len, req->hold);
-}
-
-void srv_reply_error_data(struct srv_req *req, enum proto_code code, const char *message,
-                          const char *data_key, int64_t data_value)
-{
-    struct proto_buf b = {0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
-    proto_rpc_pack_error(&pk, req->msgid, code, message, data_key, data_value);
-    send_reply(req, &b);
-    proto_buf_free(&b, 0);
-}
-
-void srv_reply_error(struct srv_req *req, enum proto_code code, const char *message)
-{
-    srv_reply_error_data(req, code, message, NULL, 0);
-}
-
-void srv_reply_begin(struct srv_req *req, msgpack_packer *pk, struct proto_buf *buf)
-{
-    proto_buf_init(buf);
-    msgpack_packer_init(pk, buf, proto_buf_msgpack_write);
-    proto_rpc_pack_result(pk, req->msgid);
-}
-
-void srv_reply_finish(struct srv_req *req, struct proto_buf *buf)
-{
-    if (buf->len > PROTO_SEND_MAX) {
-        proto_buf_free(buf, 0);
-        srv_reply_error(req, PROTO_CODE_TOO_LARGE, "response over 16 MiB");
-        return;
+    if (me->no_meeting && req->p.t == PROTO_T_MEETING) {
+        srv_reply_bad(req, "type", me->no_meeting);
+        return false;
     }
-    send_reply(req, buf);
-    proto_buf_free(buf, 0);
-}
-
-void srv_reply_empty(struct srv_req *req)
-{
-    struct proto_buf b;
-    msgpack_packer pk;
-    srv_reply_begin(req, &pk, &b);
-    msgpack_pack_map(&pk, 0);
-    srv_reply_finish(req, &b);
+    if (!(me->flags & M_MEETING)) {
+        return true;
+    }
+    bool by_type = me->meeting_role != SRV_ROLE_NONE && req->p.t == PROTO_T_MEETING;
+    return srv_req_enter(req, by_type ? me->meeting_role : me->role);
 }
 
 void srv_rpc_handle(struct srv_conn *conn, const msgpack_object *msg)
@@ -161,5 +347,8 @@ void srv_rpc_handle(struct srv_conn *conn, const msgpack_object *msg)
         srv_reply_error(&req, PROTO_CODE_NOT_FOUND, "no such method");
         return;
     }
-    me->fn(&req);
+    if (checks(&req, me)) {
+        me->fn(&req);
+    }
+    srv_req_free(&req);
 }

@@ -6,7 +6,7 @@
  * per meeting; an edit older than the window reads the ops from the audit log.
  */
 #include "srv_hub.h"
-#include "srv_meeting.h"
+#include "srv_req.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -211,84 +211,19 @@ static void bad(struct srv_req *req, const char *msg)
 void srv_text_edit(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
-    const char *ts = NULL, *fs = NULL, *sid = NULL, *cid = NULL;
-    size_t tlen = 0, flen = 0, sid_len = 0, cid_len = 0;
-    int64_t id = 0, base = 0;
-    const msgpack_object *opo = NULL;
-    struct proto_op op;
+    struct srv_meeting *m = req->m;
+    enum proto_type t = req->p.t;
+    int field = req->p.field_idx;
+    int64_t base = req->p.base.i;
+    struct proto_op op = req->p.ed; /* taken from the request: freed here */
     struct oplist applied = {0};
     char *text = NULL;
     size_t text_len = 0;
-    proto_op_init(&op);
+    int rc = 0;
+    proto_op_init(&req->p.ed);
 
-    if (proto_param_str(req->params, "type", &ts, &tlen) != 0) {
-        bad(req, "type: an object type (string) is required");
-        goto cleanup;
-    }
-    enum proto_type t = proto_type_find(ts, tlen);
-    if (t == PROTO_T_COUNT) {
-        bad(req, "type: no such type");
-        goto cleanup;
-    }
-    if (proto_param_str(req->params, "field", &fs, &flen) != 0) {
-        bad(req, "field: the name of a text field is required");
-        goto cleanup;
-    }
-    int field = proto_field_find(t, fs, flen);
-    if (field < 0 || proto_type_info(t)->fields[field].kind != PROTO_F_TEXT) {
-        bad(req, "field: not a text field of this type (meeting.abstract, item.body, "
-                 "action.text, decision.text)");
-        goto cleanup;
-    }
-    if (t == PROTO_T_MEETING ? proto_param_str(req->params, "id", &sid, &sid_len) != 0
-                             : proto_param_i64(req->params, "id", &id) != 0) {
-        bad(req, t == PROTO_T_MEETING ? "id: the meeting's id is required"
-                                      : "id: an object id (integer) is required");
-        goto cleanup;
-    }
-    if (proto_param_i64(req->params, "base", &base) != 0) {
-        bad(req, "base: the seq the text was read at (integer) is required");
-        goto cleanup;
-    }
-    int rc = proto_param_str(req->params, "cid", &cid, &cid_len);
-    if (rc == PROTO_EINVAL || (rc == 0 && (cid_len == 0 || cid_len > 64))) {
-        bad(req, "cid: must be a string of 1 to 64 bytes");
-        goto cleanup;
-    }
-    opo = proto_mp_map_get(req->params, "op");
-    if (opo == NULL || proto_op_decode(opo, &op) != 0) {
-        bad(req, "op: not a valid text op (skip n, insert str, {\"d\": n})");
-        goto cleanup;
-    }
-    if (proto_op_is_noop(&op)) {
-        bad(req, "op: does nothing");
-        goto cleanup;
-    }
-    struct srv_meeting *m = srv_req_meeting(req, srv_required_role("text.edit", t, fs));
-    if (m == NULL) {
-        goto cleanup;
-    }
-    char cidz[65] = "";
-    if (cid) {
-        memcpy(cidz, cid, cid_len);
-        if (srv_cid_repeat(req, m, cidz)) {
-            goto cleanup;
-        }
-    }
-    struct srv_obj *o = NULL;
-    if (t == PROTO_T_MEETING) {
-        bool same = sid_len == strlen(m->rec->id) && memcmp(sid, m->rec->id, sid_len) == 0;
-        o = same ? &m->rec->meeting : NULL;
-    } else {
-        o = srv_rec_find(m->rec, t, id);
-    }
-    if (o == NULL) {
-        srv_reply_error(req, PROTO_CODE_NOT_FOUND, "no such object in this meeting");
-        goto cleanup;
-    }
-    if (srv_meeting_final(m)) {
-        srv_reply_error(req, PROTO_CODE_LOCKED,
-                        "the meeting is final: only its rapporteur may reopen it (status draft)");
+    struct srv_obj *o = srv_req_obj(req, m);
+    if (o == NULL || !srv_req_unlocked(req, m, false)) {
         goto cleanup;
     }
     if (base < 0 || base > m->rec->seq || (o->created > 0 && base < o->created)) {
@@ -322,20 +257,15 @@ void srv_text_edit(struct srv_req *req)
         bad(req, "op: does not fit the text at base");
         goto cleanup;
     }
-    struct srv_change ch = {.m = m,
-                            .user = req->conn->user,
-                            .cid = cid ? cidz : NULL,
-                            .kind = "text",
-                            .type = t,
-                            .id = o->id,
-                            .id_str = t == PROTO_T_MEETING ? m->rec->id : NULL,
-                            .author = req->conn,
-                            .text_field = field,
-                            .text = text,
-                            .text_len = text_len};
-    text = NULL; /* the hub owns it now */
+    struct srv_change ch;
     msgpack_packer pk;
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    srv_req_change_begin(req, m, "text", t, &ch, &pk);
+    ch.id = o->id;
+    ch.id_str = t == PROTO_T_MEETING ? m->rec->id : NULL;
+    ch.text_field = field;
+    ch.text = text;
+    ch.text_len = text_len;
+    text = NULL; /* the hub owns it now */
     msgpack_pack_map(&pk, 2);
     proto_pack_cstr(&pk, "field");
     proto_pack_cstr(&pk, proto_type_info(t)->fields[field].name);

@@ -831,13 +831,9 @@ static void test_validation(void **state)
     int64_t ids[PROTO_T_COUNT] = {0};
     for (int t = 1; t < PROTO_T_COUNT; t++) {
         const char *type = proto_type_info((enum proto_type)t)->name;
-        struct cli_msg *m = NULL;
-        if (t == PROTO_T_ACTION) {
-            m = call_ok(W.c[RAP], "obj.create", "{s:s, s:s, s:{}}", "meeting", mid, "type", type,
-                        "fields");
-        } else {
-            m = call_ok(W.c[RAP], "obj.create", "{s:s, s:s}", "meeting", mid, "type", type);
-        }
+        /* fields is required, and every field is optional on create. */
+        struct cli_msg *m = call_ok(W.c[RAP], "obj.create", "{s:s, s:s, s:{}}", "meeting", mid,
+                                    "type", type, "fields");
         ids[t] = mint(m->result, "id");
         cli_msg_free(m);
     }
