@@ -165,7 +165,7 @@ static void pw_start(struct srv *srv, struct srv_pwjob *job)
         struct srv_req req = {.conn = job->conn, .msgid = job->msgid};
         srv_reply_error(&req, PROTO_CODE_INTERNAL, "cannot queue the password check");
         job->conn->busy = false;
-        srv_conn_unref(job->conn);
+        srv_conn_done(job->conn);
         job_free(job);
     }
 }
@@ -197,7 +197,7 @@ static void pw_submit(struct srv_req *req, struct srv_pwjob *job)
     job->conn = req->conn;
     job->msgid = req->msgid;
     srv_pwcost_limits(srv->cfg.pwcost, &job->ops, &job->mem);
-    req->conn->refs++;
+    srv_conn_hold(req->conn);
     req->conn->busy = true;
     if (srv->pw_running < srv->cfg.pw_parallel) {
         pw_start(srv, job);
@@ -296,6 +296,11 @@ static void login_done(struct srv_pwjob *job)
             srv_log(conn, SRV_LOG_INFO, "password hash of %s upgraded", job->user);
         }
     }
+    if (!srv_user_conn_allowed(srv, conn, job->user)) {
+        srv_reply_error_data(&req, PROTO_CODE_RATE_LIMITED, "too many connections for this user",
+                             "retry_after_ms", 5000);
+        return;
+    }
     srv_rl_account_reset(&srv->rl_account, job->user);
     become_ready(conn, job->user, job->operator, job->gen);
     char token[64] = "";
@@ -380,7 +385,7 @@ static void pw_done(uv_work_t *w, int status)
     if (!conn->closed) {
         srv_conn_resume(conn);
     }
-    srv_conn_unref(conn);
+    srv_conn_done(conn);
 }
 
 /* Reads user (a valid name) and a password parameter. Answers and returns false on
@@ -503,6 +508,13 @@ void srv_auth_token(struct srv_req *req)
         count_failure(conn, user);
         srv_log(conn, SRV_LOG_INFO, "token login failed (user=%s)", user);
         srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, "bad user name or token");
+        return;
+    }
+    if (!srv_user_conn_allowed(srv, conn, user)) {
+        sodium_memzero(h, sizeof(h));
+        sodium_memzero(&a, sizeof(a));
+        srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "too many connections for this user",
+                             "retry_after_ms", 5000);
         return;
     }
     srv_rl_account_reset(&srv->rl_account, user);

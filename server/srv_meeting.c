@@ -1468,7 +1468,7 @@ static void verify_done(uv_work_t *w, int status)
         srv_conn_resume(conn);
     }
     free(job);
-    srv_conn_unref(conn);
+    srv_conn_done(conn);
 }
 
 void srv_audit_verify_method(struct srv_req *req)
@@ -1494,7 +1494,7 @@ void srv_audit_verify_method(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot start the verification");
         return;
     }
-    req->conn->refs++;
+    srv_conn_hold(req->conn);
     req->conn->busy = true;
 }
 
