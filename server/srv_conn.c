@@ -17,11 +17,16 @@
 #ifdef __GLIBC__
 #include <malloc.h>
 #endif
+#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizer's allocator replaces glibc's: its equivalent of malloc_trim. */
+void __sanitizer_purge_allocator(void);
+#endif
 
 #include "proto_msgpack.h"
 
 #define READ_SUGGEST   (64 * 1024)
 #define CLOSE_GRACE_MS 2000
+#define TRIM_BYTES     (1024 * 1024) /* a close that frees this much trims the heap */
 
 struct srv_wreq {
     uv_write_t req;
@@ -158,6 +163,10 @@ static void close_now(struct srv_conn *conn)
     if (conn->cb.on_close) {
         conn->cb.on_close(conn, conn->cb_data);
     }
+    if (conn->write_pending >= TRIM_BYTES ||
+        (conn->close_reason && strcmp(conn->close_reason, "slow consumer") == 0)) {
+        conn->srv->trim = true; /* at the next turn, once its writes are cancelled */
+    }
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&conn->deadline, on_handle_closed);
     if (conn->close_reason) {
@@ -167,10 +176,10 @@ static void close_now(struct srv_conn *conn)
     }
 }
 
-static void drop_slow(struct srv_conn *conn, const char *why)
+static void drop_slow(struct srv_conn *conn, size_t extra, const char *why)
 {
-    srv_log(conn, SRV_LOG_WARN, "slow consumer: %zu bytes queued%s, dropped", conn->queued, why);
-    conn->srv->trim = true;
+    srv_log(conn, SRV_LOG_WARN, "slow consumer: %zu bytes queued%s, dropped", conn->queued + extra,
+            why);
     mark_close(conn, "slow consumer");
 }
 
@@ -188,7 +197,7 @@ static void enforce_budget(struct srv *srv, size_t extra)
         if (big == NULL || big->queued == 0) {
             return;
         }
-        drop_slow(big, " (over the global output budget)");
+        drop_slow(big, 0, " (over the global output budget)");
     }
 }
 
@@ -200,7 +209,7 @@ bool srv_conn_account(struct srv_conn *conn, ptrdiff_t delta)
     }
     if (delta > 0) {
         if (conn->queued + (size_t)delta > srv->cfg.output_limit) {
-            drop_slow(conn, "");
+            drop_slow(conn, (size_t)delta, "");
             return false;
         }
         if (srv->out_total + (size_t)delta > srv->cfg.output_budget) {
@@ -356,6 +365,16 @@ void srv_conn_flush_all(struct srv *srv)
 
 void srv_conn_end_turn(struct srv *srv)
 {
+    if (srv->trim) {
+        /* Slow consumers closed in an earlier turn: their cancelled writes are freed by
+         * now; give the memory back to the system (glibc keeps it otherwise). */
+        srv->trim = false;
+#if defined(__SANITIZE_ADDRESS__)
+        __sanitizer_purge_allocator();
+#elif defined(__GLIBC__)
+        malloc_trim(0);
+#endif
+    }
     /* Closing a connection can queue output to others (presence leave), which can mark
      * more of them: go on until both lists are empty. Each pass closes at least one
      * connection or empties the dirty list, so this ends. */
@@ -371,12 +390,6 @@ void srv_conn_end_turn(struct srv *srv)
             close_now(conn);
         }
         srv_conn_flush_all(srv);
-    }
-    if (srv->trim) {
-        srv->trim = false;
-#ifdef __GLIBC__
-        malloc_trim(0); /* give what the dropped consumers held back to the system */
-#endif
     }
 }
 

@@ -716,6 +716,8 @@ static void batch_failed(struct srv *srv, struct srv_batch *b)
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         if (c->nsubs > 0 || c->held.len > 0) {
             srv_conn_close(c, "server cannot write its database");
+            /* The close happens at the end of the turn: leave the meetings freed below now. */
+            srv_hub_drop_conn(srv, c);
         }
     }
     /* Later batches were built on the lost one: drop them too. */
