@@ -1,6 +1,7 @@
 /* srv.c - the server: listener, loop phases, signals, account polling, shutdown. */
 #include "srv.h"
 #include "srv_hub.h"
+#include "srv_req.h"
 #include "srv_writer.h"
 
 #include <errno.h>
@@ -12,6 +13,14 @@
 
 #define POLL_MS        500
 #define PURGE_EVERY_MS (10 * 60 * 1000)
+#define ADDR_BUCKETS   1024
+
+/* Open connections of one address key (srv_conn_addr_key). */
+struct srv_addr_count {
+    struct srv_addr_count *next;
+    unsigned n;
+    char key[48];
+};
 
 void srv_config_defaults(struct srv_config *cfg)
 {
@@ -28,6 +37,10 @@ void srv_config_defaults(struct srv_config *cfg)
     cfg->token_ttl_ms = 12ull * 3600 * 1000;
     cfg->pw_parallel = 2;
     cfg->pw_queue = 32;
+    cfg->output_budget = 128u * 1024 * 1024;
+    cfg->frame_timeout_ms = 10000;
+    cfg->max_conns_per_addr = 256;
+    cfg->max_conns_per_user = 64;
 }
 
 static const char *level_name(enum srv_log_level l)
@@ -80,7 +93,119 @@ static void on_flush(uv_prepare_t *p)
 {
     struct srv *srv = p->data;
     srv_hub_flush(srv);
-    srv_conn_flush_all(srv);
+    /* Output goes out first, then connections marked during the turn are closed. */
+    srv_conn_end_turn(srv);
+}
+
+static size_t addr_bucket(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
+        h = (h ^ *p) * 16777619u;
+    }
+    return h % ADDR_BUCKETS;
+}
+
+/* The count of key, created at 0 when create is set; NULL when absent or out of memory. */
+static struct srv_addr_count *addr_find(struct srv *srv, const char *key, bool create)
+{
+    if (srv->addr_counts == NULL) {
+        if (!create) {
+            return NULL;
+        }
+        srv->addr_counts = calloc(ADDR_BUCKETS, sizeof(*srv->addr_counts));
+        if (srv->addr_counts == NULL) {
+            return NULL;
+        }
+        srv->naddr_buckets = ADDR_BUCKETS;
+    }
+    struct srv_addr_count **pp = &srv->addr_counts[addr_bucket(key)];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, key) == 0) {
+            return *pp;
+        }
+    }
+    if (!create) {
+        return NULL;
+    }
+    struct srv_addr_count *a = calloc(1, sizeof(*a));
+    if (a != NULL) {
+        snprintf(a->key, sizeof(a->key), "%s", key);
+        *pp = a;
+    }
+    return a;
+}
+
+static void addr_release(struct srv *srv, const char *key)
+{
+    if (srv->addr_counts == NULL) {
+        return;
+    }
+    for (struct srv_addr_count **pp = &srv->addr_counts[addr_bucket(key)]; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->key, key) == 0) {
+            struct srv_addr_count *a = *pp;
+            if (--a->n == 0) {
+                *pp = a->next;
+                free(a);
+            }
+            return;
+        }
+    }
+}
+
+static void addr_counts_free(struct srv *srv)
+{
+    for (size_t i = 0; srv->addr_counts && i < srv->naddr_buckets; i++) {
+        while (srv->addr_counts[i]) {
+            struct srv_addr_count *a = srv->addr_counts[i];
+            srv->addr_counts[i] = a->next;
+            free(a);
+        }
+    }
+    free(srv->addr_counts);
+    srv->addr_counts = NULL;
+    srv->naddr_buckets = 0;
+}
+
+/* The transport's callbacks: messages go to the dispatcher; a closed connection leaves its
+ * meetings and its address's count. */
+static void conn_message(struct srv_conn *conn, const msgpack_object *msg, void *data)
+{
+    (void)data;
+    if (msg == NULL) {
+        /* The unreadable rest of a plaintext: one bad_request with msgid 0. */
+        struct srv_req req = {.conn = conn, .msgid = 0, .params = NULL};
+        conn->unanswered++;
+        srv_reply_error(&req, PROTO_CODE_BAD_REQUEST, "malformed message: not msgpack-RPC");
+        return;
+    }
+    srv_rpc_handle(conn, msg);
+}
+
+static void conn_closed(struct srv_conn *conn, void *data)
+{
+    struct srv *srv = data;
+    srv_hub_drop_conn(srv, conn);
+    addr_release(srv, conn->peer_key);
+}
+
+static const struct srv_conn_cb conn_cb = {conn_message, conn_closed};
+
+/* The per-address key of an accepted socket (see srv_conn_addr_key). */
+static void peer_key(uv_tcp_t *tcp, char *key, size_t keysz)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[48] = "?";
+    memset(&ss, 0, sizeof(ss));
+    if (uv_tcp_getpeername(tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            uv_ip4_name((struct sockaddr_in *)&ss, ip, sizeof(ip));
+        } else if (ss.ss_family == AF_INET6) {
+            uv_ip6_name((struct sockaddr_in6 *)&ss, ip, sizeof(ip));
+        }
+    }
+    srv_conn_addr_key(ip, key, keysz);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -90,24 +215,11 @@ static void on_connection(uv_stream_t *server, int status)
         srv_log(NULL, SRV_LOG_WARN, "accept: %s", uv_strerror(status));
         return;
     }
-    struct srv_conn *conn = calloc(1, sizeof(*conn));
-    if (conn == NULL) {
+    struct srv_conn *conn = NULL;
+    if (srv_conn_new(srv, &conn) != 0) {
         srv_log(NULL, SRV_LOG_ERROR, "out of memory accepting a connection");
         return;
     }
-    conn->srv = srv;
-    conn->id = ++srv->next_conn_id;
-    uv_tcp_init(srv->loop, &conn->tcp);
-    uv_timer_init(srv->loop, &conn->deadline);
-    conn->tcp.data = conn;
-    conn->deadline.data = conn;
-    conn->handles_open = 2;
-    conn->next = srv->conns;
-    if (srv->conns) {
-        srv->conns->prev = conn;
-    }
-    srv->conns = conn;
-    srv->nconns++;
     if (uv_accept(server, (uv_stream_t *)&conn->tcp) != 0) {
         srv_conn_close(conn, NULL);
         return;
@@ -118,7 +230,34 @@ static void on_connection(uv_stream_t *server, int status)
         srv_conn_close(conn, NULL);
         return;
     }
-    srv_conn_start(conn);
+    char key[48];
+    peer_key(&conn->tcp, key, sizeof(key));
+    struct srv_addr_count *a = addr_find(srv, key, true);
+    if (a == NULL || a->n >= srv->cfg.max_conns_per_addr) {
+        srv_log(NULL, SRV_LOG_WARN, "connection refused: %s (%s)",
+                a ? "too many connections from this address" : "out of memory", key);
+        srv_conn_close(conn, NULL);
+        return;
+    }
+    a->n++; /* released by conn_closed: only started connections count */
+    srv_conn_start(conn, &conn_cb, srv);
+}
+
+bool srv_user_conn_allowed(struct srv *srv, const struct srv_conn *conn, const char *user)
+{
+    unsigned n = 0;
+    /* Logins are rare next to messages: a walk costs less than a count kept in step with
+     * every login, logout and close. */
+    for (const struct srv_conn *c = srv->conns; c; c = c->next) {
+        if (c != conn && c->state == SRV_CONN_READY && strcmp(c->user, user) == 0) {
+            n++;
+        }
+    }
+    if (n >= srv->cfg.max_conns_per_user) {
+        srv_log(conn, SRV_LOG_WARN, "login refused: %s has %u connections", user, n);
+        return false;
+    }
+    return true;
 }
 
 void srv_close_user(struct srv *srv, const char *user, struct srv_conn *keep, const char *reason)
@@ -407,7 +546,7 @@ void srv_stop(struct srv *srv)
         srv_conn_close(c, "server shutting down");
     }
     srv_hub_flush(srv); /* what was accepted is still written */
-    srv_conn_flush_all(srv);
+    srv_conn_end_turn(srv);
     /* The flusher stays until the loop ends: closing notifications still go out. */
     uv_unref((uv_handle_t *)&srv->flusher);
 }
@@ -420,6 +559,7 @@ int srv_run(struct srv *srv)
     srv_writer_close(srv->writer); /* every queued write has run by now */
     srv->writer = NULL;
     srv_hub_free(srv);
+    addr_counts_free(srv);
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
     db_close(srv->db);

@@ -19,6 +19,7 @@
 #include "proto_frame.h"
 #include "proto_rpc.h"
 #include "proto_util.h"
+#include "srv_conn.h"
 #include "srv_ratelimit.h"
 
 #define SRV_DEFAULT_HOST   "127.0.0.1"
@@ -45,11 +46,15 @@ struct srv_config {
     unsigned max_conns;        /* open connections */
     uint64_t login_timeout_ms; /* handshake + login deadline from accept */
     enum srv_pwcost pwcost;
-    size_t min_password;   /* characters */
-    size_t max_text;       /* bytes of one text field */
-    uint64_t token_ttl_ms; /* lifetime of remember tokens */
-    unsigned pw_parallel;  /* password checks at once */
-    unsigned pw_queue;     /* password checks waiting */
+    size_t min_password;         /* characters */
+    size_t max_text;             /* bytes of one text field */
+    uint64_t token_ttl_ms;       /* lifetime of remember tokens */
+    unsigned pw_parallel;        /* password checks at once */
+    unsigned pw_queue;           /* password checks waiting */
+    size_t output_budget;        /* queued output bytes of all connections together */
+    uint64_t frame_timeout_ms;   /* a started frame must be complete within this */
+    unsigned max_conns_per_addr; /* open connections per IPv4 address or IPv6 /64 */
+    unsigned max_conns_per_user; /* logged-in connections per user */
 };
 
 /* Fills a config with the defaults of PROTOCOL.md and DESIGN.md. */
@@ -71,101 +76,6 @@ struct srv_conn;
  * Never pass a password or token. */
 void srv_log(const struct srv_conn *conn, enum srv_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-
-/* ---- connections ---- */
-
-enum srv_conn_state {
-    SRV_CONN_HELLO,     /* waiting for ClientHello */
-    SRV_CONN_STREAMHDR, /* waiting for the client's secretstream header */
-    SRV_CONN_AUTH,      /* secure channel up, not logged in */
-    SRV_CONN_READY,     /* logged in */
-    SRV_CONN_CLOSING,   /* flushing, then closed */
-};
-
-struct srv;
-struct srv_meeting;
-struct srv_batch;
-struct srv_held;
-struct srv_writer;
-
-struct srv_conn {
-    struct srv *srv;
-    uv_tcp_t tcp;
-    uv_timer_t deadline; /* handshake + login deadline, and the closing grace period */
-    uint64_t id;
-    char peer[64];    /* "addr:port" */
-    char peer_ip[48]; /* address only: the rate-limit key */
-    enum srv_conn_state state;
-    struct srv_conn *prev, *next; /* srv->conns */
-    struct srv_conn *dirty_next;  /* srv->dirty: has output to flush */
-    bool dirty;
-    bool reading;
-    bool busy;           /* a request is being answered off the loop: hold the rest */
-    bool logged_in_once; /* the frame limit stays raised after logout */
-    bool closed;         /* uv_close called */
-    int handles_open;    /* tcp and timer not yet closed */
-    int refs;            /* pool jobs still pointing here */
-    unsigned unanswered;
-
-    struct proto_reader rd;
-    struct proto_channel ch;
-
-    /* Decrypted plaintext being handled, message by message. */
-    struct proto_buf in;
-    size_t in_off;
-    size_t in_good; /* validated prefix of in */
-    bool in_fault;  /* bytes after in_good were not msgpack: answer once */
-
-    struct proto_buf out; /* plaintext messages queued this turn */
-    size_t write_pending; /* bytes handed to libuv and not yet written */
-
-    /* Output that waits for a batch to be durable (srv_held.h owns it), and how many
-     * messages wait there: reading stops while too many do (srv_conn_set_backlog). */
-    struct srv_held *held;
-    unsigned backlog;
-
-    /* Meetings this connection is subscribed to. */
-    struct srv_meeting **subs;
-    size_t nsubs;
-
-    /* Identity once logged in. */
-    char user[PROTO_NAME_MAX + 1];
-    bool operator;
-    int64_t gen;
-    bool has_token;
-    uint8_t token_hash[DB_TOKEN_HASH_BYTES];
-};
-
-/* Starts handling an accepted connection (its tcp handle must be initialised and
- * accepted by the caller). */
-void srv_conn_start(struct srv_conn *conn);
-
-/* Appends one whole encoded message to the connection's output; it is encrypted and
- * written at the end of the loop turn, batched with the others in one frame. A connection
- * whose queued output passes the limit is dropped as a slow consumer. */
-void srv_conn_send(struct srv_conn *conn, const void *msg, size_t len);
-
-/* Tells the transport how many messages wait for this connection above it (held
- * output): it stops reading while those and the unanswered requests pass
- * SRV_MAX_UNANSWERED, and reads again when they fall. */
-void srv_conn_set_backlog(struct srv_conn *conn, unsigned n);
-
-/* Closes a connection: when reason is not NULL and the channel is up, a closing
- * notification is sent (and flushed, for at most a short grace period) first. */
-void srv_conn_close(struct srv_conn *conn, const char *reason);
-
-/* Encrypts and writes the queued output of every connection that has some. */
-void srv_conn_flush_all(struct srv *srv);
-
-/* (Re)starts the login deadline: the connection is closed unless it logs in in time. */
-void srv_conn_arm_deadline(struct srv_conn *conn);
-
-/* Goes on handling queued requests after an asynchronous one finished. */
-void srv_conn_resume(struct srv_conn *conn);
-
-/* Drops a reference taken by a pool job; frees the connection when it was the last and
- * the handles are closed. */
-void srv_conn_unref(struct srv_conn *conn);
 
 /* ---- requests (the request itself and its helpers: srv_req.h) ---- */
 
@@ -202,6 +112,9 @@ int srv_password_hash(enum srv_pwcost cost, const char *pw, size_t len, char out
 
 /* ---- the server ---- */
 
+struct srv_batch;
+struct srv_addr_count;
+
 struct srv {
     uv_loop_t *loop;
     struct srv_config cfg;
@@ -217,6 +130,11 @@ struct srv {
 
     struct srv_conn *conns;
     struct srv_conn *dirty;
+    struct srv_conn *close_asap, *close_asap_tail; /* marked: closed at the end of the turn */
+    size_t out_total;                              /* queued output of every connection */
+    bool trim;                                     /* give freed memory back at turn end */
+    struct srv_addr_count **addr_counts;           /* open connections per address key */
+    size_t naddr_buckets;
     unsigned nconns;
     uint64_t next_conn_id;
     int64_t data_version;
@@ -273,6 +191,11 @@ void srv_stop(struct srv *srv);
 /* Applies account changes made by another process (disable, password) to live
  * connections. */
 void srv_check_accounts(struct srv *srv);
+
+/* Tells whether conn may log in as user without passing max_conns_per_user (counting
+ * the user's logged-in connections but conn). Called by the login paths before they
+ * accept; when it says no they answer rate_limited and the connection stays logged out. */
+bool srv_user_conn_allowed(struct srv *srv, const struct srv_conn *conn, const char *user);
 
 /* Closes every live connection of user except keep (may be NULL), with reason. */
 void srv_close_user(struct srv *srv, const char *user, struct srv_conn *keep, const char *reason);

@@ -232,7 +232,7 @@ static void pw_start(struct srv *srv, struct srv_pwjob *job, bool queued)
             }
         }
         job_free(job);
-        srv_conn_unref(conn);
+        srv_conn_done(conn);
     }
 }
 
@@ -264,7 +264,7 @@ static void pw_submit(struct srv_req *req, struct srv_pwjob *job)
     job->conn = req->conn;
     job->msgid = req->msgid;
     srv_pwcost_limits(srv->cfg.pwcost, &job->ops, &job->mem);
-    req->conn->refs++;
+    srv_conn_hold(req->conn);
     req->conn->busy = true;
     if (srv->pw_running < srv->cfg.pw_parallel) {
         pw_start(srv, job, false);
@@ -451,6 +451,11 @@ static void login_done(struct srv_pwjob *job)
         srv_log(conn, SRV_LOG_INFO, "password hash of %s upgraded", job->user);
     }
     succeeded(conn, job->user);
+    if (!srv_user_conn_allowed(srv, conn, job->user)) {
+        srv_reply_error_data(&req, PROTO_CODE_RATE_LIMITED, "too many connections for this user",
+                             "retry_after_ms", 5000);
+        return;
+    }
     become_ready(conn, job->user, job->operator, job->gen);
     if (job->remember) {
         if (issue_token(conn, job->msgid) != 0) {
@@ -563,7 +568,7 @@ static void pw_done(uv_work_t *w, int status)
     if (!conn->closed) {
         srv_conn_resume(conn);
     }
-    srv_conn_unref(conn);
+    srv_conn_done(conn);
 }
 
 /* The user of a login as a NUL-terminated name: "" when it is not a valid name (an
@@ -663,6 +668,13 @@ void srv_auth_token(struct srv_req *req)
         srv_rl_token_fail(&srv->rl_addr, conn->peer_ip, proto_now_ms());
         srv_log(conn, SRV_LOG_INFO, "token login failed (user=%s)", user);
         srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, "bad user name or token");
+        return;
+    }
+    if (!srv_user_conn_allowed(srv, conn, user)) {
+        sodium_memzero(h, sizeof(h));
+        sodium_memzero(&a, sizeof(a));
+        srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "too many connections for this user",
+                             "retry_after_ms", 5000);
         return;
     }
     become_ready(conn, user, a.operator, a.gen);

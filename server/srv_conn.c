@@ -1,19 +1,32 @@
 /* srv_conn.c - one client connection: handshake, frames, limits, output batching.
  *
- * Transport only: it turns bytes into decrypted messages for srv_rpc_handle and queued
- * messages back into one encrypted frame per loop turn. RPC code never touches the socket.
+ * Transport only: it turns bytes into decrypted messages for the on_message callback srv.c
+ * gave it, and queued messages back into one encrypted frame per loop turn. RPC code
+ * never touches the socket, and this file never names the layers above it.
+ *
+ * Nothing here closes a connection synchronously where a caller could be walking
+ * connections or subscribers: mark_close puts it on srv->close_asap, and srv_conn_end_turn
+ * closes the marked ones (Redis CLIENT_CLOSE_ASAP / freeClientsInAsyncFreeQueue).
  */
+#define _GNU_SOURCE
 #include "srv.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+/* The sanitizer's allocator replaces glibc's: its equivalent of malloc_trim. */
+void __sanitizer_purge_allocator(void);
+#endif
 
 #include "proto_msgpack.h"
-#include "srv_held.h"
-#include "srv_hub.h"
 
 #define READ_SUGGEST   (64 * 1024)
 #define CLOSE_GRACE_MS 2000
+#define TRIM_BYTES     (1024 * 1024) /* a close that frees this much trims the heap */
 
 struct srv_wreq {
     uv_write_t req;
@@ -25,6 +38,7 @@ struct srv_wreq {
 static void process(struct srv_conn *conn);
 static void update_reading(struct srv_conn *conn);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void on_deadline(uv_timer_t *t);
 
 static void conn_free(struct srv_conn *conn)
 {
@@ -69,35 +83,153 @@ static void on_handle_closed(uv_handle_t *h)
     maybe_free(conn);
 }
 
-void srv_conn_unref(struct srv_conn *conn)
+void srv_conn_hold(struct srv_conn *conn)
+{
+    conn->refs++;
+}
+
+void srv_conn_done(struct srv_conn *conn)
 {
     conn->refs--;
     maybe_free(conn);
 }
 
-/* Closes the handles now; pending writes are cancelled. */
+bool srv_conn_closing(const struct srv_conn *conn)
+{
+    return conn->closed || conn->close_asap || conn->state == SRV_CONN_CLOSING;
+}
+
+/* Counts output bytes of conn against the limits. A marked or closed connection's bytes
+ * left the count when it was marked (its writes are cancelled at the close). */
+static void count_out(struct srv_conn *conn, ptrdiff_t delta)
+{
+    if (conn->closed || conn->close_asap) {
+        return;
+    }
+    conn->queued = (size_t)((ptrdiff_t)conn->queued + delta);
+    conn->srv->out_total = (size_t)((ptrdiff_t)conn->srv->out_total + delta);
+}
+
+/* Marks conn to be closed at the end of the loop turn: it handles and takes nothing more,
+ * and the output it had queued is freed now (its memory is what a slow consumer costs). */
+static void mark_close(struct srv_conn *conn, const char *reason)
+{
+    struct srv *srv = conn->srv;
+    if (conn->closed || conn->close_asap) {
+        return;
+    }
+    srv->out_total -= conn->queued;
+    conn->queued = 0;
+    conn->close_asap = true;
+    conn->close_reason = reason;
+    conn->state = SRV_CONN_CLOSING;
+    if (conn->reading) {
+        uv_read_stop((uv_stream_t *)&conn->tcp);
+        conn->reading = false;
+    }
+    /* Not conn->in: the message being handled may point into it. */
+    proto_buf_free(&conn->out, 1);
+    conn->close_next = NULL;
+    if (srv->close_asap_tail) {
+        srv->close_asap_tail->close_next = conn;
+    } else {
+        srv->close_asap = conn;
+    }
+    srv->close_asap_tail = conn;
+}
+
+/* Closes the handles now; pending writes are cancelled. Only called at the end of a turn
+ * (srv_conn_end_turn), never under a loop over connections or subscribers. */
 static void close_now(struct srv_conn *conn)
 {
     if (conn->closed) {
         return;
     }
+    if (!conn->close_asap) {
+        conn->srv->out_total -= conn->queued;
+        conn->queued = 0;
+    }
     conn->closed = true;
     conn->state = SRV_CONN_CLOSING;
     conn->busy = true; /* nothing more is handled */
     proto_buf_free(&conn->out, 1);
-    srv_hub_drop_conn(conn->srv, conn);
+    if (conn->cb.on_close) {
+        conn->cb.on_close(conn, conn->cb_data);
+    }
+    if (conn->write_pending >= TRIM_BYTES ||
+        (conn->close_reason && strcmp(conn->close_reason, "slow consumer") == 0)) {
+        conn->srv->trim = true; /* at the next turn, once its writes are cancelled */
+    }
     uv_close((uv_handle_t *)&conn->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&conn->deadline, on_handle_closed);
-    srv_log(conn, SRV_LOG_INFO, "closed");
+    if (conn->close_reason) {
+        srv_log(conn, SRV_LOG_INFO, "closed (%s)", conn->close_reason);
+    } else {
+        srv_log(conn, SRV_LOG_INFO, "closed");
+    }
+}
+
+static void drop_slow(struct srv_conn *conn, size_t extra, const char *why)
+{
+    srv_log(conn, SRV_LOG_WARN, "slow consumer: %zu bytes queued%s, dropped", conn->queued + extra,
+            why);
+    mark_close(conn, "slow consumer");
+}
+
+/* Marks the connections with the most queued output as slow consumers until the total,
+ * with extra bytes about to be queued, is within the global budget. */
+static void enforce_budget(struct srv *srv, size_t extra)
+{
+    while (srv->out_total + extra > srv->cfg.output_budget) {
+        struct srv_conn *big = NULL;
+        for (struct srv_conn *c = srv->conns; c; c = c->next) {
+            if (!c->closed && !c->close_asap && (big == NULL || c->queued > big->queued)) {
+                big = c;
+            }
+        }
+        if (big == NULL || big->queued == 0) {
+            return;
+        }
+        drop_slow(big, 0, " (over the global output budget)");
+    }
+}
+
+bool srv_conn_account(struct srv_conn *conn, ptrdiff_t delta)
+{
+    struct srv *srv = conn->srv;
+    if (conn->closed || conn->close_asap) {
+        return false;
+    }
+    if (delta > 0) {
+        if (conn->queued + (size_t)delta > srv->cfg.output_limit) {
+            drop_slow(conn, (size_t)delta, "");
+            return false;
+        }
+        if (srv->out_total + (size_t)delta > srv->cfg.output_budget) {
+            enforce_budget(srv, (size_t)delta);
+            if (conn->close_asap) {
+                return false;
+            }
+        }
+    }
+    count_out(conn, delta);
+    return true;
 }
 
 static void on_deadline(uv_timer_t *t)
 {
     struct srv_conn *conn = t->data;
+    if (conn->state == SRV_CONN_READY) {
+        srv_log(conn, SRV_LOG_INFO, "frame deadline passed: closing");
+        mark_close(conn, "frame deadline");
+        return;
+    }
     if (conn->state != SRV_CONN_CLOSING) {
         srv_log(conn, SRV_LOG_INFO, "login deadline passed");
+        mark_close(conn, "login deadline");
+        return;
     }
-    close_now(conn);
+    mark_close(conn, NULL); /* the closing grace period is over */
 }
 
 static void mark_dirty(struct srv_conn *conn)
@@ -109,21 +241,28 @@ static void mark_dirty(struct srv_conn *conn)
     }
 }
 
+static void wreq_free(struct srv_wreq *w)
+{
+    sodium_memzero(w->data, w->size);
+    free(w);
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct srv_wreq *w = (struct srv_wreq *)req;
     struct srv_conn *conn = w->conn;
     conn->write_pending -= w->size;
-    free(w);
+    count_out(conn, -(ptrdiff_t)w->size);
+    wreq_free(w);
     if (status < 0) {
         if (status != UV_ECANCELED) {
             srv_log(conn, SRV_LOG_INFO, "write failed: %s", uv_strerror(status));
         }
-        close_now(conn);
+        mark_close(conn, NULL);
         return;
     }
     if (conn->state == SRV_CONN_CLOSING && conn->write_pending == 0 && conn->out.len == 0) {
-        close_now(conn);
+        mark_close(conn, NULL);
     }
 }
 
@@ -152,10 +291,11 @@ static int write_bytes(struct srv_conn *conn, const uint8_t *p, size_t n)
     memcpy(w->data, p, n);
     uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)n);
     if (uv_write(&w->req, (uv_stream_t *)&conn->tcp, &b, 1, on_write) != 0) {
-        free(w);
+        wreq_free(w);
         return PROTO_EIO;
     }
     conn->write_pending += n;
+    count_out(conn, (ptrdiff_t)n);
     return 0;
 }
 
@@ -171,10 +311,10 @@ static int send_plain_frame(struct srv_conn *conn, const uint8_t *p, size_t n)
     return write_bytes(conn, frame, PROTO_FRAME_HDR + n);
 }
 
-/* Encrypts the queued plaintext as one frame and writes it. */
+/* Encrypts the queued plaintext as one frame and writes it. Errors only mark. */
 static void flush(struct srv_conn *conn)
 {
-    if (conn->closed || conn->out.len == 0) {
+    if (conn->closed || conn->close_asap || conn->out.len == 0) {
         return;
     }
     size_t n = conn->out.len;
@@ -182,23 +322,25 @@ static void flush(struct srv_conn *conn)
     uint8_t *frame = malloc(flen);
     if (frame == NULL) {
         srv_log(conn, SRV_LOG_ERROR, "out of memory sealing %zu bytes", n);
-        close_now(conn);
+        mark_close(conn, NULL);
         return;
     }
     proto_frame_put_len(frame, (uint32_t)(n + PROTO_ABYTES));
     int rc = proto_channel_seal(&conn->ch, conn->out.data, n, frame + PROTO_FRAME_HDR, 0);
-    proto_buf_free(&conn->out, 0);
+    count_out(conn, -(ptrdiff_t)n);
+    proto_buf_free(&conn->out, 1); /* a login response's token may be in it */
     if (rc == 0) {
         rc = write_bytes(conn, frame, flen);
     }
+    sodium_memzero(frame, flen);
     free(frame);
     if (rc != 0) {
         srv_log(conn, SRV_LOG_INFO, "write failed: %s", proto_strerror(rc));
-        close_now(conn);
+        mark_close(conn, NULL);
         return;
     }
     if (conn->state == SRV_CONN_CLOSING && conn->write_pending == 0) {
-        close_now(conn);
+        mark_close(conn, NULL);
     }
 }
 
@@ -211,34 +353,55 @@ void srv_conn_flush_all(struct srv *srv)
         conn->dirty_next = NULL;
         flush(conn);
     }
+    enforce_budget(srv, 0);
 }
 
-static void drop_slow(struct srv_conn *conn)
+void srv_conn_end_turn(struct srv *srv)
 {
-    srv_log(conn, SRV_LOG_WARN, "slow consumer: %zu bytes queued, dropped",
-            conn->out.len + conn->write_pending);
-    close_now(conn);
+    if (srv->trim) {
+        /* Slow consumers closed in an earlier turn: their cancelled writes are freed by
+         * now; give the memory back to the system (glibc keeps it otherwise). */
+        srv->trim = false;
+#if defined(__SANITIZE_ADDRESS__)
+        __sanitizer_purge_allocator();
+#elif defined(__GLIBC__)
+        malloc_trim(0);
+#endif
+    }
+    /* Closing a connection can queue output to others (presence leave), which can mark
+     * more of them: go on until both lists are empty. Each pass closes at least one
+     * connection or empties the dirty list, so this ends. */
+    srv_conn_flush_all(srv);
+    while (srv->close_asap) {
+        while (srv->close_asap) {
+            struct srv_conn *conn = srv->close_asap;
+            srv->close_asap = conn->close_next;
+            if (srv->close_asap == NULL) {
+                srv->close_asap_tail = NULL;
+            }
+            conn->close_next = NULL;
+            close_now(conn);
+        }
+        srv_conn_flush_all(srv);
+    }
 }
 
 void srv_conn_send(struct srv_conn *conn, const void *msg, size_t len)
 {
-    if (conn->closed) {
-        return;
-    }
-    if (conn->out.len + conn->write_pending + len > conn->srv->cfg.output_limit) {
-        drop_slow(conn);
+    if (conn->closed || conn->close_asap) {
         return;
     }
     /* A frame holds whole messages only: cut the batch before it passes the limit. */
     if (conn->out.len > 0 && conn->out.len + len > PROTO_SEND_MAX) {
         flush(conn);
-        if (conn->closed) {
-            return;
-        }
+    }
+    if (!srv_conn_account(conn, (ptrdiff_t)len)) {
+        return;
     }
     if (proto_buf_append(&conn->out, msg, len) != 0) {
+        count_out(conn, -(ptrdiff_t)len);
         srv_log(conn, SRV_LOG_ERROR, "out of memory queueing %zu bytes", len);
-        close_now(conn);
+        mark_close(conn, NULL);
         return;
     }
     mark_dirty(conn);
@@ -269,24 +432,21 @@ void srv_conn_close(struct srv_conn *conn, const char *reason)
         proto_buf_free(&b, 0);
         srv_log(conn, SRV_LOG_INFO, "closing: %s", reason);
     }
-    if (conn->closed) {
-        return;
+    if (conn->close_asap) {
+        return; /* the notification itself passed a limit */
     }
     conn->state = SRV_CONN_CLOSING;
-    conn->busy = true;
     if (conn->reading) {
         uv_read_stop((uv_stream_t *)&conn->tcp);
         conn->reading = false;
     }
-    flush(conn);
-    if (conn->closed) {
+    conn->frame_timer = false;
+    if (conn->out.len == 0 && conn->write_pending == 0) {
+        mark_close(conn, NULL);
         return;
     }
-    if (conn->write_pending == 0) {
-        close_now(conn);
-        return;
-    }
-    /* Give the last bytes a short while to leave, then close regardless. */
+    /* The output goes at the end of the turn; give the last bytes a short while to leave,
+     * then close regardless. */
     uv_timer_start(&conn->deadline, on_deadline, CLOSE_GRACE_MS, 0);
 }
 
@@ -303,6 +463,37 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init((char *)p, (unsigned)n);
 }
 
+/* True when the reader holds the start of a frame that is not complete yet. */
+static bool frame_started(const struct proto_reader *rd)
+{
+    size_t have = rd->len - rd->off;
+    if (have == 0) {
+        return false;
+    }
+    if (have < PROTO_FRAME_HDR) {
+        return true;
+    }
+    return have - PROTO_FRAME_HDR < proto_frame_get_len(rd->buf + rd->off);
+}
+
+/* After login the deadline timer bounds the time a started frame takes to arrive (before
+ * it, the login deadline does). It runs only while we read: a frame we stopped reading
+ * is not the peer's delay. */
+static void update_frame_timer(struct srv_conn *conn)
+{
+    if (conn->state != SRV_CONN_READY) {
+        return;
+    }
+    bool want = conn->reading && frame_started(&conn->rd);
+    if (want && !conn->frame_timer) {
+        uv_timer_start(&conn->deadline, on_deadline, conn->srv->cfg.frame_timeout_ms, 0);
+        conn->frame_timer = true;
+    } else if (!want && conn->frame_timer) {
+        uv_timer_stop(&conn->deadline);
+        conn->frame_timer = false;
+    }
+}
+
 static void update_reading(struct srv_conn *conn)
 {
     if (conn->closed || conn->state == SRV_CONN_CLOSING) {
@@ -317,6 +508,7 @@ static void update_reading(struct srv_conn *conn)
         uv_read_stop((uv_stream_t *)&conn->tcp);
         conn->reading = false;
     }
+    update_frame_timer(conn);
 }
 
 /* ClientHello -> ServerHello + our stream header. */
@@ -331,7 +523,7 @@ static int handle_hello(struct srv_conn *conn, const uint8_t *p, uint32_t n)
         send_plain_frame(conn, out, out_len);
         conn->state = SRV_CONN_CLOSING;
         if (conn->write_pending == 0) {
-            close_now(conn);
+            mark_close(conn, NULL);
         } else {
             uv_timer_start(&conn->deadline, on_deadline, CLOSE_GRACE_MS, 0);
         }
@@ -361,23 +553,11 @@ static int handle_hello(struct srv_conn *conn, const uint8_t *p, uint32_t n)
     return 0;
 }
 
-/* Answers the unreadable rest of a plaintext with one bad_request (msgid 0). */
-static void reply_fault(struct srv_conn *conn)
-{
-    /* Packed here, not through the request helpers: they sit above the transport. */
-    struct proto_buf b = {0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
-    proto_rpc_pack_error(&pk, 0, PROTO_CODE_BAD_REQUEST, "malformed message: not msgpack-RPC", NULL,
-                         0);
-    srv_held_send(conn, b.data, b.len, 0);
-    proto_buf_free(&b, 0);
-}
-
-/* Handles queued plaintext messages until none is left or one goes asynchronous. */
+/* Handles queued plaintext messages until none is left, one goes asynchronous or the
+ * connection is closing. */
 static void handle_plaintext(struct srv_conn *conn)
 {
-    while (!conn->busy && conn->in_off < conn->in_good) {
+    while (!conn->busy && conn->state != SRV_CONN_CLOSING && conn->in_off < conn->in_good) {
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);
         size_t off = conn->in_off;
@@ -390,12 +570,13 @@ static void handle_plaintext(struct srv_conn *conn)
             break;
         }
         conn->in_off = off;
-        srv_rpc_handle(conn, &u.data);
+        conn->cb.on_message(conn, &u.data, conn->cb_data);
         msgpack_unpacked_destroy(&u);
     }
-    if (!conn->busy && conn->in_off >= conn->in_good) {
-        if (conn->in_fault && !conn->closed) {
-            reply_fault(conn);
+    if (!conn->busy && conn->state != SRV_CONN_CLOSING && conn->in_off >= conn->in_good) {
+        if (conn->in_fault) {
+            /* The unreadable rest of the plaintext: the layer above answers it once. */
+            conn->cb.on_message(conn, NULL, conn->cb_data);
         }
         conn->in_fault = false;
         proto_buf_free(&conn->in, 1);
@@ -447,7 +628,7 @@ static void process(struct srv_conn *conn)
         int r = proto_reader_next(&conn->rd, &p, &n);
         if (r < 0) {
             srv_log(conn, SRV_LOG_INFO, "bad frame length: closing");
-            close_now(conn);
+            mark_close(conn, "bad frame length");
             return;
         }
         if (r == 0) {
@@ -470,7 +651,7 @@ static void process(struct srv_conn *conn)
             rc = open_frame(conn, p, n);
             if (rc == 1) {
                 srv_log(conn, SRV_LOG_INFO, "peer closed the channel");
-                close_now(conn);
+                mark_close(conn, NULL);
                 return;
             }
             break;
@@ -479,7 +660,7 @@ static void process(struct srv_conn *conn)
         }
         if (rc != 0) {
             srv_log(conn, SRV_LOG_INFO, "broken frame (%s): closing", proto_strerror(rc));
-            close_now(conn);
+            mark_close(conn, "broken frame");
             return;
         }
     }
@@ -504,7 +685,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         } else if (nread != UV_EOF) {
             srv_log(conn, SRV_LOG_INFO, "read failed: %s", uv_strerror((int)nread));
         }
-        close_now(conn);
+        mark_close(conn, nread == UV_ENOBUFS ? "bad frame length" : NULL);
         return;
     }
     /* A commit of 0 bytes lets the reader free a buffer it handed out for nothing. */
@@ -517,15 +698,68 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 void srv_conn_arm_deadline(struct srv_conn *conn)
 {
+    conn->frame_timer = false;
     uv_timer_start(&conn->deadline, on_deadline, conn->srv->cfg.login_timeout_ms, 0);
 }
 
-void srv_conn_start(struct srv_conn *conn)
+int srv_conn_new(struct srv *srv, struct srv_conn **out)
+{
+    struct srv_conn *conn = calloc(1, sizeof(*conn));
+    *out = NULL;
+    if (conn == NULL) {
+        return PROTO_ENOMEM;
+    }
+    conn->srv = srv;
+    conn->id = ++srv->next_conn_id;
+    uv_tcp_init(srv->loop, &conn->tcp);
+    uv_timer_init(srv->loop, &conn->deadline);
+    conn->tcp.data = conn;
+    conn->deadline.data = conn;
+    conn->handles_open = 2;
+    conn->next = srv->conns;
+    if (srv->conns) {
+        srv->conns->prev = conn;
+    }
+    srv->conns = conn;
+    srv->nconns++;
+    *out = conn;
+    return 0;
+}
+
+int srv_conn_addr_key(const char *ip, char *key, size_t keysz)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    char buf[INET6_ADDRSTRLEN];
+    if (inet_pton(AF_INET, ip, &a4) == 1) {
+        snprintf(key, keysz, "%s", ip);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &a6) != 1) {
+        snprintf(key, keysz, "%s", ip);
+        return PROTO_EINVAL;
+    }
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+        inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof(buf));
+        snprintf(key, keysz, "%s", buf);
+        return 0;
+    }
+    /* One site gets a /64 and picks addresses in it at will: limits count the prefix. */
+    memset(&a6.s6_addr[8], 0, 8);
+    inet_ntop(AF_INET6, &a6, buf, sizeof(buf));
+    snprintf(key, keysz, "%s/64", buf);
+    return 0;
+}
+
+void srv_conn_start(struct srv_conn *conn, const struct srv_conn_cb *cb, void *data)
 {
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     char ip[48] = "?";
     int port = 0;
+    conn->cb = *cb;
+    conn->cb_data = data;
+    memset(&ss, 0, sizeof(ss));
     if (uv_tcp_getpeername(&conn->tcp, (struct sockaddr *)&ss, &len) == 0) {
         if (ss.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
@@ -538,6 +772,7 @@ void srv_conn_start(struct srv_conn *conn)
         }
     }
     snprintf(conn->peer_ip, sizeof(conn->peer_ip), "%s", ip);
+    srv_conn_addr_key(ip, conn->peer_key, sizeof(conn->peer_key));
     snprintf(conn->peer, sizeof(conn->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
              port);
     uv_tcp_nodelay(&conn->tcp, 1);

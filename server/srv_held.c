@@ -67,9 +67,10 @@ void srv_held_drop(struct srv_conn *conn)
     }
     conn->held = NULL;
     unlink_held(conn->srv, h);
+    srv_conn_account(conn, -(ptrdiff_t)h->buf.len);
     held_free(h);
     srv_conn_set_backlog(conn, 0);
-    srv_conn_unref(conn);
+    srv_conn_done(conn);
 }
 
 static bool gone(const struct srv_conn *conn)
@@ -88,9 +89,8 @@ void srv_held_send(struct srv_conn *conn, const void *msg, size_t len, uint64_t 
         srv_conn_send(conn, msg, len);
         return;
     }
-    if (h != NULL && h->buf.len + len > srv->cfg.output_limit) {
-        srv_log(conn, SRV_LOG_WARN, "slow consumer: %zu bytes held, dropped", h->buf.len);
-        srv_conn_close(conn, NULL);
+    /* Held bytes count against the connection's limit and the global budget. */
+    if (!srv_conn_account(conn, (ptrdiff_t)len)) {
         return;
     }
     if (h == NULL && (h = calloc(1, sizeof(*h))) != NULL) {
@@ -98,7 +98,7 @@ void srv_held_send(struct srv_conn *conn, const void *msg, size_t len, uint64_t 
         h->next = srv->held;
         srv->held = h;
         conn->held = h;
-        conn->refs++; /* the connection outlives its held output, even once closed */
+        srv_conn_hold(conn); /* the connection outlives its held output, even once closed */
     }
     if (h != NULL && h->n == h->cap) {
         size_t cap = h->cap ? h->cap * 2 : 8;
@@ -109,6 +109,7 @@ void srv_held_send(struct srv_conn *conn, const void *msg, size_t len, uint64_t 
         }
     }
     if (h == NULL || h->n == h->cap || proto_buf_append(&h->buf, msg, len) != 0) {
+        srv_conn_account(conn, -(ptrdiff_t)len);
         srv_log(conn, SRV_LOG_ERROR, "out of memory holding %zu bytes", len);
         srv_conn_close(conn, NULL);
         return;
@@ -128,6 +129,7 @@ static void release(struct srv_held *h, bool failed)
     struct srv_conn *conn = h->conn;
     uint64_t committed = conn->srv->committed_batch;
     conn->held = NULL;
+    srv_conn_account(conn, -(ptrdiff_t)h->buf.len); /* srv_conn_send counts what it takes */
     for (size_t i = 0; i < h->n && !gone(conn); i++) {
         const struct held_msg *m = &h->v[i];
         if (!failed || m->batch <= committed) {
@@ -148,7 +150,7 @@ static void release(struct srv_held *h, bool failed)
     if (!conn->closed) {
         srv_conn_set_backlog(conn, 0);
     }
-    srv_conn_unref(conn); /* may free it: the last use */
+    srv_conn_done(conn); /* may free it: the last use */
 }
 
 void srv_held_release(struct srv *srv)

@@ -554,14 +554,14 @@ static void end_subscriptions(struct srv_meeting *m, const char *user)
     for (struct srv_sub *s = m->subs; s && k < n; s = s->next) {
         if (strcmp(s->conn->user, user) == 0) {
             v[k] = s->conn;
-            v[k]->refs++;
+            srv_conn_hold(v[k]);
             k++;
         }
     }
     for (size_t i = 0; i < k; i++) {
         /* A connection closed meanwhile has already dropped its subscriptions. */
         srv_hub_unsubscribe(m, v[i]);
-        srv_conn_unref(v[i]);
+        srv_conn_done(v[i]);
     }
     free(v);
 }
@@ -1113,7 +1113,7 @@ static void verify_done(uv_work_t *w, int status)
         srv_conn_resume(conn);
     }
     free(job);
-    srv_conn_unref(conn);
+    srv_conn_done(conn);
 }
 
 void srv_audit_verify_method(struct srv_req *req)
@@ -1136,7 +1136,7 @@ void srv_audit_verify_method(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot start the verification");
         return;
     }
-    req->conn->refs++;
+    srv_conn_hold(req->conn);
     req->conn->busy = true;
 }
 

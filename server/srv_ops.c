@@ -10,6 +10,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -118,6 +119,10 @@ enum {
     OPT_MAX_CONNS,
     OPT_LOGIN_TIMEOUT,
     OPT_TOKEN_TTL,
+    OPT_OUTPUT_BUDGET,
+    OPT_FRAME_TIMEOUT,
+    OPT_MAX_CONNS_ADDR,
+    OPT_MAX_CONNS_USER,
     OPT_RAPPORTEUR,
     OPT_TITLE,
     OPT_MEETING,
@@ -139,6 +144,10 @@ static const struct option long_opts[] = {
     {"max-conns", required_argument, NULL, OPT_MAX_CONNS},
     {"login-timeout", required_argument, NULL, OPT_LOGIN_TIMEOUT},
     {"token-ttl", required_argument, NULL, OPT_TOKEN_TTL},
+    {"output-budget", required_argument, NULL, OPT_OUTPUT_BUDGET},
+    {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
+    {"max-conns-per-addr", required_argument, NULL, OPT_MAX_CONNS_ADDR},
+    {"max-conns-per-user", required_argument, NULL, OPT_MAX_CONNS_USER},
     {"rapporteur", required_argument, NULL, OPT_RAPPORTEUR},
     {"title", required_argument, NULL, OPT_TITLE},
     {"meeting", required_argument, NULL, OPT_MEETING},
@@ -240,6 +249,34 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv, 
                 return EXIT_USAGE;
             }
             o->cfg.token_ttl_ms = v;
+            break;
+        case OPT_OUTPUT_BUDGET:
+            if (parse_size(optarg, 64 * 1024, (size_t)1 << 44, &v) != 0) {
+                usage_error(cmd, "--output-budget takes bytes, at least 65536");
+                return EXIT_USAGE;
+            }
+            o->cfg.output_budget = v;
+            break;
+        case OPT_FRAME_TIMEOUT:
+            if (parse_size(optarg, 1, 3600 * 1000, &v) != 0) {
+                usage_error(cmd, "--frame-timeout takes milliseconds");
+                return EXIT_USAGE;
+            }
+            o->cfg.frame_timeout_ms = v;
+            break;
+        case OPT_MAX_CONNS_ADDR:
+        case OPT_MAX_CONNS_USER:
+            if (parse_size(optarg, 1, 1000000, &v) != 0) {
+                usage_error(cmd, c == OPT_MAX_CONNS_ADDR
+                                     ? "--max-conns-per-addr takes a number from 1 to 1000000"
+                                     : "--max-conns-per-user takes a number from 1 to 1000000");
+                return EXIT_USAGE;
+            }
+            if (c == OPT_MAX_CONNS_ADDR) {
+                o->cfg.max_conns_per_addr = (unsigned)v;
+            } else {
+                o->cfg.max_conns_per_user = (unsigned)v;
+            }
             break;
         case OPT_RAPPORTEUR:
             o->rapporteur = optarg;
@@ -850,16 +887,23 @@ static const char *serve_help =
     "  --max-frame BYTES      plaintext per frame after login (default 1048576)\n"
     "  --output-limit BYTES   queued output per connection before it is dropped (default "
     "64 MiB)\n"
+    "  --output-budget BYTES  queued output of all connections together; past it the\n"
+    "                         biggest consumers are dropped (default 128 MiB)\n"
     "  --max-conns N          open connections (default 20000)\n"
+    "  --max-conns-per-addr N open connections per IPv4 address or IPv6 /64 (default 256)\n"
+    "  --max-conns-per-user N logged-in connections per user (default 64)\n"
+    "  --frame-timeout MS     a frame that has started must be complete within MS after\n"
+    "                         login (default 10000)\n"
     "  --login-timeout MS     handshake and login deadline (default 10000)\n"
     "  --token-ttl MS         lifetime of login tokens (default 12 hours)\n"
     "  --pwhash-cost C        Argon2id cost: interactive (default), moderate, min (tests)\n"
     "  --min-password N       shortest new password accepted (default 15)\n";
 
-static const int serve_allowed[] = {OPT_DATA,          OPT_LISTEN,       OPT_PORT_FILE,
-                                    OPT_MAX_FRAME,     OPT_OUTPUT_LIMIT, OPT_MAX_CONNS,
-                                    OPT_LOGIN_TIMEOUT, OPT_TOKEN_TTL,    OPT_PWHASH,
-                                    OPT_MIN_PASSWORD,  OPT_SAMPLE,       0};
+static const int serve_allowed[] = {
+    OPT_DATA,          OPT_LISTEN,         OPT_PORT_FILE,      OPT_MAX_FRAME,
+    OPT_OUTPUT_LIMIT,  OPT_MAX_CONNS,      OPT_LOGIN_TIMEOUT,  OPT_TOKEN_TTL,
+    OPT_PWHASH,        OPT_MIN_PASSWORD,   OPT_SAMPLE,         OPT_OUTPUT_BUDGET,
+    OPT_FRAME_TIMEOUT, OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER, 0};
 
 static int serve(struct opts *o)
 {
@@ -1008,6 +1052,9 @@ int srv_main(int argc, char **argv)
         return 1;
     }
     umask(077); /* database, WAL and key files are the owner's only */
+    /* A peer that resets while output is pending must cost its connection (EPIPE), not
+     * the process. */
+    signal(SIGPIPE, SIG_IGN);
     if (argc < 2) {
         fputs(main_usage, stderr);
         return EXIT_USAGE;

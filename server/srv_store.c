@@ -92,7 +92,7 @@ static void store_done(void *ud, int rc, const char *err)
         if (!conn->closed && !conn->busy) {
             srv_conn_resume(conn);
         }
-        srv_conn_unref(conn);
+        srv_conn_done(conn);
     }
     job_free(j);
 }
@@ -105,7 +105,7 @@ static int submit(struct store_job *j)
     }
     if (j->conn) {
         j->conn->busy = true;
-        j->conn->refs++;
+        srv_conn_hold(j->conn);
     }
     return 0;
 }

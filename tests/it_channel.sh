@@ -24,8 +24,16 @@ pass "a garbage frame closes only its own connection"
 run peer badmsg alice alice-password-1
 pass "a plaintext that is not msgpack gets bad_request and the connection lives"
 
+# The login deadline (1.5 s) would close it anyway: the close must come well before it,
+# for the frame reason.
+frames_before=$(grep -c "bad frame length: closing" "$IT_TMP/server.log" || true)
+t0=$(date +%s%3N)
 run peer oversize
-pass "a frame over the limit closes the connection"
+elapsed=$(( $(date +%s%3N) - t0 ))
+(( elapsed < 1000 )) || fail "oversize frame closed after $elapsed ms (login deadline: 1500)"
+frames_after=$(grep -c "bad frame length: closing" "$IT_TMP/server.log" || true)
+(( frames_after == frames_before + 1 )) || fail "no 'bad frame length' for the oversize frame"
+pass "a frame over the limit closes the connection at once ($elapsed ms), for its length"
 
 run peer idle
 [[ $IT_OUT -ge 1000 && $IT_OUT -lt 8000 ]] || fail "login deadline closed after $IT_OUT ms"

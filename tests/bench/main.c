@@ -102,7 +102,8 @@ static int server_start(struct server *s)
         FILE *f = freopen(log, "w", stderr);
         (void)f;
         execl(conferd, conferd, "serve", "--data", data, "--listen", "127.0.0.1:0", "--port-file",
-              portfile, "--pwhash-cost", "min", "--max-conns", "100000", (char *)NULL);
+              portfile, "--pwhash-cost", "min", "--max-conns", "100000", "--max-conns-per-addr",
+              "100000", "--max-conns-per-user", "100000", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
