@@ -1,6 +1,7 @@
 /* srv.c - the server: listener, loop phases, signals, account polling, shutdown. */
 #include "srv.h"
 #include "srv_hub.h"
+#include "srv_read.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -335,6 +336,7 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
     }
     return 0;
 fail:
+    srv_read_free(srv);
     srv_hub_free(srv);
     db_close(srv->wdb);
     srv->wdb = NULL;
@@ -370,6 +372,7 @@ int srv_run(struct srv *srv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&srv->flusher, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_read_free(srv);
     srv_hub_free(srv);
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
@@ -417,6 +420,7 @@ int srv_sync_offline(struct srv *srv)
 void srv_close_offline(struct srv *srv)
 {
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_read_free(srv);
     srv_hub_free(srv);
     db_close(srv->wdb);
     db_close(srv->db);

@@ -111,6 +111,7 @@ enum srv_conn_state {
 struct srv;
 struct srv_meeting;
 struct srv_batch;
+struct srv_reads;
 
 struct srv_conn {
     struct srv *srv;
@@ -281,6 +282,8 @@ struct srv {
     struct srv_conn *held;            /* connections with held output */
     bool offline;                     /* operator tool: no listener */
     unsigned write_failures;          /* batches the database refused */
+
+    struct srv_reads *reads; /* long reads on the pool (srv_read.c); NULL until the first */
 };
 
 /* Opens the data folder (database, host key) and listens. Returns 0 or a PROTO_E* code
