@@ -1056,6 +1056,7 @@ struct read_job {
     int64_t at, db_until;
     struct srv_entry *pending; /* copies of the entries over (db_until, at] not yet durable */
     struct srv_rec *rec;
+    bool copy_live;              /* rec: a copy of the live record, made when the job starts */
     uint8_t head[DB_HASH_BYTES]; /* the audit head of rec when it is the live copy */
     enum srv_report_format fmt;
     /* history */
@@ -1314,7 +1315,27 @@ static void read_done(struct srv_req *req, int rc, void *ud)
     }
 }
 
-static const struct srv_read_ops read_ops = {read_work, read_done, read_job_free};
+/* On the loop when the job starts: the copy of a live record is made only now, so that
+ * jobs waiting in the queue hold no copies; the response then waits for the batch of the
+ * latest change the copy shows. */
+static int read_start(struct srv *srv, void *ud, uint64_t *hold)
+{
+    struct read_job *job = ud;
+    if (!job->copy_live) {
+        return 0;
+    }
+    struct srv_meeting *m = srv_hub_find(srv, job->meeting, strlen(job->meeting));
+    if (m == NULL || (job->rec = rec_copy(m->rec)) == NULL) {
+        job->code = PROTO_CODE_INTERNAL;
+        job->message = m ? "out of memory" : "the meeting is gone";
+        return m ? PROTO_ENOMEM : PROTO_ENOTFOUND;
+    }
+    memcpy(job->head, m->head, DB_HASH_BYTES);
+    *hold = srv_hub_hold(srv, m);
+    return 0;
+}
+
+static const struct srv_read_ops read_ops = {read_start, read_work, read_done, read_job_free};
 
 /* Reads the optional "at"; answers and returns false when bad. *at is 0 when absent. */
 static bool read_at(struct srv_req *req, int64_t *at)
@@ -1333,19 +1354,15 @@ static bool read_at(struct srv_req *req, int64_t *at)
 }
 
 /* Prepares job to rebuild m at `at` (0 or the current seq: the live record, copied when
- * copy_live, else left to the caller). Answers and returns false on failure. The response
- * waits for the batch of m's latest change, as a read of the live record does. */
+ * the job starts when copy_live, else left to the caller). Answers and returns false on failure.
+ * The response waits for the batch of m's latest change, as a read of the live record does. */
 static bool record_at(struct srv_req *req, struct srv_meeting *m, int64_t at, bool copy_live,
                       struct read_job *job)
 {
     req->hold = srv_hub_hold(req->conn->srv, m);
     if (at == 0 || at == m->rec->seq) {
         job->at = 0;
-        if (copy_live && (job->rec = rec_copy(m->rec)) == NULL) {
-            srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
-            return false;
-        }
-        memcpy(job->head, m->head, DB_HASH_BYTES);
+        job->copy_live = copy_live;
         return true;
     }
     if (at < 1 || at > m->rec->seq) {

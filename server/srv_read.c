@@ -62,17 +62,25 @@ static void work_cb(uv_work_t *w)
 
 static void done_cb(uv_work_t *w, int status);
 
-/* Lends the job an idle connection (or none: work opens one) and queues it on the pool. */
-static int start(struct srv_reads *r, struct srv_read_job *job)
+static void drop(struct srv_read_job *job, int rc, bool resume);
+
+/* Lends the job an idle connection (or none: work opens one) and queues it on the pool.
+ * On failure the job is answered and released (resume as for drop). */
+static int start(struct srv_reads *r, struct srv_read_job *job, bool resume)
 {
+    int rc = job->ops->start ? job->ops->start(r->srv, job->ud, &job->hold) : 0;
+    if (rc != 0) {
+        drop(job, rc, resume);
+        return rc;
+    }
     job->db = r->nidle > 0 ? r->idle[--r->nidle] : NULL;
     job->work.data = job;
-    int rc = uv_queue_work(r->srv->loop, &job->work, work_cb, done_cb);
-    if (rc != 0) {
+    if (uv_queue_work(r->srv->loop, &job->work, work_cb, done_cb) != 0) {
         if (job->db) {
             r->idle[r->nidle++] = job->db;
             job->db = NULL;
         }
+        drop(job, PROTO_EBUSY, resume);
         return PROTO_EBUSY;
     }
     r->running++;
@@ -90,7 +98,9 @@ static void job_free(struct srv_read_job *job)
 static void drop(struct srv_read_job *job, int rc, bool resume)
 {
     struct srv_conn *conn = job->conn;
-    conn->busy = false;
+    if (!conn->closed) {
+        conn->busy = false; /* a closed connection stays busy: nothing more is handled */
+    }
     if (!conn_gone(conn)) {
         struct srv_req req = {.conn = conn, .msgid = job->msgid, .hold = job->hold};
         job->ops->done(&req, rc, job->ud);
@@ -110,8 +120,10 @@ static void next(struct srv_reads *r)
             r->tail = NULL;
         }
         r->waiting--;
-        if (conn_gone(job->conn) || start(r, job) != 0) {
+        if (conn_gone(job->conn)) {
             drop(job, PROTO_EBUSY, true);
+        } else {
+            start(r, job, true);
         }
     }
 }
@@ -131,7 +143,9 @@ static void done_cb(uv_work_t *w, int status)
         job->db = NULL;
     }
     /* done may hold the connection again with a job of its own (busy then stays set). */
-    conn->busy = false;
+    if (!conn->closed) {
+        conn->busy = false;
+    }
     if (!conn_gone(conn)) {
         struct srv_req req = {.conn = conn, .msgid = job->msgid, .hold = job->hold};
         job->ops->done(&req, status != 0 ? PROTO_EBUSY : job->rc, job->ud);
@@ -179,12 +193,8 @@ int srv_read_submit(struct srv_req *req, const struct srv_read_ops *ops, void *u
                                  .ud = ud};
     conn_hold(req->conn);
     if (r->running < SRV_READ_RUNNING) {
-        if (start(r, job) != 0) {
-            /* Inside the handler: the connection goes on with its next request by itself. */
-            drop(job, PROTO_EBUSY, false);
-            return PROTO_EBUSY;
-        }
-        return 0;
+        /* Inside the handler: after a failure the connection goes on by itself. */
+        return start(r, job, false);
     }
     if (r->tail) {
         r->tail->next = job;

@@ -19,13 +19,17 @@
 #define SRV_READ_QUEUE    64  /* jobs waiting */
 #define SRV_READ_RETRY_MS 250 /* retry_after_ms of a refused read */
 
-/* The three parts of a read job, all given the job's ud.
+/* The parts of a read job, all given the job's ud.
+ * start: optional, on the loop just before work is queued: takes what work needs that is
+ *       better not held while waiting (a copy of a big record); may set *hold to the batch
+ *       the response must then wait for. Returns 0, or a PROTO_E* code handed to done.
  * work: on a pool thread, with a read-only connection; returns 0 or a PROTO_E* code.
  * done: on the loop, when the connection is still open: answers req (msgid and hold set)
  *       from what work left in ud; rc is work's result, or PROTO_EDB when no connection
  *       could be opened, PROTO_EBUSY when the pool did not run it (shutdown).
  * free: on the loop, always last: releases ud. */
 struct srv_read_ops {
+    int (*start)(struct srv *srv, void *ud, uint64_t *hold);
     int (*work)(struct db *db, void *ud);
     void (*done)(struct srv_req *req, int rc, void *ud);
     void (*free)(void *ud);

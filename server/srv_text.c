@@ -211,7 +211,7 @@ static int edit_read(struct db *db, void *ud)
 
 static void edit_resume(struct srv_req *req, int rc, void *ud);
 
-static const struct srv_read_ops edit_ops = {edit_read, edit_resume, edit_free};
+static const struct srv_read_ops edit_ops = {NULL, edit_read, edit_resume, edit_free};
 
 /* Adds to e->applied the ops after e->upto that memory holds: the window when it reaches
  * back far enough, else the entries not yet durable when only those are left. Returns 0
