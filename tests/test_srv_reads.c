@@ -12,6 +12,7 @@
 
 #include "cli_conn.h"
 #include "proto_ot.h"
+#include "srv_hub.h"
 #include "testsrv.h"
 
 #define MEETING "m1"
@@ -431,6 +432,69 @@ static void test_time_travel_equals_live(void **state)
     assert_int_equal(ts_stop(&s), 0);
 }
 
+/* The one text-apply function (in place for short ops, by rebuilding for long ones) gives
+ * what proto_op_apply gives, for random ops of 1 to 12 pieces over random texts, and
+ * leaves the field untouched when the op does not fit. */
+static void test_text_apply_equals_op_apply(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2000; round++) {
+        struct srv_val v = {0};
+        size_t n = rnd(3) == 0 ? 0 : rnd(40);
+        char text[256] = "";
+        for (size_t i = 0; i < n; i++) {
+            strcat(text, pieces[rnd(sizeof(pieces) / sizeof(pieces[0]))]);
+        }
+        if (rnd(4) != 0) {
+            assert_int_equal(srv_val_set_str(&v, text, strlen(text)), 0);
+        } else {
+            text[0] = '\0'; /* an unset field reads "" */
+        }
+        size_t cps = proto_utf8_count(text, strlen(text));
+        struct proto_op op;
+        proto_op_init(&op);
+        size_t pos = 0;
+        for (uint32_t k = 1 + rnd(12); k > 0; k--) {
+            size_t skip = rnd((uint32_t)(cps - pos) + 1);
+            proto_op_skip(&op, skip);
+            pos += skip;
+            if (pos < cps && rnd(2) == 0) {
+                size_t del = 1 + rnd((uint32_t)(cps - pos < 3 ? cps - pos : 3));
+                proto_op_delete(&op, del);
+                pos += del;
+            } else {
+                const char *p = pieces[rnd(sizeof(pieces) / sizeof(pieces[0]))];
+                proto_op_insert(&op, p, strlen(p));
+            }
+        }
+        bool misfit = rnd(10) == 0;
+        if (misfit) {
+            proto_op_skip(&op, cps - pos + 1);
+            proto_op_insert(&op, "!", 1);
+        }
+        char *want = NULL;
+        size_t want_len = 0;
+        int want_rc = proto_op_apply(text, strlen(text), &op, 0, &want, &want_len);
+        assert_int_equal(srv_hub_text_fits(&v, &op, 0), want_rc);
+        if (want_rc == 0 && want_len > 1) {
+            assert_int_equal(srv_hub_text_fits(&v, &op, want_len), 0);
+            assert_int_equal(srv_hub_text_fits(&v, &op, want_len - 1), PROTO_ETOOBIG);
+        }
+        assert_int_equal(srv_hub_text_apply(&v, &op), want_rc);
+        if (want_rc == 0) {
+            assert_true(v.set);
+            assert_int_equal(v.len, want_len);
+            assert_memory_equal(v.s, want, want_len + 1);
+        } else {
+            assert_true(misfit);
+            assert_int_equal(v.set ? v.len : 0, v.set ? strlen(text) : 0);
+        }
+        free(want);
+        proto_op_free(&op);
+        srv_val_unset(&v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -438,6 +502,7 @@ int main(void)
         cmocka_unit_test(test_old_base_does_not_stall),
         cmocka_unit_test(test_verify_crowd),
         cmocka_unit_test(test_time_travel_equals_live),
+        cmocka_unit_test(test_text_apply_equals_op_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
