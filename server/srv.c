@@ -1,6 +1,7 @@
 /* srv.c - the server: listener, loop phases, signals, account polling, shutdown. */
 #include "srv.h"
 #include "srv_hub.h"
+#include "srv_read.h"
 #include "srv_req.h"
 #include "srv_writer.h"
 
@@ -521,6 +522,7 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
     }
     return 0;
 fail:
+    srv_read_free(srv);
     srv_hub_free(srv);
     srv_writer_close(srv->writer);
     srv->writer = NULL;
@@ -556,6 +558,7 @@ int srv_run(struct srv *srv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     uv_close((uv_handle_t *)&srv->flusher, NULL);
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_read_free(srv);
     srv_writer_close(srv->writer); /* every queued write has run by now */
     srv->writer = NULL;
     srv_hub_free(srv);
@@ -608,6 +611,7 @@ int srv_sync_offline(struct srv *srv)
 void srv_close_offline(struct srv *srv)
 {
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    srv_read_free(srv);
     srv_writer_close(srv->writer);
     srv->writer = NULL;
     srv_hub_free(srv);

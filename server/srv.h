@@ -79,6 +79,7 @@ void srv_log(const struct srv_conn *conn, enum srv_log_level level, const char *
 
 /* ---- requests (the request itself and its helpers: srv_req.h) ---- */
 
+struct srv_reads;
 struct srv_req;
 
 /* Handles one decoded message of a connection (dispatch, checks, handler). */
@@ -165,6 +166,8 @@ struct srv {
     struct srv_held *held;            /* connections' held output (srv_held.c) */
     bool offline;                     /* operator tool: no listener */
     unsigned write_failures;          /* batches the database refused */
+
+    struct srv_reads *reads; /* long reads on the pool (srv_read.c); NULL until the first */
 };
 
 /* Opens the data folder (database, host key) and listens. Returns 0 or a PROTO_E* code

@@ -294,6 +294,148 @@ static void clear_item_refs(struct srv_rec *rec, int64_t item)
     }
 }
 
+/* ---- text: one way to apply an op to a field, live and in replays ---- */
+
+/* Ops with at most this many inserts and deletes are applied in the field's own buffer
+ * (one memmove of the tail each); longer ones build the result once and swap it in, so an
+ * op of many pieces never costs a move of the whole text per piece. */
+#define TEXT_INPLACE_EDITS 4
+
+struct text_edit {
+    size_t at;  /* byte offset in the text before the op */
+    size_t del; /* bytes deleted from at */
+    const char *ins;
+    size_t ins_len;
+};
+
+/* Moves *pos over n code points of the valid UTF-8 s[0..len); false past the end. */
+static bool utf8_skip(const char *s, size_t len, size_t *pos, size_t n)
+{
+    size_t p = *pos;
+    for (size_t i = 0; i < n; i++) {
+        if (p >= len) {
+            return false;
+        }
+        p++;
+        while (p < len && ((unsigned char)s[p] & 0xC0) == 0x80) {
+            p++;
+        }
+    }
+    *pos = p;
+    return true;
+}
+
+/* Walks op over text: the edits in byte offsets (the first cap of them in e, their count
+ * in *ne) and the length of the result. Returns 0 or PROTO_EINVAL when op does not fit. */
+static int text_plan(const char *text, size_t len, const struct proto_op *op, struct text_edit *e,
+                     size_t cap, size_t *ne, size_t *new_len)
+{
+    size_t pos = 0, out = len, n = 0;
+    for (size_t i = 0; i < op->len; i++) {
+        const struct proto_op_comp *c = &op->comps[i];
+        size_t start = pos;
+        if (c->kind != PROTO_OP_INSERT && !utf8_skip(text, len, &pos, c->n)) {
+            return PROTO_EINVAL;
+        }
+        if (c->kind == PROTO_OP_SKIP) {
+            continue;
+        }
+        if (n < cap) {
+            e[n] = (struct text_edit){.at = start};
+            if (c->kind == PROTO_OP_INSERT) {
+                e[n].ins = c->s;
+                e[n].ins_len = c->slen;
+            } else {
+                e[n].del = pos - start;
+            }
+        }
+        n++;
+        if (c->kind == PROTO_OP_INSERT) {
+            if (c->slen > SIZE_MAX - 1 - out) {
+                return PROTO_EINVAL;
+            }
+            out += c->slen;
+        } else {
+            out -= pos - start;
+        }
+    }
+    if (!utf8_skip(text, len, &pos, op->tail)) {
+        return PROTO_EINVAL;
+    }
+    *ne = n;
+    *new_len = out;
+    return 0;
+}
+
+int srv_hub_text_fits(const struct srv_val *v, const struct proto_op *op, size_t max)
+{
+    size_t ne = 0, new_len = 0;
+    int rc = text_plan(v->set && v->s ? v->s : "", v->set && v->s ? v->len : 0, op, NULL, 0, &ne,
+                       &new_len);
+    if (rc == 0 && max > 0 && new_len > max) {
+        rc = PROTO_ETOOBIG;
+    }
+    return rc;
+}
+
+int srv_hub_text_apply(struct srv_val *v, const struct proto_op *op)
+{
+    const char *text = v->set && v->s ? v->s : "";
+    size_t len = v->set && v->s ? v->len : 0;
+    struct text_edit e[TEXT_INPLACE_EDITS];
+    size_t ne = 0, new_len = 0;
+    int rc = text_plan(text, len, op, e, TEXT_INPLACE_EDITS, &ne, &new_len);
+    if (rc != 0) {
+        return rc;
+    }
+    if (ne > TEXT_INPLACE_EDITS) {
+        char *out = NULL;
+        size_t out_len = 0;
+        rc = proto_op_apply(text, len, op, 0, &out, &out_len);
+        if (rc != 0) {
+            return rc;
+        }
+        free(v->s);
+        v->s = out;
+        v->len = out_len;
+        v->set = true;
+        return 0;
+    }
+    /* Edits run from the last to the first, so the text may pass new_len on the way: room
+     * for every insert before any delete. */
+    size_t need = len;
+    for (size_t i = 0; i < ne; i++) {
+        need += e[i].ins_len;
+    }
+    char *b = v->s; /* NULL when unset; an unset field reads "" (len 0 above) */
+    if (b == NULL || need > len) {
+        /* A buffer is never shrunk, and realloc of a large block remaps pages rather than
+         * copying bytes, so an edit does not cost a copy of the whole text. */
+        char *nb = realloc(b, need + 1);
+        if (nb == NULL) {
+            return PROTO_ENOMEM;
+        }
+        b = nb;
+    }
+    /* From the last edit to the first: the offsets of the earlier ones stay valid. */
+    size_t cur = len;
+    for (size_t i = ne; i-- > 0;) {
+        if (e[i].del) {
+            memmove(b + e[i].at, b + e[i].at + e[i].del, cur - e[i].at - e[i].del);
+            cur -= e[i].del;
+        } else {
+            memmove(b + e[i].at + e[i].ins_len, b + e[i].at, cur - e[i].at);
+            memcpy(b + e[i].at, e[i].ins, e[i].ins_len);
+            cur += e[i].ins_len;
+        }
+    }
+    b[new_len] = '\0';
+    v->s = b;
+    v->len = new_len;
+    v->set = true;
+    return 0;
+}
+
 /* A text entry: {"field", "op"} applied to the field's current value. */
 static int apply_text(struct srv_rec *rec, enum proto_type t, const struct db_audit *e,
                       const msgpack_object *payload)
@@ -305,27 +447,22 @@ static int apply_text(struct srv_rec *rec, enum proto_type t, const struct db_au
         return PROTO_EINVAL;
     }
     int idx = proto_field_find(t, f->via.str.ptr, f->via.str.size);
-    if (idx < 0) {
+    if (idx < 0 || proto_type_info(t)->fields[idx].kind != PROTO_F_TEXT) {
         return PROTO_EINVAL;
     }
-    o->seq = e->seq;
     if (opo->type == MSGPACK_OBJECT_ARRAY && opo->via.array.size == 0) {
+        o->seq = e->seq;
         return 0; /* an edit transformed into nothing still takes its seq */
     }
     struct proto_op op;
-    char *out = NULL;
-    size_t out_len = 0;
     proto_op_init(&op);
-    struct srv_val *v = &o->f[idx];
     int rc = proto_op_decode(opo, &op);
     if (rc == 0) {
-        rc = proto_op_apply(v->set && v->s ? v->s : "", v->set && v->s ? v->len : 0, &op, SIZE_MAX,
-                            &out, &out_len);
+        rc = srv_hub_text_apply(&o->f[idx], &op);
     }
     if (rc == 0) {
-        rc = srv_val_set_str(v, out, out_len);
+        o->seq = e->seq;
     }
-    free(out);
     proto_op_free(&op);
     return rc;
 }
@@ -1037,25 +1174,11 @@ static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct sr
     proto_buf_free(&ev, 0);
 }
 
-/* Applies a live change: a text edit's new value was computed by its handler already. */
+/* Applies a live change exactly as a replay of its entry would (text edits included). */
 static int apply_change(struct srv_meeting *m, struct srv_change *ch, const struct db_audit *a)
 {
-    if (ch->text == NULL) {
-        return srv_hub_apply(m->rec, a);
-    }
-    struct srv_obj *o = srv_rec_find(m->rec, ch->type, ch->type == PROTO_T_MEETING ? 0 : ch->id);
-    if (o == NULL) {
-        return PROTO_EINVAL;
-    }
-    struct srv_val *v = &o->f[ch->text_field];
-    free(v->s);
-    v->s = ch->text;
-    v->len = ch->text_len;
-    v->set = true;
-    ch->text = NULL;
-    o->seq = a->seq;
-    m->rec->seq = a->seq;
-    return 0;
+    (void)ch;
+    return srv_hub_apply(m->rec, a);
 }
 
 /* The object a change writes (NULL for members, and for an object not created yet). */
@@ -1186,8 +1309,6 @@ int64_t srv_hub_commit(struct srv *srv, struct srv_change *ch)
 {
     int64_t seq = commit_entry(srv, ch->m, ch);
     proto_buf_free(&ch->payload, 0);
-    free(ch->text);
-    ch->text = NULL;
     return seq;
 }
 

@@ -113,15 +113,20 @@ struct srv_change {
     const char *id_str;       /* member: the user; meeting: the meeting id */
     struct proto_buf payload; /* the event's own keys, one msgpack map */
     struct srv_conn *author;  /* gets the response, not the event (may be NULL) */
-    /* text: the new value of the field, already computed (owned; taken by the hub) */
-    int text_field;
-    char *text;
-    size_t text_len;
 };
 
 /* Applies an audit entry (live or replayed) to a record: create, update, delete, member,
  * text. Returns 0 or PROTO_EINVAL when the entry does not fit the record. */
 int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e);
+
+/* The one function that applies a text op to a field, for live edits and replays alike:
+ * in the field's own buffer where it can, so an entry costs no copy of the whole text.
+ * Applies whole or not at all. Returns 0, PROTO_EINVAL (op does not fit), PROTO_ENOMEM. */
+int srv_hub_text_apply(struct srv_val *v, const struct proto_op *op);
+
+/* Checks, without changing it, that op fits the field and leaves at most max bytes (0: no
+ * limit). Returns 0, PROTO_EINVAL or PROTO_ETOOBIG. */
+int srv_hub_text_fits(const struct srv_val *v, const struct proto_op *op, size_t max);
 
 /* Takes the next seq, makes the audit entry (time, hash chain), applies it to the record,
  * queues the writes in the open batch and the event for every other subscriber (held

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "srv_read.h"
 #include "srv_report.h"
 
 #define HISTORY_DEFAULT 100
@@ -785,8 +786,126 @@ void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk)
     }
 }
 
-/* Replays the log of m up to seq `at` into a fresh record. *head gets the hash of the
- * entry at `at`. */
+/* ---- long reads: time travel, history, verify, export (off the loop, srv_read.h) ---- */
+
+enum read_kind { READ_GET, READ_EXPORT, READ_HISTORY, READ_VERIFY };
+
+/* What a read job needs, copied on the loop at submit time (the pool thread sees nothing
+ * else), and the response it packs there. */
+struct read_job {
+    enum read_kind kind;
+    uint32_t msgid;
+    char meeting[PROTO_NAME_MAX + 1];
+    /* get, export: replay the log up to at (0: rec is a copy of the live record) */
+    int64_t at, db_until;
+    struct srv_entry *pending; /* copies of the entries over (db_until, at] not yet durable */
+    struct srv_rec *rec;
+    bool copy_live;              /* rec: a copy of the live record, made when the job starts */
+    uint8_t head[DB_HASH_BYTES]; /* the audit head of rec when it is the live copy */
+    enum srv_report_format fmt;
+    /* history */
+    struct db_history_filter f;
+    char user[PROTO_NAME_MAX + 1], type[16], id_str[PROTO_NAME_MAX + 1];
+    /* verify */
+    uint8_t pk[PROTO_KEY_BYTES];
+    /* the result: a whole response, or an error */
+    struct proto_buf reply;
+    enum proto_code code;
+    const char *message;
+};
+
+static void read_job_free(void *ud)
+{
+    struct read_job *job = ud;
+    if (job == NULL) {
+        return;
+    }
+    while (job->pending) {
+        struct srv_entry *e = job->pending;
+        job->pending = e->next;
+        free(e->payload);
+        free(e);
+    }
+    srv_rec_free(job->rec);
+    proto_buf_free(&job->reply, 0);
+    free(job);
+}
+
+/* A copy of an entry that owns its strings and payload, like the original. */
+static struct srv_entry *entry_copy(const struct srv_entry *src)
+{
+    struct srv_entry *e = malloc(sizeof(*e));
+    uint8_t *payload = malloc(src->a.payload_len ? src->a.payload_len : 1);
+    if (e == NULL || payload == NULL) {
+        free(e);
+        free(payload);
+        return NULL;
+    }
+    *e = *src;
+    e->next = NULL;
+    memcpy(payload, src->a.payload, src->a.payload_len);
+    e->payload = payload;
+    e->a.payload = payload;
+    e->a.meeting = e->meeting;
+    e->a.user = e->user;
+    e->a.kind = e->kind;
+    e->a.type = e->type;
+    e->a.cid = src->a.cid ? e->cid : NULL;
+    e->a.id_str = src->a.id_str ? e->id_str : NULL;
+    return e;
+}
+
+/* A deep copy of a record, for a job that renders it off the loop. NULL when out of
+ * memory. */
+static struct srv_rec *rec_copy(const struct srv_rec *src)
+{
+    struct srv_rec *r = srv_rec_new(src->id);
+    struct srv_obj *mo = r ? srv_obj_dup(&src->meeting) : NULL;
+    if (mo == NULL) {
+        srv_rec_free(r);
+        return NULL;
+    }
+    for (size_t i = 0; i < PROTO_MAX_FIELDS; i++) {
+        srv_val_unset(&r->meeting.f[i]);
+    }
+    r->meeting = *mo; /* takes mo's values */
+    free(mo);
+    r->seq = src->seq;
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        for (size_t i = 0; i < src->objs[t].n; i++) {
+            struct srv_obj *o = srv_obj_dup(src->objs[t].v[i]);
+            if (o == NULL || srv_rec_add(r, o) != 0) {
+                srv_obj_free(o);
+                srv_rec_free(r);
+                return NULL;
+            }
+        }
+    }
+    for (size_t i = 0; i < src->nmembers; i++) {
+        const struct srv_member *mb = &src->members[i];
+        if (srv_rec_set_member(r, mb->user, mb->role, mb->seq) != 0) {
+            srv_rec_free(r);
+            return NULL;
+        }
+    }
+    return r;
+}
+
+static struct read_job *read_job_new(struct srv_req *req, enum read_kind kind, const char *meeting)
+{
+    struct read_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return NULL;
+    }
+    job->kind = kind;
+    job->msgid = req->msgid;
+    snprintf(job->meeting, sizeof(job->meeting), "%s", meeting);
+    return job;
+}
+
+/* Replays the log of the job's meeting up to seq `at` into a fresh record. *head gets the
+ * hash of the entry at `at`. */
 struct replay_ctx {
     struct srv_rec *rec;
     uint8_t head[DB_HASH_BYTES];
@@ -804,68 +923,221 @@ static int replay_one(void *ud, const struct db_audit *e)
     return rc;
 }
 
-static struct srv_rec *replay(struct srv *srv, struct srv_meeting *m, int64_t at,
-                              uint8_t head[DB_HASH_BYTES])
+/* On the pool: the durable entries from this job's own connection, then the copies. */
+static int replay(struct db *db, struct read_job *job, uint8_t head[DB_HASH_BYTES])
 {
-    struct replay_ctx r = {.rec = srv_rec_new(m->rec->id)};
+    struct replay_ctx r = {.rec = srv_rec_new(job->meeting)};
     if (r.rec == NULL) {
-        return NULL;
+        return PROTO_ENOMEM;
     }
-    int rc = srv_hub_entries(srv, m, 0, at, replay_one, &r);
+    int rc = db_audit_range(db, job->meeting, 0, job->db_until, replay_one, &r);
+    for (struct srv_entry *e = job->pending; e && rc == 0 && r.rc == 0; e = e->next) {
+        rc = replay_one(&r, &e->a);
+    }
+    if (rc == 0 && r.rc == 0 && r.rec->seq != job->at) {
+        rc = PROTO_EINVAL; /* the log ends before at: it lost entries */
+    }
     if (rc != 0 || r.rc != 0) {
-        srv_log(NULL, SRV_LOG_ERROR, "replay of %s to seq %lld failed", m->rec->id, (long long)at);
         srv_rec_free(r.rec);
-        return NULL;
+        job->code = rc == PROTO_EDB ? PROTO_CODE_UNAVAILABLE : PROTO_CODE_INTERNAL;
+        job->message = rc == PROTO_EDB ? "cannot read the meeting's log"
+                                       : "cannot rebuild the record at that seq";
+        return rc != 0 ? rc : r.rc;
     }
     memcpy(head, r.head, DB_HASH_BYTES);
-    return r.rec;
+    srv_rec_free(job->rec);
+    job->rec = r.rec;
+    return 0;
 }
 
-/* The record to read: the live one, or a replay to `at`. Answers on failure. */
-static struct srv_rec *record_at(struct srv_req *req, struct srv_meeting *m, int64_t at,
-                                 uint8_t head[DB_HASH_BYTES], bool *owned)
+static int export_pack(struct read_job *job, const uint8_t head[DB_HASH_BYTES])
 {
-    struct srv *srv = req->conn->srv;
-    req->hold = srv_hub_hold(srv, m);
-    *owned = false;
+    char hex[2 * DB_HASH_BYTES + 1];
+    struct proto_buf text = {0};
+    proto_hex(head, DB_HASH_BYTES, hex);
+    int rc = srv_report_export(job->rec, job->fmt, job->rec->seq, hex, &text);
+    if (rc != 0) {
+        job->code = PROTO_CODE_INTERNAL;
+        job->message = "cannot render the report";
+        proto_buf_free(&text, 0);
+        return rc;
+    }
+    struct srv_req req = {.msgid = job->msgid};
+    msgpack_packer pk;
+    srv_reply_begin(&req, &pk, &job->reply);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, job->rec->seq);
+    proto_pack_cstr(&pk, "content");
+    proto_pack_str(&pk, (const char *)text.data, text.len);
+    proto_buf_free(&text, 0);
+    return 0;
+}
+
+struct hist_ctx {
+    size_t n;
+    struct proto_buf items;
+};
+
+static int hist_one(void *ud, const struct db_audit *e);
+
+static int verify_pack(struct db *db, struct read_job *job)
+{
+    int64_t count = 0, bad_seq = 0;
+    uint8_t head[DB_HASH_BYTES];
+    char hex[2 * DB_HASH_BYTES + 1];
+    int rc = srv_audit_verify(db, job->meeting, job->pk, &count, head, &bad_seq);
+    if (rc != 0) {
+        return rc;
+    }
+    struct srv_req req = {.msgid = job->msgid};
+    msgpack_packer pk;
+    proto_hex(head, DB_HASH_BYTES, hex);
+    srv_reply_begin(&req, &pk, &job->reply);
+    msgpack_pack_map(&pk, bad_seq ? 4 : 3);
+    proto_pack_cstr(&pk, "ok");
+    packb(&pk, bad_seq == 0);
+    proto_pack_cstr(&pk, "count");
+    msgpack_pack_int64(&pk, count);
+    proto_pack_cstr(&pk, "head");
+    proto_pack_cstr(&pk, hex);
+    if (bad_seq) {
+        proto_pack_cstr(&pk, "bad_seq");
+        msgpack_pack_int64(&pk, bad_seq);
+    }
+    return 0;
+}
+
+/* On the pool: reads with the job's own connection and packs the whole response. */
+static int read_work(struct db *db, void *ud)
+{
+    struct read_job *job = ud;
+    struct srv_req req = {.msgid = job->msgid};
+    msgpack_packer pk;
+    uint8_t head[DB_HASH_BYTES] = {0};
+    int rc = 0;
+    switch (job->kind) {
+    case READ_GET:
+        if ((rc = replay(db, job, head)) == 0) {
+            srv_reply_begin(&req, &pk, &job->reply);
+            srv_rec_pack(&pk, job->rec);
+        }
+        return rc;
+    case READ_EXPORT:
+        if (job->at > 0) {
+            rc = replay(db, job, head);
+        } else {
+            memcpy(head, job->head, DB_HASH_BYTES);
+        }
+        return rc == 0 ? export_pack(job, head) : rc;
+    case READ_HISTORY: {
+        struct hist_ctx h = {0};
+        rc = db_audit_history(db, job->meeting, &job->f, hist_one, &h);
+        if (rc == 0) {
+            srv_reply_begin(&req, &pk, &job->reply);
+            msgpack_pack_array(&pk, h.n);
+            rc = proto_buf_append(&job->reply, h.items.data, h.items.len);
+        }
+        proto_buf_free(&h.items, 0);
+        return rc;
+    }
+    case READ_VERIFY:
+        return verify_pack(db, job);
+    }
+    return PROTO_EINVAL;
+}
+
+static void read_done(struct srv_req *req, int rc, void *ud)
+{
+    struct read_job *job = ud;
+    if (rc == 0) {
+        srv_reply_finish(req, &job->reply);
+    } else if (job->message) {
+        srv_reply_error(req, job->code, job->message);
+    } else {
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+    }
+}
+
+/* On the loop when the job starts: the copy of a live record is made only now, so that
+ * jobs waiting in the queue hold no copies; the response then waits for the batch of the
+ * latest change the copy shows. */
+static int read_start(struct srv *srv, void *ud, uint64_t *hold)
+{
+    struct read_job *job = ud;
+    if (!job->copy_live) {
+        return 0;
+    }
+    struct srv_meeting *m = srv_hub_find(srv, job->meeting, strlen(job->meeting));
+    if (m == NULL || (job->rec = rec_copy(m->rec)) == NULL) {
+        job->code = PROTO_CODE_INTERNAL;
+        job->message = m ? "out of memory" : "the meeting is gone";
+        return m ? PROTO_ENOMEM : PROTO_ENOTFOUND;
+    }
+    memcpy(job->head, m->head, DB_HASH_BYTES);
+    *hold = srv_hub_hold(srv, m);
+    return 0;
+}
+
+static const struct srv_read_ops read_ops = {read_start, read_work, read_done, read_job_free};
+
+/* Prepares job to rebuild m at `at` (0 or the current seq: the live record, copied when
+ * the job starts when copy_live, else left to the caller). Answers and returns false on failure.
+ * The response waits for the batch of m's latest change, as a read of the live record does. */
+static bool record_at(struct srv_req *req, struct srv_meeting *m, int64_t at, bool copy_live,
+                      struct read_job *job)
+{
+    req->hold = srv_hub_hold(req->conn->srv, m);
     if (at == 0 || at == m->rec->seq) {
-        memcpy(head, m->head, DB_HASH_BYTES);
-        return m->rec;
+        job->at = 0;
+        job->copy_live = copy_live;
+        return true;
     }
     if (at < 1 || at > m->rec->seq) {
         char why[96];
         snprintf(why, sizeof(why), "must be from 1 to the meeting's seq (%lld)",
                  (long long)m->rec->seq);
         bad(req, "at", why);
-        return NULL;
+        return false;
     }
-    struct srv_rec *rec = replay(srv, m, at, head);
-    if (rec == NULL) {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot rebuild the record at that seq");
-        return NULL;
+    job->at = at;
+    job->db_until = at < m->committed_seq ? at : m->committed_seq;
+    struct srv_entry **tail = &job->pending;
+    for (struct srv_entry *e = m->pending; e; e = e->next) {
+        if (e->a.seq > job->db_until && e->a.seq <= at) {
+            if ((*tail = entry_copy(e)) == NULL) {
+                srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+                return false;
+            }
+            tail = &(*tail)->next;
+        }
     }
-    *owned = true;
-    return rec;
+    return true;
 }
 
 void srv_meeting_get(struct srv_req *req)
 {
     int64_t at = req->p.at.set ? req->p.at.i : 0;
     struct srv_meeting *m = req->m;
-    uint8_t head[DB_HASH_BYTES];
-    bool owned = false;
-    struct srv_rec *rec = record_at(req, m, at, head, &owned);
-    if (rec == NULL) {
+    struct read_job *job = read_job_new(req, READ_GET, m->rec->id);
+    if (job == NULL) {
         return;
     }
+    if (!record_at(req, m, at, false, job)) {
+        read_job_free(job);
+        return;
+    }
+    if (job->at > 0) {
+        srv_read_submit(req, &read_ops, job); /* answers when refused */
+        return;
+    }
+    /* The live record: packing it is as quick as a subscribe's snapshot. */
+    read_job_free(job);
     struct proto_buf b;
     msgpack_packer pk;
     srv_reply_begin(req, &pk, &b);
-    srv_rec_pack(&pk, rec);
+    srv_rec_pack(&pk, m->rec);
     srv_reply_finish(req, &b);
-    if (owned) {
-        srv_rec_free(rec);
-    }
 }
 
 void srv_agenda_get(struct srv_req *req)
@@ -992,12 +1264,6 @@ static void summarize(const struct db_audit *e, char *out, size_t cap)
     snprintf(out, cap, "%s %s %s%s%s", e->kind, e->type, id, names[0] ? ": " : "", names);
 }
 
-struct hist_ctx {
-    msgpack_packer *pk;
-    size_t n;
-    struct proto_buf items;
-};
-
 static int hist_one(void *ud, const struct db_audit *e)
 {
     struct hist_ctx *h = ud;
@@ -1018,7 +1284,6 @@ static int hist_one(void *ud, const struct db_audit *e)
 
 void srv_history_list(struct srv_req *req)
 {
-    struct srv *srv = req->conn->srv;
     struct db_history_filter f = {.limit = HISTORY_DEFAULT};
     const struct srv_params *p = &req->p;
     char user[PROTO_NAME_MAX + 1] = "", type[16] = "", id_str[PROTO_NAME_MAX + 1] = "";
@@ -1035,109 +1300,33 @@ void srv_history_list(struct srv_req *req)
     } else if (p->id.set) {
         f.id_int = p->id.i;
     }
-    f.user = user[0] ? user : NULL;
-    f.type = type[0] ? type : NULL;
     struct srv_meeting *m = req->m;
-    int rc = 0;
-    struct hist_ctx h = {0};
-    rc = db_audit_history(srv->db, m->rec->id, &f, hist_one, &h);
-    if (rc != 0) {
-        proto_buf_free(&h.items, 0);
-        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+    /* The log may be long and the filter match little of it: read it off the loop. */
+    struct read_job *job = read_job_new(req, READ_HISTORY, m->rec->id);
+    if (job == NULL) {
         return;
     }
-    struct proto_buf b;
-    msgpack_packer pk;
-    srv_reply_begin(req, &pk, &b);
-    msgpack_pack_array(&pk, h.n);
-    proto_buf_append(&b, h.items.data, h.items.len);
-    proto_buf_free(&h.items, 0);
-    srv_reply_finish(req, &b);
+    job->f = f;
+    snprintf(job->user, sizeof(job->user), "%s", user);
+    snprintf(job->type, sizeof(job->type), "%s", type);
+    snprintf(job->id_str, sizeof(job->id_str), "%s", id_str);
+    job->f.user = user[0] ? job->user : NULL;
+    job->f.type = type[0] ? job->type : NULL;
+    job->f.id_str = f.id_str ? job->id_str : NULL;
+    srv_read_submit(req, &read_ops, job); /* answers when refused */
 }
 
-/* audit.verify reads and hashes the whole log: on the pool, with a connection of its own,
- * so a long log never stalls the loop. The connection holds its other requests meanwhile,
- * so responses keep their order. */
-struct verify_job {
-    uv_work_t work;
-    struct srv_conn *conn;
-    uint32_t msgid;
-    char meeting[PROTO_NAME_MAX + 1];
-    char path[4096];
-    uint8_t pk[PROTO_KEY_BYTES];
-    int rc;
-    int64_t count, bad_seq;
-    uint8_t head[DB_HASH_BYTES];
-};
-
-static void verify_work(uv_work_t *w)
-{
-    struct verify_job *job = w->data;
-    struct db *db = NULL;
-    job->rc = db_open(&db, job->path, DB_READONLY);
-    if (job->rc == 0) {
-        job->rc =
-            srv_audit_verify(db, job->meeting, job->pk, &job->count, job->head, &job->bad_seq);
-    }
-    db_close(db);
-}
-
-static void verify_done(uv_work_t *w, int status)
-{
-    struct verify_job *job = w->data;
-    struct srv_conn *conn = job->conn;
-    struct srv_req req = {.conn = conn, .msgid = job->msgid};
-    conn->busy = false;
-    if (!conn->closed && conn->state != SRV_CONN_CLOSING) {
-        if (status != 0 || job->rc != 0) {
-            srv_reply_error(&req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
-        } else {
-            char hex[2 * DB_HASH_BYTES + 1];
-            struct proto_buf b;
-            msgpack_packer pk;
-            proto_hex(job->head, DB_HASH_BYTES, hex);
-            srv_reply_begin(&req, &pk, &b);
-            msgpack_pack_map(&pk, job->bad_seq ? 4 : 3);
-            proto_pack_cstr(&pk, "ok");
-            packb(&pk, job->bad_seq == 0);
-            proto_pack_cstr(&pk, "count");
-            msgpack_pack_int64(&pk, job->count);
-            proto_pack_cstr(&pk, "head");
-            proto_pack_cstr(&pk, hex);
-            if (job->bad_seq) {
-                proto_pack_cstr(&pk, "bad_seq");
-                msgpack_pack_int64(&pk, job->bad_seq);
-            }
-            srv_reply_finish(&req, &b);
-        }
-        srv_conn_resume(conn);
-    }
-    free(job);
-    srv_conn_done(conn);
-}
-
+/* audit.verify reads and hashes the whole log: a read job with its own connection. */
 void srv_audit_verify_method(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
     struct srv_meeting *m = req->m;
-    struct verify_job *job = calloc(1, sizeof(*job));
+    struct read_job *job = read_job_new(req, READ_VERIFY, m->rec->id);
     if (job == NULL) {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
         return;
     }
-    job->conn = req->conn;
-    job->msgid = req->msgid;
-    job->work.data = job;
-    snprintf(job->meeting, sizeof(job->meeting), "%s", m->rec->id);
-    snprintf(job->path, sizeof(job->path), "%s/%s", srv->cfg.data_dir, SRV_DB_FILE);
     memcpy(job->pk, srv->host.pk, sizeof(job->pk));
-    if (uv_queue_work(srv->loop, &job->work, verify_work, verify_done) != 0) {
-        free(job);
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot start the verification");
-        return;
-    }
-    srv_conn_hold(req->conn);
-    req->conn->busy = true;
+    srv_read_submit(req, &read_ops, job); /* answers when refused */
 }
 
 /* ---- import and export ---- */
@@ -1146,37 +1335,21 @@ void srv_report_export_method(struct srv_req *req)
 {
     enum srv_report_format fmt = SRV_REPORT_TEXT;
     int64_t at = req->p.at.set ? req->p.at.i : 0;
-    int rc = 0;
     /* The table allows only the names this parses. */
     srv_report_format_parse(req->p.format.s, req->p.format.len, &fmt);
     struct srv_meeting *m = req->m;
-    uint8_t head[DB_HASH_BYTES];
-    char hex[2 * DB_HASH_BYTES + 1];
-    bool owned = false;
-    struct srv_rec *rec = record_at(req, m, at, head, &owned);
-    if (rec == NULL) {
+    /* Rendering is linear in the record (and more): always off the loop, from a replay or
+     * from a copy of the live record. */
+    struct read_job *job = read_job_new(req, READ_EXPORT, m->rec->id);
+    if (job == NULL) {
         return;
     }
-    proto_hex(head, DB_HASH_BYTES, hex);
-    struct proto_buf text = {0};
-    rc = srv_report_export(rec, fmt, rec->seq, hex, &text);
-    if (rc == 0) {
-        struct proto_buf b;
-        msgpack_packer pk;
-        srv_reply_begin(req, &pk, &b);
-        msgpack_pack_map(&pk, 2);
-        proto_pack_cstr(&pk, "seq");
-        msgpack_pack_int64(&pk, rec->seq);
-        proto_pack_cstr(&pk, "content");
-        proto_pack_str(&pk, (const char *)text.data, text.len);
-        srv_reply_finish(req, &b);
-    } else {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot render the report");
+    job->fmt = fmt;
+    if (!record_at(req, m, at, true, job)) {
+        read_job_free(job);
+        return;
     }
-    proto_buf_free(&text, 0);
-    if (owned) {
-        srv_rec_free(rec);
-    }
+    srv_read_submit(req, &read_ops, job); /* answers when refused */
 }
 
 /* Packs an object's set fields as a create payload, mapping item references through map

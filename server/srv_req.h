@@ -89,6 +89,7 @@ struct srv_req {
     struct srv_params p;       /* filled by srv_req_decode */
     struct srv_meeting *m;     /* filled by srv_req_enter: the meeting, checked */
     enum srv_role role;        /* the caller's role in m */
+    enum srv_role need;        /* the role the method table asks for (srv_rpc.c) */
     char cid[SRV_CID_MAX + 1]; /* the request's cid, "" when none */
 };
 

@@ -314,7 +314,8 @@ static bool checks(struct srv_req *req, const struct method *me)
         return true;
     }
     bool by_type = me->meeting_role != SRV_ROLE_NONE && req->p.t == PROTO_T_MEETING;
-    return srv_req_enter(req, by_type ? me->meeting_role : me->role);
+    req->need = by_type ? me->meeting_role : me->role;
+    return srv_req_enter(req, req->need);
 }
 
 void srv_rpc_handle(struct srv_conn *conn, const msgpack_object *msg)

@@ -396,12 +396,127 @@ static void test_kill9(void **state)
     assert_int_equal(ts_stop(&s), 0);
 }
 
+/* ---- the op log fallback: bases older than the window of recent ops ---- */
+
+#define EDIT_FMT "{s:s, s:s, s:I, s:s, s:I, s:[s]}"
+
+/* n inserts into item id pipelined in frames of 50, each based on the one before it. */
+static int64_t filler_edits(struct cli_conn *c, int64_t id, int64_t seq, int n)
+{
+    for (int done = 0; done < n;) {
+        int k = n - done < 50 ? n - done : 50;
+        uint32_t ids[50];
+        cli_conn_cork(c);
+        for (int i = 0; i < k; i++) {
+            assert_int_equal(cli_conn_sendf(c, &ids[i], "text.edit", EDIT_FMT, "meeting", MEETING,
+                                            "type", "item", "id", id, "field", "body", "base",
+                                            seq + i, "op", "y"),
+                             0);
+        }
+        assert_int_equal(cli_conn_flush(c), 0);
+        for (int i = 0; i < k; i++) {
+            struct cli_msg *m = NULL;
+            assert_int_equal(cli_conn_wait(c, ids[i], 60000, &m), 0);
+            assert_null(m->error);
+            cli_msg_free(m);
+        }
+        seq += k;
+        done += k;
+    }
+    return seq;
+}
+
+/* Item id's body goes "abc" (at the returned seq b), then "abcdef" and "bcdef". */
+static int64_t old_base_setup(struct cli_conn *c, int64_t id, int64_t seq)
+{
+    struct cli_msg *m = NULL;
+    assert_int_equal(cli_conn_callf(c, &m, "text.edit", EDIT_FMT, "meeting", MEETING, "type",
+                                    "item", "id", id, "field", "body", "base", seq, "op", "abc"),
+                     0);
+    assert_null(m->error);
+    int64_t b = (int64_t)proto_mp_map_get(m->result, "seq")->via.u64;
+    cli_msg_free(m);
+    assert_int_equal(cli_conn_callf(c, &m, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[I, s]}",
+                                    "meeting", MEETING, "type", "item", "id", id, "field", "body",
+                                    "base", b, "op", (int64_t)3, "def"),
+                     0);
+    assert_null(m->error);
+    cli_msg_free(m);
+    assert_int_equal(cli_conn_callf(c, &m, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[{s:I}]}",
+                                    "meeting", MEETING, "type", "item", "id", id, "field", "body",
+                                    "base", b + 1, "op", "d", (int64_t)1),
+                     0);
+    assert_null(m->error);
+    cli_msg_free(m);
+    return b;
+}
+
+/* An insert after "abc" made at b lands after "bc" and before "def" (it wins the tie). */
+static void old_base_check(struct cli_conn *c, int64_t id, int64_t b)
+{
+    struct cli_msg *m = NULL;
+    assert_int_equal(cli_conn_callf(c, &m, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:[I, s]}",
+                                    "meeting", MEETING, "type", "item", "id", id, "field", "body",
+                                    "base", b, "op", (int64_t)3, "X"),
+                     0);
+    if (m->error) {
+        fail_msg("edit with an old base refused: %s %s", m->code, m->message);
+    }
+    cli_msg_free(m);
+    char *body = server_body(c, id);
+    assert_string_equal(body, "bcXdef");
+    free(body);
+}
+
+/* A base older than the window (more text ops since than it holds): read from the log. */
+static void test_old_base_window(void **state)
+{
+    (void)state;
+    struct ts_server s;
+    assert_int_equal(ts_start(&s, users, MEETING), 0);
+    struct cli_conn *c = ts_login(&s, "rap");
+    assert_non_null(c);
+    int64_t seq = 0;
+    int64_t id = make_item(c, &seq);
+    int64_t b = old_base_setup(c, id, seq);
+    int64_t other = make_item(c, &seq);
+    filler_edits(c, other, seq, 4200); /* past the window of 4096 ops */
+    old_base_check(c, id, b);
+    cli_conn_close(c);
+    assert_int_equal(ts_stop(&s), 0);
+}
+
+/* After a restart the window is empty: any old base is read from the log. */
+static void test_old_base_restart(void **state)
+{
+    (void)state;
+    struct ts_server s;
+    assert_int_equal(ts_start(&s, users, MEETING), 0);
+    struct cli_conn *c = ts_login(&s, "rap");
+    assert_non_null(c);
+    int64_t seq = 0;
+    int64_t id = make_item(c, &seq);
+    int64_t b = old_base_setup(c, id, seq);
+    cli_conn_free(c);
+    ts_kill(&s);
+    assert_int_equal(ts_restart(&s), 0);
+    c = ts_login(&s, "rap");
+    assert_non_null(c);
+    old_base_check(c, id, b);
+    cli_conn_close(c);
+    assert_int_equal(ts_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_stale_base), cmocka_unit_test(test_cid_once),
-        cmocka_unit_test(test_presence),   cmocka_unit_test(test_converge),
+        cmocka_unit_test(test_stale_base),
+        cmocka_unit_test(test_cid_once),
+        cmocka_unit_test(test_presence),
+        cmocka_unit_test(test_converge),
         cmocka_unit_test(test_kill9),
+        cmocka_unit_test(test_old_base_window),
+        cmocka_unit_test(test_old_base_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
