@@ -1,11 +1,12 @@
 /* srv_base.h - conferd's bottom floor: the definitions every layer shares.
  *
  * struct srv, its configuration and defaults, the server's constants and the log. It
- * includes nothing of server/ above it, so any file may include it without an arrow to the
- * files that run the server (srv.h is the top).
+ * includes nothing of server/ but the rate limiter's table (held in struct srv by value),
+ * so any file may include it without an arrow up to the files that run the server (srv.h
+ * is the top).
  *
- * One struct srv is built by srv.c and passed down; every handle reaches it through
- * handle->data. One thread (the loop) owns all of it; the only other threads are libuv's
+ * One struct srv is filled by srv_init (or srv_init_offline) and passed down; every handle reaches
+ * it through handle->data. One thread (the loop) owns all of it; the only other threads are libuv's
  * pool (password hashing, long reads) and the database writer (srv_writer.h).
  */
 #ifndef CONFER_SRV_BASE_H
