@@ -1,5 +1,5 @@
 /* conferd - the confer server and operator tool. */
-#include "srv.h"
+#include "srv_ops.h"
 
 int main(int argc, char **argv)
 {

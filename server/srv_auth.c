@@ -4,9 +4,11 @@
  * cfg.pw_queue waiting; the connection handles nothing else until its check is answered,
  * so responses keep the order of requests.
  */
-#include "srv.h"
+#include "srv_auth.h"
+
+#include "srv_conn.h"
+#include "srv_hub.h"
 #include "srv_req.h"
-#include "srv_meeting.h"
 #include "srv_store.h"
 
 #include <stdlib.h>
@@ -451,7 +453,7 @@ static void login_done(struct srv_pwjob *job)
         srv_log(conn, SRV_LOG_INFO, "password hash of %s upgraded", job->user);
     }
     succeeded(conn, job->user);
-    if (!srv_user_conn_allowed(srv, conn, job->user)) {
+    if (!srv_conn_user_allowed(srv, conn, job->user)) {
         srv_reply_error_data(&req, PROTO_CODE_RATE_LIMITED, "too many connections for this user",
                              "retry_after_ms", 5000);
         return;
@@ -507,7 +509,7 @@ static void passwd_stored(struct srv_conn *conn, void *ud, int rc)
     conn->gen = gen + 1;
     conn->has_token = false; /* revoked with all the others */
     srv_log(conn, SRV_LOG_INFO, "password changed (user=%s)", conn->user);
-    srv_close_user(srv, conn->user, conn, "password changed");
+    srv_conn_close_user(srv, conn->user, conn, "password changed");
     srv_reply_empty(&req);
 }
 
@@ -670,7 +672,7 @@ void srv_auth_token(struct srv_req *req)
         srv_reply_error(req, PROTO_CODE_UNAUTHENTICATED, "bad user name or token");
         return;
     }
-    if (!srv_user_conn_allowed(srv, conn, user)) {
+    if (!srv_conn_user_allowed(srv, conn, user)) {
         sodium_memzero(h, sizeof(h));
         sodium_memzero(&a, sizeof(a));
         srv_reply_error_data(req, PROTO_CODE_RATE_LIMITED, "too many connections for this user",
@@ -799,6 +801,6 @@ void srv_auth_whoami(struct srv_req *req)
     proto_pack_cstr(&pk, "operator");
     conn->operator? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
     proto_pack_cstr(&pk, "meetings");
-    srv_pack_my_meetings(conn->srv, conn->user, &pk);
+    srv_hub_pack_my_meetings(conn->srv, conn->user, &pk);
     srv_reply_finish(req, &b);
 }

@@ -9,9 +9,10 @@
  * closes the marked ones (Redis CLIENT_CLOSE_ASAP / freeClientsInAsyncFreeQueue).
  */
 #define _GNU_SOURCE
-#include "srv.h"
+#include "srv_conn.h"
 
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __GLIBC__
@@ -23,6 +24,9 @@ void __sanitizer_purge_allocator(void);
 #endif
 
 #include "proto_msgpack.h"
+
+/* srv_log reads a connection as its tag (srv_base.h). */
+_Static_assert(offsetof(struct srv_conn, tag) == 0, "the tag must be the first member");
 
 #define READ_SUGGEST   (64 * 1024)
 #define CLOSE_GRACE_MS 2000
@@ -710,7 +714,7 @@ int srv_conn_new(struct srv *srv, struct srv_conn **out)
         return PROTO_ENOMEM;
     }
     conn->srv = srv;
-    conn->id = ++srv->next_conn_id;
+    conn->tag.id = ++srv->next_conn_id;
     uv_tcp_init(srv->loop, &conn->tcp);
     uv_timer_init(srv->loop, &conn->deadline);
     conn->tcp.data = conn;
@@ -773,12 +777,39 @@ void srv_conn_start(struct srv_conn *conn, const struct srv_conn_cb *cb, void *d
     }
     snprintf(conn->peer_ip, sizeof(conn->peer_ip), "%s", ip);
     srv_conn_addr_key(ip, conn->peer_key, sizeof(conn->peer_key));
-    snprintf(conn->peer, sizeof(conn->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", ip,
-             port);
+    snprintf(conn->tag.peer, sizeof(conn->tag.peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d",
+             ip, port);
     uv_tcp_nodelay(&conn->tcp, 1);
     proto_reader_init(&conn->rd, PROTO_HELLO_MAX);
     conn->state = SRV_CONN_HELLO;
     srv_conn_arm_deadline(conn);
     srv_log(conn, SRV_LOG_INFO, "connected");
     update_reading(conn);
+}
+
+bool srv_conn_user_allowed(struct srv *srv, const struct srv_conn *conn, const char *user)
+{
+    unsigned n = 0;
+    /* Logins are rare next to messages: a walk costs less than a count kept in step with
+     * every login, logout and close. */
+    for (const struct srv_conn *c = srv->conns; c; c = c->next) {
+        if (c != conn && c->state == SRV_CONN_READY && strcmp(c->user, user) == 0) {
+            n++;
+        }
+    }
+    if (n >= srv->cfg.max_conns_per_user) {
+        srv_log(conn, SRV_LOG_WARN, "login refused: %s has %u connections", user, n);
+        return false;
+    }
+    return true;
+}
+
+void srv_conn_close_user(struct srv *srv, const char *user, struct srv_conn *keep,
+                         const char *reason)
+{
+    for (struct srv_conn *c = srv->conns; c; c = c->next) {
+        if (c != keep && c->state == SRV_CONN_READY && strcmp(c->user, user) == 0) {
+            srv_conn_close(c, reason);
+        }
+    }
 }

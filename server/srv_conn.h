@@ -22,10 +22,9 @@
 #include "proto_channel.h"
 #include "proto_frame.h"
 #include "proto_util.h"
+#include "srv_base.h"
 
-struct srv;
 struct srv_meeting;
-struct srv_conn;
 
 enum srv_conn_state {
     SRV_CONN_HELLO,     /* waiting for ClientHello */
@@ -46,13 +45,12 @@ struct srv_conn_cb {
 struct srv_held;
 
 struct srv_conn {
+    struct srv_conn_tag tag; /* first: the log reads it (srv_base.h) */
     struct srv *srv;
     uv_tcp_t tcp;
     uv_timer_t deadline; /* login deadline, then the frame deadline, then the closing grace */
-    uint64_t id;
-    char peer[64];     /* "addr:port" */
-    char peer_ip[48];  /* address only */
-    char peer_key[48]; /* the per-address key: the IPv4 address or the IPv6 /64 */
+    char peer_ip[48];    /* address only */
+    char peer_key[48];   /* the per-address key: the IPv4 address or the IPv6 /64 */
     enum srv_conn_state state;
     struct srv_conn *prev, *next; /* srv->conns */
     struct srv_conn *dirty_next;  /* srv->dirty: has output to flush */
@@ -163,5 +161,14 @@ void srv_conn_done(struct srv_conn *conn);
  * (also when IPv4-mapped, ::ffff:a.b.c.d), an IPv6 address as its /64 prefix ("2001:db8:1:2::/64").
  * Returns 0, or PROTO_EINVAL when ip is not an address (key then gets ip itself). */
 int srv_conn_addr_key(const char *ip, char *key, size_t keysz);
+
+/* Tells whether conn may log in as user without passing max_conns_per_user (counting
+ * the user's logged-in connections but conn). Called by the login paths before they
+ * accept; when it says no they answer rate_limited and the connection stays logged out. */
+bool srv_conn_user_allowed(struct srv *srv, const struct srv_conn *conn, const char *user);
+
+/* Closes every logged-in connection of user except keep (may be NULL), with reason. */
+void srv_conn_close_user(struct srv *srv, const char *user, struct srv_conn *keep,
+                         const char *reason);
 
 #endif

@@ -7,8 +7,9 @@
  * Every failure is explained for the operator who starts conferd: the path, the system's
  * reason and the fix (srv_data.h).
  */
-#include "srv.h"
 #include "srv_data.h"
+
+#include "srv_base.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
-/* srv_data.h - the data folder (srv_data.c): the functions that say why they failed.
+/* srv_data.h - the data folder (srv_data.c): making it, its host key, its database.
  *
- * Each writes into why (cap bytes; may be NULL) one line for the operator: what failed, on
- * which path, the system's or SQLite's reason, and what to do. The plain srv_data_* of
- * srv.h are these without the message.
+ * The *_why functions say why they failed: each writes into why (cap bytes; may be NULL)
+ * one line for the operator: what failed, on which path, the system's or SQLite's reason,
+ * and what to do. The plain srv_data_* are these without the message.
  */
 #ifndef CONFER_SRV_DATA_H
 #define CONFER_SRV_DATA_H
@@ -11,6 +11,17 @@
 
 #include "db.h"
 #include "proto_channel.h"
+
+/* Makes a data folder: directory 0700, host key and database 0600. Returns 0,
+ * PROTO_ECONFLICT when it already holds a database, or PROTO_EIO. */
+int srv_data_init(const char *dir, char fingerprint[PROTO_FINGERPRINT_LEN]);
+
+/* Loads the host key of a data folder. Returns 0, PROTO_ENOTFOUND, PROTO_EIO or
+ * PROTO_EPERM (the key file is readable by others). */
+int srv_data_load_key(const char *dir, struct proto_hostkey *key);
+
+/* Opens the database of a data folder. */
+int srv_data_open_db(const char *dir, struct db **out);
 
 /* Makes a data folder as srv_data_init does. Returns 0, PROTO_ECONFLICT when the folder
  * already holds a database or host key, PROTO_EIO or PROTO_EDB. */

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "proto_msgpack.h"
+#include "srv_conn.h"
 
 /* One held message: bytes [off, off + len) of the connection's buffer. */
 struct held_msg {

@@ -11,7 +11,7 @@
 #ifndef CONFER_SRV_HELD_H
 #define CONFER_SRV_HELD_H
 
-#include "srv.h"
+#include "srv_base.h"
 
 /* Like srv_conn_send, for a message that must wait until batch is durable: it is held
  * (with everything the connection is sent after it) until then. batch 0: no wait. */

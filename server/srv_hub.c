@@ -667,7 +667,7 @@ static int load_meeting(struct srv *srv, const char *id)
     m->committed_seq = l.committed_seq;
     memcpy(m->head, l.head, DB_HASH_BYTES);
     m->checkpoint_seq = l.checkpoint_seq;
-    m->ops_from = m->committed_seq + 1;
+    m->win.from = m->committed_seq + 1;
     m->next = srv->meetings;
     srv->meetings = m;
     return 0;
@@ -724,7 +724,7 @@ static void meeting_free(struct srv_meeting *m)
         m->subs = s->next;
         free(s);
     }
-    srv_text_free(m);
+    srv_window_free(&m->win);
     srv_rec_free(m->rec);
     free(m);
 }
@@ -743,7 +743,7 @@ static int meeting_reload(struct srv *srv, struct srv_meeting *m)
         rc = load_record(srv, id, &l);
     }
     pending_free(m);
-    srv_text_free(m);
+    srv_window_free(&m->win);
     m->last_batch = 0;
     m->reload = false;
     if (rc != 0) {
@@ -755,7 +755,7 @@ static int meeting_reload(struct srv *srv, struct srv_meeting *m)
     m->committed_seq = l.committed_seq;
     memcpy(m->head, l.head, DB_HASH_BYTES);
     m->checkpoint_seq = l.checkpoint_seq;
-    m->ops_from = m->committed_seq + 1;
+    m->win.from = m->committed_seq + 1;
     m->broken = false;
     return 0;
 }
@@ -1326,7 +1326,7 @@ int srv_hub_create_meeting(struct srv *srv, const char *id, struct srv_change *c
         return PROTO_ENOMEM;
     }
     srv_hub_genesis(id, m->head);
-    m->ops_from = 1;
+    m->win.from = 1;
     m->next = srv->meetings;
     srv->meetings = m;
     ch->m = m;
@@ -1359,7 +1359,80 @@ int srv_hub_entries(struct srv *srv, struct srv_meeting *m, int64_t since, int64
     return rc;
 }
 
+/* ---- members across meetings ---- */
+
+void srv_hub_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk)
+{
+    size_t n = 0;
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        n += srv_rec_member(m->rec, user) != NULL;
+    }
+    msgpack_pack_map(pk, n);
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        struct srv_member *mb = srv_rec_member(m->rec, user);
+        if (mb) {
+            proto_pack_cstr(pk, m->rec->id);
+            proto_pack_cstr(pk, mb->role);
+        }
+    }
+}
+
 /* ---- subscriptions ---- */
+
+/* ---- presence: what subscribing, unsubscribing and closing need ---- */
+
+void srv_hub_pack_where(msgpack_packer *pk, const struct srv_sub *s)
+{
+    if (!s->present) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    msgpack_pack_map(pk, s->where_field[0] ? 3 : 2);
+    proto_pack_cstr(pk, "type");
+    proto_pack_cstr(pk, s->where_type);
+    proto_pack_cstr(pk, "id");
+    if (s->where_id_str[0]) {
+        proto_pack_cstr(pk, s->where_id_str);
+    } else {
+        msgpack_pack_int64(pk, s->where_id);
+    }
+    if (s->where_field[0]) {
+        proto_pack_cstr(pk, "field");
+        proto_pack_cstr(pk, s->where_field);
+    }
+}
+
+void srv_hub_presence_notify(struct srv_meeting *m, const struct srv_sub *from, const char *state)
+{
+    struct proto_buf b = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+    proto_rpc_pack_notify(&pk, "presence");
+    msgpack_pack_map(&pk, 4);
+    proto_pack_cstr(&pk, "meeting");
+    proto_pack_cstr(&pk, m->rec->id);
+    proto_pack_cstr(&pk, "user");
+    proto_pack_cstr(&pk, from->conn->user);
+    proto_pack_cstr(&pk, "where");
+    srv_hub_pack_where(&pk, from);
+    proto_pack_cstr(&pk, "state");
+    proto_pack_cstr(&pk, state);
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        if (s != from) {
+            srv_held_send(s->conn, b.data, b.len, 0);
+        }
+    }
+    proto_buf_free(&b, 0);
+}
+
+void srv_hub_presence_leave(struct srv_meeting *m, struct srv_sub *sub)
+{
+    if (!sub->present) {
+        return;
+    }
+    sub->present = false;
+    srv_hub_presence_notify(m, sub, "leave");
+}
 
 int srv_hub_subscribe(struct srv_meeting *m, struct srv_conn *conn)
 {
@@ -1391,7 +1464,7 @@ void srv_hub_unsubscribe(struct srv_meeting *m, struct srv_conn *conn)
         if ((*pp)->conn == conn) {
             struct srv_sub *s = *pp;
             *pp = s->next;
-            srv_presence_leave(m, s);
+            srv_hub_presence_leave(m, s);
             free(s);
             break;
         }

@@ -17,9 +17,11 @@
 #define CONFER_SRV_HUB_H
 
 #include "proto_ot.h"
-#include "srv.h"
+#include "srv_base.h"
+#include "srv_conn.h"
 #include "srv_held.h"
 #include "srv_rec.h"
+#include "srv_window.h"
 
 /* Roles of a member, in rising order of what they may do. */
 enum srv_role {
@@ -59,15 +61,6 @@ struct srv_sub {
     char where_field[16];
 };
 
-/* A text op as applied, kept for transforming edits made against older seqs. */
-struct srv_textop {
-    int64_t seq;
-    enum proto_type type;
-    int64_t id;
-    int field;
-    struct proto_op op;
-};
-
 struct srv_meeting {
     struct srv_meeting *next;
     struct srv_rec *rec;
@@ -79,14 +72,9 @@ struct srv_meeting {
     struct srv_sub *subs;
     int64_t checkpoint_seq; /* last signed checkpoint */
     int64_t last_change_ms;
-    /* The window of recent text ops: a ring, bounded in count and bytes; every text op
-     * with seq >= ops_from is in it. */
-    struct srv_textop *ops;
-    size_t ops_cap, ops_head, ops_n;
-    int64_t ops_from;
-    size_t ops_bytes; /* op content held in the window */
-    bool reload;      /* a failed batch changed it: reload from the database */
-    bool broken;      /* a reload failed: changes are refused until one succeeds */
+    struct srv_window win; /* recent text ops (srv_window.h) */
+    bool reload;           /* a failed batch changed it: reload from the database */
+    bool broken;           /* a reload failed: changes are refused until one succeeds */
 };
 
 /* Loads every meeting of the database into memory, and then any meeting another process
@@ -171,22 +159,19 @@ void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES]);
  * PROTO_EDB. */
 int64_t srv_hub_next_id(struct srv *srv);
 
-/* Records a text op applied to a field at seq in the window (copying op). The window
- * keeps at most 4096 ops and 8 MiB of them per meeting, dropping the oldest: edits with an
- * older base read the log. */
-int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
-                    const struct proto_op *op);
+/* Packs where a subscriber is present (its "where" map), or nil when it is not. */
+void srv_hub_pack_where(msgpack_packer *pk, const struct srv_sub *s);
 
-/* Frees the window of text ops. */
-void srv_text_free(struct srv_meeting *m);
+/* Sends presence {"meeting", "user", "where", "state"} of from to every other subscribed
+ * connection of m. */
+void srv_hub_presence_notify(struct srv_meeting *m, const struct srv_sub *from, const char *state);
 
-/* The text.edit, presence.set and presence.list methods. */
-void srv_text_edit(struct srv_req *req);
-void srv_presence_set(struct srv_req *req);
-void srv_presence_list(struct srv_req *req);
+/* Ends the presence of a subscriber in m (sends leave to the others when it was present):
+ * an unsubscribe, a close or a presence.set without where. */
+void srv_hub_presence_leave(struct srv_meeting *m, struct srv_sub *sub);
 
-/* Ends the presence of a connection in m (sends leave to the others when it was present). */
-void srv_presence_leave(struct srv_meeting *m, struct srv_sub *sub);
+/* Packs {meeting id: role} for every meeting where user has a role (whoami). */
+void srv_hub_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk);
 
 /* Subscriptions of a connection. */
 int srv_hub_subscribe(struct srv_meeting *m, struct srv_conn *conn);

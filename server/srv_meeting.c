@@ -8,6 +8,11 @@
  */
 #include "srv_meeting.h"
 
+#include "srv_conn.h"
+#include "srv_held.h"
+#include "srv_hub.h"
+#include "srv_req.h"
+
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -488,7 +493,7 @@ void srv_obj_update(struct srv_req *req)
     int64_t seq = srv_hub_commit(req->conn->srv, &ch);
     for (size_t i = 0; i < nops; i++) {
         if (seq > 0) {
-            srv_text_record(m, seq, t, o->id, op_field[i], &ops[i]);
+            srv_window_add(&m->win, seq, t, o->id, op_field[i], &ops[i]);
         }
         proto_op_free(&ops[i]);
     }
@@ -768,22 +773,6 @@ void srv_meeting_list(struct srv_req *req)
         mb ? proto_pack_cstr(&pk, mb->role) : msgpack_pack_nil(&pk);
     }
     srv_reply_finish(req, &b);
-}
-
-void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk)
-{
-    size_t n = 0;
-    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
-        n += srv_rec_member(m->rec, user) != NULL;
-    }
-    msgpack_pack_map(pk, n);
-    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
-        struct srv_member *mb = srv_rec_member(m->rec, user);
-        if (mb) {
-            proto_pack_cstr(pk, m->rec->id);
-            proto_pack_cstr(pk, mb->role);
-        }
-    }
 }
 
 /* ---- long reads: time travel, history, verify, export (off the loop, srv_read.h) ---- */
@@ -1538,7 +1527,7 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
         int64_t seq = srv_hub_commit(srv, &ch);
         rc = seq < 0 ? PROTO_EINVAL : 0;
         for (size_t i = 0; rc == 0 && i < nops; i++) {
-            srv_text_record(m, seq, PROTO_T_MEETING, m->rec->meeting.id, op_field[i], &ops[i]);
+            srv_window_add(&m->win, seq, PROTO_T_MEETING, m->rec->meeting.id, op_field[i], &ops[i]);
         }
     } else {
         proto_buf_free(&ch.payload, 0);

@@ -2,12 +2,10 @@
 #ifndef CONFER_SRV_MEETING_H
 #define CONFER_SRV_MEETING_H
 
-#include "srv.h"
-#include "srv_hub.h"
-#include "srv_req.h"
+#include "srv_base.h"
 
-/* Packs {meeting id: role} for every meeting where user has a role (whoami). */
-void srv_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk);
+struct srv_meeting;
+struct srv_req;
 
 /* Imports a report into meeting m as changes made by user: the meeting's fields (a text
  * replaced with a text op), then one create per object, skipping documents and actions

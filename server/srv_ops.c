@@ -1,6 +1,9 @@
 /* srv_ops.c - conferd's command line: serve, and the operator commands that work on the
  * data folder while the server runs (init, account, fingerprint, demo). */
+#include "srv_ops.h"
+
 #include "srv.h"
+#include "srv_auth.h"
 #include "srv_data.h"
 #include "srv_hub.h"
 #include "srv_meeting.h"

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 #include "proto_ot.h"
-#include "srv.h"
+#include "srv_base.h"
 #include "srv_hub.h"
 
 #define SRV_CID_MAX    64

@@ -5,9 +5,14 @@
  * malformed message or parameters (bad_request, srv_req_decode) -> not a member -> repeated
  * cid -> role (srv_req_enter) -> the handler (unknown object, locked, if_seq, ...).
  */
+#include "srv_rpc.h"
+
+#include "srv_auth.h"
 #include "srv_held.h"
 #include "srv_meeting.h"
+#include "srv_presence.h"
 #include "srv_req.h"
+#include "srv_text.h"
 
 #include <stdint.h>
 #include <stdlib.h>

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "srv_conn.h"
 #include "srv_writer.h"
 
 enum store_kind { STORE_TOKEN_ADD, STORE_TOKEN_DELETE, STORE_PWHASH };

@@ -7,7 +7,7 @@
 #ifndef CONFER_SRV_STORE_H
 #define CONFER_SRV_STORE_H
 
-#include "srv.h"
+#include "srv_base.h"
 
 /* Called on the loop when the write is done: rc is 0 or the PROTO_E* code of db/. */
 typedef void (*srv_store_cb)(struct srv_conn *conn, void *ud, int rc);

@@ -3,9 +3,11 @@
  * An edit names the seq its text reflects (base). The server transforms it, in seq order,
  * over every op applied to the same field after base (ShareDB's rule: transform(op,
  * applied, left)), applies it, and enters it as a change. Recent ops are kept in a window
- * per meeting; an edit older than the window reads the ops from the audit log off the loop
- * (srv_read.h) and then takes the ops that arrived meanwhile from the window.
+ * per meeting (srv_window.h); an edit older than the window reads the ops from the audit log off
+ * the loop (srv_read.h) and then takes the ops that arrived meanwhile from the window.
  */
+#include "srv_text.h"
+
 #include "srv_hub.h"
 #include "srv_read.h"
 #include "srv_req.h"
@@ -14,86 +16,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-
-/* The window of recent ops per meeting holds at most this many ops and this much op
- * content: an editor alternating a large insert and its delete must not grow memory
- * without end. Edits with an older base read the ops from the audit log. */
-#define WINDOW_MAX       4096
-#define WINDOW_MAX_BYTES (8u * 1024 * 1024)
-
-/* What an op costs the window: its components and the text it inserts. */
-static size_t op_bytes(const struct proto_op *op)
-{
-    size_t n = sizeof(struct srv_textop) + op->len * sizeof(*op->comps);
-    for (size_t i = 0; i < op->len; i++) {
-        n += op->comps[i].slen;
-    }
-    return n;
-}
-
-/* Drops the oldest op: the window now starts after it. */
-static void drop_oldest(struct srv_meeting *m)
-{
-    struct srv_textop *old = &m->ops[m->ops_head];
-    m->ops_from = old->seq + 1;
-    m->ops_bytes -= op_bytes(&old->op);
-    proto_op_free(&old->op);
-    m->ops_head = (m->ops_head + 1) % m->ops_cap;
-    m->ops_n--;
-}
-
-void srv_text_free(struct srv_meeting *m)
-{
-    for (size_t i = 0; i < m->ops_n; i++) {
-        proto_op_free(&m->ops[(m->ops_head + i) % m->ops_cap].op);
-    }
-    free(m->ops);
-    m->ops = NULL;
-    m->ops_n = m->ops_cap = m->ops_head = 0;
-    m->ops_bytes = 0;
-}
-
-int srv_text_record(struct srv_meeting *m, int64_t seq, enum proto_type t, int64_t id, int field,
-                    const struct proto_op *op)
-{
-    size_t cost = op_bytes(op);
-    if (cost > WINDOW_MAX_BYTES) {
-        /* Alone over the bound: keep nothing, the log has it. */
-        while (m->ops_n > 0) {
-            drop_oldest(m);
-        }
-        m->ops_from = seq + 1;
-        return 0;
-    }
-    if (m->ops_cap == 0) {
-        m->ops = calloc(WINDOW_MAX, sizeof(*m->ops));
-        if (m->ops == NULL) {
-            m->ops_from = seq + 1; /* the window holds nothing before this */
-            return PROTO_ENOMEM;
-        }
-        m->ops_cap = WINDOW_MAX;
-    }
-    while (m->ops_n > 0 && (m->ops_n == m->ops_cap || m->ops_bytes + cost > WINDOW_MAX_BYTES)) {
-        drop_oldest(m);
-    }
-    struct srv_textop *slot = &m->ops[(m->ops_head + m->ops_n) % m->ops_cap];
-    proto_op_init(&slot->op);
-    if (proto_op_copy(op, &slot->op) != 0) {
-        /* Nothing before this op can be trusted to be complete any more. */
-        while (m->ops_n > 0) {
-            drop_oldest(m);
-        }
-        m->ops_from = seq + 1;
-        return PROTO_ENOMEM;
-    }
-    slot->seq = seq;
-    slot->type = t;
-    slot->id = id;
-    slot->field = field;
-    m->ops_n++;
-    m->ops_bytes += cost;
-    return 0;
-}
 
 /* The ops applied to one field after base, oldest first (owned copies). */
 struct oplist {
@@ -254,14 +176,15 @@ static const struct srv_read_ops edit_ops = {NULL, edit_read, edit_resume, edit_
  * when e->applied is complete, 1 when the log must be read first (up to e->read_to). */
 static int collect(struct srv_meeting *m, struct edit *e)
 {
-    if (e->upto + 1 >= m->ops_from) {
+    if (e->upto + 1 >= m->win.from) {
         /* Only the newest ops are after upto: find where they start, from the end. */
-        size_t first = m->ops_n;
-        while (first > 0 && m->ops[(m->ops_head + first - 1) % m->ops_cap].seq > e->upto) {
+        const struct srv_window *w = &m->win;
+        size_t first = w->n;
+        while (first > 0 && w->ops[(w->head + first - 1) % w->cap].seq > e->upto) {
             first--;
         }
-        for (size_t i = first; i < m->ops_n; i++) {
-            const struct srv_textop *x = &m->ops[(m->ops_head + i) % m->ops_cap];
+        for (size_t i = first; i < w->n; i++) {
+            const struct srv_textop *x = &w->ops[(w->head + i) % w->cap];
             if (x->type == e->t && x->id == e->id && x->field == e->field) {
                 int rc = oplist_add(&e->applied, &x->op);
                 if (rc != 0) {
@@ -379,7 +302,7 @@ static void edit_run(struct srv_req *req, struct edit *e)
         srv_reply_error(req, PROTO_CODE_INTERNAL, "the edit could not be applied");
         goto cleanup;
     }
-    srv_text_record(m, seq, e->t, o->id, e->field, &e->op);
+    srv_window_add(&m->win, seq, e->t, o->id, e->field, &e->op);
     req->hold = srv_hub_hold(srv, m);
     struct proto_buf b;
     srv_reply_begin(req, &pk, &b);

@@ -16,6 +16,7 @@
 
 #include "cli_conn.h"
 #include "srv.h"
+#include "srv_conn.h"
 
 #define RUN_MAX 20000 /* loop iterations a test may take, each at most TICK_MS */
 #define TICK_MS 10

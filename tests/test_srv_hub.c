@@ -18,6 +18,8 @@
 #include "cli_pack.h"
 #include "db.h"
 #include "srv.h"
+#include "srv_auth.h"
+#include "srv_data.h"
 #include "srv_hub.h"
 #include "srv_rec.h"
 #include "testutil.h"

@@ -96,7 +96,7 @@ static void test_import_respects_max_text(void **state)
 static void test_import_abstract_is_a_text_op(void **state)
 {
     struct world *w = *state;
-    size_t ops = w->m->ops_n;
+    size_t ops = w->m->win.n;
     char err[256] = "";
     int rc = import(w, "Abstract:\n\tThe new abstract.\n\n1\tIntroduction\nSome body.\n", err,
                     sizeof(err));
@@ -106,8 +106,9 @@ static void test_import_abstract_is_a_text_op(void **state)
     int abstract = proto_field_find(PROTO_T_MEETING, "abstract", 8);
     const struct srv_val *v = &w->m->rec->meeting.f[abstract];
     assert_true(v->set && strstr(v->s, "The new abstract") != NULL);
-    assert_int_equal(w->m->ops_n, ops + 1);
-    const struct srv_textop *op = &w->m->ops[(w->m->ops_head + w->m->ops_n - 1) % w->m->ops_cap];
+    assert_int_equal(w->m->win.n, ops + 1);
+    const struct srv_textop *op =
+        &w->m->win.ops[(w->m->win.head + w->m->win.n - 1) % w->m->win.cap];
     assert_int_equal(op->type, PROTO_T_MEETING);
     assert_int_equal(op->field, abstract);
 }

@@ -23,6 +23,7 @@
 #include "cli_conn.h"
 #include "db.h"
 #include "srv.h"
+#include "srv_auth.h"
 #include "srv_ratelimit.h"
 #include "testsrv.h"
 #include "testutil.h"

@@ -28,6 +28,7 @@
 #include "proto_rpc.h"
 #include "proto_schema.h"
 #include "srv.h"
+#include "srv_data.h"
 #include "srv_hub.h"
 #include "testsrv.h"
 #include "testutil.h"
