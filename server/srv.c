@@ -475,6 +475,7 @@ int srv_run(struct srv *srv)
     srv->writer = NULL;
     srv_hub_free(srv);
     addr_counts_free(srv);
+    srv_conn_counts_free(srv);
     srv_ratelimit_free(&srv->rl_account);
     srv_ratelimit_free(&srv->rl_addr);
     db_close(srv->db);

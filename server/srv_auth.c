@@ -338,7 +338,7 @@ static void succeeded(struct srv_conn *conn, const char *user)
 
 static void become_ready(struct srv_conn *conn, const char *user, bool operator, int64_t gen)
 {
-    snprintf(conn->user, sizeof(conn->user), "%s", user);
+    srv_conn_set_user(conn, user);
     conn->operator= operator;
     conn->gen = gen;
     conn->state = SRV_CONN_READY;
@@ -374,7 +374,7 @@ static void login_reply(struct srv_conn *conn, uint32_t msgid, const char *token
 static void logged_out_again(struct srv_conn *conn)
 {
     conn->state = SRV_CONN_AUTH;
-    conn->user[0] = '\0';
+    srv_conn_set_user(conn, NULL);
     conn->operator= false;
     srv_conn_arm_deadline(conn);
 }
@@ -739,7 +739,7 @@ static void logout_finish(struct srv_req *req)
     srv_log(conn, SRV_LOG_INFO, "logout (user=%s)", conn->user);
     srv_hub_drop_conn(conn->srv, conn);
     conn->state = SRV_CONN_AUTH;
-    conn->user[0] = '\0';
+    srv_conn_set_user(conn, NULL);
     conn->operator= false;
     /* A logged-out connection must log in again within the deadline or be closed. */
     srv_conn_arm_deadline(conn);

@@ -112,6 +112,7 @@ struct srv {
     bool trim;                                     /* give freed memory back at turn end */
     struct srv_addr_count **addr_counts;           /* open connections per address key */
     size_t naddr_buckets;
+    struct srv_user_count **user_counts; /* logged-in connections per user */
     unsigned nconns;
     uint64_t next_conn_id;
     int64_t data_version;

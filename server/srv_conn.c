@@ -41,6 +41,7 @@ struct srv_wreq {
 
 static void process(struct srv_conn *conn);
 static void update_reading(struct srv_conn *conn);
+static void user_uncount(struct srv_conn *conn);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void on_deadline(uv_timer_t *t);
 
@@ -156,6 +157,7 @@ static void close_now(struct srv_conn *conn)
     conn->closed = true;
     conn->state = SRV_CONN_CLOSING;
     conn->busy = true; /* nothing more is handled */
+    user_uncount(conn);
     proto_buf_free(&conn->out, 1);
     if (conn->cb.on_close) {
         conn->cb.on_close(conn, conn->cb_data);
@@ -787,15 +789,89 @@ void srv_conn_start(struct srv_conn *conn, const struct srv_conn_cb *cb, void *d
     update_reading(conn);
 }
 
+#define USER_BUCKETS 1024
+
+struct srv_user_count {
+    struct srv_user_count *next;
+    unsigned n;
+    char user[PROTO_NAME_MAX + 1];
+};
+
+/* The count of user, created (at 0) when create; NULL when absent or out of memory. */
+static struct srv_user_count **user_slot(struct srv *srv, const char *user, bool create)
+{
+    if (srv->user_counts == NULL) {
+        if (!create || (srv->user_counts = calloc(USER_BUCKETS, sizeof(void *))) == NULL) {
+            return NULL;
+        }
+    }
+    uint32_t h = 2166136261u;
+    for (const char *p = user; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    }
+    struct srv_user_count **pp = &srv->user_counts[h % USER_BUCKETS];
+    for (; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->user, user) == 0) {
+            return pp;
+        }
+    }
+    if (!create || (*pp = calloc(1, sizeof(**pp))) == NULL) {
+        return NULL;
+    }
+    snprintf((*pp)->user, sizeof((*pp)->user), "%s", user);
+    return pp;
+}
+
+static void user_uncount(struct srv_conn *conn)
+{
+    if (!conn->user_counted) {
+        return;
+    }
+    conn->user_counted = false;
+    struct srv_user_count **pp = user_slot(conn->srv, conn->user, false);
+    if (pp && --(*pp)->n == 0) {
+        struct srv_user_count *u = *pp;
+        *pp = u->next;
+        free(u);
+    }
+}
+
+int srv_conn_set_user(struct srv_conn *conn, const char *user)
+{
+    user_uncount(conn);
+    conn->user[0] = '\0';
+    if (user == NULL || user[0] == '\0') {
+        return 0;
+    }
+    struct srv_user_count **pp = user_slot(conn->srv, user, true);
+    if (pp == NULL) {
+        return PROTO_ENOMEM;
+    }
+    (*pp)->n++;
+    conn->user_counted = true;
+    snprintf(conn->user, sizeof(conn->user), "%s", user);
+    return 0;
+}
+
+void srv_conn_counts_free(struct srv *srv)
+{
+    for (size_t i = 0; srv->user_counts && i < USER_BUCKETS; i++) {
+        while (srv->user_counts[i]) {
+            struct srv_user_count *u = srv->user_counts[i];
+            srv->user_counts[i] = u->next;
+            free(u);
+        }
+    }
+    free(srv->user_counts);
+    srv->user_counts = NULL;
+}
+
 bool srv_conn_user_allowed(struct srv *srv, const struct srv_conn *conn, const char *user)
 {
-    unsigned n = 0;
-    /* Logins are rare next to messages: a walk costs less than a count kept in step with
-     * every login, logout and close. */
-    for (const struct srv_conn *c = srv->conns; c; c = c->next) {
-        if (c != conn && c->state == SRV_CONN_READY && strcmp(c->user, user) == 0) {
-            n++;
-        }
+    struct srv_user_count **pp = user_slot(srv, user, false);
+    unsigned n = pp ? (*pp)->n : 0;
+    if (conn->user_counted && strcmp(conn->user, user) == 0) {
+        n--; /* the connection itself */
     }
     if (n >= srv->cfg.max_conns_per_user) {
         srv_log(conn, SRV_LOG_WARN, "login refused: %s has %u connections", user, n);

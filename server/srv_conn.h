@@ -59,6 +59,7 @@ struct srv_conn {
     bool reading;
     bool busy;           /* a request is being answered off the loop: hold the rest */
     bool logged_in_once; /* the frame limit stays raised after logout */
+    bool user_counted;   /* counted in srv->user_counts (srv_conn_set_user) */
     bool close_asap;     /* marked: nothing more is queued or handled; closed at turn end */
     bool closed;         /* uv_close called */
     bool frame_timer;    /* the deadline timer runs for a started frame */
@@ -161,6 +162,14 @@ void srv_conn_done(struct srv_conn *conn);
  * (also when IPv4-mapped, ::ffff:a.b.c.d), an IPv6 address as its /64 prefix ("2001:db8:1:2::/64").
  * Returns 0, or PROTO_EINVAL when ip is not an address (key then gets ip itself). */
 int srv_conn_addr_key(const char *ip, char *key, size_t keysz);
+
+/* Sets the user a connection is logged in as (user NULL or "": logged out), keeping the
+ * count of each user's logged-in connections that srv_conn_user_allowed reads. Returns 0 or
+ * PROTO_ENOMEM (the connection is then logged out). */
+int srv_conn_set_user(struct srv_conn *conn, const char *user);
+
+/* Frees the per-user counts (when the server is freed). */
+void srv_conn_counts_free(struct srv *srv);
 
 /* Tells whether conn may log in as user without passing max_conns_per_user (counting
  * the user's logged-in connections but conn). Called by the login paths before they
