@@ -285,6 +285,55 @@ static void test_live_events_during_catch_up(void **state)
     cli_conn_close(writer);
 }
 
+/* A member removed while its catch-up runs is not subscribed when the catch-up is done:
+ * it is refused (not_found) or, when the removal came after, unsubscribed by it; either
+ * way no later event of the meeting reaches it. */
+static void test_removed_during_catch_up(void **state)
+{
+    (void)state;
+    struct cli_conn *rap = ts_login(&S, "rap");
+    assert_non_null(rap);
+    struct cli_msg *m = NULL;
+    assert_int_equal(cli_conn_callf(rap, &m, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING,
+                                    "user", "ed2", "role", "viewer"),
+                     0);
+    assert_null(m->error);
+    cli_msg_free(m);
+    struct cli_conn *ed2 = ts_login(&S, "ed2");
+    assert_non_null(ed2);
+    uint32_t sub = 0;
+    assert_int_equal(cli_conn_sendf(ed2, &sub, "meeting.subscribe", "{s:s, s:i}", "meeting",
+                                    MEETING, "since", 0),
+                     0);
+    assert_int_equal(cli_conn_flush(ed2), 0);
+    assert_int_equal(
+        cli_conn_callf(rap, &m, "member.remove", "{s:s, s:s}", "meeting", MEETING, "user", "ed2"),
+        0);
+    assert_null(m->error);
+    cli_msg_free(m);
+    /* The catch-up's events (if any), then its response. */
+    assert_int_equal(cli_conn_wait(ed2, sub, WAIT_MS, &m), 0);
+    assert_true(m->error == NULL || strcmp(m->code, "not_found") == 0);
+    cli_msg_free(m);
+    while (cli_conn_pending(ed2) > 0) {
+        assert_int_equal(cli_conn_next(ed2, 0, &m), 0);
+        cli_msg_free(m); /* events of the catch-up, before its response */
+    }
+    log_seq = many_edits(rap, item_id, log_seq + 2, 1, "r");
+    /* Its event was queued to every subscriber before the edit was answered: a ping
+     * answered first shows ed2 is not one. */
+    uint32_t ping = 0;
+    assert_int_equal(cli_conn_sendf(ed2, &ping, "ping", NULL), 0);
+    assert_int_equal(cli_conn_next(ed2, WAIT_MS, &m), 0);
+    if (m->kind != PROTO_RPC_RESPONSE || m->msgid != ping) {
+        cli_msg_free(m);
+        fail_msg("a member removed during its catch-up still receives the meeting");
+    }
+    cli_msg_free(m);
+    cli_conn_close(ed2);
+    cli_conn_close(rap);
+}
+
 /* ---- a meeting whose reload failed ---- */
 
 static void rename_docs(const struct ts_server *s, const char *from, const char *to)
@@ -360,6 +409,7 @@ int main(void)
     const struct CMUnitTest catch_up[] = {
         cmocka_unit_test(test_catch_up_does_not_stall),
         cmocka_unit_test(test_live_events_during_catch_up),
+        cmocka_unit_test(test_removed_during_catch_up),
     };
     const struct CMUnitTest broken[] = {
         cmocka_unit_test(test_broken_meeting_answers_unavailable),
