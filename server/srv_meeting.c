@@ -1204,6 +1204,7 @@ struct sub_job {
     char meeting[PROTO_NAME_MAX + 1];
     int64_t from, until;
     int64_t last;  /* seq of the last entry read */
+    size_t max;    /* bytes of events at most: the connection's output limit */
     unsigned jobs; /* jobs of this catch-up so far, this one included */
     struct proto_buf events;
     size_t *lens;
@@ -1241,6 +1242,9 @@ static int sub_pack_one(void *ud, const struct db_audit *e)
     int rc = srv_hub_pack_event(e, &job->events);
     if (rc != 0) {
         return rc;
+    }
+    if (job->events.len > job->max) {
+        return PROTO_ETOOBIG; /* sent, it would close the connection as a slow consumer */
     }
     job->lens[job->n++] = job->events.len - before;
     job->last = e->seq;
@@ -1308,6 +1312,12 @@ static void sub_done(struct srv_req *req, int rc, void *ud)
 {
     struct sub_job *job = ud;
     struct srv *srv = req->conn->srv;
+    if (rc == PROTO_ETOOBIG) {
+        srv_reply_error(req, PROTO_CODE_TOO_LARGE,
+                        "since: the events since then are over the output limit: subscribe "
+                        "without since for a snapshot");
+        return;
+    }
     if (rc != 0) {
         srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
         return;
@@ -1370,6 +1380,7 @@ void srv_meeting_subscribe(struct srv_req *req)
     snprintf(job->meeting, sizeof(job->meeting), "%s", m->rec->id);
     job->from = since;
     job->until = m->committed_seq;
+    job->max = req->conn->srv->cfg.output_limit;
     job->jobs = 1;
     srv_read_submit(req, &sub_ops, job); /* answers when refused */
 }

@@ -1,7 +1,7 @@
 /* test_srv_subscribe.c - meeting.subscribe with since over a real conferd: a catch-up over a
  * long log does not hold up other clients, the events made while it runs all arrive once and
- * in order after the replayed ones, and a meeting that cannot be reloaded from its database
- * answers changes `unavailable`. */
+ * in order after the replayed ones, one over the output limit is refused, and a meeting that
+ * cannot be reloaded from its database answers changes `unavailable`. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -334,6 +334,46 @@ static void test_removed_during_catch_up(void **state)
     cli_conn_close(rap);
 }
 
+/* A catch-up whose events are over the connection's output limit is refused too_large
+ * (subscribing without since still works), rather than sent and the subscriber closed as a
+ * slow consumer. */
+static void test_catch_up_over_output_limit(void **state)
+{
+    (void)state;
+    static const char *const args[] = {"--output-limit", "262144", NULL};
+    struct ts_server s;
+    assert_int_equal(ts_start_args(&s, users, MEETING, args), 0);
+    struct cli_conn *c = ts_login(&s, "rap");
+    assert_non_null(c);
+    char *big = malloc(BIG_TEXT + 1);
+    assert_non_null(big);
+    memset(big, 'b', BIG_TEXT);
+    big[BIG_TEXT] = '\0';
+    struct proto_op op[2];
+    proto_op_init(&op[0]);
+    proto_op_init(&op[1]);
+    assert_int_equal(proto_op_insert(&op[0], big, BIG_TEXT), 0);
+    assert_int_equal(proto_op_delete(&op[1], BIG_TEXT), 0);
+    free(big);
+    int64_t seq = 0;
+    int64_t id = make_item(c, "1", &seq);
+    edits(c, id, seq, 100, op); /* 50 inserts of 8 KiB: 400 KiB of events */
+    proto_op_free(&op[0]);
+    proto_op_free(&op[1]);
+    struct cli_msg *m = NULL;
+    assert_int_equal(
+        cli_conn_callf(c, &m, "meeting.subscribe", "{s:s, s:i}", "meeting", MEETING, "since", 0),
+        0);
+    assert_true(cli_msg_is_error(m, "too_large"));
+    cli_msg_free(m);
+    assert_int_equal(cli_conn_callf(c, &m, "meeting.subscribe", "{s:s}", "meeting", MEETING), 0);
+    assert_null(m->error);
+    assert_non_null(proto_mp_map_get(m->result, "snapshot"));
+    cli_msg_free(m);
+    cli_conn_close(c);
+    assert_int_equal(ts_stop(&s), 0);
+}
+
 /* ---- a meeting whose reload failed ---- */
 
 static void rename_docs(const struct ts_server *s, const char *from, const char *to)
@@ -411,10 +451,11 @@ int main(void)
         cmocka_unit_test(test_live_events_during_catch_up),
         cmocka_unit_test(test_removed_during_catch_up),
     };
-    const struct CMUnitTest broken[] = {
+    const struct CMUnitTest own[] = {
         cmocka_unit_test(test_broken_meeting_answers_unavailable),
+        cmocka_unit_test(test_catch_up_over_output_limit),
     };
     int failed =
         cmocka_run_group_tests_name("catch-up", catch_up, setup_long_log, teardown_long_log);
-    return failed + cmocka_run_group_tests_name("broken meeting", broken, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("own server", own, NULL, NULL);
 }
