@@ -366,14 +366,29 @@ static void reply_seq(struct srv_req *req, int64_t seq, bool with_id, int64_t id
     srv_reply_finish(req, &b);
 }
 
+/* Answers a change that srv_hub_commit or srv_hub_create_meeting refused with rc (what:
+ * the internal error's message). PROTO_EDB is a meeting that a failed batch left unable to
+ * reload from the database: the server cannot use its database, so `unavailable`, which
+ * the batch failure already logged; anything else is the server's own fault. */
+static void reply_refused(struct srv_req *req, int64_t rc, const char *what)
+{
+    if (rc == PROTO_EDB) {
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE,
+                        "the server cannot read this meeting's record from its database: "
+                        "try again later");
+        return;
+    }
+    srv_log(req->conn, SRV_LOG_ERROR, "change refused: %s", proto_strerror((int)rc));
+    srv_reply_error(req, PROTO_CODE_INTERNAL, what);
+}
+
 /* Commits a change and answers with its seq (and id). */
 static void commit_and_reply(struct srv_req *req, struct srv_change *ch, bool with_id)
 {
     struct srv *srv = req->conn->srv;
     int64_t seq = srv_hub_commit(srv, ch);
     if (seq < 0) {
-        srv_log(req->conn, SRV_LOG_ERROR, "change refused: %s", proto_strerror((int)seq));
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "the change could not be applied");
+        reply_refused(req, seq, "the change could not be applied");
         return;
     }
     req->hold = srv_hub_hold(srv, ch->m);
@@ -498,7 +513,7 @@ void srv_obj_update(struct srv_req *req)
         proto_op_free(&ops[i]);
     }
     if (seq < 0) {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "the change could not be applied");
+        reply_refused(req, seq, "the change could not be applied");
         return;
     }
     req->hold = srv_hub_hold(req->conn->srv, m);
@@ -710,7 +725,7 @@ void srv_meeting_create(struct srv_req *req)
         return;
     }
     if (rc != 0) {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "the meeting could not be created");
+        reply_refused(req, rc, "the meeting could not be created");
         return;
     }
     srv_log(req->conn, SRV_LOG_INFO, "meeting %s created (rapporteur %s)", id, rap);
@@ -1146,10 +1161,17 @@ void srv_agenda_get(struct srv_req *req)
 
 /* ---- subscriptions ---- */
 
+/* A catch-up over at most this many durable entries reads them on the loop (a reconnect
+ * after a short break); a longer one reads them off the loop in a read job (srv_read.h),
+ * so that a late subscriber with an old since holds up nobody. */
+#define SUB_LOOP_ENTRIES 64
+/* Read jobs of one catch-up. Each job after the first reads only what became durable while
+ * the one before ran; past this many (a long read queue) the rest is read on the loop. */
+#define SUB_MAX_JOBS 8
+
 struct replay_send {
     struct srv_conn *conn;
     uint64_t hold;
-    int rc;
 };
 
 static int send_event(void *ud, const struct db_audit *e)
@@ -1164,20 +1186,78 @@ static int send_event(void *ud, const struct db_audit *e)
     return rc;
 }
 
-void srv_meeting_subscribe(struct srv_req *req)
+/* A catch-up's read job: it reads the durable entries (from, until] of the meeting and
+ * packs their events one after the other into events, lens[i] bytes each. A job chained
+ * after another takes over what that one packed. */
+struct sub_job {
+    char meeting[PROTO_NAME_MAX + 1];
+    int64_t from, until;
+    int64_t last;  /* seq of the last entry read */
+    size_t max;    /* bytes of events at most: the connection's output limit */
+    unsigned jobs; /* jobs of this catch-up so far, this one included */
+    struct proto_buf events;
+    size_t *lens;
+    size_t n, cap;
+};
+
+static void sub_job_free(void *ud)
+{
+    struct sub_job *job = ud;
+    if (job) {
+        proto_buf_free(&job->events, 0);
+        free(job->lens);
+        free(job);
+    }
+}
+
+/* On the pool: packs one entry's event (the entries must follow each other: a gap means
+ * the log lost entries). */
+static int sub_pack_one(void *ud, const struct db_audit *e)
+{
+    struct sub_job *job = ud;
+    if (e->seq != job->last + 1) {
+        return PROTO_EINVAL;
+    }
+    if (job->n == job->cap) {
+        size_t cap = job->cap ? job->cap * 2 : 256;
+        size_t *v = realloc(job->lens, cap * sizeof(*v));
+        if (v == NULL) {
+            return PROTO_ENOMEM;
+        }
+        job->lens = v;
+        job->cap = cap;
+    }
+    size_t before = job->events.len;
+    int rc = srv_hub_pack_event(e, &job->events);
+    if (rc != 0) {
+        return rc;
+    }
+    if (job->events.len > job->max) {
+        return PROTO_ETOOBIG; /* sent, it would close the connection as a slow consumer */
+    }
+    job->lens[job->n++] = job->events.len - before;
+    job->last = e->seq;
+    return 0;
+}
+
+/* On the pool, with the job's own read-only connection. */
+static int sub_work(struct db *db, void *ud)
+{
+    struct sub_job *job = ud;
+    job->last = job->from;
+    int rc = db_audit_range(db, job->meeting, job->from, job->until, sub_pack_one, job);
+    return rc == 0 && job->last != job->until ? PROTO_EINVAL : rc;
+}
+
+/* Subscribes req's connection to m and answers, all in this one call on the loop, so that
+ * the live events that follow start right after the response's seq. With since: the
+ * events of (since, m's seq] first (those job packed, when given, then the rest from the
+ * database and the pending entries), then the response; without: the response with the
+ * snapshot. */
+static void subscribe_answer(struct srv_req *req, struct srv_meeting *m, bool has_since,
+                             int64_t since, const struct sub_job *job)
 {
     struct srv *srv = req->conn->srv;
-    int64_t since = req->p.since.i;
-    bool has_since = req->p.since.set;
-    struct srv_meeting *m = req->m;
-    if (has_since && (since < 0 || since > m->rec->seq)) {
-        char why[96];
-        snprintf(why, sizeof(why), "must be from 0 to the meeting's seq (%lld)",
-                 (long long)m->rec->seq);
-        bad(req, "since", why);
-        return;
-    }
-    srv_hub_unsubscribe(m, req->conn);
     if (srv_hub_subscribe(m, req->conn) != 0) {
         srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
         return;
@@ -1185,6 +1265,14 @@ void srv_meeting_subscribe(struct srv_req *req)
     req->hold = srv_hub_hold(srv, m);
     if (has_since) {
         struct replay_send r = {.conn = req->conn, .hold = req->hold};
+        if (job) {
+            size_t off = 0;
+            for (size_t i = 0; i < job->n; i++) {
+                srv_held_send(req->conn, job->events.data + off, job->lens[i], req->hold);
+                off += job->lens[i];
+            }
+            since = job->until;
+        }
         if (srv_hub_entries(srv, m, since, m->rec->seq, send_event, &r) != 0) {
             srv_hub_unsubscribe(m, req->conn);
             srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
@@ -1202,6 +1290,88 @@ void srv_meeting_subscribe(struct srv_req *req)
         srv_rec_pack(&pk, m->rec);
     }
     srv_reply_finish(req, &b);
+}
+
+static const struct srv_read_ops sub_ops;
+
+/* On the loop when a catch-up job has read its part: the meeting is looked up again (a
+ * failed batch may have reloaded it, or lost it), and what became durable meanwhile is
+ * read by another job when it is more than a few entries, else the catch-up is sent. */
+static void sub_done(struct srv_req *req, int rc, void *ud)
+{
+    struct sub_job *job = ud;
+    struct srv *srv = req->conn->srv;
+    if (rc == PROTO_ETOOBIG) {
+        srv_reply_error(req, PROTO_CODE_TOO_LARGE,
+                        "since: the events since then are over the output limit: subscribe "
+                        "without since for a snapshot");
+        return;
+    }
+    if (rc != 0) {
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "cannot read the meeting's log");
+        return;
+    }
+    struct srv_meeting *m = srv_hub_find(srv, job->meeting, strlen(job->meeting));
+    if (m == NULL || srv_hub_role(m, req->conn->user) == SRV_ROLE_NONE) {
+        srv_reply_error(req, PROTO_CODE_NOT_FOUND,
+                        "no such meeting, or you are not a member of it: ask its rapporteur");
+        return;
+    }
+    if (m->committed_seq < job->until) {
+        /* Durable entries never go away: this is not the meeting the job read. */
+        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "the meeting was reloaded: subscribe again");
+        return;
+    }
+    if (m->committed_seq - job->until > SUB_LOOP_ENTRIES && job->jobs < SUB_MAX_JOBS) {
+        struct sub_job *next = malloc(sizeof(*next));
+        if (next != NULL) {
+            *next = *job; /* takes over the events packed so far */
+            job->events = (struct proto_buf){0};
+            job->lens = NULL;
+            next->from = job->until;
+            next->until = m->committed_seq;
+            next->jobs++;
+            srv_read_submit(req, &sub_ops, next); /* answers when refused */
+            return;
+        }
+        /* Out of memory for another job: the rest is read on the loop. */
+    }
+    subscribe_answer(req, m, true, job->from, job);
+}
+
+static const struct srv_read_ops sub_ops = {NULL, sub_work, sub_done, sub_job_free};
+
+void srv_meeting_subscribe(struct srv_req *req)
+{
+    int64_t since = req->p.since.i;
+    bool has_since = req->p.since.set;
+    struct srv_meeting *m = req->m;
+    if (has_since && (since < 0 || since > m->rec->seq)) {
+        char why[96];
+        snprintf(why, sizeof(why), "must be from 0 to the meeting's seq (%lld)",
+                 (long long)m->rec->seq);
+        bad(req, "since", why);
+        return;
+    }
+    srv_hub_unsubscribe(m, req->conn);
+    if (!has_since || m->committed_seq - since <= SUB_LOOP_ENTRIES) {
+        subscribe_answer(req, m, has_since, since, NULL);
+        return;
+    }
+    /* A long catch-up: the connection is subscribed only when the job is done, so that none
+     * of the meeting's live events can come before the replayed ones; its next requests
+     * wait meanwhile (srv_read.h). */
+    struct sub_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    snprintf(job->meeting, sizeof(job->meeting), "%s", m->rec->id);
+    job->from = since;
+    job->until = m->committed_seq;
+    job->max = req->conn->srv->cfg.output_limit;
+    job->jobs = 1;
+    srv_read_submit(req, &sub_ops, job); /* answers when refused */
 }
 
 void srv_meeting_unsubscribe(struct srv_req *req)
@@ -1525,7 +1695,7 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
             }
         }
         int64_t seq = srv_hub_commit(srv, &ch);
-        rc = seq < 0 ? PROTO_EINVAL : 0;
+        rc = seq == PROTO_EDB ? PROTO_EDB : seq < 0 ? PROTO_EINVAL : 0;
         for (size_t i = 0; rc == 0 && i < nops; i++) {
             srv_window_add(&m->win, seq, PROTO_T_MEETING, m->rec->meeting.id, op_field[i], &ops[i]);
         }
@@ -1558,7 +1728,11 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
                 .m = m, .user = user, .kind = "create", .type = t, .id = id, .author = author};
             msgpack_packer_init(&pk, &c.payload, proto_buf_msgpack_write);
             pack_import_fields(&pk, o, map, (size_t)maxid + 1);
-            if (srv_hub_commit(srv, &c) < 0) {
+            int64_t seq = srv_hub_commit(srv, &c);
+            if (seq == PROTO_EDB) {
+                rc = PROTO_EDB; /* the meeting cannot take changes: nothing is wrong with the report
+                                 */
+            } else if (seq < 0) {
                 rc = PROTO_EINVAL;
                 snprintf(err, errlen, "a %s of the report does not fit the record",
                          proto_type_info(t)->name);
@@ -1586,6 +1760,10 @@ void srv_report_import_method(struct srv_req *req)
     int rc =
         srv_import_into(srv, m, req->conn->user, req->conn, text, len, counts, err, sizeof(err));
     req->hold = srv_hub_hold(srv, m);
+    if (rc == PROTO_EDB) {
+        reply_refused(req, rc, "the report could not be imported");
+        return;
+    }
     if (rc == PROTO_ETOOBIG) {
         char msg[320];
         snprintf(msg, sizeof(msg), "text: %s", err[0] ? err : "report over 4 MiB");

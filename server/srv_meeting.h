@@ -11,8 +11,9 @@ struct srv_req;
  * replaced with a text op), then one create per object, skipping documents and actions
  * whose key exists. Every value is checked first as obj.create checks it: a value that
  * does not fit (PROTO_EINVAL, or PROTO_ETOOBIG for a text over max_text) changes nothing.
- * counts (indexed by proto_type) get the objects created. Returns 0 or an error with a
- * message in err (changes made before a later failure stay). */
+ * counts (indexed by proto_type) get the objects created. Returns 0, PROTO_EDB when the
+ * meeting or the database cannot take changes, or another error with a message in err
+ * (changes made before a later failure stay). */
 int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
                     struct srv_conn *author, const char *text, size_t len, int64_t counts[],
                     char *err, size_t errlen);
