@@ -507,6 +507,70 @@ static void test_conns_per_user_cap(void **state)
     stop_clean(&s);
 }
 
+/* Logs c in as user; returns the error code, or NULL when the login succeeded. */
+static const char *login_code(struct cli_conn *c, const char *user, const char *password,
+                              char *code, size_t cap)
+{
+    struct cli_msg *m = NULL;
+    assert_int_equal(
+        cli_conn_callf(c, &m, "auth.login", "{s:s, s:s}", "user", user, "password", password), 0);
+    const char *rc = NULL;
+    if (m->error) {
+        snprintf(code, cap, "%s", cli_msg_is_error(m, "rate_limited") ? "rate_limited" : "other");
+        rc = code;
+    }
+    cli_msg_free(m);
+    return rc;
+}
+
+/* The per-user count follows logouts and closes: a place they free is taken again, and
+ * a logout followed by a login as someone else counts for the new user only. */
+static void test_conns_per_user_cap_frees_places(void **state)
+{
+    (void)state;
+    static const char *const args[] = {"--max-conns-per-user", "2", NULL};
+    struct ts_server s;
+    assert_int_equal(ts_start_args(&s, users, MEETING, args), 0);
+    struct cli_conn *a = ts_login(&s, "rap");
+    struct cli_conn *b = ts_login(&s, "rap");
+    assert_non_null(a);
+    assert_non_null(b);
+    struct cli_host_policy pol = {.trust_new = true};
+    struct cli_conn *c = NULL;
+    char err[512], code[32];
+    assert_int_equal(cli_conn_open(&c, "127.0.0.1", (uint16_t)s.port, &pol, 5000, err, sizeof(err)),
+                     0);
+    const char *rc = login_code(c, "rap", "rap-password", code, sizeof(code));
+    assert_non_null(rc);
+    assert_string_equal(rc, "rate_limited");
+    /* a logs out and in as ed: one place of rap is free, and c takes it. */
+    struct cli_msg *m = NULL;
+    assert_int_equal(cli_conn_callf(a, &m, "auth.logout", NULL), 0);
+    assert_null(m->error);
+    cli_msg_free(m);
+    assert_null(login_code(a, "ed", "ed-password", code, sizeof(code)));
+    assert_null(login_code(c, "rap", "rap-password", code, sizeof(code)));
+    /* Full again; b closes, and a new connection may log in as rap. */
+    struct cli_conn *d = NULL;
+    assert_int_equal(cli_conn_open(&d, "127.0.0.1", (uint16_t)s.port, &pol, 5000, err, sizeof(err)),
+                     0);
+    rc = login_code(d, "rap", "rap-password", code, sizeof(code));
+    assert_non_null(rc);
+    assert_string_equal(rc, "rate_limited");
+    cli_conn_close(b);
+    bool ok = false;
+    for (int i = 0; i < 50 && !ok; i++) { /* the close reaches the server within a turn */
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        ok = login_code(d, "rap", "rap-password", code, sizeof(code)) == NULL;
+    }
+    assert_true(ok);
+    cli_conn_close(d);
+    cli_conn_close(c);
+    cli_conn_close(a);
+    stop_clean(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -516,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_post_login_dripper),
         cmocka_unit_test(test_conns_per_addr_cap),
         cmocka_unit_test(test_conns_per_user_cap),
+        cmocka_unit_test(test_conns_per_user_cap_frees_places),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
