@@ -459,7 +459,8 @@ void srv_stop(struct srv *srv)
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         srv_conn_close(c, "server shutting down");
     }
-    srv_hub_flush(srv); /* what was accepted is still written */
+    srv_hub_checkpoint_all(srv); /* the last head is signed, written after its changes */
+    srv_hub_flush(srv);          /* what was accepted is still written */
     srv_conn_end_turn(srv);
     /* The flusher stays until the loop ends: closing notifications still go out. */
     uv_unref((uv_handle_t *)&srv->flusher);

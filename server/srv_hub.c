@@ -1088,6 +1088,19 @@ static int add_checkpoint(struct srv *srv, struct srv_batch *b, struct srv_meeti
 
 static void reserve_ids_ahead(struct srv *srv);
 
+void srv_hub_checkpoint_all(struct srv *srv)
+{
+    for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
+        if (m->rec->seq > m->checkpoint_seq && m->rec->seq > 0 && !m->broken) {
+            struct srv_batch *b = open_batch(srv);
+            if (b == NULL || add_checkpoint(srv, b, m) != 0) {
+                srv_log(NULL, SRV_LOG_ERROR, "meeting %s: cannot sign its head at shutdown",
+                        m->rec->id);
+            }
+        }
+    }
+}
+
 void srv_hub_flush(struct srv *srv)
 {
     int64_t now = proto_now_ms();

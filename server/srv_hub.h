@@ -130,6 +130,10 @@ int srv_hub_create_meeting(struct srv *srv, const char *id, struct srv_change *c
  * change of m, or 0 when everything is durable. */
 uint64_t srv_hub_hold(struct srv *srv, struct srv_meeting *m);
 
+/* Signs a checkpoint of every meeting whose head no checkpoint covers yet, in the open
+ * batch (at shutdown: a log cut after the last signed head is then caught). */
+void srv_hub_checkpoint_all(struct srv *srv);
+
 /* Hands the open batch to the writer if it is idle (called at the end of each turn). */
 void srv_hub_flush(struct srv *srv);
 
