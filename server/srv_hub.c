@@ -1589,6 +1589,13 @@ static int verify_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_B
 int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
                      int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq)
 {
+    return srv_audit_verify_known(db, meeting, pk, 0, NULL, count, head, bad_seq);
+}
+
+int srv_audit_verify_known(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
+                           int64_t known_seq, const uint8_t known_hash[DB_HASH_BYTES],
+                           int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq)
+{
     struct verify_ctx v = {.meeting = meeting, .expect = 1};
     srv_hub_genesis(meeting, v.prev);
     int rc = db_audit_range(db, meeting, 0, INT64_MAX, verify_one, &v);
@@ -1596,6 +1603,16 @@ int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_
         struct cp_ctx c = {.v = &v, .pk = pk};
         rc = db_checkpoint_list(db, meeting, verify_checkpoint, &c);
         v.bad_seq = c.bad_seq;
+    }
+    /* A head the caller saw earlier: the log must still hold it, so a cut or rewritten
+     * log is caught even when its checkpoints went with it. */
+    if (rc == 0 && known_hash != NULL) {
+        bool held = known_seq >= 1 && known_seq <= v.count &&
+                    sodium_memcmp(v.hashes + (size_t)known_seq * DB_HASH_BYTES, known_hash,
+                                  DB_HASH_BYTES) == 0;
+        if (!held && (v.bad_seq == 0 || known_seq < v.bad_seq)) {
+            v.bad_seq = known_seq;
+        }
     }
     *count = v.count;
     *bad_seq = v.bad_seq;

@@ -189,4 +189,11 @@ void srv_hub_drop_conn(struct srv *srv, struct srv_conn *conn);
 int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
                      int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq);
 
+/* As srv_audit_verify, and known_hash (when not NULL) is a head the caller saw earlier:
+ * unless the log holds known_seq with that hash, *bad_seq is known_seq (or a lower seq
+ * that failed). */
+int srv_audit_verify_known(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
+                           int64_t known_seq, const uint8_t known_hash[DB_HASH_BYTES],
+                           int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq);
+
 #endif

@@ -812,6 +812,9 @@ struct read_job {
     char user[PROTO_NAME_MAX + 1], type[16], id_str[PROTO_NAME_MAX + 1];
     /* verify */
     uint8_t pk[PROTO_KEY_BYTES];
+    bool has_known;
+    int64_t known_seq;
+    uint8_t known_hash[DB_HASH_BYTES];
     /* the result: a whole response, or an error */
     struct proto_buf reply;
     enum proto_code code;
@@ -990,7 +993,9 @@ static int verify_pack(struct db *db, struct read_job *job)
     int64_t count = 0, bad_seq = 0;
     uint8_t head[DB_HASH_BYTES];
     char hex[2 * DB_HASH_BYTES + 1];
-    int rc = srv_audit_verify(db, job->meeting, job->pk, &count, head, &bad_seq);
+    int rc =
+        srv_audit_verify_known(db, job->meeting, job->pk, job->known_seq,
+                               job->has_known ? job->known_hash : NULL, &count, head, &bad_seq);
     if (rc != 0) {
         return rc;
     }
@@ -1476,15 +1481,40 @@ void srv_history_list(struct srv_req *req)
 }
 
 /* audit.verify reads and hashes the whole log: a read job with its own connection. */
+/* Reads known {"seq", "hash": 64 hex digits}; answers and returns false when it is not. */
+static bool read_known(struct srv_req *req, int64_t *seq, uint8_t hash[DB_HASH_BYTES])
+{
+    const char *hex = NULL;
+    size_t len = 0;
+    const msgpack_object *k = req->p.known.o;
+    if (proto_param_i64(k, "seq", seq) != 0 || *seq < 1 ||
+        proto_param_str(k, "hash", &hex, &len) != 0 || len != 2 * DB_HASH_BYTES ||
+        sodium_hex2bin(hash, DB_HASH_BYTES, hex, len, NULL, NULL, NULL) != 0) {
+        bad(req, "known", "must be {\"seq\": a seq from 1, \"hash\": 64 hex digits}");
+        return false;
+    }
+    return true;
+}
+
 void srv_audit_verify_method(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
     struct srv_meeting *m = req->m;
+    int64_t known_seq = 0;
+    uint8_t known_hash[DB_HASH_BYTES];
+    if (req->p.known.set && !read_known(req, &known_seq, known_hash)) {
+        return;
+    }
     struct read_job *job = read_job_new(req, READ_VERIFY, m->rec->id);
     if (job == NULL) {
         return;
     }
     memcpy(job->pk, srv->host.pk, sizeof(job->pk));
+    if (req->p.known.set) {
+        job->has_known = true;
+        job->known_seq = known_seq;
+        memcpy(job->known_hash, known_hash, DB_HASH_BYTES);
+    }
     srv_read_submit(req, &read_ops, job); /* answers when refused */
 }
 

@@ -43,6 +43,11 @@ static const char *const formats[] = {"text", "markdown", "html", NULL};
 
 static const struct srv_param P_MEETING = {
     .name = "meeting", .type = SRV_PT_STR, .off = OFF(meeting), .hint = "a meeting id (a string)"};
+static const struct srv_param P_KNOWN = {.name = "known",
+                                         .type = SRV_PT_MAP,
+                                         .optional = true,
+                                         .off = OFF(known),
+                                         .hint = "a head seen earlier: {\"seq\", \"hash\"}"};
 static const struct srv_param P_TYPE = {
     .name = "type",
     .type = SRV_PT_TYPE,
@@ -192,7 +197,13 @@ static void do_ping(struct srv_req *req)
  * text.edit the role depends on the type (meeting_role). */
 static const struct method methods[] = {
     {"agenda.get", srv_agenda_get, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING}},
-    {"audit.verify", srv_audit_verify_method, M_MEETING, SRV_ROLE_VIEWER, 0, NULL, {&P_MEETING}},
+    {"audit.verify",
+     srv_audit_verify_method,
+     M_MEETING,
+     SRV_ROLE_VIEWER,
+     0,
+     NULL,
+     {&P_MEETING, &P_KNOWN}},
     {"auth.login", srv_auth_login, M_PUBLIC, 0, 0, NULL, {&P_LOGIN_USER, &P_PASSWORD, &P_REMEMBER}},
     {"auth.logout", srv_auth_logout, 0, 0, 0, NULL, {NULL}},
     {"auth.passwd", srv_auth_passwd, 0, 0, 0, NULL, {&P_OLD, &P_NEW}},

@@ -1,6 +1,6 @@
-/* test_srv_checkpoint.c - a server that shuts down signs the head of every meeting it
- * changed, so that a log cut after the last signed head can be told from a whole one.
- * Against a real conferd. */
+/* test_srv_checkpoint.c - what binds a kept head to the log: a server that shuts down
+ * signs the head of every meeting it changed, and audit.verify checks a head the caller
+ * saw earlier (`known`). Against a real conferd. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <signal.h>
+#include <stdbool.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 
 #include "cli_conn.h"
 #include "cli_pack.h"
+#include "proto_msgpack.h"
 #include "testsrv.h"
 
 #define MEETING "m1"
@@ -84,10 +86,83 @@ static void test_shutdown_signs_the_head(void **state)
     assert_int_equal(ts_stop(&s), 0);
 }
 
+/* audit.verify with known = {seq, hash} (hash NULL: none); returns the message. */
+static struct cli_msg *verify_known(struct cli_conn *c, int64_t seq, const char *hash)
+{
+    struct cli_msg *m = NULL;
+    struct proto_buf b = {0};
+    if (hash) {
+        assert_int_equal(cli_packf(&b, "{s:s, s:{s:I, s:s}}", "meeting", MEETING, "known", "seq",
+                                   seq, "hash", hash),
+                         0);
+    } else {
+        assert_int_equal(cli_packf(&b, "{s:s}", "meeting", MEETING), 0);
+    }
+    assert_int_equal(cli_conn_call(c, "audit.verify", b.data, b.len, &m), 0);
+    proto_buf_free(&b, 0);
+    return m;
+}
+
+static bool result_ok(const struct cli_msg *m, int64_t *bad_seq)
+{
+    assert_null(m->error);
+    const msgpack_object *ok = proto_mp_map_get(m->result, "ok");
+    assert_non_null(ok);
+    *bad_seq = 0;
+    proto_param_i64(m->result, "bad_seq", bad_seq);
+    return ok->type == MSGPACK_OBJECT_BOOLEAN && ok->via.boolean;
+}
+
+/* A head the log holds verifies; one it does not hold (another hash, a seq past the end)
+ * fails at that seq; a malformed one is a bad_request. */
+static void test_verify_known_head(void **state)
+{
+    (void)state;
+    struct ts_server s;
+    assert_int_equal(ts_start(&s, names, MEETING), 0);
+    struct cli_conn *c = ts_login(&s, "rap");
+    assert_non_null(c);
+    for (int i = 0; i < 3; i++) {
+        create_item(c, i);
+    }
+    struct cli_msg *m = verify_known(c, 0, NULL);
+    int64_t bad = 0, count = 0;
+    char head[65];
+    assert_true(result_ok(m, &bad));
+    assert_int_equal(proto_param_i64(m->result, "count", &count), 0);
+    assert_int_equal(proto_param_strcpy(m->result, "head", head, sizeof(head)), 0);
+    cli_msg_free(m);
+    assert_int_equal(count, 4);
+
+    m = verify_known(c, count, head);
+    assert_true(result_ok(m, &bad));
+    cli_msg_free(m);
+
+    char other[65];
+    memcpy(other, head, sizeof(other));
+    other[0] = other[0] == '0' ? '1' : '0';
+    m = verify_known(c, count, other);
+    assert_false(result_ok(m, &bad));
+    assert_int_equal(bad, count);
+    cli_msg_free(m);
+
+    m = verify_known(c, count + 10, head); /* a head of a log cut since */
+    assert_false(result_ok(m, &bad));
+    assert_int_equal(bad, count + 10);
+    cli_msg_free(m);
+
+    m = verify_known(c, count, "not hex");
+    assert_true(cli_msg_is_error(m, "bad_request"));
+    cli_msg_free(m);
+    cli_conn_close(c);
+    assert_int_equal(ts_stop(&s), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shutdown_signs_the_head),
+        cmocka_unit_test(test_verify_known_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
