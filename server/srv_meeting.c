@@ -27,13 +27,6 @@ static void packb(msgpack_packer *pk, bool v)
     v ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
 }
 
-static void bad(struct srv_req *req, const char *field, const char *why)
-{
-    char msg[256];
-    snprintf(msg, sizeof(msg), "%s: %s", field, why);
-    srv_reply_error(req, PROTO_CODE_BAD_REQUEST, msg);
-}
-
 /* ---- field validation ---- */
 
 struct fval {
@@ -178,7 +171,7 @@ static bool check_value(struct srv_req *req, struct srv_meeting *m, const struct
         return true;
     }
     if (code == PROTO_CODE_BAD_REQUEST) {
-        bad(req, f->name, why);
+        srv_reply_bad(req, f->name, why);
     } else {
         char msg[192];
         snprintf(msg, sizeof(msg), "%s: %s", f->name, why);
@@ -196,7 +189,7 @@ static bool read_fields(struct srv_req *req, struct srv_meeting *m, enum proto_t
         const msgpack_object_kv *kv = &fields->via.map.ptr[i];
         if (kv->key.type != MSGPACK_OBJECT_STR ||
             !proto_utf8_valid(kv->key.via.str.ptr, kv->key.via.str.size)) {
-            bad(req, "fields", "keys must be strings");
+            srv_reply_bad(req, "fields", "keys must be strings");
             return false;
         }
         /* The name goes into the answer, which must stay UTF-8: cut between code points. */
@@ -210,16 +203,16 @@ static bool read_fields(struct srv_req *req, struct srv_meeting *m, enum proto_t
         int idx = proto_field_find(t, kv->key.via.str.ptr, kv->key.via.str.size);
         if (idx < 0) {
             bool ro = strcmp(name, "id") == 0 || strcmp(name, "seq") == 0;
-            bad(req, name, ro ? "is read-only" : "no such field");
+            srv_reply_bad(req, name, ro ? "is read-only" : "no such field");
             return false;
         }
         const struct proto_field *f = &proto_type_info(t)->fields[idx];
         if (f->kind == PROTO_F_COMPUTED) {
-            bad(req, name, "is read-only");
+            srv_reply_bad(req, name, "is read-only");
             return false;
         }
         if (fset_get(out, idx) != NULL) {
-            bad(req, name, "given twice");
+            srv_reply_bad(req, name, "given twice");
             return false;
         }
         if (!check_value(req, m, f, &kv->val)) {
@@ -412,7 +405,8 @@ void srv_obj_create(struct srv_req *req)
     int ref_idx = proto_field_find(PROTO_T_ACTION, "ref", 3);
     if (t == PROTO_T_ACTION && fset_get(&fs, ref_idx) == NULL) {
         if (!next_action_ref(m, ref, sizeof(ref))) {
-            bad(req, "ref", "required: the meeting has no action_prefix to number actions");
+            srv_reply_bad(req, "ref",
+                          "required: the meeting has no action_prefix to number actions");
             return;
         }
         ref_obj.type = MSGPACK_OBJECT_STR;
@@ -453,7 +447,8 @@ void srv_obj_update(struct srv_req *req)
     for (size_t i = 0; i < fs.n; i++) {
         const struct proto_field *f = &proto_type_info(t)->fields[fs.f[i].idx];
         if (f->kind == PROTO_F_TEXT && !has_if) {
-            bad(req, f->name, "replacing a whole text needs if_seq (or edit it with text.edit)");
+            srv_reply_bad(req, f->name,
+                          "replacing a whole text needs if_seq (or edit it with text.edit)");
             return;
         }
     }
@@ -602,7 +597,8 @@ static void member_change(struct srv_req *req, bool set)
         int found = db_account_get(srv->db, user, &a);
         sodium_memzero(&a, sizeof(a));
         if (found != 0) {
-            bad(req, "user", "no such account: the operator adds accounts with conferd account");
+            srv_reply_bad(req, "user",
+                          "no such account: the operator adds accounts with conferd account");
             return;
         }
     } else if (cur == NULL) {
@@ -707,7 +703,7 @@ void srv_meeting_create(struct srv_req *req)
     int found = db_account_get(srv->db, rap, &a);
     sodium_memzero(&a, sizeof(a));
     if (found != 0) {
-        bad(req, "rapporteur", "no such account: add it with conferd account add");
+        srv_reply_bad(req, "rapporteur", "no such account: add it with conferd account add");
         return;
     }
     struct srv_change ch = {.user = req->conn->user, .author = req->conn, .id_str = id};
@@ -1106,7 +1102,7 @@ static bool record_at(struct srv_req *req, struct srv_meeting *m, int64_t at, bo
         char why[96];
         snprintf(why, sizeof(why), "must be from 1 to the meeting's seq (%lld)",
                  (long long)m->rec->seq);
-        bad(req, "at", why);
+        srv_reply_bad(req, "at", why);
         return false;
     }
     job->at = at;
@@ -1355,7 +1351,7 @@ void srv_meeting_subscribe(struct srv_req *req)
         char why[96];
         snprintf(why, sizeof(why), "must be from 0 to the meeting's seq (%lld)",
                  (long long)m->rec->seq);
-        bad(req, "since", why);
+        srv_reply_bad(req, "since", why);
         return;
     }
     srv_hub_unsubscribe(m, req->conn);
@@ -1490,7 +1486,7 @@ static bool read_known(struct srv_req *req, int64_t *seq, uint8_t hash[DB_HASH_B
     if (proto_param_i64(k, "seq", seq) != 0 || *seq < 1 ||
         proto_param_str(k, "hash", &hex, &len) != 0 || len != 2 * DB_HASH_BYTES ||
         sodium_hex2bin(hash, DB_HASH_BYTES, hex, len, NULL, NULL, NULL) != 0) {
-        bad(req, "known", "must be {\"seq\": a seq from 1, \"hash\": 64 hex digits}");
+        srv_reply_bad(req, "known", "must be {\"seq\": a seq from 1, \"hash\": 64 hex digits}");
         return false;
     }
     return true;

@@ -48,41 +48,10 @@ static void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* The server's log so far (malloc'd), or NULL. */
-static char *read_log(const struct ts_server *s)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/server.log", s->dir);
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        return NULL;
-    }
-    size_t cap = 1 << 16, len = 0, got = 0;
-    char *buf = malloc(cap);
-    while (buf && (got = fread(buf + len, 1, cap - len - 1, f)) > 0) {
-        len += got;
-        if (cap - len < 2) {
-            char *nb = realloc(buf, cap * 2);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    if (buf) {
-        buf[len] = '\0';
-    }
-    fclose(f);
-    return buf;
-}
-
 /* Number of lines of the server's log containing what. */
 static int log_count(const struct ts_server *s, const char *what)
 {
-    char *log = read_log(s);
+    char *log = ts_read_log(s);
     int n = 0;
     for (const char *p = log; p && (p = strstr(p, what)) != NULL; p += strlen(what)) {
         n++;
@@ -94,7 +63,7 @@ static int log_count(const struct ts_server *s, const char *what)
 /* Prints the server's sanitizer report or the end of its log (for a failing test). */
 static void dump_log(const struct ts_server *s)
 {
-    char *log = read_log(s);
+    char *log = ts_read_log(s);
     if (log) {
         const char *p = strstr(log, "==ERROR");
         size_t len = strlen(log);
@@ -260,24 +229,6 @@ static void test_broadcast_burst_slow_viewer(void **state)
     stop_clean(&s);
 }
 
-/* VmHWM (peak) or VmRSS of a process, in KiB; -1 when unreadable. */
-static long proc_kib(pid_t pid, const char *field)
-{
-    char path[64], line[256];
-    long v = -1;
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof(line), f)) {
-        if (strncmp(line, field, strlen(field)) == 0) {
-            v = strtol(line + strlen(field), NULL, 10);
-        }
-    }
-    if (f) {
-        fclose(f);
-    }
-    return v;
-}
-
 #define NSTALLED  200
 #define EDIT_TEXT (8 * 1024)
 #define EDIT_RUN  8            /* inserts pipelined on one base, then one delete of them all */
@@ -374,7 +325,7 @@ static void test_stalled_subscribers_rss(void **state)
     assert_non_null(m->result);
     proto_param_i64(m->result, "seq", &seq);
     cli_msg_free(m);
-    long before = proc_kib(s.pid, "VmRSS:");
+    long before = ts_proc_kib(s.pid, "VmRSS:");
     int64_t end = mono_ms() + 90000;
     int edits = 0;
     while (mono_ms() < end && log_count(&s, "slow consumer:") < NSTALLED) {
@@ -382,10 +333,10 @@ static void test_stalled_subscribers_rss(void **state)
         assert_true(seq > 0);
         edits += EDIT_RUN + 1;
     }
-    long peak = proc_kib(s.pid, "VmHWM:");
+    long peak = ts_proc_kib(s.pid, "VmHWM:");
     int drops = log_count(&s, "slow consumer:");
     sleep_ms(1000); /* the last closes and the allocator's release */
-    long after = proc_kib(s.pid, "VmRSS:");
+    long after = ts_proc_kib(s.pid, "VmRSS:");
     fprintf(stderr, "%d edits, %d dropped, RSS before %ld KiB, peak %ld KiB, after %ld KiB\n",
             edits, drops, before, peak, after);
     assert_int_equal(drops, NSTALLED);

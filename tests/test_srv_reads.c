@@ -49,30 +49,6 @@ static int64_t make_item(struct cli_conn *c, int64_t *seq)
     return id;
 }
 
-/* Sends text.edit of item id's body with op against base, without waiting. */
-static void send_edit(struct cli_conn *c, int64_t id, int64_t base, const struct proto_op *op,
-                      uint32_t *msgid)
-{
-    struct proto_buf b = {0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
-    msgpack_pack_map(&pk, 6);
-    proto_pack_cstr(&pk, "meeting");
-    proto_pack_cstr(&pk, MEETING);
-    proto_pack_cstr(&pk, "type");
-    proto_pack_cstr(&pk, "item");
-    proto_pack_cstr(&pk, "id");
-    msgpack_pack_int64(&pk, id);
-    proto_pack_cstr(&pk, "field");
-    proto_pack_cstr(&pk, "body");
-    proto_pack_cstr(&pk, "base");
-    msgpack_pack_int64(&pk, base);
-    proto_pack_cstr(&pk, "op");
-    proto_op_encode(op, &pk);
-    assert_int_equal(cli_conn_send(c, "text.edit", b.data, b.len, msgid), 0);
-    proto_buf_free(&b, 0);
-}
-
 /* Waits for the answer to msgid and returns its seq (the edit must be accepted). */
 static int64_t wait_seq(struct cli_conn *c, uint32_t msgid)
 {
@@ -98,7 +74,7 @@ static int64_t many_edits(struct cli_conn *c, int64_t id, int64_t seq, int n, co
         uint32_t ids[50];
         cli_conn_cork(c);
         for (int i = 0; i < k; i++) {
-            send_edit(c, id, seq + i, &op, &ids[i]); /* base: the edit before it */
+            ts_send_edit(c, MEETING, id, seq + i, &op, &ids[i]); /* base: the edit before it */
         }
         assert_int_equal(cli_conn_flush(c), 0);
         for (int i = 0; i < k; i++) {
@@ -215,7 +191,7 @@ static void test_old_base_does_not_stall(void **state)
     uint32_t ids[OLD_EDITS], ping = 0;
     cli_conn_cork(ed);
     for (int i = 0; i < OLD_EDITS; i++) {
-        send_edit(ed, id, base, &op, &ids[i]);
+        ts_send_edit(ed, MEETING, id, base, &op, &ids[i]);
     }
     assert_int_equal(cli_conn_flush(ed), 0);
     proto_op_free(&op);
@@ -279,7 +255,7 @@ static void test_verify_crowd(void **state)
     proto_op_init(&op);
     assert_int_equal(proto_op_insert(&op, "E", 1), 0);
     uint32_t edit = 0;
-    send_edit(ed, id, seq, &op, &edit);
+    ts_send_edit(ed, MEETING, id, seq, &op, &edit);
     proto_op_free(&op);
     assert_int_equal(wait_seq(ed, edit), seq + 1);
 
@@ -409,7 +385,7 @@ static void test_time_travel_equals_live(void **state)
         random_op(text, &op);
         free(text);
         uint32_t msgid = 0;
-        send_edit(c[i % 2], id, base, &op, &msgid);
+        ts_send_edit(c[i % 2], MEETING, id, base, &op, &msgid);
         proto_op_free(&op);
         int64_t got = wait_seq(c[i % 2], msgid);
         assert_int_equal(got, seq + 1);

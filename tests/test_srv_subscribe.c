@@ -60,30 +60,6 @@ static int64_t make_item(struct cli_conn *c, const char *number, int64_t *seq)
     return id;
 }
 
-/* Sends text.edit of item id's body with op against base, without waiting. */
-static void send_edit(struct cli_conn *c, int64_t id, int64_t base, const struct proto_op *op,
-                      uint32_t *msgid)
-{
-    struct proto_buf b = {0};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
-    msgpack_pack_map(&pk, 6);
-    proto_pack_cstr(&pk, "meeting");
-    proto_pack_cstr(&pk, MEETING);
-    proto_pack_cstr(&pk, "type");
-    proto_pack_cstr(&pk, "item");
-    proto_pack_cstr(&pk, "id");
-    msgpack_pack_int64(&pk, id);
-    proto_pack_cstr(&pk, "field");
-    proto_pack_cstr(&pk, "body");
-    proto_pack_cstr(&pk, "base");
-    msgpack_pack_int64(&pk, base);
-    proto_pack_cstr(&pk, "op");
-    proto_op_encode(op, &pk);
-    assert_int_equal(cli_conn_send(c, "text.edit", b.data, b.len, msgid), 0);
-    proto_buf_free(&b, 0);
-}
-
 /* n edits of item id, pipelined in frames of 50, each against the one before it: edit i
  * applies ops[i % 2]. Returns the seq after the last. */
 static int64_t edits(struct cli_conn *c, int64_t id, int64_t seq, int n,
@@ -94,7 +70,7 @@ static int64_t edits(struct cli_conn *c, int64_t id, int64_t seq, int n,
         uint32_t ids[50];
         cli_conn_cork(c);
         for (int i = 0; i < k; i++) {
-            send_edit(c, id, seq + i, &ops[(done + i) % 2], &ids[i]);
+            ts_send_edit(c, MEETING, id, seq + i, &ops[(done + i) % 2], &ids[i]);
         }
         assert_int_equal(cli_conn_flush(c), 0);
         for (int i = 0; i < k; i++) {

@@ -78,19 +78,9 @@ static struct cli_msg *call_ok(struct cli_conn *c, const char *method, const cha
 }
 
 /* VmRSS of the server, in KiB. */
-static long server_rss_kib(void)
+static long server_rss_kib_now(void)
 {
-    char path[64], line[256];
-    snprintf(path, sizeof(path), "/proc/%d/status", (int)S.pid);
-    FILE *f = fopen(path, "r");
-    assert_non_null(f);
-    long kib = -1;
-    while (fgets(line, sizeof(line), f)) {
-        if (sscanf(line, "VmRSS: %ld", &kib) == 1) {
-            break;
-        }
-    }
-    fclose(f);
+    long kib = ts_proc_kib(S.pid, "VmRSS:");
     assert_true(kib > 0);
     return kib;
 }
@@ -139,11 +129,11 @@ static void test_window_bounded_in_bytes(void **state)
     for (int i = 0; i < 8; i++) { /* warm up buffers, caches and the allocator */
         seq = insert_and_delete(c, item, seq, big);
     }
-    long before = server_rss_kib();
+    long before = server_rss_kib_now();
     for (int i = 0; i < PAIRS; i++) {
         seq = insert_and_delete(c, item, seq, big);
     }
-    long after = server_rss_kib();
+    long after = server_rss_kib_now();
     free(big);
     fprintf(stderr, "server VmRSS: %ld KiB before, %ld KiB after %d pairs\n", before, after, PAIRS);
     assert_true(after - before < GROWTH_KIB);

@@ -139,29 +139,9 @@ static struct cli_msg *wait_for(struct cli_conn *c, uint32_t msgid)
     return m;
 }
 
-/* The server's log so far (malloc'd), for what it says about batches. */
-static char *read_log(const struct ts_server *s)
-{
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/server.log", s->dir);
-    FILE *f = fopen(path, "r");
-    if (f == NULL) {
-        return strdup("");
-    }
-    struct proto_buf b = {0};
-    char chunk[4096];
-    size_t n;
-    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        proto_buf_append(&b, chunk, n);
-    }
-    fclose(f);
-    proto_buf_append(&b, "", 1);
-    return (char *)b.data;
-}
-
 static void assert_no_failed_batch(const struct ts_server *s)
 {
-    char *log = read_log(s);
+    char *log = ts_read_log(s);
     if (strstr(log, "failed") != NULL) {
         fprintf(stderr, "%s", log);
         free(log);

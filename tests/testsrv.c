@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proto_rpc.h"
+#include "proto_util.h"
 #include "testutil.h"
 
 static const char *conferd_path(void)
@@ -270,4 +272,55 @@ struct cli_conn *ts_login(struct ts_server *s, const char *name)
     }
     cli_msg_free(m);
     return c;
+}
+
+char *ts_read_log(const struct ts_server *s)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/server.log", s->dir);
+    char *log = slurp(path);
+    return log ? log : strdup("");
+}
+
+long ts_proc_kib(pid_t pid, const char *field)
+{
+    char path[64], line[256];
+    long v = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f)) {
+        if (strncmp(line, field, strlen(field)) == 0) {
+            v = strtol(line + strlen(field), NULL, 10);
+        }
+    }
+    if (f) {
+        fclose(f);
+    }
+    return v;
+}
+
+void ts_send_edit(struct cli_conn *c, const char *meeting, int64_t id, int64_t base,
+                  const struct proto_op *op, uint32_t *msgid)
+{
+    struct proto_buf b = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+    msgpack_pack_map(&pk, 6);
+    proto_pack_cstr(&pk, "meeting");
+    proto_pack_cstr(&pk, meeting);
+    proto_pack_cstr(&pk, "type");
+    proto_pack_cstr(&pk, "item");
+    proto_pack_cstr(&pk, "id");
+    msgpack_pack_int64(&pk, id);
+    proto_pack_cstr(&pk, "field");
+    proto_pack_cstr(&pk, "body");
+    proto_pack_cstr(&pk, "base");
+    msgpack_pack_int64(&pk, base);
+    proto_pack_cstr(&pk, "op");
+    proto_op_encode(op, &pk);
+    if (cli_conn_send(c, "text.edit", b.data, b.len, msgid) != 0) {
+        fprintf(stderr, "ts_send_edit: %s\n", cli_conn_error(c));
+        abort();
+    }
+    proto_buf_free(&b, 0);
 }

@@ -4,9 +4,11 @@
 #define CONFER_TESTSRV_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "cli_conn.h"
+#include "proto_ot.h"
 
 struct ts_server {
     char *dir; /* temporary folder: data/, port file, log */
@@ -45,5 +47,16 @@ int ts_conferd(struct ts_server *s, const char *input, const char *const *args);
 
 /* A connection logged in as name (password "<name>-password"), or NULL. */
 struct cli_conn *ts_login(struct ts_server *s, const char *name);
+
+/* The server's log so far (malloc'd, NUL-terminated; "" when there is none yet). */
+char *ts_read_log(const struct ts_server *s);
+
+/* A field of /proc/PID/status in KiB (field like "VmRSS:" or "VmHWM:"), or -1. */
+long ts_proc_kib(pid_t pid, const char *field);
+
+/* Sends text.edit of item id's body in meeting with op against base, without waiting for
+ * the answer; *msgid gets its msgid. */
+void ts_send_edit(struct cli_conn *c, const char *meeting, int64_t id, int64_t base,
+                  const struct proto_op *op, uint32_t *msgid);
 
 #endif
