@@ -198,6 +198,25 @@ static int get_token(struct server *s, char *token, size_t cap)
     return rc;
 }
 
+/* The bytes a process caused to be written to storage (/proc/PID/io write_bytes). */
+static long long proc_write_bytes(pid_t pid)
+{
+    char path[64], line[256];
+    long long v = -1;
+    snprintf(path, sizeof(path), "/proc/%d/io", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    while (fgets(line, sizeof(line), f)) {
+        if (strncmp(line, "write_bytes:", 12) == 0) {
+            v = strtoll(line + 12, NULL, 10);
+        }
+    }
+    fclose(f);
+    return v;
+}
+
 /* ---- latency samples ---- */
 
 struct samples {
@@ -363,6 +382,7 @@ static int run_edits(struct opts *o)
         pfd[i].events = POLLIN;
     }
     /* Everyone starts from the same seq: catch up on the subscribes' own history. */
+    long long wb0 = proc_write_bytes(s.pid);
     int64_t start = now_us(), deadline = start + (int64_t)o->timeout_s * 1000000;
     double interval_us = o->rate > 0 ? 1e6 / o->rate : 0;
     int64_t next_due = start;
@@ -443,6 +463,7 @@ static int run_edits(struct opts *o)
         }
     }
     int64_t elapsed = now_us() - start;
+    long long wb1 = proc_write_bytes(s.pid);
     /* Drain the last events, then compare every replica with the server. */
     for (int round = 0; round < 200; round++) {
         int got = 0;
@@ -478,6 +499,7 @@ static int run_edits(struct opts *o)
     print_lat("submit_to_ack", &ack);
     printf(", ");
     print_lat("submit_to_receipt", &fan);
+    printf(", \"server_write_bytes_per_edit\": %.0f", acked ? (double)(wb1 - wb0) / (double)acked : 0);
     printf(", \"converged\": %s, \"server_peak_rss_kib\": %ld}\n", converged ? "true" : "false",
            proc_kib(s.pid, "VmHWM"));
     fflush(stdout);
