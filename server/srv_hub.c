@@ -66,17 +66,7 @@ enum srv_role srv_role_parse(const char *s)
     return SRV_ROLE_NONE;
 }
 
-/* ---- the audit chain ---- */
-
-void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES])
-{
-    static const char label[] = "confer audit genesis";
-    crypto_generichash_state st;
-    crypto_generichash_init(&st, NULL, 0, DB_HASH_BYTES);
-    crypto_generichash_update(&st, (const uint8_t *)label, sizeof(label) - 1);
-    crypto_generichash_update(&st, (const uint8_t *)meeting, strlen(meeting));
-    crypto_generichash_final(&st, out, DB_HASH_BYTES);
-}
+/* ---- events ---- */
 
 static void pack_id(msgpack_packer *pk, const struct db_audit *e)
 {
@@ -85,63 +75,6 @@ static void pack_id(msgpack_packer *pk, const struct db_audit *e)
     } else {
         msgpack_pack_int64(pk, e->id_int);
     }
-}
-
-/* The canonical form of an entry:
- *   [meeting, seq, time, user, cid|nil, kind, type, id, payload]
- * with payload the stored map bytes as they are. */
-static int pack_entry(const struct db_audit *e, struct proto_buf *out)
-{
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, out, proto_buf_msgpack_write);
-    msgpack_pack_array(&pk, 9);
-    proto_pack_cstr(&pk, e->meeting);
-    msgpack_pack_int64(&pk, e->seq);
-    msgpack_pack_int64(&pk, e->time_ms);
-    proto_pack_cstr(&pk, e->user);
-    if (e->cid) {
-        proto_pack_cstr(&pk, e->cid);
-    } else {
-        msgpack_pack_nil(&pk);
-    }
-    proto_pack_cstr(&pk, e->kind);
-    proto_pack_cstr(&pk, e->type);
-    pack_id(&pk, e);
-    return proto_buf_append(out, e->payload, e->payload_len);
-}
-
-int srv_hub_entry_hash(const uint8_t prev[DB_HASH_BYTES], const struct db_audit *e,
-                       uint8_t out[DB_HASH_BYTES])
-{
-    struct proto_buf b = {0};
-    int rc = pack_entry(e, &b);
-    if (rc == 0) {
-        crypto_generichash_state st;
-        crypto_generichash_init(&st, NULL, 0, DB_HASH_BYTES);
-        crypto_generichash_update(&st, prev, DB_HASH_BYTES);
-        crypto_generichash_update(&st, b.data, b.len);
-        crypto_generichash_final(&st, out, DB_HASH_BYTES);
-    }
-    proto_buf_free(&b, 0);
-    return rc;
-}
-
-/* The message a checkpoint signs:
- *   "confer/1 audit checkpoint" || u32be(len(meeting)) || meeting || u64be(seq) || head */
-static void checkpoint_msg(const char *meeting, int64_t seq, const uint8_t head[DB_HASH_BYTES],
-                           struct proto_buf *out)
-{
-    static const char label[] = "confer/1 audit checkpoint";
-    uint8_t n[8];
-    proto_buf_append(out, label, sizeof(label) - 1);
-    proto_frame_put_len(n, (uint32_t)strlen(meeting));
-    proto_buf_append(out, n, 4);
-    proto_buf_append(out, meeting, strlen(meeting));
-    for (int i = 0; i < 8; i++) {
-        n[i] = (uint8_t)((uint64_t)seq >> (56 - 8 * i));
-    }
-    proto_buf_append(out, n, 8);
-    proto_buf_append(out, head, DB_HASH_BYTES);
 }
 
 /* Reads the map header of a packed map; returns its entry count and the offset of its
@@ -205,357 +138,6 @@ int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out)
     /* The payload's own keys follow as they are stored. */
     return proto_buf_append(out, e->payload + off, e->payload_len - off);
 }
-
-/* ---- applying entries to a record ---- */
-
-static int set_field(struct srv_rec *rec, struct srv_obj *o, int idx, const msgpack_object *v)
-{
-    const struct proto_field *f = &proto_type_info(o->type)->fields[idx];
-    struct srv_val *val = &o->f[idx];
-    (void)rec;
-    if (v->type == MSGPACK_OBJECT_NIL) {
-        srv_val_unset(val);
-        return 0;
-    }
-    if (f->kind == PROTO_F_INT || f->kind == PROTO_F_ITEMREF) {
-        if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-            srv_val_set_int(val, (int64_t)v->via.u64);
-        } else if (v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-            srv_val_set_int(val, v->via.i64);
-        } else {
-            return PROTO_EINVAL;
-        }
-        return 0;
-    }
-    if (v->type != MSGPACK_OBJECT_STR) {
-        return PROTO_EINVAL;
-    }
-    return srv_val_set_str(val, v->via.str.ptr, v->via.str.size);
-}
-
-/* True when v may go into field idx of type t (nil, an integer or a string as it says). */
-static bool value_fits(enum proto_type t, int idx, const msgpack_object *v)
-{
-    enum proto_fkind k = proto_type_info(t)->fields[idx].kind;
-    if (v->type == MSGPACK_OBJECT_NIL) {
-        return true;
-    }
-    if (k == PROTO_F_INT || k == PROTO_F_ITEMREF) {
-        return v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-               v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER;
-    }
-    return v->type == MSGPACK_OBJECT_STR && k != PROTO_F_COMPUTED;
-}
-
-static int apply_fields(struct srv_rec *rec, struct srv_obj *o, const msgpack_object *fields)
-{
-    if (fields == NULL || fields->type != MSGPACK_OBJECT_MAP) {
-        return 0;
-    }
-    /* Check every pair first: an entry applies whole or not at all. */
-    for (uint32_t i = 0; i < fields->via.map.size; i++) {
-        const msgpack_object_kv *kv = &fields->via.map.ptr[i];
-        if (kv->key.type != MSGPACK_OBJECT_STR) {
-            return PROTO_EINVAL;
-        }
-        int idx = proto_field_find(o->type, kv->key.via.str.ptr, kv->key.via.str.size);
-        if (idx < 0 || !value_fits(o->type, idx, &kv->val)) {
-            return PROTO_EINVAL;
-        }
-    }
-    for (uint32_t i = 0; i < fields->via.map.size; i++) {
-        const msgpack_object_kv *kv = &fields->via.map.ptr[i];
-        int idx = proto_field_find(o->type, kv->key.via.str.ptr, kv->key.via.str.size);
-        int rc = set_field(rec, o, idx, &kv->val);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-    return 0;
-}
-
-/* Deleting an item leaves the objects that pointed at it pointing nowhere, as the
- * database's ON DELETE SET NULL does. */
-static void clear_item_refs(struct srv_rec *rec, int64_t item)
-{
-    for (int t = 0; t < PROTO_T_COUNT; t++) {
-        const struct proto_typeinfo *ti = proto_type_info((enum proto_type)t);
-        for (size_t f = 0; f < ti->nfields; f++) {
-            if (ti->fields[f].kind != PROTO_F_ITEMREF) {
-                continue;
-            }
-            for (size_t i = 0; i < rec->objs[t].n; i++) {
-                struct srv_val *v = &rec->objs[t].v[i]->f[f];
-                if (v->set && v->i == item) {
-                    srv_val_unset(v);
-                }
-            }
-        }
-    }
-}
-
-/* ---- text: one way to apply an op to a field, live and in replays ---- */
-
-/* Ops with at most this many inserts and deletes are applied in the field's own buffer
- * (one memmove of the tail each); longer ones build the result once and swap it in, so an
- * op of many pieces never costs a move of the whole text per piece. */
-#define TEXT_INPLACE_EDITS 4
-
-struct text_edit {
-    size_t at;  /* byte offset in the text before the op */
-    size_t del; /* bytes deleted from at */
-    const char *ins;
-    size_t ins_len;
-};
-
-/* Moves *pos over n code points of the valid UTF-8 s[0..len); false past the end. */
-static bool utf8_skip(const char *s, size_t len, size_t *pos, size_t n)
-{
-    size_t p = *pos;
-    for (size_t i = 0; i < n; i++) {
-        if (p >= len) {
-            return false;
-        }
-        p++;
-        while (p < len && ((unsigned char)s[p] & 0xC0) == 0x80) {
-            p++;
-        }
-    }
-    *pos = p;
-    return true;
-}
-
-/* Walks op over text: the edits in byte offsets (the first cap of them in e, their count
- * in *ne) and the length of the result. Returns 0 or PROTO_EINVAL when op does not fit. */
-static int text_plan(const char *text, size_t len, const struct proto_op *op, struct text_edit *e,
-                     size_t cap, size_t *ne, size_t *new_len)
-{
-    size_t pos = 0, out = len, n = 0;
-    for (size_t i = 0; i < op->len; i++) {
-        const struct proto_op_comp *c = &op->comps[i];
-        size_t start = pos;
-        if (c->kind != PROTO_OP_INSERT && !utf8_skip(text, len, &pos, c->n)) {
-            return PROTO_EINVAL;
-        }
-        if (c->kind == PROTO_OP_SKIP) {
-            continue;
-        }
-        if (n < cap) {
-            e[n] = (struct text_edit){.at = start};
-            if (c->kind == PROTO_OP_INSERT) {
-                e[n].ins = c->s;
-                e[n].ins_len = c->slen;
-            } else {
-                e[n].del = pos - start;
-            }
-        }
-        n++;
-        if (c->kind == PROTO_OP_INSERT) {
-            if (c->slen > SIZE_MAX - 1 - out) {
-                return PROTO_EINVAL;
-            }
-            out += c->slen;
-        } else {
-            out -= pos - start;
-        }
-    }
-    if (!utf8_skip(text, len, &pos, op->tail)) {
-        return PROTO_EINVAL;
-    }
-    *ne = n;
-    *new_len = out;
-    return 0;
-}
-
-int srv_hub_text_fits(const struct srv_val *v, const struct proto_op *op, size_t max)
-{
-    size_t ne = 0, new_len = 0;
-    int rc = text_plan(v->set && v->s ? v->s : "", v->set && v->s ? v->len : 0, op, NULL, 0, &ne,
-                       &new_len);
-    if (rc == 0 && max > 0 && new_len > max) {
-        rc = PROTO_ETOOBIG;
-    }
-    return rc;
-}
-
-int srv_hub_text_apply(struct srv_val *v, const struct proto_op *op)
-{
-    const char *text = v->set && v->s ? v->s : "";
-    size_t len = v->set && v->s ? v->len : 0;
-    struct text_edit e[TEXT_INPLACE_EDITS];
-    size_t ne = 0, new_len = 0;
-    int rc = text_plan(text, len, op, e, TEXT_INPLACE_EDITS, &ne, &new_len);
-    if (rc != 0) {
-        return rc;
-    }
-    if (ne > TEXT_INPLACE_EDITS) {
-        char *out = NULL;
-        size_t out_len = 0;
-        rc = proto_op_apply(text, len, op, 0, &out, &out_len);
-        if (rc != 0) {
-            return rc;
-        }
-        free(v->s);
-        v->s = out;
-        v->len = out_len;
-        v->set = true;
-        return 0;
-    }
-    /* Edits run from the last to the first, so the text may pass new_len on the way: room
-     * for every insert before any delete. */
-    size_t need = len;
-    for (size_t i = 0; i < ne; i++) {
-        need += e[i].ins_len;
-    }
-    char *b = v->s; /* NULL when unset; an unset field reads "" (len 0 above) */
-    if (b == NULL || need > len) {
-        /* A buffer is never shrunk, and realloc of a large block remaps pages rather than
-         * copying bytes, so an edit does not cost a copy of the whole text. */
-        char *nb = realloc(b, need + 1);
-        if (nb == NULL) {
-            return PROTO_ENOMEM;
-        }
-        b = nb;
-    }
-    /* From the last edit to the first: the offsets of the earlier ones stay valid. */
-    size_t cur = len;
-    for (size_t i = ne; i-- > 0;) {
-        if (e[i].del) {
-            memmove(b + e[i].at, b + e[i].at + e[i].del, cur - e[i].at - e[i].del);
-            cur -= e[i].del;
-        } else {
-            memmove(b + e[i].at + e[i].ins_len, b + e[i].at, cur - e[i].at);
-            memcpy(b + e[i].at, e[i].ins, e[i].ins_len);
-            cur += e[i].ins_len;
-        }
-    }
-    b[new_len] = '\0';
-    v->s = b;
-    v->len = new_len;
-    v->set = true;
-    return 0;
-}
-
-/* A text entry: {"field", "op"} applied to the field's current value. */
-static int apply_text(struct srv_rec *rec, enum proto_type t, const struct db_audit *e,
-                      const msgpack_object *payload)
-{
-    struct srv_obj *o = srv_rec_find(rec, t, t == PROTO_T_MEETING ? 0 : e->id_int);
-    const msgpack_object *f = proto_mp_map_get(payload, "field");
-    const msgpack_object *opo = proto_mp_map_get(payload, "op");
-    if (o == NULL || f == NULL || f->type != MSGPACK_OBJECT_STR || opo == NULL) {
-        return PROTO_EINVAL;
-    }
-    int idx = proto_field_find(t, f->via.str.ptr, f->via.str.size);
-    if (idx < 0 || proto_type_info(t)->fields[idx].kind != PROTO_F_TEXT) {
-        return PROTO_EINVAL;
-    }
-    if (opo->type == MSGPACK_OBJECT_ARRAY && opo->via.array.size == 0) {
-        o->seq = e->seq;
-        return 0; /* an edit transformed into nothing still takes its seq */
-    }
-    struct proto_op op;
-    proto_op_init(&op);
-    int rc = proto_op_decode(opo, &op);
-    if (rc == 0) {
-        rc = srv_hub_text_apply(&o->f[idx], &op);
-    }
-    if (rc == 0) {
-        o->seq = e->seq;
-    }
-    proto_op_free(&op);
-    return rc;
-}
-
-int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e)
-{
-    msgpack_unpacked u;
-    size_t off = 0;
-    int rc = 0;
-    msgpack_unpacked_init(&u);
-    if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) !=
-        MSGPACK_UNPACK_SUCCESS) {
-        msgpack_unpacked_destroy(&u);
-        return PROTO_EINVAL;
-    }
-    const msgpack_object *payload = &u.data;
-    const msgpack_object *fields = proto_mp_map_get(payload, "fields");
-    if (strcmp(e->type, "member") == 0) {
-        const char *role = NULL;
-        size_t rlen = 0;
-        char rbuf[16] = "";
-        if (proto_param_str(payload, "role", &role, &rlen) == 0 && rlen < sizeof(rbuf)) {
-            memcpy(rbuf, role, rlen);
-        }
-        rc = srv_rec_set_member(rec, e->id_str, rbuf[0] ? rbuf : NULL, e->seq);
-        goto done;
-    }
-    enum proto_type t = proto_type_find(e->type, strlen(e->type));
-    if (t == PROTO_T_COUNT) {
-        rc = PROTO_EINVAL;
-        goto done;
-    }
-    if (strcmp(e->kind, "text") == 0) {
-        rc = apply_text(rec, t, e, payload);
-        goto done;
-    }
-    if (t == PROTO_T_MEETING) {
-        rc = apply_fields(rec, &rec->meeting, fields);
-        if (rc == 0) {
-            rec->meeting.seq = e->seq;
-        }
-        if (rc == 0 && strcmp(e->kind, "create") == 0) {
-            char user[PROTO_NAME_MAX + 1];
-            if (proto_param_strcpy(payload, "rapporteur", user, sizeof(user)) == 0) {
-                rc = srv_rec_set_member(rec, user, "rapporteur", e->seq);
-            }
-        }
-        goto done;
-    }
-    if (strcmp(e->kind, "create") == 0) {
-        struct srv_obj *o = srv_obj_new(t);
-        if (o == NULL) {
-            rc = PROTO_ENOMEM;
-            goto done;
-        }
-        o->id = e->id_int;
-        o->seq = e->seq;
-        o->created = e->seq;
-        rc = apply_fields(rec, o, fields);
-        if (rc == 0) {
-            rc = srv_rec_add(rec, o);
-        }
-        if (rc != 0) {
-            srv_obj_free(o);
-        }
-        goto done;
-    }
-    struct srv_obj *o = srv_rec_find(rec, t, e->id_int);
-    if (o == NULL) {
-        rc = PROTO_EINVAL;
-        goto done;
-    }
-    if (strcmp(e->kind, "delete") == 0) {
-        rc = srv_rec_remove(rec, t, e->id_int);
-        if (rc == 0 && t == PROTO_T_ITEM) {
-            clear_item_refs(rec, e->id_int);
-        }
-    } else if (strcmp(e->kind, "update") == 0) {
-        rc = apply_fields(rec, o, fields);
-        if (rc == 0) {
-            o->seq = e->seq;
-        }
-    } else {
-        rc = PROTO_EINVAL;
-    }
-done:
-    if (rc == 0) {
-        rec->seq = e->seq;
-    }
-    msgpack_unpacked_destroy(&u);
-    return rc;
-}
-
 /* ---- loading ---- */
 
 struct load_ctx {
@@ -1079,7 +661,7 @@ static int add_checkpoint(struct srv *srv, struct srv_batch *b, struct srv_meeti
     struct proto_buf msg = {0};
     w->seq = m->rec->seq;
     memcpy(w->head, m->head, DB_HASH_BYTES);
-    checkpoint_msg(m->rec->id, w->seq, w->head, &msg);
+    srv_audit_checkpoint_msg(m->rec->id, w->seq, w->head, &msg);
     crypto_sign_detached(w->sig, NULL, msg.data, msg.len, srv->host.sk);
     proto_buf_free(&msg, 0);
     m->checkpoint_seq = w->seq; /* do not sign the same head twice */
@@ -1207,7 +789,7 @@ static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct sr
 static int apply_change(struct srv_meeting *m, struct srv_change *ch, const struct db_audit *a)
 {
     (void)ch;
-    return srv_hub_apply(m->rec, a);
+    return srv_apply_entry(m->rec, a);
 }
 
 /* The object a change writes (NULL for members, and for an object not created yet). */
@@ -1298,7 +880,7 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
     if (b == NULL || (e = make_entry(ch, m->rec->seq + 1, b->id)) == NULL) {
         return PROTO_ENOMEM;
     }
-    if ((rc = srv_hub_entry_hash(m->head, &e->a, e->a.hash)) != 0) {
+    if ((rc = srv_audit_entry_hash(m->head, &e->a, e->a.hash)) != 0) {
         entry_free(e);
         return rc;
     }
@@ -1354,7 +936,7 @@ int srv_hub_create_meeting(struct srv *srv, const char *id, struct srv_change *c
         proto_buf_free(&ch->payload, 0);
         return PROTO_ENOMEM;
     }
-    srv_hub_genesis(id, m->head);
+    srv_audit_genesis(id, m->head);
     m->win.from = 1;
     m->next = srv->meetings;
     srv->meetings = m;
@@ -1512,113 +1094,6 @@ void srv_hub_drop_conn(struct srv *srv, struct srv_conn *conn)
     while (conn->nsubs > 0) {
         srv_hub_unsubscribe(conn->subs[conn->nsubs - 1], conn);
     }
-}
-
-/* ---- verification ---- */
-
-struct verify_ctx {
-    const char *meeting;
-    uint8_t prev[DB_HASH_BYTES];
-    int64_t expect;
-    int64_t bad_seq;
-    int64_t count;
-    /* hashes by seq, to check checkpoints against */
-    uint8_t *hashes;
-    size_t cap;
-};
-
-static int verify_one(void *ud, const struct db_audit *e)
-{
-    struct verify_ctx *v = ud;
-    if (v->bad_seq) {
-        return 0;
-    }
-    if (e->seq != v->expect) {
-        v->bad_seq = v->expect; /* a missing or reordered entry */
-        return 0;
-    }
-    uint8_t h[DB_HASH_BYTES];
-    if (srv_hub_entry_hash(v->prev, e, h) != 0 || sodium_memcmp(h, e->hash, sizeof(h)) != 0 ||
-        strcmp(e->meeting, v->meeting) != 0) {
-        v->bad_seq = e->seq;
-        return 0;
-    }
-    if ((size_t)e->seq * DB_HASH_BYTES + DB_HASH_BYTES > v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 64 * DB_HASH_BYTES;
-        while (cap < (size_t)e->seq * DB_HASH_BYTES + DB_HASH_BYTES) {
-            cap *= 2;
-        }
-        uint8_t *nh = realloc(v->hashes, cap);
-        if (nh == NULL) {
-            return PROTO_ENOMEM;
-        }
-        v->hashes = nh;
-        v->cap = cap;
-    }
-    memcpy(v->hashes + (size_t)e->seq * DB_HASH_BYTES, h, DB_HASH_BYTES);
-    memcpy(v->prev, h, DB_HASH_BYTES);
-    v->expect++;
-    v->count++;
-    return 0;
-}
-
-struct cp_ctx {
-    struct verify_ctx *v;
-    const uint8_t *pk;
-    int64_t bad_seq;
-};
-
-static int verify_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYTES],
-                             const uint8_t sig[DB_SIG_BYTES])
-{
-    struct cp_ctx *c = ud;
-    struct proto_buf msg = {0};
-    checkpoint_msg(c->v->meeting, seq, head, &msg);
-    bool sig_ok = crypto_sign_verify_detached(sig, msg.data, msg.len, c->pk) == 0;
-    proto_buf_free(&msg, 0);
-    /* A checkpoint past the chain's end means entries were cut off. */
-    bool in_chain =
-        seq >= 1 && seq <= c->v->count &&
-        sodium_memcmp(c->v->hashes + (size_t)seq * DB_HASH_BYTES, head, DB_HASH_BYTES) == 0;
-    if ((!sig_ok || !in_chain) && c->bad_seq == 0) {
-        c->bad_seq = seq <= c->v->count ? seq : c->v->count + 1;
-    }
-    return 0;
-}
-
-int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
-                     int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq)
-{
-    return srv_audit_verify_known(db, meeting, pk, 0, NULL, count, head, bad_seq);
-}
-
-int srv_audit_verify_known(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
-                           int64_t known_seq, const uint8_t known_hash[DB_HASH_BYTES],
-                           int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq)
-{
-    struct verify_ctx v = {.meeting = meeting, .expect = 1};
-    srv_hub_genesis(meeting, v.prev);
-    int rc = db_audit_range(db, meeting, 0, INT64_MAX, verify_one, &v);
-    if (rc == 0 && v.bad_seq == 0 && pk != NULL) {
-        struct cp_ctx c = {.v = &v, .pk = pk};
-        rc = db_checkpoint_list(db, meeting, verify_checkpoint, &c);
-        v.bad_seq = c.bad_seq;
-    }
-    /* A head the caller saw earlier: the log must still hold it, so a cut or rewritten
-     * log is caught even when its checkpoints went with it. */
-    if (rc == 0 && known_hash != NULL) {
-        bool held = known_seq >= 1 && known_seq <= v.count &&
-                    sodium_memcmp(v.hashes + (size_t)known_seq * DB_HASH_BYTES, known_hash,
-                                  DB_HASH_BYTES) == 0;
-        if (!held && (v.bad_seq == 0 || known_seq < v.bad_seq)) {
-            v.bad_seq = known_seq;
-        }
-    }
-    *count = v.count;
-    *bad_seq = v.bad_seq;
-    memcpy(head, v.prev, DB_HASH_BYTES);
-    free(v.hashes);
-    return rc;
 }
 
 /* ---- object ids ---- */

@@ -17,6 +17,7 @@
 #define CONFER_SRV_HUB_H
 
 #include "proto_ot.h"
+#include "srv_audit.h"
 #include "srv_base.h"
 #include "srv_conn.h"
 #include "srv_held.h"
@@ -103,19 +104,6 @@ struct srv_change {
     struct srv_conn *author;  /* gets the response, not the event (may be NULL) */
 };
 
-/* Applies an audit entry (live or replayed) to a record: create, update, delete, member,
- * text. Returns 0 or PROTO_EINVAL when the entry does not fit the record. */
-int srv_hub_apply(struct srv_rec *rec, const struct db_audit *e);
-
-/* The one function that applies a text op to a field, for live edits and replays alike:
- * in the field's own buffer where it can, so an entry costs no copy of the whole text.
- * Applies whole or not at all. Returns 0, PROTO_EINVAL (op does not fit), PROTO_ENOMEM. */
-int srv_hub_text_apply(struct srv_val *v, const struct proto_op *op);
-
-/* Checks, without changing it, that op fits the field and leaves at most max bytes (0: no
- * limit). Returns 0, PROTO_EINVAL or PROTO_ETOOBIG. */
-int srv_hub_text_fits(const struct srv_val *v, const struct proto_op *op, size_t max);
-
 /* Takes the next seq, makes the audit entry (time, hash chain), applies it to the record,
  * queues the writes in the open batch and the event for every other subscriber (held
  * until durable). Frees ch->payload. Returns the new seq, or a negative PROTO_E* code. */
@@ -150,13 +138,6 @@ void srv_hub_pack_entry_keys(msgpack_packer *pk, const struct db_audit *e);
 /* Packs the event notification [2, "event", {...}] of an audit entry into out. */
 int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out);
 
-/* Computes the hash of an entry: H(prev || canonical msgpack of the entry). */
-int srv_hub_entry_hash(const uint8_t prev[DB_HASH_BYTES], const struct db_audit *e,
-                       uint8_t out[DB_HASH_BYTES]);
-
-/* The first prev_hash of a meeting's chain: H("confer audit genesis" || meeting id). */
-void srv_hub_genesis(const char *meeting, uint8_t out[DB_HASH_BYTES]);
-
 /* A new object id, from a block reserved in the database (so that an operator tool writing
  * to the same database never hands out the same id). The server reserves the next block
  * on the writer ahead of time, so a change does not wait for it. Returns the id or
@@ -182,18 +163,5 @@ int srv_hub_subscribe(struct srv_meeting *m, struct srv_conn *conn);
 void srv_hub_unsubscribe(struct srv_meeting *m, struct srv_conn *conn);
 /* Drops every subscription of a connection (on close or logout). */
 void srv_hub_drop_conn(struct srv *srv, struct srv_conn *conn);
-
-/* Verifies a meeting's chain in the database (and its checkpoints against pk).
- * *count gets the entries checked, head the last hash, *bad_seq the first bad seq
- * (0 when ok). Returns 0 (checked; see bad_seq) or PROTO_EDB. */
-int srv_audit_verify(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
-                     int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq);
-
-/* As srv_audit_verify, and known_hash (when not NULL) is a head the caller saw earlier:
- * unless the log holds known_seq with that hash, *bad_seq is known_seq (or a lower seq
- * that failed). */
-int srv_audit_verify_known(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
-                           int64_t known_seq, const uint8_t known_hash[DB_HASH_BYTES],
-                           int64_t *count, uint8_t head[DB_HASH_BYTES], int64_t *bad_seq);
 
 #endif

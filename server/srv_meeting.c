@@ -918,7 +918,7 @@ struct replay_ctx {
 static int replay_one(void *ud, const struct db_audit *e)
 {
     struct replay_ctx *r = ud;
-    int rc = srv_hub_apply(r->rec, e);
+    int rc = srv_apply_entry(r->rec, e);
     memcpy(r->head, e->hash, DB_HASH_BYTES);
     if (rc != 0) {
         r->rc = rc;

@@ -266,7 +266,7 @@ static void edit_run(struct srv_req *req, struct edit *e)
             goto cleanup;
         }
     }
-    rc = srv_hub_text_fits(&o->f[e->field], &e->op, srv->cfg.max_text);
+    rc = srv_apply_text_fits(&o->f[e->field], &e->op, srv->cfg.max_text);
     if (rc == PROTO_ETOOBIG) {
         srv_reply_error(req, PROTO_CODE_TOO_LARGE, "the text would pass its size limit");
         goto cleanup;
@@ -290,7 +290,7 @@ static void edit_run(struct srv_req *req, struct edit *e)
     proto_pack_cstr(&pk, proto_type_info(e->t)->fields[e->field].name);
     proto_pack_cstr(&pk, "op");
     proto_op_encode(&e->op, &pk);
-    /* The hub applies the entry with srv_hub_text_apply, as a replay of it would. */
+    /* The hub applies the entry with srv_apply_text, as a replay of it would. */
     int64_t seq = srv_hub_commit(srv, &ch);
     if (seq == PROTO_EDB) {
         srv_reply_error(req, PROTO_CODE_UNAVAILABLE,

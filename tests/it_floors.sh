@@ -24,15 +24,16 @@ declare -A FLOOR=(
     [srv_rec]=0 [srv_report]=0 [srv_ratelimit]=0 [srv_writer]=0 [srv_window]=0
     [srv_base]=1
     [srv_conn]=2 [srv_data]=2
-    [srv_held]=3 [srv_store]=3
-    [srv_hub]=4
-    [srv_req]=5
-    [srv_read]=6
-    [srv_auth]=7 [srv_meeting]=7 [srv_text]=7 [srv_presence]=7
-    [srv_rpc]=8
-    [srv]=9
-    [srv_ops]=10
-    [main]=11
+    [srv_held]=3 [srv_store]=3 [srv_apply]=3
+    [srv_audit]=4
+    [srv_hub]=5
+    [srv_req]=6
+    [srv_read]=7
+    [srv_auth]=8 [srv_meeting]=8 [srv_text]=8 [srv_presence]=8
+    [srv_rpc]=9
+    [srv]=10
+    [srv_ops]=11
+    [main]=12
 )
 
 floor_of() {
