@@ -649,3 +649,528 @@ cleanup:
     free(items);
     return rc;
 }
+
+/* ---- Canonical dump ---- */
+
+static bool kind_is_int(enum proto_fkind k)
+{
+    return k == PROTO_F_INT || k == PROTO_F_ITEMREF;
+}
+
+/* A string-kind value is a string only with bytes behind it, as srv_obj_pack sees it. */
+static bool val_has_str(const struct srv_val *v)
+{
+    return v->set && v->s != NULL;
+}
+
+static size_t stored_fields(const struct proto_typeinfo *ti)
+{
+    size_t n = 0;
+
+    for (size_t k = 0; k < ti->nfields; k++) {
+        n += ti->fields[k].kind != PROTO_F_COMPUTED;
+    }
+    return n;
+}
+
+/* msgpack's headers hold 32-bit lengths; nothing in a record comes near, but a length
+ * that did would otherwise be cut silently into another dump. */
+static int dump_str(msgpack_packer *pk, const char *s, size_t len)
+{
+    if (len > UINT32_MAX) {
+        return PROTO_EINVAL;
+    }
+    return pack_str(pk, s, len);
+}
+
+static int dump_int(msgpack_packer *pk, int64_t i)
+{
+    /* msgpack-c packs an int64 in its shortest form, so a value has one encoding. */
+    return msgpack_pack_int64(pk, i) != 0 ? PROTO_ENOMEM : 0;
+}
+
+static int dump_array(msgpack_packer *pk, size_t n)
+{
+    if (n > UINT32_MAX) {
+        return PROTO_EINVAL;
+    }
+    return msgpack_pack_array(pk, n) != 0 ? PROTO_ENOMEM : 0;
+}
+
+/* [type, id, seq, [value...]]; t rather than o->type: the list an object is in decides. */
+static int dump_obj(msgpack_packer *pk, enum proto_type t, int64_t id, const struct srv_obj *o)
+{
+    const struct proto_typeinfo *ti = proto_type_info(t);
+    int rc = 0;
+
+    if (ti == NULL) {
+        return PROTO_EINVAL;
+    }
+    if ((rc = dump_array(pk, 4)) < 0 || (rc = pack_cstr(pk, ti->name)) < 0 ||
+        (rc = dump_int(pk, id)) < 0 || (rc = dump_int(pk, o->seq)) < 0 ||
+        (rc = dump_array(pk, stored_fields(ti))) < 0) {
+        return rc;
+    }
+    for (size_t k = 0; k < ti->nfields; k++) {
+        const struct proto_field *fd = &ti->fields[k];
+        const struct srv_val *v = &o->f[k];
+        if (fd->kind == PROTO_F_COMPUTED) {
+            continue;
+        }
+        if (kind_is_int(fd->kind) ? v->set : val_has_str(v)) {
+            rc = kind_is_int(fd->kind) ? dump_int(pk, v->i) : dump_str(pk, v->s, v->len);
+        } else {
+            rc = msgpack_pack_nil(pk) != 0 ? PROTO_ENOMEM : 0;
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
+int srv_rec_dump(const struct srv_rec *rec, struct proto_buf *out)
+{
+    size_t start = out->len, nobjs = 0;
+    msgpack_packer pk;
+    int rc = 0;
+
+    msgpack_packer_init(&pk, out, proto_buf_msgpack_write);
+    for (int t = PROTO_T_MEETING + 1; t < PROTO_T_COUNT; t++) {
+        nobjs += rec->objs[t].n;
+    }
+    if ((rc = dump_array(&pk, 6)) < 0 || (rc = dump_int(&pk, 1)) < 0 ||
+        (rc = pack_cstr(&pk, rec->id)) < 0 || (rc = dump_int(&pk, rec->seq)) < 0 ||
+        (rc = dump_obj(&pk, PROTO_T_MEETING, 0, &rec->meeting)) < 0 ||
+        (rc = dump_array(&pk, nobjs)) < 0) {
+        goto fail;
+    }
+    for (int t = PROTO_T_MEETING + 1; t < PROTO_T_COUNT; t++) {
+        const struct srv_objvec *vec = &rec->objs[t];
+        for (size_t k = 0; k < vec->n; k++) {
+            if ((rc = dump_obj(&pk, (enum proto_type)t, vec->v[k]->id, vec->v[k])) < 0) {
+                goto fail;
+            }
+        }
+    }
+    if ((rc = dump_array(&pk, rec->nmembers)) < 0) {
+        goto fail;
+    }
+    for (size_t k = 0; k < rec->nmembers; k++) {
+        const struct srv_member *m = &rec->members[k];
+        if ((rc = dump_array(&pk, 3)) < 0 || (rc = pack_cstr(&pk, m->user)) < 0 ||
+            (rc = pack_cstr(&pk, m->role)) < 0 || (rc = dump_int(&pk, m->seq)) < 0) {
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    /* A half-written dump must not pass for a whole one. */
+    out->len = start;
+    return rc;
+}
+
+/* ---- Reading a dump ----
+ *
+ * A reader of its own rather than msgpack-c's unpacker: that one allocates an array's
+ * elements before it reads them, and a snapshot holds more objects than the wire's
+ * PROTO_MP_MAX_COUNT lets proto_msgpack vouch for. Each read checks the bytes left. */
+
+struct dump_rd {
+    const uint8_t *p;
+    size_t len, at;
+};
+
+static size_t rd_left(const struct dump_rd *r)
+{
+    return r->len - r->at;
+}
+
+/* A big-endian unsigned of w bytes. */
+static int rd_be(struct dump_rd *r, size_t w, uint64_t *v)
+{
+    if (rd_left(r) < w) {
+        return PROTO_EINVAL;
+    }
+    *v = 0;
+    for (size_t k = 0; k < w; k++) {
+        *v = *v << 8 | r->p[r->at + k];
+    }
+    r->at += w;
+    return 0;
+}
+
+static int rd_byte(struct dump_rd *r, uint8_t *b)
+{
+    if (rd_left(r) < 1) {
+        return PROTO_EINVAL;
+    }
+    *b = r->p[r->at++];
+    return 0;
+}
+
+static bool rd_nil(struct dump_rd *r)
+{
+    if (rd_left(r) >= 1 && r->p[r->at] == 0xc0) {
+        r->at++;
+        return true;
+    }
+    return false;
+}
+
+static int rd_int(struct dump_rd *r, int64_t *v)
+{
+    uint8_t b = 0;
+    uint64_t u = 0;
+
+    if (rd_byte(r, &b) < 0) {
+        return PROTO_EINVAL;
+    }
+    if (b <= 0x7f) {
+        *v = b;
+        return 0;
+    }
+    if (b >= 0xe0) {
+        *v = (int64_t)b - 256;
+        return 0;
+    }
+    if (b >= 0xcc && b <= 0xcf) { /* uint 8, 16, 32, 64 */
+        if (rd_be(r, (size_t)1 << (b - 0xcc), &u) < 0 || u > INT64_MAX) {
+            return PROTO_EINVAL;
+        }
+        *v = (int64_t)u;
+        return 0;
+    }
+    if (b >= 0xd0 && b <= 0xd3) { /* int 8, 16, 32, 64 */
+        size_t w = (size_t)1 << (b - 0xd0);
+        if (rd_be(r, w, &u) < 0) {
+            return PROTO_EINVAL;
+        }
+        /* Sign-extend from w bytes without shifting into the sign bit. */
+        if (w < 8 && (u >> (8 * w - 1)) != 0) {
+            *v = (int64_t)u - ((int64_t)1 << (8 * w));
+        } else {
+            *v = (int64_t)u;
+        }
+        return 0;
+    }
+    return PROTO_EINVAL;
+}
+
+/* A string: its bytes stay in the dump; valid UTF-8 without NUL, as a record's are. */
+static int rd_str(struct dump_rd *r, const char **s, size_t *len)
+{
+    uint8_t b = 0;
+    uint64_t n = 0;
+
+    if (rd_byte(r, &b) < 0) {
+        return PROTO_EINVAL;
+    }
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1f;
+    } else if (b < 0xd9 || b > 0xdb || rd_be(r, (size_t)1 << (b - 0xd9), &n) < 0) {
+        return PROTO_EINVAL;
+    }
+    if (n > rd_left(r) || !proto_utf8_valid((const char *)r->p + r->at, (size_t)n)) {
+        return PROTO_EINVAL;
+    }
+    *s = (const char *)r->p + r->at;
+    *len = (size_t)n;
+    r->at += (size_t)n;
+    return 0;
+}
+
+/* An array header; every element takes a byte at least, so a count past the bytes left is
+ * a lie told before any of it is believed. */
+static int rd_array(struct dump_rd *r, size_t *n)
+{
+    uint8_t b = 0;
+    uint64_t u = 0;
+
+    if (rd_byte(r, &b) < 0) {
+        return PROTO_EINVAL;
+    }
+    if (b >= 0x90 && b <= 0x9f) {
+        u = b & 0x0f;
+    } else if ((b != 0xdc && b != 0xdd) || rd_be(r, b == 0xdc ? 2 : 4, &u) < 0) {
+        return PROTO_EINVAL;
+    }
+    if (u > rd_left(r)) {
+        return PROTO_EINVAL;
+    }
+    *n = (size_t)u;
+    return 0;
+}
+
+static int rd_array_of(struct dump_rd *r, size_t want)
+{
+    size_t n = 0;
+    return rd_array(r, &n) < 0 || n != want ? PROTO_EINVAL : 0;
+}
+
+/* [type, id, seq, ...: the head of an object, up to its values. */
+static int rd_obj_head(struct dump_rd *r, enum proto_type *t, int64_t *id, int64_t *seq)
+{
+    const char *name = NULL;
+    size_t nlen = 0;
+
+    if (rd_array_of(r, 4) < 0 || rd_str(r, &name, &nlen) < 0) {
+        return PROTO_EINVAL;
+    }
+    *t = proto_type_find(name, nlen);
+    if (*t == PROTO_T_COUNT || rd_int(r, id) < 0 || rd_int(r, seq) < 0) {
+        return PROTO_EINVAL;
+    }
+    return 0;
+}
+
+/* [value...] into o's fields, every stored field written (a default o starts with is
+ * replaced by what the dump says, nil included). */
+static int rd_values(struct dump_rd *r, enum proto_type t, struct srv_obj *o)
+{
+    const struct proto_typeinfo *ti = proto_type_info(t);
+    const char *s = NULL;
+    size_t len = 0;
+    int64_t i = 0;
+
+    if (rd_array_of(r, stored_fields(ti)) < 0) {
+        return PROTO_EINVAL;
+    }
+    for (size_t k = 0; k < ti->nfields; k++) {
+        enum proto_fkind kind = ti->fields[k].kind;
+        if (kind == PROTO_F_COMPUTED || rd_nil(r)) {
+            srv_val_unset(&o->f[k]);
+        } else if (kind_is_int(kind)) {
+            if (rd_int(r, &i) < 0) {
+                return PROTO_EINVAL;
+            }
+            srv_val_set_int(&o->f[k], i);
+        } else {
+            if (rd_str(r, &s, &len) < 0) {
+                return PROTO_EINVAL;
+            }
+            if (srv_val_set_str(&o->f[k], s, len) < 0) {
+                return PROTO_ENOMEM;
+            }
+        }
+    }
+    return 0;
+}
+
+static int rd_objects(struct dump_rd *r, struct srv_rec *rec)
+{
+    enum proto_type last_t = PROTO_T_MEETING, t = PROTO_T_MEETING;
+    int64_t last_id = 0, id = 0, seq = 0;
+    size_t n = 0;
+    int rc = 0;
+
+    if (rd_array(r, &n) < 0) {
+        return PROTO_EINVAL;
+    }
+    for (size_t k = 0; k < n; k++) {
+        struct srv_obj *o = NULL;
+        if (rd_obj_head(r, &t, &id, &seq) < 0 || t == PROTO_T_MEETING || t < last_t ||
+            (t == last_t && id <= last_id)) {
+            return PROTO_EINVAL;
+        }
+        if ((o = srv_obj_new(t)) == NULL) {
+            return PROTO_ENOMEM;
+        }
+        o->id = id;
+        o->seq = seq;
+        /* In order, so srv_rec_add appends; it cannot find the id taken. */
+        if ((rc = rd_values(r, t, o)) < 0 || (rc = srv_rec_add(rec, o)) < 0) {
+            srv_obj_free(o);
+            return rc;
+        }
+        last_t = t;
+        last_id = id;
+    }
+    return 0;
+}
+
+static int rd_members(struct dump_rd *r, struct srv_rec *rec)
+{
+    char prev[PROTO_NAME_MAX + 1] = "", user[PROTO_NAME_MAX + 1], role[16];
+    const char *s = NULL;
+    size_t n = 0, len = 0;
+    int64_t seq = 0;
+    int rc = 0;
+
+    if (rd_array(r, &n) < 0) {
+        return PROTO_EINVAL;
+    }
+    for (size_t k = 0; k < n; k++) {
+        if (rd_array_of(r, 3) < 0 || rd_str(r, &s, &len) < 0 || len > PROTO_NAME_MAX) {
+            return PROTO_EINVAL;
+        }
+        memcpy(user, s, len);
+        user[len] = '\0';
+        if (rd_str(r, &s, &len) < 0 || len >= sizeof(role) || rd_int(r, &seq) < 0) {
+            return PROTO_EINVAL;
+        }
+        memcpy(role, s, len);
+        role[len] = '\0';
+        /* Strictly increasing: a duplicate, or one out of place, is not a dump. Neither
+         * holds a NUL, so strcmp orders them as srv_rec_set_member does. */
+        if (k > 0 && strcmp(prev, user) >= 0) {
+            return PROTO_EINVAL;
+        }
+        if ((rc = srv_rec_set_member(rec, user, role, seq)) < 0) {
+            return rc;
+        }
+        memcpy(prev, user, sizeof(prev));
+    }
+    return 0;
+}
+
+int srv_rec_undump(const char *meeting, const uint8_t *data, size_t len, struct srv_rec **out)
+{
+    struct dump_rd r = {data, len, 0};
+    struct srv_rec *rec = NULL;
+    enum proto_type t = PROTO_T_MEETING;
+    const char *id = NULL;
+    size_t idlen = 0;
+    int64_t version = 0, seq = 0, oid = 0, mseq = 0;
+    int rc = PROTO_EINVAL;
+
+    if (out == NULL) {
+        return PROTO_EINVAL;
+    }
+    *out = NULL;
+    if (meeting == NULL || (data == NULL && len > 0) || strlen(meeting) > PROTO_NAME_MAX) {
+        return PROTO_EINVAL;
+    }
+    if (rd_array_of(&r, 6) < 0 || rd_int(&r, &version) < 0 || version != 1 ||
+        rd_str(&r, &id, &idlen) < 0 || idlen != strlen(meeting) ||
+        memcmp(id, meeting, idlen) != 0 || rd_int(&r, &seq) < 0 ||
+        rd_obj_head(&r, &t, &oid, &mseq) < 0 || t != PROTO_T_MEETING || oid != 0) {
+        return PROTO_EINVAL;
+    }
+    if ((rec = srv_rec_new(meeting)) == NULL) {
+        return PROTO_ENOMEM;
+    }
+    rec->seq = seq;
+    rec->meeting.seq = mseq;
+    if ((rc = rd_values(&r, PROTO_T_MEETING, &rec->meeting)) < 0 ||
+        (rc = rd_objects(&r, rec)) < 0 || (rc = rd_members(&r, rec)) < 0) {
+        goto fail;
+    }
+    if (r.at != len) {
+        rc = PROTO_EINVAL;
+        goto fail;
+    }
+    *out = rec;
+    return 0;
+fail:
+    srv_rec_free(rec);
+    return rc;
+}
+
+/* ---- Diff ---- */
+
+struct diff_ctx {
+    srv_rec_diff_cb cb;
+    void *ud;
+    size_t n;
+};
+
+static void diff_emit(struct diff_ctx *d, const char *type, int64_t id, const char *id_str,
+                      const char *field)
+{
+    d->n++;
+    if (d->cb != NULL) {
+        d->cb(d->ud, type, id, id_str, field);
+    }
+}
+
+/* Equal as a dump writes them. */
+static bool val_eq(enum proto_fkind kind, const struct srv_val *a, const struct srv_val *b)
+{
+    if (kind_is_int(kind)) {
+        return a->set == b->set && (!a->set || a->i == b->i);
+    }
+    if (val_has_str(a) != val_has_str(b)) {
+        return false;
+    }
+    return !val_has_str(a) || (a->len == b->len && memcmp(a->s, b->s, a->len) == 0);
+}
+
+static void diff_obj(struct diff_ctx *d, enum proto_type t, const struct srv_obj *a,
+                     const struct srv_obj *b, int64_t id, const char *id_str)
+{
+    const struct proto_typeinfo *ti = proto_type_info(t);
+
+    if (a->seq != b->seq) {
+        diff_emit(d, ti->name, id, id_str, "seq");
+    }
+    for (size_t k = 0; k < ti->nfields; k++) {
+        enum proto_fkind kind = ti->fields[k].kind;
+        if (kind != PROTO_F_COMPUTED && !val_eq(kind, &a->f[k], &b->f[k])) {
+            diff_emit(d, ti->name, id, id_str, ti->fields[k].name);
+        }
+    }
+}
+
+static void diff_vec(struct diff_ctx *d, enum proto_type t, const struct srv_objvec *va,
+                     const struct srv_objvec *vb)
+{
+    const char *name = proto_type_info(t)->name;
+    size_t i = 0, j = 0;
+
+    while (i < va->n || j < vb->n) {
+        if (j == vb->n || (i < va->n && va->v[i]->id < vb->v[j]->id)) {
+            diff_emit(d, name, va->v[i]->id, NULL, NULL);
+            i++;
+        } else if (i == va->n || vb->v[j]->id < va->v[i]->id) {
+            diff_emit(d, name, vb->v[j]->id, NULL, NULL);
+            j++;
+        } else {
+            diff_obj(d, t, va->v[i], vb->v[j], va->v[i]->id, NULL);
+            i++;
+            j++;
+        }
+    }
+}
+
+static void diff_members(struct diff_ctx *d, const struct srv_rec *a, const struct srv_rec *b)
+{
+    size_t i = 0, j = 0;
+
+    while (i < a->nmembers || j < b->nmembers) {
+        const struct srv_member *ma = i < a->nmembers ? &a->members[i] : NULL;
+        const struct srv_member *mb = j < b->nmembers ? &b->members[j] : NULL;
+        int c = ma == NULL ? 1 : mb == NULL ? -1 : strcmp(ma->user, mb->user);
+        if (c < 0) {
+            diff_emit(d, "member", 0, ma->user, NULL);
+            i++;
+        } else if (c > 0) {
+            diff_emit(d, "member", 0, mb->user, NULL);
+            j++;
+        } else {
+            if (strcmp(ma->role, mb->role) != 0) {
+                diff_emit(d, "member", 0, ma->user, "role");
+            }
+            if (ma->seq != mb->seq) {
+                diff_emit(d, "member", 0, ma->user, "seq");
+            }
+            i++;
+            j++;
+        }
+    }
+}
+
+size_t srv_rec_diff(const struct srv_rec *a, const struct srv_rec *b, srv_rec_diff_cb cb, void *ud)
+{
+    struct diff_ctx d = {cb, ud, 0};
+
+    if (strcmp(a->id, b->id) != 0) {
+        diff_emit(&d, "meeting", 0, a->id, "id");
+    }
+    diff_obj(&d, PROTO_T_MEETING, &a->meeting, &b->meeting, 0, a->id);
+    for (int t = PROTO_T_MEETING + 1; t < PROTO_T_COUNT; t++) {
+        diff_vec(&d, (enum proto_type)t, &a->objs[t], &b->objs[t]);
+    }
+    diff_members(&d, a, b);
+    return d.n;
+}

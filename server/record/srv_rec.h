@@ -135,4 +135,50 @@ const struct srv_obj *const *srv_rec_byitem_get(const struct srv_rec_byitem *g,
  * number and title nil when not set; the sessions by id. Returns 0 or PROTO_ENOMEM. */
 int srv_rec_pack_agenda(msgpack_packer *pk, const struct srv_rec *rec);
 
+/* ---- Canonical dump, load and diff ----
+ *
+ * A dump is one msgpack array, the same bytes for the same record:
+ *
+ *   [1, id, seq, meeting, [object...], [member...]]
+ *
+ * 1 is the format version, id the meeting id (rec->id), seq rec->seq. An object (the
+ * meeting included) is [type, id, seq, [value...]]: type is the schema's wire name
+ * ("meeting", "item", ...), not the enum's index, so that a stored dump still reads after
+ * the enum is reordered; the meeting's id is 0. Its values come in schema order, COMPUTED
+ * fields left out: nil when not set, an integer for INT and ITEMREF, a string otherwise
+ * (so nil and "" differ). Objects go by type in schema order, then by id; a member is
+ * [user, role, seq], members by user (strcmp). Integers take msgpack's shortest form.
+ * What only the hub keeps (put_batch, created) is not in a dump. */
+
+/* Appends the dump of rec to out. Returns 0, or PROTO_ENOMEM (out is then as it was), or
+ * PROTO_EINVAL for an object of an unknown type. */
+int srv_rec_dump(const struct srv_rec *rec, struct proto_buf *out);
+
+/* Reads the dump data[0..len) of meeting into a new record (*out, free with
+ * srv_rec_free). Returns 0; PROTO_EINVAL for anything but one whole dump of this meeting:
+ * another version or meeting id, a type that is unknown or out of order, the meeting type
+ * among the objects, ids not increasing within a type, a value count other than the
+ * type's stored fields or a value of the wrong kind, a string that is not valid UTF-8 (or
+ * holds a NUL), a user or role too long, members not in increasing order (a duplicate
+ * included), bytes left after the dump; PROTO_ENOMEM. Any msgpack width of an integer,
+ * string or array header is accepted; every length is checked against the bytes left.
+ * Value contents are taken as they are (a date is not checked to be a date): a dump
+ * copies a record, it does not validate one. */
+int srv_rec_undump(const char *meeting, const uint8_t *data, size_t len, struct srv_rec **out);
+
+/* One difference: type is a schema type name or "member"; id the object's id (0 for the
+ * meeting and members); id_str the meeting id (a's) for the meeting or the user for a
+ * member, NULL otherwise; field a field's schema name, "seq", "role" (a member's), "id"
+ * (the meeting ids differ), or NULL when the object or member is on one side only. */
+typedef void (*srv_rec_diff_cb)(void *ud, const char *type, int64_t id, const char *id_str,
+                                const char *field);
+
+/* Calls cb (when not NULL) once per difference between a and b in what a dump holds,
+ * rec->seq aside: first the meeting ("id", "seq", then its fields in schema order), then
+ * each type in schema order by id (for an object on both sides "seq" then its fields in
+ * schema order), then members by user ("role", then "seq"). COMPUTED fields are not
+ * compared. Returns the number of differences, all of them. Linear in the records' sizes
+ * (a merge of their sorted lists). */
+size_t srv_rec_diff(const struct srv_rec *a, const struct srv_rec *b, srv_rec_diff_cb cb, void *ud);
+
 #endif
