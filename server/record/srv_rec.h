@@ -150,8 +150,8 @@ int srv_rec_pack_agenda(msgpack_packer *pk, const struct srv_rec *rec);
  * [user, role, seq], members by user (strcmp). Integers take msgpack's shortest form.
  * What only the hub keeps (put_batch, created) is not in a dump. */
 
-/* Appends the dump of rec to out. Returns 0, or PROTO_ENOMEM (out is then as it was), or
- * PROTO_EINVAL for an object of an unknown type. */
+/* Appends the dump of rec to out. Returns 0, PROTO_ENOMEM, or PROTO_EINVAL for a string
+ * or a list past msgpack's 32-bit lengths; after an error out is as it was. */
 int srv_rec_dump(const struct srv_rec *rec, struct proto_buf *out);
 
 /* Reads the dump data[0..len) of meeting into a new record (*out, free with
