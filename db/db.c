@@ -190,6 +190,27 @@ static const char *const migrations[] = {
     "  name TEXT PRIMARY KEY NOT NULL,"
     "  value INTEGER NOT NULL"
     ") WITHOUT ROWID;",
+
+    /* 3: the log is the truth, the object tables its cache. meetings.rows_seq is the seq
+     * the meeting's rows (objects, members, the meeting row) stand at: a change writes
+     * only its log entry, the rows are refreshed now and then, and a load replays the log
+     * after rows_seq. Until now every change wrote its rows, so they stand at the head.
+     * snapshots holds signed dumps of records at some seqs, so that a record at any seq
+     * is rebuilt from the nearest one; head is the chain's hash at seq, state the hash of
+     * data, sig the host key's signature of both (srv_audit.h). */
+    "ALTER TABLE meetings ADD COLUMN rows_seq INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE meetings SET rows_seq ="
+    "  coalesce((SELECT max(seq) FROM audit WHERE audit.meeting = meetings.id), 0);"
+    "CREATE TABLE snapshots ("
+    "  id INTEGER PRIMARY KEY,"
+    "  meeting TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL CHECK (seq >= 1),"
+    "  head BLOB NOT NULL CHECK (typeof(head) = 'blob' AND length(head) = 32),"
+    "  state BLOB NOT NULL CHECK (typeof(state) = 'blob' AND length(state) = 32),"
+    "  sig BLOB NOT NULL CHECK (typeof(sig) = 'blob' AND length(sig) = 64),"
+    "  data BLOB NOT NULL,"
+    "  UNIQUE (meeting, seq)"
+    ");",
 };
 
 #define DB_SCHEMA_LATEST ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -271,6 +292,18 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
                              " VALUES (:meeting, :seq, :head, :sig)",
     [DB_ST_CHECKPOINT_LIST] = "SELECT seq, head, sig FROM checkpoints WHERE meeting = :meeting"
                               " ORDER BY seq",
+
+    [DB_ST_ROWS_SEQ_GET] = "SELECT rows_seq FROM meetings WHERE id = :meeting",
+    [DB_ST_ROWS_SEQ_SET] = "UPDATE meetings SET rows_seq = :seq WHERE id = :meeting",
+    [DB_ST_MEMBER_CLEAR] = "DELETE FROM members WHERE meeting = :meeting",
+    [DB_ST_SNAPSHOT_ADD] = "INSERT INTO snapshots (meeting, seq, head, state, sig, data)"
+                           " VALUES (:meeting, :seq, :head, :state, :sig, :data)"
+                           " ON CONFLICT (meeting, seq) DO NOTHING",
+    [DB_ST_SNAPSHOT_FIND] = "SELECT seq, head, state, sig, data FROM snapshots"
+                            " WHERE meeting = :meeting AND seq <= :at ORDER BY seq DESC",
+    [DB_ST_SNAPSHOT_LIST] = "SELECT seq, head, state, sig, NULL FROM snapshots"
+                            " WHERE meeting = :meeting ORDER BY seq",
+    [DB_ST_BEGIN_READ] = "BEGIN",
 
     [DB_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = :name",
     [DB_ST_COUNTER_SET] = "INSERT INTO counters (name, value) VALUES (:name, :value)"
@@ -898,6 +931,14 @@ int db_begin(struct db *db)
         return PROTO_EINVAL;
     }
     return db_exec_stmt(db, DB_ST_BEGIN);
+}
+
+int db_begin_read(struct db *db)
+{
+    if (db == NULL) {
+        return PROTO_EINVAL;
+    }
+    return db_exec_stmt(db, DB_ST_BEGIN_READ);
 }
 
 int db_defer_foreign_keys(struct db *db)

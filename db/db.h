@@ -45,6 +45,9 @@ int db_schema_version(struct db *db, int *out);
 
 /* BEGIN IMMEDIATE / COMMIT / ROLLBACK for callers that group several writes. */
 int db_begin(struct db *db);
+/* A read transaction (BEGIN DEFERRED): what it reads is one consistent state of the
+ * database; end it with db_commit or db_rollback. */
+int db_begin_read(struct db *db);
 int db_commit(struct db *db);
 int db_rollback(struct db *db);
 

@@ -932,3 +932,165 @@ cleanup:
     db_stmt_done(st);
     return rc;
 }
+
+/* ---- the seq the rows stand at ---- */
+
+int db_rows_seq(struct db *db, const char *meeting, int64_t *seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (db == NULL || meeting == NULL || seq == NULL) {
+        return PROTO_EINVAL;
+    }
+    *seq = 0;
+    rc = db_stmt_get(db, DB_ST_ROWS_SEQ_GET, &st);
+    if (rc == 0) {
+        rc = db_bind_text(db, st, ":meeting", meeting);
+    }
+    if (rc == 0) {
+        rc = db_step(db, st);
+        if (rc == 1) {
+            *seq = sqlite3_column_int64(st, 0);
+            rc = 0;
+        } else if (rc == 0) {
+            rc = PROTO_ENOTFOUND;
+        }
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+int db_rows_mark(struct db *db, const char *meeting, int64_t seq)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (db == NULL || meeting == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = db_stmt_get(db, DB_ST_ROWS_SEQ_SET, &st);
+    if (rc == 0 && (rc = db_bind_text(db, st, ":meeting", meeting)) == 0 &&
+        (rc = db_bind_int64(db, st, ":seq", seq)) == 0) {
+        rc = db_step(db, st);
+    }
+    if (rc == 0 && sqlite3_changes(db->conn) != 1) {
+        rc = db_fail(db, PROTO_EDB, "no meeting row for %s", meeting);
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+int db_member_clear(struct db *db, const char *meeting)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (db == NULL || meeting == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = db_stmt_get(db, DB_ST_MEMBER_CLEAR, &st);
+    if (rc == 0 && (rc = db_bind_text(db, st, ":meeting", meeting)) == 0) {
+        rc = db_step(db, st);
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+/* ---- snapshots ---- */
+
+int db_snapshot_add(struct db *db, const struct db_snapshot *s)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    if (db == NULL || s == NULL || s->meeting == NULL || s->data == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = db_stmt_get(db, DB_ST_SNAPSHOT_ADD, &st);
+    if (rc != 0) {
+        goto cleanup;
+    }
+    if ((rc = db_bind_text(db, st, ":meeting", s->meeting)) != 0 ||
+        (rc = db_bind_int64(db, st, ":seq", s->seq)) != 0 ||
+        (rc = db_bind_blob(db, st, ":head", s->head, DB_HASH_BYTES)) != 0 ||
+        (rc = db_bind_blob(db, st, ":state", s->state, DB_HASH_BYTES)) != 0 ||
+        (rc = db_bind_blob(db, st, ":sig", s->sig, DB_SIG_BYTES)) != 0 ||
+        (rc = db_bind_blob(db, st, ":data", s->data, s->data_len)) != 0) {
+        goto cleanup;
+    }
+    rc = db_step(db, st);
+cleanup:
+    db_stmt_done(st);
+    return rc;
+}
+
+/* Reads the snapshot row of st (seq, head, state, sig, data or NULL) into s. */
+static int read_snapshot(struct db *db, sqlite3_stmt *st, const char *meeting,
+                         struct db_snapshot *s)
+{
+    const void *head = sqlite3_column_blob(st, 1);
+    const void *state = sqlite3_column_blob(st, 2);
+    const void *sig = sqlite3_column_blob(st, 3);
+    if (head == NULL || state == NULL || sig == NULL ||
+        sqlite3_column_bytes(st, 1) != DB_HASH_BYTES ||
+        sqlite3_column_bytes(st, 2) != DB_HASH_BYTES ||
+        sqlite3_column_bytes(st, 3) != DB_SIG_BYTES) {
+        return db_fail(db, PROTO_EDB, "malformed snapshot");
+    }
+    memset(s, 0, sizeof(*s));
+    s->meeting = meeting;
+    s->seq = sqlite3_column_int64(st, 0);
+    memcpy(s->head, head, DB_HASH_BYTES);
+    memcpy(s->state, state, DB_HASH_BYTES);
+    memcpy(s->sig, sig, DB_SIG_BYTES);
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+        s->data = sqlite3_column_blob(st, 4);
+        s->data_len = (size_t)sqlite3_column_bytes(st, 4);
+        if (s->data == NULL && s->data_len > 0) {
+            return db_fail(db, PROTO_ENOMEM, "out of memory reading a snapshot");
+        }
+        if (s->data == NULL) {
+            s->data = (const uint8_t *)"";
+        }
+    }
+    return 0;
+}
+
+static int snapshot_rows(struct db *db, enum db_stmt id, const char *meeting, int64_t at,
+                         db_snapshot_cb cb, void *ud)
+{
+    sqlite3_stmt *st = NULL;
+    struct db_snapshot s;
+    int rc;
+
+    if (db == NULL || meeting == NULL || cb == NULL) {
+        return PROTO_EINVAL;
+    }
+    rc = db_stmt_get(db, id, &st);
+    if (rc == 0) {
+        rc = db_bind_text(db, st, ":meeting", meeting);
+    }
+    if (rc == 0 && id == DB_ST_SNAPSHOT_FIND) {
+        rc = db_bind_int64(db, st, ":at", at);
+    }
+    while (rc == 0 && (rc = db_step(db, st)) == 1) {
+        rc = read_snapshot(db, st, meeting, &s);
+        if (rc == 0) {
+            rc = cb(ud, &s);
+        }
+    }
+    db_stmt_done(st);
+    return rc;
+}
+
+int db_snapshot_before(struct db *db, const char *meeting, int64_t at, db_snapshot_cb cb,
+                       void *ud)
+{
+    return snapshot_rows(db, DB_ST_SNAPSHOT_FIND, meeting, at, cb, ud);
+}
+
+int db_snapshot_list(struct db *db, const char *meeting, db_snapshot_cb cb, void *ud)
+{
+    return snapshot_rows(db, DB_ST_SNAPSHOT_LIST, meeting, 0, cb, ud);
+}

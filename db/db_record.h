@@ -136,4 +136,41 @@ typedef int (*db_checkpoint_cb)(void *ud, int64_t seq, const uint8_t head[DB_HAS
                                 const uint8_t sig[DB_SIG_BYTES]);
 int db_checkpoint_list(struct db *db, const char *meeting, db_checkpoint_cb cb, void *ud);
 
+/* ---- the rows as a cache of the log ---- */
+
+/* The seq the rows of a meeting stand at (its objects, members and meeting row show the
+ * record as the log makes it at that seq). Returns 0, PROTO_ENOTFOUND, PROTO_EDB. */
+int db_rows_seq(struct db *db, const char *meeting, int64_t *seq);
+
+/* Records that the meeting's rows now stand at seq (in the transaction that wrote them).
+ * Returns 0 or PROTO_EDB (no meeting row). */
+int db_rows_mark(struct db *db, const char *meeting, int64_t seq);
+
+/* Removes every member row of a meeting (before writing them all again). */
+int db_member_clear(struct db *db, const char *meeting);
+
+/* ---- snapshots: signed dumps of a record at a seq ---- */
+
+struct db_snapshot {
+    const char *meeting;
+    int64_t seq;
+    uint8_t head[DB_HASH_BYTES];  /* the chain's hash at seq */
+    uint8_t state[DB_HASH_BYTES]; /* the hash of data */
+    uint8_t sig[DB_SIG_BYTES];
+    const uint8_t *data; /* NULL from db_snapshot_list */
+    size_t data_len;
+};
+
+/* Stores a snapshot; one that exists at that seq is kept. Returns 0 or PROTO_EDB. */
+int db_snapshot_add(struct db *db, const struct db_snapshot *s);
+
+/* Calls cb for the snapshots of a meeting with seq <= at, newest first, until cb returns
+ * non-zero (its value is returned; 0 when none is left). data is valid during the call. */
+typedef int (*db_snapshot_cb)(void *ud, const struct db_snapshot *s);
+int db_snapshot_before(struct db *db, const char *meeting, int64_t at, db_snapshot_cb cb,
+                       void *ud);
+
+/* Calls cb for every snapshot of a meeting in seq order, without its data. */
+int db_snapshot_list(struct db *db, const char *meeting, db_snapshot_cb cb, void *ud);
+
 #endif

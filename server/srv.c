@@ -524,6 +524,9 @@ int srv_sync_offline(struct srv *srv)
 
 void srv_close_offline(struct srv *srv)
 {
+    /* As a server that stops: rows refreshed, a snapshot stored, the heads signed. */
+    srv_hub_checkpoint_all(srv);
+    srv_hub_flush(srv);
     uv_run(srv->loop, UV_RUN_DEFAULT);
     srv_read_free(srv);
     srv_writer_close(srv->writer);

@@ -25,6 +25,8 @@ void srv_config_defaults(struct srv_config *cfg)
     cfg->frame_timeout_ms = 10000;
     cfg->max_conns_per_addr = 256;
     cfg->max_conns_per_user = 64;
+    cfg->snapshot_every = 4096;
+    cfg->idle_ms = 60 * 1000;
 }
 
 static const char *level_name(enum srv_log_level l)

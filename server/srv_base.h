@@ -59,6 +59,8 @@ struct srv_config {
     uint64_t frame_timeout_ms;   /* a started frame must be complete within this */
     unsigned max_conns_per_addr; /* open connections per IPv4 address or IPv6 /64 */
     unsigned max_conns_per_user; /* logged-in connections per user */
+    unsigned snapshot_every;     /* changes between two snapshots of a meeting */
+    uint64_t idle_ms;            /* unchanged this long: rows, snapshot and checkpoint */
 };
 
 /* Fills a config with the defaults of PROTOCOL.md and DESIGN.md. */

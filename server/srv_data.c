@@ -17,6 +17,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -303,4 +304,31 @@ int srv_data_check(const char *dir, char *why, size_t cap)
     }
     db_close(db);
     return rc;
+}
+
+int srv_data_lock(const char *dir, int *fd)
+{
+    char path[4096];
+    *fd = -1;
+    if ((size_t)snprintf(path, sizeof(path), "%s/serve.lock", dir) >= sizeof(path)) {
+        return PROTO_EINVAL;
+    }
+    int f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (f < 0) {
+        return PROTO_EIO;
+    }
+    if (flock(f, LOCK_EX | LOCK_NB) != 0) {
+        int busy = errno == EWOULDBLOCK;
+        close(f);
+        return busy ? PROTO_ECONFLICT : PROTO_EIO;
+    }
+    *fd = f;
+    return 0;
+}
+
+void srv_data_unlock(int fd)
+{
+    if (fd >= 0) {
+        close(fd); /* releases the lock */
+    }
 }

@@ -41,4 +41,11 @@ int srv_data_open_db_why(const char *dir, struct db **out, char *why, size_t cap
  * key, and a database it can write (opened, migrated, probed and closed again). */
 int srv_data_check(const char *dir, char *why, size_t cap);
 
+/* Takes the folder's serve lock (DIR/serve.lock, flock): one conferd serves a folder, and
+ * the operator tool tells a stopped server from a running one. *fd holds it until
+ * srv_data_unlock (or the process ends). Returns 0, PROTO_ECONFLICT when a running
+ * process holds it, PROTO_EIO. */
+int srv_data_lock(const char *dir, int *fd);
+void srv_data_unlock(int fd);
+
 #endif

@@ -10,28 +10,33 @@
 #define ID_BLOCK            1024
 
 /* One write of a batch, done by the writer in the order the changes were made. */
-enum wop_kind { WOP_PUT, WOP_DEL, WOP_MEMBER, WOP_AUDIT, WOP_CHECKPOINT };
+enum wop_kind { WOP_AUDIT, WOP_CHECKPOINT, WOP_ROWS };
+
+/* A refresh of a meeting's rows to its record at seq, with copies taken on the loop: the
+ * meeting row, the objects changed since the last refresh, the ids deleted since, every
+ * member when they changed; and, when snapshot is set, the signed dump of the record. */
+struct srv_rows {
+    struct srv_obj *meeting;
+    struct srv_obj **objs;
+    size_t nobjs;
+    struct srv_deleted *deleted;
+    size_t ndeleted;
+    struct srv_member *members; /* NULL: members unchanged */
+    size_t nmembers;
+    bool snapshot;
+    struct db_snapshot snap;
+    struct proto_buf data; /* snap.data points here */
+};
 
 struct srv_wop {
     struct srv_wop *next;
     enum wop_kind kind;
     char meeting[PROTO_NAME_MAX + 1];
-    enum proto_type type;
-    int64_t id;
     int64_t seq;
-    /* PUT: while it is the latest write of its object its values are the object's current
-     * ones, taken at hand-over (obj); a later write of the object freezes them first. */
-    struct srv_obj *obj;
-    bool lazy;
-    bool text_only; /* made by a text edit: differs from the write before only in text */
-    bool skip;      /* PUT: merged into a later write of the same object */
-    struct db_val vals[PROTO_MAX_FIELDS];
-    char *strs[PROTO_MAX_FIELDS];  /* copies the vals point to */
-    char user[PROTO_NAME_MAX + 1]; /* MEMBER */
-    char role[16];                 /* MEMBER: "" removes */
-    struct srv_entry *entry;       /* AUDIT: owned by the meeting's pending list */
-    uint8_t head[DB_HASH_BYTES];   /* CHECKPOINT */
+    struct srv_entry *entry;     /* AUDIT: owned by the meeting's pending list */
+    uint8_t head[DB_HASH_BYTES]; /* CHECKPOINT */
     uint8_t sig[DB_SIG_BYTES];
+    struct srv_rows *rows; /* ROWS */
 };
 
 struct srv_batch {
@@ -39,9 +44,7 @@ struct srv_batch {
     uint64_t id;
     struct srv_wop *head, *tail;
     size_t count;
-    /* The latest PUT of each object, by object (open addressing; NULL slots are free). */
-    struct srv_wop **latest;
-    size_t nlatest, cap_latest;
+    bool has_rows; /* writes rows: foreign keys are checked at its commit */
     int rc;
     char err[256];
 };
@@ -140,50 +143,6 @@ int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out)
 }
 /* ---- loading ---- */
 
-struct load_ctx {
-    struct srv_rec *rec;
-    enum proto_type type;
-    int rc;
-};
-
-static int load_obj(void *ud, int64_t id, int64_t seq, const struct db_val *vals)
-{
-    struct load_ctx *ctx = ud;
-    const struct proto_typeinfo *ti = proto_type_info(ctx->type);
-    struct srv_obj *o = ctx->type == PROTO_T_MEETING ? &ctx->rec->meeting : srv_obj_new(ctx->type);
-    if (o == NULL) {
-        return PROTO_ENOMEM;
-    }
-    o->id = ctx->type == PROTO_T_MEETING ? 0 : id;
-    o->seq = seq;
-    for (size_t i = 0; i < ti->nfields; i++) {
-        enum proto_fkind k = ti->fields[i].kind;
-        if (k == PROTO_F_COMPUTED) {
-            continue;
-        }
-        if (!vals[i].set) {
-            srv_val_unset(&o->f[i]);
-        } else if (k == PROTO_F_INT || k == PROTO_F_ITEMREF) {
-            srv_val_set_int(&o->f[i], vals[i].i);
-        } else if (srv_val_set_str(&o->f[i], vals[i].s, vals[i].len) != 0) {
-            return PROTO_ENOMEM;
-        }
-    }
-    if (ctx->type != PROTO_T_MEETING && srv_rec_add(ctx->rec, o) != 0) {
-        srv_obj_free(o);
-        return PROTO_ENOMEM;
-    }
-    return 0;
-}
-
-static int load_member(void *ud, const char *meeting, const char *user, const char *role,
-                       int64_t seq)
-{
-    struct srv_rec *rec = ud;
-    (void)meeting;
-    return srv_rec_set_member(rec, user, role, seq);
-}
-
 static int last_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYTES],
                            const uint8_t sig[DB_SIG_BYTES])
 {
@@ -196,33 +155,58 @@ static int last_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYT
     return 0;
 }
 
-/* What the database holds of one meeting. */
+/* What the database holds of one meeting: its rows, with the log after them replayed. */
 struct loaded {
     struct srv_rec *rec;
     int64_t committed_seq;
     uint8_t head[DB_HASH_BYTES];
     int64_t checkpoint_seq;
+    int64_t rows_seq;
+    int64_t snapshot_seq;
 };
+
+static int newest_snapshot(void *ud, const struct db_snapshot *sn)
+{
+    int64_t *out = ud;
+    *out = sn->seq > *out ? sn->seq : *out;
+    return 0;
+}
+
+static int replay_entry(void *ud, const struct db_audit *e)
+{
+    return srv_replay_add(ud, e);
+}
 
 static int load_record(struct srv *srv, const char *id, struct loaded *l)
 {
-    int rc = 0;
     memset(l, 0, sizeof(*l));
-    if ((l->rec = srv_rec_new(id)) == NULL) {
-        return PROTO_ENOMEM;
-    }
-    for (int t = 0; t < PROTO_T_COUNT && rc == 0; t++) {
-        struct load_ctx ctx = {.rec = l->rec, .type = (enum proto_type)t};
-        rc = db_obj_load(srv->db, id, (enum proto_type)t, load_obj, &ctx);
-    }
-    if (rc == 0) {
-        rc = db_member_list(srv->db, id, load_member, l->rec);
-    }
+    int rc = srv_audit_load_rows(srv->db, id, &l->rec, &l->rows_seq);
     if (rc == 0) {
         rc = db_audit_head(srv->db, id, &l->committed_seq, l->head);
     }
     if (rc == 0) {
         rc = db_checkpoint_list(srv->db, id, last_checkpoint, &l->checkpoint_seq);
+    }
+    if (rc == 0) {
+        rc = db_snapshot_list(srv->db, id, newest_snapshot, &l->snapshot_seq);
+    }
+    if (rc == 0 && l->rows_seq > l->committed_seq) {
+        srv_log(NULL, SRV_LOG_ERROR, "meeting %s: its rows stand at seq %lld, after the log's "
+                "last entry %lld (run conferd audit verify)", id, (long long)l->rows_seq,
+                (long long)l->committed_seq);
+        rc = PROTO_EDB;
+    }
+    /* The rows are a cache of the log: what came after them is replayed onto them. */
+    if (rc == 0 && l->rows_seq < l->committed_seq) {
+        struct srv_replay *r = srv_replay_new(l->rec);
+        rc = r ? db_audit_range(srv->db, id, l->rows_seq, l->committed_seq, replay_entry, r)
+               : PROTO_ENOMEM;
+        int frc = srv_replay_finish(r);
+        if (rc == 0 && frc != 0) {
+            srv_log(NULL, SRV_LOG_ERROR, "meeting %s: its log after seq %lld does not apply to "
+                    "its rows (run conferd audit verify)", id, (long long)l->rows_seq);
+            rc = frc == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EDB;
+        }
     }
     if (rc != 0) {
         srv_rec_free(l->rec);
@@ -231,6 +215,21 @@ static int load_record(struct srv *srv, const char *id, struct loaded *l)
     }
     l->rec->seq = l->committed_seq;
     return 0;
+}
+
+/* Makes m hold what l loaded (l's record is taken). */
+static void take_loaded(struct srv_meeting *m, struct loaded *l)
+{
+    m->rec = l->rec;
+    m->committed_seq = l->committed_seq;
+    memcpy(m->head, l->head, DB_HASH_BYTES);
+    m->checkpoint_seq = l->checkpoint_seq;
+    m->checkpoint_stored = l->checkpoint_seq;
+    m->rows_seq = l->rows_seq;
+    m->snapshot_seq = l->snapshot_seq;
+    m->win.from = m->committed_seq + 1;
+    m->ndeleted = 0;
+    m->members_changed = false;
 }
 
 static int load_meeting(struct srv *srv, const char *id)
@@ -245,11 +244,7 @@ static int load_meeting(struct srv *srv, const char *id)
         srv_rec_free(l.rec);
         return PROTO_ENOMEM;
     }
-    m->rec = l.rec;
-    m->committed_seq = l.committed_seq;
-    memcpy(m->head, l.head, DB_HASH_BYTES);
-    m->checkpoint_seq = l.checkpoint_seq;
-    m->win.from = m->committed_seq + 1;
+    take_loaded(m, &l);
     m->next = srv->meetings;
     srv->meetings = m;
     return 0;
@@ -308,6 +303,7 @@ static void meeting_free(struct srv_meeting *m)
     }
     srv_window_free(&m->win);
     srv_rec_free(m->rec);
+    free(m->deleted);
     free(m);
 }
 
@@ -326,6 +322,9 @@ static int meeting_reload(struct srv *srv, struct srv_meeting *m)
     }
     pending_free(m);
     srv_window_free(&m->win);
+    free(m->deleted);
+    m->deleted = NULL;
+    m->ndeleted = m->cap_deleted = 0;
     m->last_batch = 0;
     m->reload = false;
     if (rc != 0) {
@@ -333,14 +332,12 @@ static int meeting_reload(struct srv *srv, struct srv_meeting *m)
         return rc;
     }
     srv_rec_free(m->rec);
-    m->rec = l.rec;
-    m->committed_seq = l.committed_seq;
-    memcpy(m->head, l.head, DB_HASH_BYTES);
-    m->checkpoint_seq = l.checkpoint_seq;
-    m->win.from = m->committed_seq + 1;
+    take_loaded(m, &l);
     m->broken = false;
     return 0;
 }
+
+static void rows_free(struct srv_rows *r);
 
 static void batch_free(struct srv_batch *b)
 {
@@ -350,12 +347,9 @@ static void batch_free(struct srv_batch *b)
     while (b->head) {
         struct srv_wop *w = b->head;
         b->head = w->next;
-        for (int i = 0; i < PROTO_MAX_FIELDS; i++) {
-            free(w->strs[i]);
-        }
+        rows_free(w->rows);
         free(w);
     }
-    free(b->latest);
     free(b);
 }
 
@@ -426,120 +420,154 @@ uint64_t srv_hub_hold(struct srv *srv, struct srv_meeting *m)
     return m->last_batch > srv->committed_batch ? m->last_batch : 0;
 }
 
-/* The slot of o in the batch's table of latest PUTs: the one holding it, or the free slot
- * where it goes. Slots of PUTs no longer latest (obj NULL) are passed over. */
-static size_t latest_slot(const struct srv_batch *b, const struct srv_obj *o)
+static void rows_free(struct srv_rows *r)
 {
-    size_t mask = b->cap_latest - 1;
-    size_t i = (size_t)(((uintptr_t)o >> 4) * 0x9e3779b97f4a7c15ull) & mask;
-    while (b->latest[i] != NULL && b->latest[i]->obj != o) {
-        i = (i + 1) & mask;
+    if (r == NULL) {
+        return;
     }
-    return i;
+    srv_obj_free(r->meeting);
+    for (size_t i = 0; i < r->nobjs; i++) {
+        srv_obj_free(r->objs[i]);
+    }
+    free(r->objs);
+    free(r->deleted);
+    free(r->members);
+    proto_buf_free(&r->data, 0);
+    free(r);
 }
 
-static struct srv_wop *latest_get(const struct srv_batch *b, const struct srv_obj *o)
+/* Copies a meeting's rows as its record has them now (see struct srv_rows), and the
+ * signed snapshot when asked; what the refresh covers is then no longer pending in m.
+ * Returns NULL when out of memory (m is unchanged). */
+static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool snapshot)
 {
-    if (b->cap_latest == 0 || o == NULL) {
-        return NULL;
+    struct srv_rec *rec = m->rec;
+    struct srv_rows *r = calloc(1, sizeof(*r));
+    if (r == NULL || (r->meeting = srv_obj_dup(&rec->meeting)) == NULL) {
+        goto fail;
     }
-    return b->latest[latest_slot(b, o)];
-}
-
-/* Makes w the latest PUT of w->obj. Returns 0 or PROTO_ENOMEM. */
-static int latest_set(struct srv_batch *b, struct srv_wop *w)
-{
-    if ((b->nlatest + 1) * 2 > b->cap_latest) {
-        size_t cap = b->cap_latest ? b->cap_latest * 2 : 64;
-        struct srv_wop **old = b->latest;
-        size_t old_cap = b->cap_latest;
-        b->latest = calloc(cap, sizeof(*b->latest));
-        if (b->latest == NULL) {
-            b->latest = old;
-            return PROTO_ENOMEM;
+    size_t n = 0;
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        for (size_t i = 0; i < rec->objs[t].n; i++) {
+            n += rec->objs[t].v[i]->seq > m->rows_seq;
         }
-        b->cap_latest = cap;
-        b->nlatest = 0;
-        for (size_t i = 0; i < old_cap; i++) {
-            if (old[i] != NULL && old[i]->obj != NULL) {
-                b->latest[latest_slot(b, old[i]->obj)] = old[i];
-                b->nlatest++;
+    }
+    if (n > 0 && (r->objs = calloc(n, sizeof(*r->objs))) == NULL) {
+        goto fail;
+    }
+    for (int t = 0; t < PROTO_T_COUNT; t++) {
+        for (size_t i = 0; i < rec->objs[t].n; i++) {
+            const struct srv_obj *o = rec->objs[t].v[i];
+            if (o->seq > m->rows_seq && (r->objs[r->nobjs++] = srv_obj_dup(o)) == NULL) {
+                goto fail;
             }
         }
-        free(old);
     }
-    size_t i = latest_slot(b, w->obj);
-    if (b->latest[i] == NULL) {
-        b->nlatest++;
+    if (m->members_changed || m->rows_seq == 0) {
+        r->members = malloc((rec->nmembers ? rec->nmembers : 1) * sizeof(*r->members));
+        if (r->members == NULL) {
+            goto fail;
+        }
+        memcpy(r->members, rec->members, rec->nmembers * sizeof(*r->members));
+        r->nmembers = rec->nmembers;
     }
-    b->latest[i] = w;
-    return 0;
+    if (snapshot && srv_audit_snapshot_make(rec, m->head, srv->host.sk, &r->snap, &r->data) != 0) {
+        goto fail;
+    }
+    r->snapshot = snapshot;
+    /* The deleted ids move into the refresh. */
+    r->deleted = m->deleted;
+    r->ndeleted = m->ndeleted;
+    m->deleted = NULL;
+    m->ndeleted = m->cap_deleted = 0;
+    m->members_changed = false;
+    m->rows_seq = rec->seq;
+    if (snapshot) {
+        m->snapshot_seq = rec->seq;
+    }
+    return r;
+fail:
+    rows_free(r);
+    return NULL;
 }
 
-/* Copies the current values of w's object into w (for the writer thread). */
-static int snapshot(struct srv_wop *w)
+/* One object's values as the database takes them (pointing into o). */
+static int put_obj(struct db *db, const char *meeting, const struct srv_obj *o)
 {
-    const struct srv_obj *o = w->obj;
-    const struct proto_typeinfo *ti = proto_type_info(w->type);
-    w->lazy = false;
-    w->seq = o->seq;
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    struct db_val vals[PROTO_MAX_FIELDS];
+    memset(vals, 0, sizeof(vals));
     for (size_t i = 0; i < ti->nfields; i++) {
-        const struct srv_val *v = &o->f[i];
-        w->vals[i].set = v->set;
-        w->vals[i].i = v->i;
-        if (v->set && v->s) {
-            w->strs[i] = malloc(v->len + 1);
-            if (w->strs[i] == NULL) {
-                return PROTO_ENOMEM;
-            }
-            memcpy(w->strs[i], v->s, v->len + 1);
-            w->vals[i].s = w->strs[i];
-            w->vals[i].len = v->len;
+        vals[i].set = o->f[i].set;
+        vals[i].i = o->f[i].i;
+        vals[i].s = o->f[i].s;
+        vals[i].len = o->f[i].len;
+    }
+    return db_obj_put(db, meeting, o->type, o->id, o->seq, vals);
+}
+
+/* On the writer: a meeting's rows to its record at w->seq. Deletes go first (their item
+ * links are cleared by the database as memory cleared them); the changed objects of types
+ * with a unique key (a doc's ref and revision, an action's ref) are deleted before they
+ * are written again, so keys that moved between them never collide on the way. */
+static int write_rows(struct db *db, const struct srv_wop *w)
+{
+    const struct srv_rows *r = w->rows;
+    int rc = 0;
+    for (size_t i = 0; i < r->ndeleted && rc == 0; i++) {
+        rc = db_obj_delete(db, w->meeting, r->deleted[i].type, r->deleted[i].id);
+    }
+    for (size_t i = 0; i < r->nobjs && rc == 0; i++) {
+        enum proto_type t = r->objs[i]->type;
+        if (t == PROTO_T_DOC || t == PROTO_T_ACTION) {
+            rc = db_obj_delete(db, w->meeting, t, r->objs[i]->id);
         }
     }
-    return 0;
+    if (rc == 0) {
+        rc = put_obj(db, w->meeting, r->meeting);
+    }
+    for (size_t i = 0; i < r->nobjs && rc == 0; i++) {
+        rc = put_obj(db, w->meeting, r->objs[i]);
+    }
+    if (rc == 0 && r->members != NULL) {
+        rc = db_member_clear(db, w->meeting);
+        for (size_t i = 0; i < r->nmembers && rc == 0; i++) {
+            rc = db_member_put(db, w->meeting, r->members[i].user, r->members[i].role,
+                               r->members[i].seq);
+        }
+    }
+    if (rc == 0 && r->snapshot) {
+        rc = db_snapshot_add(db, &r->snap);
+    }
+    if (rc == 0) {
+        rc = db_rows_mark(db, w->meeting, w->seq);
+    }
+    return rc;
 }
 
 static int write_one(struct db *db, struct srv_wop *w)
 {
     switch (w->kind) {
-    case WOP_PUT:
-        return w->skip ? 0 : db_obj_put(db, w->meeting, w->type, w->id, w->seq, w->vals);
-    case WOP_DEL:
-        return db_obj_delete(db, w->meeting, w->type, w->id);
-    case WOP_MEMBER:
-        return db_member_put(db, w->meeting, w->user, w->role[0] ? w->role : NULL, w->seq);
     case WOP_AUDIT:
         return db_audit_append(db, &w->entry->a);
     case WOP_CHECKPOINT:
         return db_checkpoint_add(db, w->meeting, w->seq, w->head, w->sig);
+    case WOP_ROWS:
+        return write_rows(db, w);
     }
     return PROTO_EINVAL;
 }
 
-/* True when a batch writes more than text and its log: only such writes touch a foreign
- * key. A batch of text edits alone (the common case while people type) skips the deferral,
- * because that PRAGMA expires every prepared statement of the connection, which SQLite
- * then prepares again (about a sixth of the writer's time in a 10-editor benchmark). */
-static bool batch_needs_deferral(const struct srv_batch *b)
-{
-    for (const struct srv_wop *w = b->head; w; w = w->next) {
-        bool plain = w->kind == WOP_AUDIT || w->kind == WOP_CHECKPOINT ||
-                     (w->kind == WOP_PUT && w->text_only);
-        if (!plain) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* On the writer thread: the whole batch in one transaction, in the order of the changes;
- * foreign keys are checked at the commit, as memory checked them for the whole turn. */
+/* On the writer thread: the whole batch in one transaction, in the order of the changes.
+ * A batch of log entries alone (the common case while people type) touches no foreign
+ * key; one that refreshes rows has its foreign keys checked at the commit, as memory
+ * checked them. The deferral is not asked for otherwise, because that PRAGMA expires
+ * every prepared statement of the connection, which SQLite then prepares again. */
 static int batch_work(struct db *db, void *ud, char *err, size_t errlen)
 {
     struct srv_batch *b = ud;
     int rc = db_begin(db);
-    if (rc == 0 && batch_needs_deferral(b)) {
+    if (rc == 0 && b->has_rows) {
         rc = db_defer_foreign_keys(db);
     }
     for (struct srv_wop *w = b->head; w && rc == 0; w = w->next) {
@@ -641,8 +669,8 @@ static void batch_done(void *ud, int rc, const char *err)
     for (struct srv_wop *w = b->head; w; w = w->next) {
         if (w->kind == WOP_CHECKPOINT) {
             struct srv_meeting *m = srv_hub_find(srv, w->meeting, strlen(w->meeting));
-            if (m && w->seq > m->checkpoint_seq) {
-                m->checkpoint_seq = w->seq;
+            if (m && w->seq > m->checkpoint_stored) {
+                m->checkpoint_stored = w->seq;
             }
         }
     }
@@ -670,16 +698,61 @@ static int add_checkpoint(struct srv *srv, struct srv_batch *b, struct srv_meeti
 
 static void reserve_ids_ahead(struct srv *srv);
 
+void srv_hub_sign_head(struct srv *srv, struct srv_meeting *m)
+{
+    if (m->rec->seq > m->checkpoint_seq && !m->broken) {
+        struct srv_batch *b = open_batch(srv);
+        if (b != NULL && add_checkpoint(srv, b, m) == 0) {
+            m->last_batch = b->id;
+        }
+    }
+}
+
 void srv_hub_checkpoint_all(struct srv *srv)
 {
     for (struct srv_meeting *m = srv->meetings; m; m = m->next) {
-        if (m->rec->seq > m->checkpoint_seq && m->rec->seq > 0 && !m->broken) {
-            struct srv_batch *b = open_batch(srv);
-            if (b == NULL || add_checkpoint(srv, b, m) != 0) {
-                srv_log(NULL, SRV_LOG_ERROR, "meeting %s: cannot sign its head at shutdown",
-                        m->rec->id);
-            }
+        m->settle = m->rec->seq > 0;
+    }
+}
+
+/* Queues, at the end of the open batch, what has come due for m: the refresh of its rows
+ * (with a snapshot every cfg.snapshot_every changes, when it has been idle for
+ * cfg.idle_ms, and when it settles; rows alone for a new meeting, whose meeting row the
+ * database must hold), and a checkpoint of its head (every CHECKPOINT_EVERY entries,
+ * when idle, when it settles). All of them stand at rec->seq: every entry up to it is in
+ * this batch or an earlier one, so they commit together or not at all. */
+static void queue_due(struct srv *srv, struct srv_meeting *m, int64_t now)
+{
+    int64_t seq = m->rec->seq;
+    bool idle = now - m->last_change_ms >= (int64_t)srv->cfg.idle_ms;
+    bool snap = seq > m->snapshot_seq &&
+                (seq - m->snapshot_seq >= (int64_t)srv->cfg.snapshot_every || idle || m->settle);
+    bool rows = snap || (m->rows_seq == 0 && seq > 0);
+    bool sign = seq > m->checkpoint_seq &&
+                (seq - m->checkpoint_seq >= CHECKPOINT_EVERY || idle || m->settle);
+    m->settle = false;
+    if (seq == 0 || m->broken || (!rows && !sign)) {
+        return;
+    }
+    struct srv_batch *b = open_batch(srv);
+    if (b == NULL) {
+        return;
+    }
+    if (rows) {
+        struct srv_wop *w = add_wop(b, WOP_ROWS, m->rec->id);
+        if (w == NULL || (w->rows = rows_take(srv, m, snap)) == NULL) {
+            /* Memory and the open batch no longer agree: the batch cannot be trusted. */
+            b->rc = PROTO_ENOMEM;
+            snprintf(b->err, sizeof(b->err), "out of memory copying the rows of %s",
+                     m->rec->id);
+            return;
         }
+        w->seq = seq;
+        w->rows->snap.meeting = w->meeting; /* the record's id may go before the write */
+        b->has_rows = true;
+    }
+    if (sign) {
+        add_checkpoint(srv, b, m);
     }
 }
 
@@ -690,16 +763,7 @@ void srv_hub_flush(struct srv *srv)
         if (m->broken && meeting_reload(srv, m) == 0) {
             srv_log(NULL, SRV_LOG_INFO, "meeting %s reloaded", m->rec->id);
         }
-        /* Checkpoint meetings that changed a while ago and have none since. */
-        bool due = m->rec->seq > m->checkpoint_seq &&
-                   (m->rec->seq - m->checkpoint_seq >= CHECKPOINT_EVERY ||
-                    now - m->last_change_ms >= CHECKPOINT_AFTER_MS);
-        if (due && m->rec->seq > 0 && !m->broken) {
-            struct srv_batch *b = open_batch(srv);
-            if (b) {
-                add_checkpoint(srv, b, m);
-            }
-        }
+        queue_due(srv, m, now);
     }
     if (!srv->offline) {
         reserve_ids_ahead(srv);
@@ -709,13 +773,6 @@ void srv_hub_flush(struct srv *srv)
     }
     struct srv_batch *b = srv->open_batch;
     srv->open_batch = NULL;
-    /* The latest write of each object takes its values now: they are the current ones. */
-    for (struct srv_wop *w = b->head; w && b->rc == 0; w = w->next) {
-        if (w->kind == WOP_PUT && w->lazy && !w->skip && snapshot(w) != 0) {
-            b->rc = PROTO_ENOMEM;
-            snprintf(b->err, sizeof(b->err), "out of memory copying a write");
-        }
-    }
     srv->write_batch = b;
     int rc = b->rc;
     if (rc == 0 && (rc = srv_writer_submit(srv->writer, batch_work, batch_done, b)) != 0) {
@@ -785,90 +842,32 @@ static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct sr
     proto_buf_free(&ev, 0);
 }
 
-/* Applies a live change exactly as a replay of its entry would (text edits included). */
-static int apply_change(struct srv_meeting *m, struct srv_change *ch, const struct db_audit *a)
-{
-    (void)ch;
-    return srv_apply_entry(m->rec, a);
-}
-
-/* The object a change writes (NULL for members, and for an object not created yet). */
-static struct srv_obj *change_obj(struct srv_meeting *m, const struct srv_change *ch)
+/* Notes what the next refresh of m's rows must write besides the changed objects: a
+ * deleted object's id, or that the members changed. Returns 0 or PROTO_ENOMEM. */
+static int note_change(struct srv_meeting *m, const struct srv_change *ch)
 {
     if (ch->type == PROTO_T_COUNT) {
-        return NULL;
+        m->members_changed = true;
+        return 0;
     }
-    return srv_rec_find(m->rec, ch->type, ch->type == PROTO_T_MEETING ? 0 : ch->id);
-}
-
-/* Queues the writes of a change just applied, in the batch's order: the object as the
- * change left it (a member row for member changes, a delete for deletes), then the entry.
- * prev is the object's latest PUT before the change: a text edit's is merged into this
- * write (text columns carry no constraint, so nothing written between them can tell),
- * any other was frozen before the change. */
-static int queue_writes(struct srv_batch *b, struct srv_meeting *m, struct srv_change *ch,
-                        struct srv_wop *prev, struct srv_entry *e)
-{
-    if (prev && prev->text_only) {
-        prev->skip = true;
-        prev->lazy = false;
+    if (strcmp(ch->kind, "delete") != 0) {
+        return 0;
     }
-    if (ch->type == PROTO_T_COUNT) {
-        struct srv_wop *w = add_wop(b, WOP_MEMBER, m->rec->id);
-        struct srv_member *mb = srv_rec_member(m->rec, ch->id_str);
-        if (w == NULL) {
+    if (m->ndeleted == m->cap_deleted) {
+        size_t cap = m->cap_deleted ? m->cap_deleted * 2 : 16;
+        struct srv_deleted *d = realloc(m->deleted, cap * sizeof(*d));
+        if (d == NULL) {
             return PROTO_ENOMEM;
         }
-        snprintf(w->user, sizeof(w->user), "%s", ch->id_str);
-        snprintf(w->role, sizeof(w->role), "%s", mb ? mb->role : "");
-        w->seq = e->a.seq;
-    } else if (strcmp(ch->kind, "delete") == 0) {
-        struct srv_wop *w = add_wop(b, WOP_DEL, m->rec->id);
-        if (w == NULL) {
-            return PROTO_ENOMEM;
-        }
-        w->type = ch->type;
-        w->id = ch->id;
-        if (prev) {
-            prev->obj = NULL; /* the object is gone: its slot no longer matches */
-        }
-    } else {
-        struct srv_obj *o = change_obj(m, ch);
-        struct srv_wop *w = o ? add_wop(b, WOP_PUT, m->rec->id) : NULL;
-        if (w == NULL) {
-            return o ? PROTO_ENOMEM : PROTO_EINVAL;
-        }
-        w->type = ch->type;
-        w->id = ch->type == PROTO_T_MEETING ? 0 : ch->id;
-        w->obj = o;
-        w->lazy = true;
-        w->text_only = strcmp(ch->kind, "text") == 0;
-        if (prev) {
-            prev->obj = NULL;
-        }
-        if (latest_set(b, w) != 0) {
-            return PROTO_ENOMEM;
-        }
-        /* A new meeting's rapporteur comes with its create entry. */
-        bool new_meeting = strcmp(ch->kind, "create") == 0 && ch->type == PROTO_T_MEETING;
-        if (new_meeting && m->rec->nmembers > 0) {
-            struct srv_wop *mw = add_wop(b, WOP_MEMBER, m->rec->id);
-            if (mw == NULL) {
-                return PROTO_ENOMEM;
-            }
-            snprintf(mw->user, sizeof(mw->user), "%s", m->rec->members[0].user);
-            snprintf(mw->role, sizeof(mw->role), "%s", m->rec->members[0].role);
-            mw->seq = e->a.seq;
-        }
+        m->deleted = d;
+        m->cap_deleted = cap;
     }
-    struct srv_wop *aw = add_wop(b, WOP_AUDIT, m->rec->id);
-    if (aw == NULL) {
-        return PROTO_ENOMEM;
-    }
-    aw->entry = e;
+    m->deleted[m->ndeleted++] = (struct srv_deleted){.type = ch->type, .id = ch->id};
     return 0;
 }
 
+/* A change writes its log entry alone: the rows follow at the next refresh (queue_due).
+ * It is applied exactly as a replay of its entry would be (text edits included). */
 static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_change *ch)
 {
     if (m->broken) {
@@ -884,18 +883,13 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
         entry_free(e);
         return rc;
     }
-    /* The object's latest write must keep the values it has now, before this change:
-     * unless a text edit made it (then it merges into this change's write), copy them. */
-    struct srv_wop *prev = latest_get(b, change_obj(m, ch));
-    if (prev && prev->lazy && !prev->text_only && snapshot(prev) != 0) {
-        b->rc = PROTO_ENOMEM;
-        snprintf(b->err, sizeof(b->err), "out of memory copying a write");
-        entry_free(e);
-        return PROTO_ENOMEM;
-    }
-    if ((rc = apply_change(m, ch, &e->a)) != 0) {
+    if ((rc = srv_apply_entry(m->rec, &e->a)) != 0) {
         entry_free(e);
         return rc;
+    }
+    struct srv_wop *w = add_wop(b, WOP_AUDIT, m->rec->id);
+    if (w != NULL) {
+        w->entry = e;
     }
     memcpy(m->head, e->a.hash, DB_HASH_BYTES);
     m->last_batch = b->id;
@@ -906,10 +900,11 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
         m->pending = e;
     }
     m->pending_tail = e;
-    if (queue_writes(b, m, ch, prev, e) != 0) {
+    if (w == NULL || note_change(m, ch) != 0) {
         /* Memory and the open batch no longer agree: the batch cannot be trusted. */
         b->rc = PROTO_ENOMEM;
-        snprintf(b->err, sizeof(b->err), "out of memory queueing a write");
+        snprintf(b->err, sizeof(b->err), "out of memory queueing a change");
+        m->reload = true;
         return PROTO_ENOMEM;
     }
     broadcast(m, &e->a, ch->author, b->id);

@@ -71,7 +71,20 @@ struct srv_meeting {
     struct srv_entry *pending; /* entries not yet durable, in seq order */
     struct srv_entry *pending_tail;
     struct srv_sub *subs;
-    int64_t checkpoint_seq; /* last signed checkpoint */
+    int64_t checkpoint_seq;    /* last signed checkpoint (queued or stored) */
+    int64_t checkpoint_stored; /* last checkpoint the database holds */
+    /* The rows (srv_audit.h) stand at rows_seq once the batches queued so far commit; the
+     * objects changed after it, the ids deleted and whether members changed since are
+     * what the next refresh writes. snapshot_seq: the newest snapshot, queued or stored. */
+    int64_t rows_seq;
+    int64_t snapshot_seq;
+    struct srv_deleted {
+        enum proto_type type;
+        int64_t id;
+    } *deleted;
+    size_t ndeleted, cap_deleted;
+    bool members_changed;
+    bool settle; /* refresh, snapshot and sign at the next flush (shutdown) */
     int64_t last_change_ms;
     struct srv_window win; /* recent text ops (srv_window.h) */
     bool reload;           /* a failed batch changed it: reload from the database */
@@ -121,6 +134,10 @@ uint64_t srv_hub_hold(struct srv *srv, struct srv_meeting *m);
 /* Signs a checkpoint of every meeting whose head no checkpoint covers yet, in the open
  * batch (at shutdown: a log cut after the last signed head is then caught). */
 void srv_hub_checkpoint_all(struct srv *srv);
+
+/* Signs a checkpoint of m's head in the open batch unless one covers it already (an
+ * export's head). */
+void srv_hub_sign_head(struct srv *srv, struct srv_meeting *m);
 
 /* Hands the open batch to the writer if it is idle (called at the end of each turn). */
 void srv_hub_flush(struct srv *srv);

@@ -806,8 +806,12 @@ struct read_job {
     /* history */
     struct db_history_filter f;
     char user[PROTO_NAME_MAX + 1], type[16], id_str[PROTO_NAME_MAX + 1];
-    /* verify */
+    /* the host key: snapshots are checked with pk, export heads signed with sk (which
+     * lives as long as the server) */
     uint8_t pk[PROTO_KEY_BYTES];
+    const uint8_t *sk;
+    /* verify */
+    int64_t checkpoint_seq; /* the newest checkpoint the server has stored */
     bool has_known;
     int64_t known_seq;
     uint8_t known_hash[DB_HASH_BYTES];
@@ -903,62 +907,61 @@ static struct read_job *read_job_new(struct srv_req *req, enum read_kind kind, c
     }
     job->kind = kind;
     job->msgid = req->msgid;
+    memcpy(job->pk, req->conn->srv->host.pk, sizeof(job->pk));
+    job->sk = req->conn->srv->host.sk;
     snprintf(job->meeting, sizeof(job->meeting), "%s", meeting);
     return job;
 }
 
-/* Replays the log of the job's meeting up to seq `at` into a fresh record. *head gets the
- * hash of the entry at `at`. */
-struct replay_ctx {
-    struct srv_rec *rec;
-    uint8_t head[DB_HASH_BYTES];
-    int rc;
-};
-
-static int replay_one(void *ud, const struct db_audit *e)
-{
-    struct replay_ctx *r = ud;
-    int rc = srv_apply_entry(r->rec, e);
-    memcpy(r->head, e->hash, DB_HASH_BYTES);
-    if (rc != 0) {
-        r->rc = rc;
-    }
-    return rc;
-}
-
-/* On the pool: the durable entries from this job's own connection, then the copies. */
+/* On the pool: the record at job->at, from the nearest snapshot and the log after it
+ * (the durable entries, then the copies of those not yet durable). head gets the chain's
+ * hash at `at`. */
 static int replay(struct db *db, struct read_job *job, uint8_t head[DB_HASH_BYTES])
 {
-    struct replay_ctx r = {.rec = srv_rec_new(job->meeting)};
-    if (r.rec == NULL) {
-        return PROTO_ENOMEM;
+    struct srv_rebuild rb;
+    int rc = srv_audit_rebuild_begin(db, job->meeting, job->pk, job->db_until, &rb);
+    for (struct srv_entry *e = job->pending; e && rc == 0; e = e->next) {
+        srv_audit_rebuild_add(&rb, &e->a);
     }
-    int rc = db_audit_range(db, job->meeting, 0, job->db_until, replay_one, &r);
-    for (struct srv_entry *e = job->pending; e && rc == 0 && r.rc == 0; e = e->next) {
-        rc = replay_one(&r, &e->a);
+    if (rc == 0) {
+        rc = srv_audit_rebuild_end(&rb);
     }
-    if (rc == 0 && r.rc == 0 && r.rec->seq != job->at) {
+    if (rc == 0 && rb.seq != job->at) {
         rc = PROTO_EINVAL; /* the log ends before at: it lost entries */
     }
-    if (rc != 0 || r.rc != 0) {
-        srv_rec_free(r.rec);
+    if (rc != 0) {
+        srv_audit_rebuild_free(&rb);
         job->code = rc == PROTO_EDB ? PROTO_CODE_UNAVAILABLE : PROTO_CODE_INTERNAL;
         job->message = rc == PROTO_EDB ? "cannot read the meeting's log"
                                        : "cannot rebuild the record at that seq";
-        return rc != 0 ? rc : r.rc;
+        return rc;
     }
-    memcpy(head, r.head, DB_HASH_BYTES);
+    memcpy(head, rb.head, DB_HASH_BYTES);
     srv_rec_free(job->rec);
-    job->rec = r.rec;
+    job->rec = rb.rec;
+    rb.rec = NULL;
     return 0;
 }
 
 static int export_pack(struct read_job *job, const uint8_t head[DB_HASH_BYTES])
 {
     char hex[2 * DB_HASH_BYTES + 1];
-    struct proto_buf text = {0};
+    char sig64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    uint8_t sig[crypto_sign_BYTES];
+    struct proto_buf text = {0}, msg = {0};
+    /* The last line carries the head signed as a checkpoint (PROTOCOL.md section 15), so a
+     * printed report is checked with the server's fingerprint alone. */
     proto_hex(head, DB_HASH_BYTES, hex);
-    int rc = srv_report_export(job->rec, job->fmt, job->rec->seq, hex, &text);
+    srv_audit_checkpoint_msg(job->meeting, job->rec->seq, head, &msg);
+    if (msg.data == NULL) {
+        job->code = PROTO_CODE_INTERNAL;
+        job->message = "out of memory";
+        return PROTO_ENOMEM;
+    }
+    crypto_sign_detached(sig, NULL, msg.data, msg.len, job->sk);
+    proto_buf_free(&msg, 0);
+    sodium_bin2base64(sig64, sizeof(sig64), sig, sizeof(sig), sodium_base64_VARIANT_ORIGINAL);
+    int rc = srv_report_export(job->rec, job->fmt, job->rec->seq, hex, sig64, &text);
     if (rc != 0) {
         job->code = PROTO_CODE_INTERNAL;
         job->message = "cannot render the report";
@@ -984,32 +987,74 @@ struct hist_ctx {
 
 static int hist_one(void *ud, const struct db_audit *e);
 
+static void pack_mismatch(msgpack_packer *pk, const struct srv_audit_mismatch *x)
+{
+    msgpack_pack_map(pk, 3);
+    proto_pack_cstr(pk, "type");
+    proto_pack_cstr(pk, x->type);
+    proto_pack_cstr(pk, "id");
+    if (x->has_str) {
+        proto_pack_cstr(pk, x->id_str);
+    } else {
+        msgpack_pack_int64(pk, x->id);
+    }
+    proto_pack_cstr(pk, "field");
+    if (x->has_field) {
+        proto_pack_cstr(pk, x->field);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
 static int verify_pack(struct db *db, struct read_job *job)
 {
-    int64_t count = 0, bad_seq = 0;
-    uint8_t head[DB_HASH_BYTES];
+    struct srv_audit_result *r = malloc(sizeof(*r));
+    struct srv_audit_expect x = {
+        .known_seq = job->known_seq,
+        .known_hash = job->has_known ? job->known_hash : NULL,
+        .checkpoint_seq = job->checkpoint_seq,
+    };
     char hex[2 * DB_HASH_BYTES + 1];
-    int rc =
-        srv_audit_verify_known(db, job->meeting, job->pk, job->known_seq,
-                               job->has_known ? job->known_hash : NULL, &count, head, &bad_seq);
+    if (r == NULL) {
+        return PROTO_ENOMEM;
+    }
+    int rc = srv_audit_check(db, job->meeting, job->pk, &x, r);
     if (rc != 0) {
+        free(r);
         return rc;
+    }
+    if (r->bad_seq != 0) {
+        srv_log(NULL, SRV_LOG_WARN, "meeting %s: audit.verify failed at seq %lld: %s",
+                job->meeting, (long long)r->bad_seq, r->why);
     }
     struct srv_req req = {.msgid = job->msgid};
     msgpack_packer pk;
-    proto_hex(head, DB_HASH_BYTES, hex);
+    size_t nkept = r->nmismatch < SRV_AUDIT_MISMATCH_MAX ? r->nmismatch : SRV_AUDIT_MISMATCH_MAX;
+    proto_hex(r->head, DB_HASH_BYTES, hex);
     srv_reply_begin(&req, &pk, &job->reply);
-    msgpack_pack_map(&pk, bad_seq ? 4 : 3);
+    msgpack_pack_map(&pk, 5 + (r->bad_seq != 0) + (!r->state));
     proto_pack_cstr(&pk, "ok");
-    packb(&pk, bad_seq == 0);
+    packb(&pk, r->bad_seq == 0);
     proto_pack_cstr(&pk, "count");
-    msgpack_pack_int64(&pk, count);
+    msgpack_pack_int64(&pk, r->count);
     proto_pack_cstr(&pk, "head");
     proto_pack_cstr(&pk, hex);
-    if (bad_seq) {
-        proto_pack_cstr(&pk, "bad_seq");
-        msgpack_pack_int64(&pk, bad_seq);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, r->seq);
+    proto_pack_cstr(&pk, "state");
+    packb(&pk, r->state);
+    if (!r->state) {
+        proto_pack_cstr(&pk, "mismatch");
+        msgpack_pack_array(&pk, nkept);
+        for (size_t i = 0; i < nkept; i++) {
+            pack_mismatch(&pk, &r->mismatch[i]);
+        }
     }
+    if (r->bad_seq != 0) {
+        proto_pack_cstr(&pk, "bad_seq");
+        msgpack_pack_int64(&pk, r->bad_seq);
+    }
+    free(r);
     return 0;
 }
 
@@ -1080,6 +1125,9 @@ static int read_start(struct srv *srv, void *ud, uint64_t *hold)
         return m ? PROTO_ENOMEM : PROTO_ENOTFOUND;
     }
     memcpy(job->head, m->head, DB_HASH_BYTES);
+    if (job->kind == READ_EXPORT) {
+        srv_hub_sign_head(srv, m); /* an exported head is covered by a checkpoint */
+    }
     *hold = srv_hub_hold(srv, m);
     return 0;
 }
@@ -1494,7 +1542,6 @@ static bool read_known(struct srv_req *req, int64_t *seq, uint8_t hash[DB_HASH_B
 
 void srv_audit_verify_method(struct srv_req *req)
 {
-    struct srv *srv = req->conn->srv;
     struct srv_meeting *m = req->m;
     int64_t known_seq = 0;
     uint8_t known_hash[DB_HASH_BYTES];
@@ -1505,7 +1552,7 @@ void srv_audit_verify_method(struct srv_req *req)
     if (job == NULL) {
         return;
     }
-    memcpy(job->pk, srv->host.pk, sizeof(job->pk));
+    job->checkpoint_seq = m->checkpoint_stored;
     if (req->p.known.set) {
         job->has_known = true;
         job->known_seq = known_seq;

@@ -126,6 +126,8 @@ enum {
     OPT_FRAME_TIMEOUT,
     OPT_MAX_CONNS_ADDR,
     OPT_MAX_CONNS_USER,
+    OPT_SNAPSHOT_EVERY,
+    OPT_IDLE_AFTER,
     OPT_RAPPORTEUR,
     OPT_TITLE,
     OPT_MEETING,
@@ -151,6 +153,8 @@ static const struct option long_opts[] = {
     {"frame-timeout", required_argument, NULL, OPT_FRAME_TIMEOUT},
     {"max-conns-per-addr", required_argument, NULL, OPT_MAX_CONNS_ADDR},
     {"max-conns-per-user", required_argument, NULL, OPT_MAX_CONNS_USER},
+    {"snapshot-every", required_argument, NULL, OPT_SNAPSHOT_EVERY},
+    {"idle-after", required_argument, NULL, OPT_IDLE_AFTER},
     {"rapporteur", required_argument, NULL, OPT_RAPPORTEUR},
     {"title", required_argument, NULL, OPT_TITLE},
     {"meeting", required_argument, NULL, OPT_MEETING},
@@ -280,6 +284,20 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv, 
             } else {
                 o->cfg.max_conns_per_user = (unsigned)v;
             }
+            break;
+        case OPT_SNAPSHOT_EVERY:
+            if (parse_size(optarg, 1, 1000000, &v) != 0) {
+                usage_error(cmd, "--snapshot-every takes a number of changes from 1 to 1000000");
+                return EXIT_USAGE;
+            }
+            o->cfg.snapshot_every = (unsigned)v;
+            break;
+        case OPT_IDLE_AFTER:
+            if (parse_size(optarg, 1, 24 * 3600 * 1000, &v) != 0) {
+                usage_error(cmd, "--idle-after takes milliseconds");
+                return EXIT_USAGE;
+            }
+            o->cfg.idle_ms = v;
             break;
         case OPT_RAPPORTEUR:
             o->rapporteur = optarg;
@@ -690,6 +708,7 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
             goto cleanup;
         }
     }
+    srv_hub_checkpoint_all(&srv); /* rows, snapshot and signed head, as at a shutdown */
     if (srv_sync_offline(&srv) != 0) {
         fprintf(stderr, "conferd meeting: cannot write the database\n");
         goto cleanup;
@@ -754,38 +773,83 @@ struct verify_all {
     struct db *db;
     const uint8_t *pk;
     bool json;
+    bool stopped; /* no server runs: the newest entry of each meeting must be signed */
     json_t *arr;
     int bad;
     int n;
 };
 
+/* A mismatch as people name it: "item 12: body", "member alice: role". */
+static void mismatch_words(const struct srv_audit_mismatch *x, char *out, size_t cap)
+{
+    char who[PROTO_NAME_MAX + 32];
+    if (x->has_str) {
+        snprintf(who, sizeof(who), "%s %s", x->type, x->id_str);
+    } else {
+        snprintf(who, sizeof(who), "%s %lld", x->type, (long long)x->id);
+    }
+    if (x->has_field) {
+        snprintf(out, cap, "%s: %s differs from the log", who, x->field);
+    } else {
+        snprintf(out, cap, "%s: on one side only (the log or the stored record)", who);
+    }
+}
+
 static int verify_meeting(void *ud, const char *id)
 {
     struct verify_all *v = ud;
-    int64_t count = 0, bad_seq = 0;
-    uint8_t head[DB_HASH_BYTES];
-    char hex[2 * DB_HASH_BYTES + 1];
-    int rc = srv_audit_verify(v->db, id, v->pk, &count, head, &bad_seq);
+    struct srv_audit_expect x = {.head_signed = v->stopped};
+    struct srv_audit_result *r = malloc(sizeof(*r));
+    char hex[2 * DB_HASH_BYTES + 1], words[256];
+    if (r == NULL) {
+        return PROTO_ENOMEM;
+    }
+    int rc = srv_audit_check(v->db, id, v->pk, &x, r);
     if (rc != 0) {
+        free(r);
         return rc;
     }
+    size_t nkept = r->nmismatch < SRV_AUDIT_MISMATCH_MAX ? r->nmismatch : SRV_AUDIT_MISMATCH_MAX;
     v->n++;
-    proto_hex(head, DB_HASH_BYTES, hex);
-    if (bad_seq) {
+    proto_hex(r->head, DB_HASH_BYTES, hex);
+    if (r->bad_seq) {
         v->bad++;
     }
     if (v->json) {
-        json_t *o = json_pack("{s:s, s:b, s:I, s:s}", "meeting", id, "ok", bad_seq == 0, "count",
-                              (json_int_t)count, "head", hex);
-        if (bad_seq) {
-            json_object_set_new(o, "bad_seq", json_integer(bad_seq));
+        json_t *o = json_pack("{s:s, s:b, s:I, s:s, s:I, s:b, s:I}", "meeting", id, "ok",
+                              r->bad_seq == 0, "count", (json_int_t)r->count, "head", hex, "seq",
+                              (json_int_t)r->seq, "state", r->state, "rows_seq",
+                              (json_int_t)r->rows_seq);
+        if (r->bad_seq) {
+            json_object_set_new(o, "bad_seq", json_integer(r->bad_seq));
+            json_object_set_new(o, "problem", json_string(r->why));
+        }
+        if (!r->state) {
+            json_t *mm = json_array();
+            for (size_t i = 0; i < nkept; i++) {
+                const struct srv_audit_mismatch *m = &r->mismatch[i];
+                json_array_append_new(
+                    mm, json_pack("{s:s, s:o, s:o}", "type", m->type, "id",
+                                  m->has_str ? json_string(m->id_str) : json_integer(m->id),
+                                  "field", m->has_field ? json_string(m->field) : json_null()));
+            }
+            json_object_set_new(o, "mismatch", mm);
         }
         json_array_append_new(v->arr, o);
-    } else if (bad_seq) {
-        printf("%-24s BROKEN: first bad entry at seq %lld\n", id, (long long)bad_seq);
+    } else if (r->bad_seq) {
+        printf("%-24s BROKEN at seq %lld: %s\n", id, (long long)r->bad_seq, r->why);
+        for (size_t i = 0; i < nkept; i++) {
+            mismatch_words(&r->mismatch[i], words, sizeof(words));
+            printf("%-24s   %s\n", "", words);
+        }
+        if (r->nmismatch > nkept) {
+            printf("%-24s   and %zu more differences\n", "", r->nmismatch - nkept);
+        }
     } else {
-        printf("%-24s ok  %lld entries, head %s\n", id, (long long)count, hex);
+        printf("%-24s ok  %lld entries, head %s, record as the log has it at seq %lld\n", id,
+               (long long)r->count, hex, (long long)r->rows_seq);
     }
+    free(r);
     return 0;
 }
 
@@ -796,8 +860,11 @@ static int cmd_audit(int argc, char **argv)
         "usage: conferd audit verify [--meeting ID] [--json] --data DIR\n"
         "\n"
         "Recomputes the hash chain of every meeting's audit log (or one), checks that no\n"
-        "seq is missing and that every signed checkpoint matches. Exits 1 and names the\n"
-        "first bad seq when a chain is broken.\n";
+        "seq is missing, that every signed checkpoint and snapshot matches, and replays the\n"
+        "log to compare it with the stored record (its objects, members and meeting row).\n"
+        "On a stopped server the newest entry of each meeting must be covered by a\n"
+        "checkpoint (a server signs its heads when it stops): a tail cut off is caught.\n"
+        "Exits 1 and names each problem (meeting, seq, object and field) when one fails.\n";
     struct opts o = {0};
     srv_config_defaults(&o.cfg);
     int r = parse_opts("audit", help, argc, argv, allowed, &o);
@@ -819,8 +886,17 @@ static int cmd_audit(int argc, char **argv)
     if (open_db_or_say(o.data, &db) != 0) {
         return 1;
     }
-    struct verify_all v = {
-        .db = db, .pk = key.pk, .json = o.json, .arr = o.json ? json_array() : NULL};
+    int lock = -1;
+    int lrc = srv_data_lock(o.data, &lock); /* held: no server starts while this reads */
+    struct verify_all v = {.db = db,
+                           .pk = key.pk,
+                           .json = o.json,
+                           .stopped = lrc == 0,
+                           .arr = o.json ? json_array() : NULL};
+    if (lrc != 0 && !o.json) {
+        printf("(a server is running: entries after its last checkpoint need not be signed "
+               "yet)\n");
+    }
     if (o.meeting) {
         if (db_meeting_exists(db, o.meeting) != 0) {
             fprintf(stderr, "conferd audit: no meeting %s\n", o.meeting);
@@ -840,6 +916,7 @@ static int cmd_audit(int argc, char **argv)
         fprintf(stderr, "conferd audit: database error: %s\n", db_errmsg(db));
     }
     db_close(db);
+    srv_data_unlock(lock);
     sodium_memzero(&key, sizeof(key));
     return rc != 0 || v.bad > 0 ? 1 : 0;
 }
@@ -895,6 +972,10 @@ static const char *serve_help =
     "  --max-conns N          open connections (default 20000)\n"
     "  --max-conns-per-addr N open connections per IPv4 address or IPv6 /64 (default 256)\n"
     "  --max-conns-per-user N logged-in connections per user (default 64)\n"
+    "  --snapshot-every N     store a signed snapshot of a meeting's record every N changes\n"
+    "                         (default 4096): time travel replays at most N entries\n"
+    "  --idle-after MS        a meeting unchanged this long has its rows refreshed, a\n"
+    "                         snapshot stored and its head signed (default 60000)\n"
     "  --frame-timeout MS     a frame that has started must be complete within MS after\n"
     "                         login (default 10000)\n"
     "  --login-timeout MS     handshake and login deadline (default 10000)\n"
@@ -906,7 +987,7 @@ static const int serve_allowed[] = {
     OPT_DATA,          OPT_LISTEN,         OPT_PORT_FILE,      OPT_MAX_FRAME,
     OPT_OUTPUT_LIMIT,  OPT_MAX_CONNS,      OPT_LOGIN_TIMEOUT,  OPT_TOKEN_TTL,
     OPT_PWHASH,        OPT_MIN_PASSWORD,   OPT_SAMPLE,         OPT_OUTPUT_BUDGET,
-    OPT_FRAME_TIMEOUT, OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER, 0};
+    OPT_FRAME_TIMEOUT, OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER, OPT_SNAPSHOT_EVERY, OPT_IDLE_AFTER, 0};
 
 static int serve(struct opts *o)
 {
@@ -923,6 +1004,18 @@ static int serve(struct opts *o)
     char why[WHY_MAX];
     if (srv_data_check(o->data, why, sizeof(why)) != 0) {
         fprintf(stderr, "conferd serve: %s\n", why);
+        return 1;
+    }
+    int lock = -1; /* held until the process ends */
+    int lrc = srv_data_lock(o->data, &lock);
+    if (lrc == PROTO_ECONFLICT) {
+        fprintf(stderr, "conferd serve: another conferd serves %s already (stop it first)\n",
+                o->data);
+        return 1;
+    }
+    if (lrc != 0) {
+        fprintf(stderr, "conferd serve: cannot take the lock %s/serve.lock: %s\n", o->data,
+                strerror(errno));
         return 1;
     }
     if (uv_loop_init(&loop) != 0) {

@@ -18,7 +18,7 @@
 #include "testutil.h"
 
 /* The schema version db_open migrates to; bump with every migration added. */
-#define LATEST_SCHEMA 2
+#define LATEST_SCHEMA 3
 
 #define PWHASH "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
 

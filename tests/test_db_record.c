@@ -15,7 +15,7 @@
 #include "db.h"
 #include "testutil.h"
 
-#define LATEST_SCHEMA 2
+#define LATEST_SCHEMA 3
 #define PWHASH        "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
 #define MAX_ROWS      64
 #define VAL_MAX       256
@@ -319,7 +319,7 @@ static void test_migrate_from_version_1(void **state)
                       "DROP TABLE items; DROP TABLE actions; DROP TABLE interims;"
                       "DROP TABLE people; DROP TABLE members; DROP TABLE meetings;"
                       "DROP TABLE audit; DROP TABLE checkpoints; DROP TABLE counters;"
-                      "PRAGMA user_version = 1");
+                      "DROP TABLE snapshots; PRAGMA user_version = 1");
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master"), 4);
 
     assert_int_equal(db_open(&f->db, f->path, 0), 0);
@@ -337,6 +337,96 @@ static void test_migrate_from_version_1(void **state)
 }
 
 /* ---- objects ---- */
+
+
+/* Version 2 wrote every change's rows: migration 3 says they stand at the log's head. */
+static void test_migrate_from_version_2(void **state)
+{
+    struct fixture *f = *state;
+    struct db_audit e;
+    int64_t seq = -1;
+
+    add_meeting(f->db, "m1", 1);
+    add_meeting(f->db, "m2", 1);
+    memset(&e, 0, sizeof(e));
+    e.meeting = "m1";
+    e.user = "alice";
+    e.kind = "create";
+    e.type = "item";
+    e.payload = (const uint8_t *)"\x80";
+    e.payload_len = 1;
+    for (int i = 1; i <= 3; i++) {
+        e.seq = i;
+        e.id_int = 10 + i;
+        assert_int_equal(db_audit_append(f->db, &e), 0);
+    }
+    db_close(f->db);
+    f->db = NULL;
+    raw_exec(f->path, "DROP TABLE snapshots; ALTER TABLE meetings DROP COLUMN rows_seq;"
+                      "PRAGMA user_version = 2");
+    assert_int_equal(db_open(&f->db, f->path, 0), 0);
+    assert_int_equal(db_rows_seq(f->db, "m1", &seq), 0);
+    assert_true(seq == 3);
+    assert_int_equal(db_rows_seq(f->db, "m2", &seq), 0);
+    assert_true(seq == 0);
+    assert_int_equal(db_rows_seq(f->db, "m3", &seq), PROTO_ENOTFOUND);
+}
+
+static int count_snap(void *ud, const struct db_snapshot *s)
+{
+    int64_t *seqs = ud;
+    seqs[seqs[0] + 1] = s->seq;
+    seqs[0]++;
+    return 0;
+}
+
+static int first_snap(void *ud, const struct db_snapshot *s)
+{
+    int64_t *out = ud;
+    out[0] = s->seq;
+    out[1] = (int64_t)s->data_len;
+    out[2] = s->data != NULL && s->data_len == 5 && memcmp(s->data, "hello", 5) == 0;
+    return 1;
+}
+
+static void test_rows_seq_and_snapshots(void **state)
+{
+    struct fixture *f = *state;
+    struct db_snapshot sn;
+    int64_t seq = -1, seqs[8] = {0}, got[3] = {0};
+
+    add_meeting(f->db, "m1", 1);
+    assert_int_equal(db_rows_mark(f->db, "m1", 9), 0);
+    assert_int_equal(db_rows_seq(f->db, "m1", &seq), 0);
+    assert_true(seq == 9);
+    assert_int_equal(db_rows_mark(f->db, "nope", 9), PROTO_EDB);
+
+    assert_int_equal(db_member_put(f->db, "m1", "alice", "rapporteur", 1), 0);
+    assert_int_equal(db_member_put(f->db, "m1", "bob", "editor", 2), 0);
+    assert_int_equal(db_member_clear(f->db, "m1"), 0);
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM members"), 0);
+
+    memset(&sn, 0, sizeof(sn));
+    sn.meeting = "m1";
+    sn.data = (const uint8_t *)"hello";
+    sn.data_len = 5;
+    for (int64_t s = 10; s <= 30; s += 10) {
+        sn.seq = s;
+        sn.head[0] = (uint8_t)s;
+        assert_int_equal(db_snapshot_add(f->db, &sn), 0);
+    }
+    /* One at a seq is kept. */
+    sn.seq = 20;
+    sn.data = (const uint8_t *)"other";
+    assert_int_equal(db_snapshot_add(f->db, &sn), 0);
+    assert_int_equal(db_snapshot_list(f->db, "m1", count_snap, seqs), 0);
+    assert_true(seqs[0] == 3 && seqs[1] == 10 && seqs[2] == 20 && seqs[3] == 30);
+    /* The newest at or before a seq, with its data. */
+    assert_int_equal(db_snapshot_before(f->db, "m1", 25, first_snap, got), 1);
+    assert_true(got[0] == 20 && got[1] == 5 && got[2] == 1);
+    assert_int_equal(db_snapshot_before(f->db, "m1", 9, first_snap, got), 0);
+    assert_int_equal(db_snapshot_before(f->db, "m2", 99, first_snap, got), 0);
+}
 
 static void test_roundtrip_every_type(void **state)
 {
@@ -1328,6 +1418,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_schema_version_and_tables, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migrate_from_version_1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_from_version_2, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rows_seq_and_snapshots, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roundtrip_every_type, setup, teardown),
         cmocka_unit_test_setup_teardown(test_meeting_fields, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enum_checks, setup, teardown),

@@ -249,7 +249,7 @@ static void check_row(char **c, size_t n, size_t ref_col, size_t ditem_col, size
 static char *export(const struct srv_rec *rec, enum srv_report_format fmt)
 {
     struct proto_buf b = {0};
-    assert_int_equal(srv_report_export(rec, fmt, 7, "00", &b), 0);
+    assert_int_equal(srv_report_export(rec, fmt, 7, "00", NULL, &b), 0);
     assert_int_equal(proto_buf_append(&b, "", 1), 0);
     return (char *)b.data;
 }

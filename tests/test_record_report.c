@@ -101,7 +101,7 @@ static char *export(const struct srv_rec *rec, enum srv_report_format fmt, int64
 {
     struct proto_buf out = {0};
     char *s = NULL;
-    assert_int_equal(srv_report_export(rec, fmt, seq, HEAD, &out), 0);
+    assert_int_equal(srv_report_export(rec, fmt, seq, HEAD, NULL, &out), 0);
     s = malloc(out.len + 1);
     assert_non_null(s);
     memcpy(s, out.data, out.len);
@@ -1253,7 +1253,7 @@ static void try_import(const char *text, size_t len)
     }
     for (int f = SRV_REPORT_TEXT; f <= SRV_REPORT_HTML; f++) {
         struct proto_buf out = {0};
-        assert_int_equal(srv_report_export(rec, (enum srv_report_format)f, 1, HEAD, &out), 0);
+        assert_int_equal(srv_report_export(rec, (enum srv_report_format)f, 1, HEAD, NULL, &out), 0);
         proto_buf_free(&out, 0);
     }
     if (len <= 64 * 1024) {

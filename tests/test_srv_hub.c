@@ -1,6 +1,6 @@
 /* test_srv_hub.c - the hub offline (srv_init_offline on a temporary data folder): the audit
  * chain and its checkpoints against tampering, time travel by replaying the log, and
- * srv_hub_apply on every kind of entry. */
+ * srv_apply_entry on every kind of entry. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -251,7 +251,7 @@ static void copy_db(struct fixture *f, const char *name, char *out, size_t cap)
 }
 
 /* The hash of every entry, recomputed here from PROTOCOL/DESIGN's definition rather than
- * through srv_hub_entry_hash: H(prev || msgpack [meeting, seq, time, user, cid|nil, kind,
+ * through srv_audit_entry_hash: H(prev || msgpack [meeting, seq, time, user, cid|nil, kind,
  * type, id, payload]) from H("confer audit genesis" || meeting). Checks the stored hashes
  * and returns the count of entries. */
 static int64_t recompute_chain(const char *path, const char *meeting, uint8_t head[32])
@@ -540,14 +540,33 @@ static void test_chain_delete_and_swap(void **state)
     assert_int_equal(v.bad_seq, 19);
     assert_int_equal(v.count, 18);
 
-    /* The checkpoint removed as well: nothing left to tell (DESIGN.md: only truncation
-     * before the last signed checkpoint is caught). */
+    /* The checkpoint removed as well: the rows and the signed snapshot still stand at the
+     * head that was cut off. */
     c = raw_open(path);
     raw_exec(c, "DELETE FROM checkpoints WHERE meeting = 'm-chain'");
     sqlite3_close(c);
     v = verify_file(path, CHAIN_ID, f->pk);
-    assert_int_equal(v.bad_seq, 0);
+    assert_int_equal(v.bad_seq, 19);
     assert_int_equal(v.count, 18);
+
+    /* And those too, with the rows put back at the new end: nothing left to tell but a
+     * head kept by a client (known) or a stopped server's unsigned tail (head_signed). */
+    c = raw_open(path);
+    raw_exec(c, "DELETE FROM snapshots WHERE meeting = 'm-chain' AND seq > 18;"
+                "UPDATE meetings SET rows_seq = 18 WHERE id = 'm-chain'");
+    sqlite3_close(c);
+    struct db *db = NULL;
+    struct srv_audit_result *r = malloc(sizeof(*r));
+    struct srv_audit_expect x = {.head_signed = true};
+    assert_non_null(r);
+    assert_int_equal(db_open(&db, path, 0), 0);
+    assert_int_equal(srv_audit_check(db, CHAIN_ID, f->pk, NULL, r), 0);
+    /* The rows were refreshed at 20: rewinding rows_seq alone leaves them ahead of 18. */
+    assert_false(r->state);
+    assert_int_equal(srv_audit_check(db, CHAIN_ID, f->pk, &x, r), 0);
+    assert_true(r->bad_seq >= 1 && r->bad_seq <= 18);
+    db_close(db);
+    free(r);
 }
 
 /* ---- checkpoints ---- */
@@ -654,7 +673,7 @@ static void forge_from(const char *path, const char *meeting, int64_t seq)
                      SQLITE_OK);
     for (size_t i = 0; i < n; i++) {
         uint8_t h[DB_HASH_BYTES];
-        assert_int_equal(srv_hub_entry_hash(prev, &list[i].a, h), 0);
+        assert_int_equal(srv_audit_entry_hash(prev, &list[i].a, h), 0);
         sqlite3_bind_blob(st, 1, list[i].a.payload, (int)list[i].a.payload_len, SQLITE_TRANSIENT);
         sqlite3_bind_blob(st, 2, h, DB_HASH_BYTES, SQLITE_TRANSIENT);
         sqlite3_bind_text(st, 3, meeting, -1, SQLITE_TRANSIENT);
@@ -706,21 +725,23 @@ static void test_checkpoints(void **state)
         }
         memcpy(msg + n, sqlite3_column_blob(st, 1), 32);
         n += 32;
-        assert_int_equal(seq, CP_FIRST);
+        /* The periodic one, and the head signed when the session closed. */
+        assert_int_equal(seq, ncp == 0 ? CP_FIRST : CP_TOTAL);
         assert_int_equal(crypto_sign_verify_detached(sqlite3_column_blob(st, 2), msg, n, f->pk), 0);
         ncp++;
     }
     sqlite3_finalize(st);
     sqlite3_close(c);
-    assert_int_equal(ncp, 1);
+    assert_int_equal(ncp, 2);
 
-    /* Truncation after the last checkpoint cannot be told from a shorter log. */
+    /* Truncation after the periodic checkpoint: the head signed at the close (and the
+     * snapshot and rows stored with it) stand past the chain's end. */
     copy_db(f, "after.db", path, sizeof(path));
     c = raw_open(path);
     raw_exec(c, "DELETE FROM audit WHERE meeting = 'm-cp' AND seq > 110");
     sqlite3_close(c);
     v = verify_file(path, CP_ID, f->pk);
-    assert_int_equal(v.bad_seq, 0);
+    assert_int_equal(v.bad_seq, 111);
     assert_int_equal(v.count, 110);
 
     /* Truncation before it is caught: the checkpoint is past the chain's end. */
@@ -793,7 +814,7 @@ struct replay {
 static int replay_one(void *ud, const struct db_audit *e)
 {
     struct replay *r = ud;
-    r->rc = srv_hub_apply(r->rec, e);
+    r->rc = srv_apply_entry(r->rec, e);
     return r->rc;
 }
 
@@ -971,7 +992,7 @@ static void test_load_equals_replay(void **state)
     hub_close(f);
 }
 
-/* ---- srv_hub_apply on every kind ---- */
+/* ---- srv_apply_entry on every kind ---- */
 
 struct entry {
     struct db_audit a;
@@ -995,7 +1016,7 @@ static void vmake(struct entry *e, int64_t seq, const char *kind, const char *ty
     e->a.payload_len = e->payload.len;
 }
 
-/* Applies one entry; returns srv_hub_apply's result. */
+/* Applies one entry; returns srv_apply_entry's result. */
 static int apply(struct srv_rec *rec, int64_t seq, const char *kind, const char *type, int64_t id,
                  const char *id_str, const char *fmt, ...)
 {
@@ -1004,7 +1025,7 @@ static int apply(struct srv_rec *rec, int64_t seq, const char *kind, const char 
     va_start(ap, fmt);
     vmake(&e, seq, kind, type, id, id_str, fmt, ap);
     va_end(ap);
-    int rc = srv_hub_apply(rec, &e.a);
+    int rc = srv_apply_entry(rec, &e.a);
     proto_buf_free(&e.payload, 0);
     return rc;
 }
@@ -1175,9 +1196,9 @@ static void test_apply_every_kind(void **state)
     e.a.id_int = 400;
     e.a.payload = junk;
     e.a.payload_len = sizeof(junk);
-    assert_int_equal(srv_hub_apply(rec, &e.a), PROTO_EINVAL);
+    assert_int_equal(srv_apply_entry(rec, &e.a), PROTO_EINVAL);
     e.a.payload_len = 0;
-    assert_int_equal(srv_hub_apply(rec, &e.a), PROTO_EINVAL);
+    assert_int_equal(srv_apply_entry(rec, &e.a), PROTO_EINVAL);
     assert_int_equal(rec->seq, seq);
     srv_rec_free(rec);
 }

@@ -454,12 +454,12 @@ static void test_text_apply_equals_op_apply(void **state)
         char *want = NULL;
         size_t want_len = 0;
         int want_rc = proto_op_apply(text, strlen(text), &op, 0, &want, &want_len);
-        assert_int_equal(srv_hub_text_fits(&v, &op, 0), want_rc);
+        assert_int_equal(srv_apply_text_fits(&v, &op, 0), want_rc);
         if (want_rc == 0 && want_len > 1) {
-            assert_int_equal(srv_hub_text_fits(&v, &op, want_len), 0);
-            assert_int_equal(srv_hub_text_fits(&v, &op, want_len - 1), PROTO_ETOOBIG);
+            assert_int_equal(srv_apply_text_fits(&v, &op, want_len), 0);
+            assert_int_equal(srv_apply_text_fits(&v, &op, want_len - 1), PROTO_ETOOBIG);
         }
-        assert_int_equal(srv_hub_text_apply(&v, &op), want_rc);
+        assert_int_equal(srv_apply_text(&v, &op), want_rc);
         if (want_rc == 0) {
             assert_true(v.set);
             assert_int_equal(v.len, want_len);

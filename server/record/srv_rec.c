@@ -1090,6 +1090,11 @@ static bool val_eq(enum proto_fkind kind, const struct srv_val *a, const struct 
     if (kind_is_int(kind)) {
         return a->set == b->set && (!a->set || a->i == b->i);
     }
+    /* A TEXT field that is not set reads "" (and is stored so): the two are equal. */
+    if (kind == PROTO_F_TEXT) {
+        size_t la = val_has_str(a) ? a->len : 0, lb = val_has_str(b) ? b->len : 0;
+        return la == lb && (la == 0 || memcmp(a->s, b->s, la) == 0);
+    }
     if (val_has_str(a) != val_has_str(b)) {
         return false;
     }

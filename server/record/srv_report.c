@@ -3144,10 +3144,10 @@ static int export_html(const struct view *v, struct proto_buf *b)
 }
 
 int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
-                      const char *head_hex, struct proto_buf *out)
+                      const char *head_hex, const char *sig_b64, struct proto_buf *out)
 {
     struct view v;
-    char tail[160], hex[65];
+    char tail[320], hex[65];
     size_t hl = 0;
     int rc = 0;
 
@@ -3182,9 +3182,23 @@ int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int
         }
     }
     hex[hl] = '\0';
-    snprintf(tail, sizeof(tail), "%sAudit head: seq %lld, hash %s%s\n",
+    /* The signature, when given, is base64: only its alphabet is copied. */
+    char sig[2 + 9 + 128] = "";
+    size_t sl = 0;
+    if (sig_b64 != NULL) {
+        sl = (size_t)snprintf(sig, sizeof(sig), ", signed ");
+        for (size_t k = 0; sig_b64[k] != '\0' && sl + 1 < sizeof(sig); k++) {
+            char c = sig_b64[k];
+            if (is_digit((unsigned char)c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                c == '+' || c == '/' || c == '=') {
+                sig[sl++] = c;
+            }
+        }
+        sig[sl] = '\0';
+    }
+    snprintf(tail, sizeof(tail), "%sAudit head: seq %lld, hash %s%s%s\n",
              fmt == SRV_REPORT_HTML ? "<footer>" : (fmt == SRV_REPORT_MARKDOWN ? "\n" : ""),
-             (long long)seq, hex, fmt == SRV_REPORT_HTML ? "</footer></body></html>" : "");
+             (long long)seq, hex, sig, fmt == SRV_REPORT_HTML ? "</footer></body></html>" : "");
     rc = put_str(out, tail) < 0 ? PROTO_ENOMEM : 0;
 cleanup:
     view_free(&v);

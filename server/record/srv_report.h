@@ -45,9 +45,10 @@ enum srv_report_format {
 int srv_report_format_parse(const char *s, size_t len, enum srv_report_format *out);
 
 /* Renders rec in a format, appending to out; the last line names the audit head:
- * "Audit head: seq N, hash HEX" (head_hex is 64 hex characters).
+ * "Audit head: seq N, hash HEX, signed SIG" (head_hex is 64 hex characters, sig_b64 the
+ * base64 signature of the head as a checkpoint; without it, ", signed SIG" is left out).
  * Returns 0 or PROTO_ENOMEM. */
 int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
-                      const char *head_hex, struct proto_buf *out);
+                      const char *head_hex, const char *sig_b64, struct proto_buf *out);
 
 #endif
