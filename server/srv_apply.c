@@ -370,13 +370,15 @@ done:
  * Every op is checked when it is added, against the code point length of the text it
  * will apply to (counted once, at the field's second op, then kept up to date from each
  * op's inserts and deletes): an op that does not fit fails its own entry, as it would one
- * by one, and the composed op always fits. Object and record seqs are set as each entry
- * is added. Buffered fields point at objects of the record; the entries that may move or
- * free an object are not text, and every buffered field is applied before them. */
+ * by one, and the composed op always fits. (A field whose text starts with a continuation
+ * byte, which only a log of invalid UTF-8 can make, goes one by one: see replay_text.)
+ * Object and record seqs are set as each entry is added. Buffered fields point at objects
+ * of the record; the entries that may move or free an object are not text, and every
+ * buffered field is applied before them. */
 
 /* Past either bound a field's buffered ops are applied early: a replay holds at most about
  * this much beside the text it builds. */
-#define REPLAY_MAX_INSERT ((size_t)4 << 20) /* bytes inserted by a field's buffered ops */
+#define REPLAY_MAX_INSERT ((size_t)4 << 20)  /* bytes inserted by a field's buffered ops */
 #define REPLAY_MAX_COMPS  ((size_t)64 << 10) /* components of a field's buffered ops */
 
 struct replay_level {
@@ -389,9 +391,10 @@ struct replay_level {
 struct replay_field {
     struct srv_obj *o;
     int idx;
-    size_t slot;   /* its place in the replay's table */
-    bool counted;  /* cp_len is known (from the run's second op on) */
-    size_t cp_len; /* code points of the text once the buffered ops apply */
+    size_t slot;             /* its place in the replay's table */
+    bool counted;            /* cp_len is known (from the run's second op on) */
+    bool direct;             /* every op applied as it comes (see replay_text) */
+    size_t cp_len;           /* code points of the text once the buffered ops apply */
     struct replay_level *lv; /* lv[0] the oldest ops */
     size_t nlv, lvcap;
     size_t ins, comps; /* inserted bytes and components over lv */
@@ -407,6 +410,7 @@ struct srv_replay {
     struct replay_field *last;   /* the field of the latest text entry */
 };
 
+/* Code points as utf8_skip counts them: a byte that is not a continuation byte starts one. */
 static size_t replay_count_cps(const char *s, size_t len)
 {
     size_t n = 0;
@@ -612,16 +616,21 @@ static int replay_text(struct srv_replay *r, enum proto_type t, const struct db_
     }
     struct srv_val *v = &o->f[idx];
     struct replay_field *f = replay_find(r, o, idx);
-    if (f == NULL) {
-        /* The run's first op: one by one, and nothing to compose it with yet. */
-        f = replay_track(r, o, idx);
+    if (f != NULL && !f->counted) {
+        /* The run's second op: buffering starts, against the text the first one left. */
+        f->cp_len = v->set && v->s ? replay_count_cps(v->s, v->len) : 0;
+        f->counted = true;
+        /* A text that starts with a continuation byte (no valid record holds one, but a log
+         * may) glues its first code point to what is inserted before it: the positions
+         * after such an insert are not those the composed op would assume. */
+        f->direct = v->set && v->s && v->len > 0 && ((unsigned char)v->s[0] & 0xC0) == 0x80;
+    }
+    if (f == NULL || f->direct) {
+        /* One by one: the run's first op, with nothing to compose it with yet, or a field
+         * that composing would get wrong. */
+        f = f != NULL ? f : replay_track(r, o, idx);
         rc = f == NULL ? PROTO_ENOMEM : srv_apply_text(v, &op);
-        proto_op_free(&op);
     } else {
-        if (!f->counted) {
-            f->cp_len = v->set && v->s ? replay_count_cps(v->s, v->len) : 0;
-            f->counted = true;
-        }
         rc = proto_op_check(&op, f->cp_len);
         if (rc == 0) {
             /* The op's inserts and deletes, in code points; its deletes are within cp_len. */
@@ -636,8 +645,8 @@ static int replay_text(struct srv_replay *r, enum proto_type t, const struct db_
             f->cp_len = cp;
             rc = op.len == 0 ? 0 : replay_push(f, &op);
         }
-        proto_op_free(&op);
     }
+    proto_op_free(&op);
     if (f != NULL) {
         r->last = f;
     }

@@ -185,9 +185,12 @@ static void add_member(struct log *l, const char *user, const char *role)
 
 /* ---- comparing records ---- */
 
+/* Off for the test of texts that are not UTF-8. */
+static bool utf8_strict = true;
+
 static void assert_valid_str(const struct srv_val *v)
 {
-    if (!v->set || v->s == NULL) {
+    if (!v->set || v->s == NULL || !utf8_strict) {
         return;
     }
     assert_int_equal(v->s[v->len], '\0');
@@ -290,7 +293,8 @@ static const char *const words[] = {
 #define NWORDS (sizeof(words) / sizeof(words[0]))
 
 /* Strings of 1..8 code points, for deletes written {"d": "..."}. */
-static const char *const dstr[] = {"x", "éé", "中x中", "😀abc", "ab😀cd", "123456", "é中😀abc", "abcdefgh"};
+static const char *const dstr[] = {"x",     "éé",     "中x中",   "😀abc",
+                                   "ab😀cd", "123456", "é中😀abc", "abcdefgh"};
 
 /* A text field that can be edited, in the generator's own record. */
 struct target {
@@ -435,8 +439,9 @@ static void gen_step(struct gen *g)
         size_t k = rnd(&g->rng, 3);
         snprintf(num, sizeof(num), "%lld", (long long)id);
         if (k == 0) {
-            const char *kv[] = {"number", num, "title", words[rnd(&g->rng, NWORDS)], "body",
-                                words[rnd(&g->rng, NWORDS)]};
+            const char *kv[] = {"number", num,
+                                "title",  words[rnd(&g->rng, NWORDS)],
+                                "body",   words[rnd(&g->rng, NWORDS)]};
             add_fields(&g->log, "create", "item", id, kv, rnd(&g->rng, 2) ? 3 : 2);
         } else if (k == 1) {
             const char *kv[] = {"ref", num, "text", words[rnd(&g->rng, NWORDS)]};
@@ -634,12 +639,11 @@ static void test_unknown_object_or_field(void **state)
         int64_t id;
         const char *field;
     } cases[] = {
-        {"item", 999, "body"},      /* no such item */
-        {"action", 1, "text"},      /* no such action (1 is an item) */
-        {"item", 1, "colour"},      /* no such field */
-        {"item", 1, "title"},       /* not a text field */
-        {"item", 1, "number"},
-        {"meeting", 0, "title"},
+        {"item", 999, "body"}, /* no such item */
+        {"action", 1, "text"}, /* no such action (1 is an item) */
+        {"item", 1, "colour"}, /* no such field */
+        {"item", 1, "title"},  /* not a text field */
+        {"item", 1, "number"}, {"meeting", 0, "title"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct log l = {0};
@@ -664,6 +668,8 @@ static void test_unknown_object_or_field(void **state)
 
 /* Payloads that are not {"field", "op"} with a well-formed op. */
 #define B(lit) lit, sizeof(lit) - 1
+/* {"field": "body", "op": ...} (octal escapes: a letter after one is not taken into it) */
+#define FIELD_BODY_OP "\202\245field\244body\242op"
 static void test_bad_payload(void **state)
 {
     (void)state;
@@ -672,23 +678,38 @@ static void test_bad_payload(void **state)
         const char *bytes;
         size_t n;
     } cases[] = {
-        {"item", B("\xc1")},                                         /* not msgpack */
-        {"item", B("")},                                              /* nothing */
-        {"item", B("\x81\xa5" "field\xa4" "body")},                  /* no op */
-        {"item", B("\x81\xa2op\x91\xa1x")},                          /* no field */
-        {"item", B("\x82\xa5" "field\x01\xa2op\x91\xa1x")},          /* field not a string */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\xa1x")},       /* op not an array */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x92\x00\xa1x")}, /* a zero count */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x91\xa0")},    /* an empty insert */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x91\xa2\xc3\x28")}, /* bad UTF-8 */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x91\xa2x\x00")}, /* a NUL byte */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x91\x81\xa1x\x01")}, /* {"x": 1} */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x91\xcb\x3f\xf0\x00\x00\x00\x00\x00"
-                   "\x00")},                                          /* a float */
-        {"item", B("\x82\xa5" "field\xa4" "body\xa2op\x91\xff")},    /* a negative count */
-        {"item", B("\x92\xa5" "field\xa4" "body")},                  /* an array, not a map */
-        {"gadget", B("\x82\xa5" "field\xa4" "body\xa2op\x91\xa1x")}, /* no such type */
+        {"item", B("\xc1")},                                       /* not msgpack */
+        {"item", B("")},                                           /* nothing */
+        {"item", B("\201\245field\244body")},                      /* no op */
+        {"item", B("\201\242op\221\241x")},                        /* no field */
+        {"item", B("\202\245field\001\242op\221\241x")},           /* field not a string */
+        {"item", B("\222\245field\244body")},                      /* an array, not a map */
+        {"item", B(FIELD_BODY_OP "\241x")},                        /* op not an array */
+        {"item", B(FIELD_BODY_OP "\222\000\241x")},                /* a zero count */
+        {"item", B(FIELD_BODY_OP "\221\240")},                     /* an empty insert */
+        {"item", B(FIELD_BODY_OP "\221\242\303\050")},             /* bad UTF-8 */
+        {"item", B(FIELD_BODY_OP "\221\242x\000")},                /* a NUL byte */
+        {"item", B(FIELD_BODY_OP "\221\201\241x\001")},            /* {"x": 1} */
+        {"item", B(FIELD_BODY_OP "\221\313\077\360\0\0\0\0\0\0")}, /* a float */
+        {"item", B(FIELD_BODY_OP "\221\377")},                     /* a negative count */
+        {"gadget", B(FIELD_BODY_OP "\221\241x")},                  /* no such type */
     };
+    /* The same bytes with a good op do fit, both ways. */
+    struct log good = {0};
+    size_t ngood = bad_prefix(&good);
+    add_raw(&good, "text", "item", 1, NULL, B(FIELD_BODY_OP "\221\241x"));
+    struct srv_rec *a = srv_rec_new(MEETING), *b = srv_rec_new(MEETING);
+    assert_non_null(a);
+    assert_non_null(b);
+    apply_all(a, &good, 0, good.n);
+    replay_all(b, &good, 0, good.n);
+    assert_same_record(a, b);
+    assert_string_equal(srv_rec_find(b, PROTO_T_ITEM, 1)->f[2].s, "xhéllo wörld!!");
+    assert_int_equal(b->seq, (int64_t)ngood + 1);
+    srv_rec_free(a);
+    srv_rec_free(b);
+    log_free(&good);
+
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct log l = {0};
         size_t np = bad_prefix(&l);
@@ -700,8 +721,9 @@ static void test_bad_payload(void **state)
     }
 }
 
-/* A field whose buffered ops pass the bounds (4 MiB inserted, 64k components) is applied
- * early and goes on buffering: the same text as one by one. */
+/* Fields whose buffered ops pass the bounds (4 MiB inserted, 64k components) are applied
+ * early and go on buffering: the same texts as one by one. Item 1 takes large inserts, item
+ * 2 (edited in turn with it) ops of many small inserts far apart. */
 static void test_bounds(void **state)
 {
     (void)state;
@@ -709,7 +731,7 @@ static void test_bounds(void **state)
     struct log l = {0};
     const char *mkv[] = {"title", "Bounds"};
     add_fields(&l, "create", "meeting", 0, mkv, 1);
-    size_t base = 64 * 1024;
+    size_t base = 1024 * 1024;
     char *body = malloc(base + 1);
     assert_non_null(body);
     for (size_t i = 0; i < base; i++) {
@@ -718,6 +740,8 @@ static void test_bounds(void **state)
     body[base] = '\0';
     const char *ikv[] = {"number", "1", "body", body};
     add_fields(&l, "create", "item", 1, ikv, 2);
+    ikv[1] = "2";
+    add_fields(&l, "create", "item", 2, ikv, 2);
 
     /* 300 inserts of 16 KiB (of "é": 8,192 code points each): 4.7 MiB inserted. */
     size_t big = 16 * 1024;
@@ -727,20 +751,23 @@ static void test_bounds(void **state)
         memcpy(ins + i, "\xc3\xa9", 2);
     }
     ins[big] = '\0';
+    /* 200 ops of 400 one-letter inserts each, about 1,000 code points apart: some 160,000
+     * components once composed. */
+    struct comp *many = malloc(801 * sizeof(*many));
+    assert_non_null(many);
     for (int i = 0; i < 300; i++) {
-        size_t at = rnd(&rng, base + 1); /* near the start: one by one stays quick */
+        size_t at = rnd(&rng, 64 * 1024 + 1); /* near the start: one by one stays quick */
         struct comp c[] = {{C_SKIP, at, NULL}, {C_INS, 0, ins}};
         add_text(&l, "item", 1, "body", at ? c : c + 1, at ? 2 : 1);
-    }
-    /* 200 ops of 400 one-letter inserts each at distinct places: 80,000 inserts apart. */
-    for (int i = 0; i < 200; i++) {
-        struct comp c[801];
+        if (i >= 200) {
+            continue;
+        }
         size_t n = 0;
         for (int k = 0; k < 400; k++) {
-            c[n++] = (struct comp){C_SKIP, 1 + rnd(&rng, 100), NULL};
-            c[n++] = (struct comp){C_INS, 0, k % 2 ? "x" : "中"};
+            many[n++] = (struct comp){C_SKIP, 1 + rnd(&rng, 2000), NULL};
+            many[n++] = (struct comp){C_INS, 0, k % 2 ? "x" : "中"};
         }
-        add_text(&l, "item", 1, "body", c, n);
+        add_text(&l, "item", 2, "body", many, n);
     }
     struct srv_rec *a = srv_rec_new(MEETING), *b = srv_rec_new(MEETING);
     assert_non_null(a);
@@ -750,8 +777,90 @@ static void test_bounds(void **state)
     assert_same_record(a, b);
     srv_rec_free(a);
     srv_rec_free(b);
+    free(many);
     free(ins);
     free(body);
+    log_free(&l);
+}
+
+/* A run of edits over many fields (no other entry between them): each buffered on its own. */
+static void test_many_fields(void **state)
+{
+    (void)state;
+    struct gen g;
+    gen_init(&g, 99);
+    char num[16];
+    for (int64_t id = 1; id <= 60; id++) {
+        snprintf(num, sizeof(num), "%lld", (long long)id);
+        const char *kv[] = {"ref", num, "text", words[id % NWORDS]};
+        add_fields(&g.log, "create", id % 2 ? "action" : "decision", id, id % 2 ? kv : kv + 2,
+                   id % 2 ? 2 : 1);
+        gen_apply_last(&g);
+    }
+    size_t created = g.log.n;
+    for (int i = 0; i < 3000; i++) {
+        gen_text(&g);
+    }
+    struct srv_rec *a = srv_rec_new(MEETING), *b = srv_rec_new(MEETING);
+    assert_non_null(a);
+    assert_non_null(b);
+    apply_all(a, &g.log, 0, g.log.n);
+    replay_all(b, &g.log, 0, created);
+    replay_all(b, &g.log, created, g.log.n);
+    assert_same_record(a, b);
+    assert_same_record(g.rec, b);
+    srv_rec_free(a);
+    srv_rec_free(b);
+    gen_free(&g);
+}
+
+/* A log may hold a text that is not UTF-8 (a create does not check its values): positions
+ * still count as they do one by one, even in a text that starts with a continuation byte. */
+static void test_not_utf8(void **state)
+{
+    (void)state;
+    struct log l = {0};
+    const char *mkv[] = {"title", "Bytes"};
+    add_fields(&l, "create", "meeting", 0, mkv, 1);
+    const char *ikv[] = {"number", "1", "body",
+                         "\x80"
+                         "ab"};
+    add_fields(&l, "create", "item", 1, ikv, 2);
+    const char *akv[] = {"text", "a\xff\xc3"
+                                 "b\x80\x80"
+                                 "c"};
+    add_fields(&l, "create", "action", 2, akv, 1);
+    /* Item 1: "\x80yab", "x\x80yab" (4 code points one by one: "x\x80" is one), "x\x80yabz",
+     * "yabz", "yabéz". */
+    struct comp c1[] = {{C_SKIP, 1, NULL}, {C_INS, 0, "y"}};
+    add_text(&l, "item", 1, "body", c1, 2);
+    struct comp c2[] = {{C_INS, 0, "x"}};
+    add_text(&l, "item", 1, "body", c2, 1);
+    struct comp c3[] = {{C_SKIP, 4, NULL}, {C_INS, 0, "z"}};
+    add_text(&l, "item", 1, "body", c3, 2);
+    struct comp c4[] = {{C_DEL, 1, NULL}};
+    add_text(&l, "item", 1, "body", c4, 1);
+    struct comp c5[] = {{C_SKIP, 3, NULL}, {C_INS, 0, "é"}, {C_SKIP, 1, NULL}};
+    add_text(&l, "item", 1, "body", c5, 3);
+    /* Action 2: invalid bytes inside the text, buffered as usual. */
+    struct comp d1[] = {{C_SKIP, 2, NULL}, {C_INS, 0, "中"}};
+    add_text(&l, "action", 2, "text", d1, 2);
+    struct comp d2[] = {{C_SKIP, 1, NULL}, {C_DEL, 3, NULL}, {C_INS, 0, "😀"}};
+    add_text(&l, "action", 2, "text", d2, 3);
+    struct comp d3[] = {{C_SKIP, 3, NULL}, {C_INS, 0, "!"}};
+    add_text(&l, "action", 2, "text", d3, 2);
+    struct srv_rec *a = srv_rec_new(MEETING), *b = srv_rec_new(MEETING);
+    assert_non_null(a);
+    assert_non_null(b);
+    apply_all(a, &l, 0, l.n);
+    replay_all(b, &l, 0, l.n);
+    utf8_strict = false;
+    assert_same_record(a, b);
+    utf8_strict = true;
+    assert_string_equal(srv_rec_find(b, PROTO_T_ITEM, 1)->f[2].s, "yabéz");
+    assert_string_equal(srv_rec_find(b, PROTO_T_ACTION, 2)->f[5].s, "a😀b\x80\x80!c");
+    srv_rec_free(a);
+    srv_rec_free(b);
     log_free(&l);
 }
 
@@ -778,7 +887,10 @@ static void test_large_body(void **state)
     add_fields(&l, "create", "item", 1, ikv, 2);
     size_t len = proto_utf8_count(body, blen);
     static const char *const ins[] = {
-        "inserted text, twenty", "é twenty bytes or so", "中文 twenty bytes..", "😀 about 20 bytes!",
+        "inserted text, twenty",
+        "é twenty bytes or so",
+        "中文 twenty bytes..",
+        "😀 about 20 bytes!",
     };
     for (int i = 0; i < 4096; i++) {
         size_t at = rnd(&rng, len + 1);
@@ -827,6 +939,8 @@ int main(void)
         cmocka_unit_test(test_unknown_object_or_field),
         cmocka_unit_test(test_bad_payload),
         cmocka_unit_test(test_bounds),
+        cmocka_unit_test(test_many_fields),
+        cmocka_unit_test(test_not_utf8),
         cmocka_unit_test(test_large_body),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
