@@ -354,12 +354,307 @@ done:
     return rc;
 }
 
-/* ---- replays ---- */
+/* ---- replays ----
+ *
+ * The text entries of a run are buffered per (object, field) and composed, so that the
+ * field's text is walked once for the whole run rather than once per entry. The first op
+ * of a field's run is applied at once, as srv_apply_entry would (a field edited once
+ * between two other entries costs nothing more than one by one); from its second op on
+ * the ops go on a stack of partial compositions, merged like a binary counter: level k
+ * holds the composition of 2^k consecutive ops, and a new op merges with the top while
+ * the two hold as many ops. Each op is thus composed O(log n) times, each compose costs
+ * the components of its two inputs, and a run of n ops costs O(n log n) components, never
+ * O(n^2). When the run ends (an entry that is not text, srv_replay_finish) the stack is
+ * composed into one op, applied with srv_apply_text.
+ *
+ * Every op is checked when it is added, against the code point length of the text it
+ * will apply to (counted once, at the field's second op, then kept up to date from each
+ * op's inserts and deletes): an op that does not fit fails its own entry, as it would one
+ * by one, and the composed op always fits. (A field whose text starts with a continuation
+ * byte, which only a log of invalid UTF-8 can make, goes one by one: see replay_text.)
+ * Object and record seqs are set as each entry is added. Buffered fields point at objects
+ * of the record; the entries that may move or free an object are not text, and every
+ * buffered field is applied before them. */
+
+/* Past either bound a field's buffered ops are applied early: a replay holds at most about
+ * this much beside the text it builds. */
+#define REPLAY_MAX_INSERT ((size_t)4 << 20)  /* bytes inserted by a field's buffered ops */
+#define REPLAY_MAX_COMPS  ((size_t)64 << 10) /* components of a field's buffered ops */
+
+struct replay_level {
+    struct proto_op op;
+    uint64_t n; /* ops composed into op: a power of two */
+    size_t ins; /* bytes op inserts */
+};
+
+/* A field with a run of text entries under way. */
+struct replay_field {
+    struct srv_obj *o;
+    int idx;
+    size_t slot;             /* its place in the replay's table */
+    bool counted;            /* cp_len is known (from the run's second op on) */
+    bool direct;             /* every op applied as it comes (see replay_text) */
+    size_t cp_len;           /* code points of the text once the buffered ops apply */
+    struct replay_level *lv; /* lv[0] the oldest ops */
+    size_t nlv, lvcap;
+    size_t ins, comps; /* inserted bytes and components over lv */
+};
 
 struct srv_replay {
     struct srv_rec *rec;
     int rc;
+    struct replay_field **fields; /* the fields with a run under way */
+    size_t nfields, fields_cap;
+    struct replay_field **table; /* open addressing on (o, idx); NULL: free slot */
+    size_t table_cap;            /* 0 or a power of two, at least twice nfields */
+    struct replay_field *last;   /* the field of the latest text entry */
 };
+
+/* Code points as utf8_skip counts them: a byte that is not a continuation byte starts one. */
+static size_t replay_count_cps(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    }
+    return n;
+}
+
+static size_t replay_insert_bytes(const struct proto_op *op)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < op->len; i++) {
+        n += op->comps[i].slen; /* 0 for skips and deletes */
+    }
+    return n;
+}
+
+static size_t replay_hash(const struct srv_obj *o, int idx, size_t mask)
+{
+    uint64_t h = ((uint64_t)(uintptr_t)o ^ (uint64_t)idx) * 0x9E3779B97F4A7C15u;
+    return (size_t)(h >> 17) & mask;
+}
+
+static struct replay_field *replay_find(struct srv_replay *r, const struct srv_obj *o, int idx)
+{
+    if (r->last != NULL && r->last->o == o && r->last->idx == idx) {
+        return r->last;
+    }
+    if (r->table_cap == 0) {
+        return NULL;
+    }
+    size_t mask = r->table_cap - 1;
+    for (size_t i = replay_hash(o, idx, mask);; i = (i + 1) & mask) {
+        struct replay_field *f = r->table[i];
+        if (f == NULL || (f->o == o && f->idx == idx)) {
+            return f;
+        }
+    }
+}
+
+static void replay_place(struct srv_replay *r, struct replay_field *f)
+{
+    size_t mask = r->table_cap - 1;
+    size_t i = replay_hash(f->o, f->idx, mask);
+    while (r->table[i] != NULL) {
+        i = (i + 1) & mask;
+    }
+    r->table[i] = f;
+    f->slot = i;
+}
+
+/* Starts a run for (o, idx). Returns the field or NULL when out of memory. */
+static struct replay_field *replay_track(struct srv_replay *r, struct srv_obj *o, int idx)
+{
+    if (r->nfields == r->fields_cap) {
+        size_t cap = r->fields_cap ? r->fields_cap * 2 : 8;
+        struct replay_field **nf = realloc(r->fields, cap * sizeof(*nf));
+        if (nf == NULL) {
+            return NULL;
+        }
+        r->fields = nf;
+        r->fields_cap = cap;
+    }
+    if (2 * (r->nfields + 1) > r->table_cap) {
+        size_t cap = r->table_cap ? r->table_cap * 2 : 16;
+        struct replay_field **nt = calloc(cap, sizeof(*nt));
+        if (nt == NULL) {
+            return NULL;
+        }
+        free(r->table);
+        r->table = nt;
+        r->table_cap = cap;
+        for (size_t i = 0; i < r->nfields; i++) {
+            replay_place(r, r->fields[i]);
+        }
+    }
+    struct replay_field *f = calloc(1, sizeof(*f));
+    if (f == NULL) {
+        return NULL;
+    }
+    f->o = o;
+    f->idx = idx;
+    replay_place(r, f);
+    r->fields[r->nfields++] = f;
+    return f;
+}
+
+/* Composes lv[i] and lv[i + 1] into lv[i]. Returns 0, PROTO_ENOMEM or PROTO_EINVAL (a
+ * count overflows); both levels stay as they were on failure. */
+static int replay_merge(struct replay_field *f, size_t i)
+{
+    struct replay_level *a = &f->lv[i], *b = &f->lv[i + 1];
+    size_t comps = f->comps - a->op.len - b->op.len;
+    int rc = proto_op_compose(&a->op, &b->op, &a->op);
+    if (rc != 0) {
+        return rc;
+    }
+    f->ins -= a->ins + b->ins;
+    a->ins = replay_insert_bytes(&a->op);
+    f->ins += a->ins;
+    f->comps = comps + a->op.len;
+    a->n += b->n;
+    proto_op_free(&b->op);
+    f->nlv--;
+    return 0;
+}
+
+/* Applies a field's buffered ops, composed into one. Returns 0 or the error. */
+static int replay_flush_field(struct replay_field *f)
+{
+    int rc = 0;
+    while (rc == 0 && f->nlv > 1) {
+        rc = replay_merge(f, f->nlv - 2);
+    }
+    if (rc == 0 && f->nlv == 1) {
+        rc = srv_apply_text(&f->o->f[f->idx], &f->lv[0].op);
+    }
+    for (size_t i = 0; i < f->nlv; i++) {
+        proto_op_free(&f->lv[i].op);
+    }
+    f->nlv = 0;
+    f->ins = 0;
+    f->comps = 0;
+    return rc;
+}
+
+/* Applies every buffered field and ends their runs. Returns 0 or the first error. */
+static int replay_flush_all(struct srv_replay *r)
+{
+    int rc = 0;
+    for (size_t i = 0; i < r->nfields; i++) {
+        struct replay_field *f = r->fields[i];
+        int frc = replay_flush_field(f);
+        if (rc == 0) {
+            rc = frc;
+        }
+        r->table[f->slot] = NULL; /* every used slot is some field's: the table ends empty */
+        free(f->lv);
+        free(f);
+    }
+    r->nfields = 0;
+    r->last = NULL;
+    return rc;
+}
+
+/* Buffers op (which fits the text: checked by the caller), taking what it owns. Returns 0
+ * or PROTO_ENOMEM / PROTO_EINVAL from a compose; op is freed either way. */
+static int replay_push(struct replay_field *f, struct proto_op *op)
+{
+    if (f->nlv == f->lvcap) {
+        size_t cap = f->lvcap ? f->lvcap * 2 : 8;
+        struct replay_level *nl = realloc(f->lv, cap * sizeof(*nl));
+        if (nl == NULL) {
+            proto_op_free(op);
+            return PROTO_ENOMEM;
+        }
+        f->lv = nl;
+        f->lvcap = cap;
+    }
+    struct replay_level *l = &f->lv[f->nlv++];
+    l->op = *op;
+    proto_op_init(op);
+    l->n = 1;
+    l->ins = replay_insert_bytes(&l->op);
+    f->ins += l->ins;
+    f->comps += l->op.len;
+    while (f->nlv > 1 && f->lv[f->nlv - 2].n == f->lv[f->nlv - 1].n) {
+        int rc = replay_merge(f, f->nlv - 2);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    if (f->ins > REPLAY_MAX_INSERT || f->comps > REPLAY_MAX_COMPS) {
+        return replay_flush_field(f);
+    }
+    return 0;
+}
+
+/* A text entry, checked as apply_text checks it. */
+static int replay_text(struct srv_replay *r, enum proto_type t, const struct db_audit *e,
+                       const msgpack_object *payload)
+{
+    struct srv_obj *o = srv_rec_find(r->rec, t, t == PROTO_T_MEETING ? 0 : e->id_int);
+    const msgpack_object *fo = proto_mp_map_get(payload, "field");
+    const msgpack_object *opo = proto_mp_map_get(payload, "op");
+    if (o == NULL || fo == NULL || fo->type != MSGPACK_OBJECT_STR || opo == NULL) {
+        return PROTO_EINVAL;
+    }
+    int idx = proto_field_find(t, fo->via.str.ptr, fo->via.str.size);
+    if (idx < 0 || proto_type_info(t)->fields[idx].kind != PROTO_F_TEXT) {
+        return PROTO_EINVAL;
+    }
+    if (opo->type == MSGPACK_OBJECT_ARRAY && opo->via.array.size == 0) {
+        o->seq = e->seq; /* an edit transformed into nothing still takes its seq */
+        return 0;
+    }
+    struct proto_op op;
+    proto_op_init(&op);
+    int rc = proto_op_decode(opo, &op);
+    if (rc != 0) {
+        return rc;
+    }
+    struct srv_val *v = &o->f[idx];
+    struct replay_field *f = replay_find(r, o, idx);
+    if (f != NULL && !f->counted) {
+        /* The run's second op: buffering starts, against the text the first one left. */
+        f->cp_len = v->set && v->s ? replay_count_cps(v->s, v->len) : 0;
+        f->counted = true;
+        /* A text that starts with a continuation byte (no valid record holds one, but a log
+         * may) glues its first code point to what is inserted before it: the positions
+         * after such an insert are not those the composed op would assume. */
+        f->direct = v->set && v->s && v->len > 0 && ((unsigned char)v->s[0] & 0xC0) == 0x80;
+    }
+    if (f == NULL || f->direct) {
+        /* One by one: the run's first op, with nothing to compose it with yet, or a field
+         * that composing would get wrong. */
+        f = f != NULL ? f : replay_track(r, o, idx);
+        rc = f == NULL ? PROTO_ENOMEM : srv_apply_text(v, &op);
+    } else {
+        rc = proto_op_check(&op, f->cp_len);
+        if (rc == 0) {
+            /* The op's inserts and deletes, in code points; its deletes are within cp_len. */
+            size_t cp = f->cp_len;
+            for (size_t i = 0; i < op.len; i++) {
+                if (op.comps[i].kind == PROTO_OP_INSERT) {
+                    cp += op.comps[i].n;
+                } else if (op.comps[i].kind == PROTO_OP_DELETE) {
+                    cp -= op.comps[i].n;
+                }
+            }
+            f->cp_len = cp;
+            rc = op.len == 0 ? 0 : replay_push(f, &op);
+        }
+    }
+    proto_op_free(&op);
+    if (f != NULL) {
+        r->last = f;
+    }
+    if (rc == 0) {
+        o->seq = e->seq;
+    }
+    return rc;
+}
 
 struct srv_replay *srv_replay_new(struct srv_rec *rec)
 {
@@ -372,15 +667,49 @@ struct srv_replay *srv_replay_new(struct srv_rec *rec)
 
 int srv_replay_add(struct srv_replay *r, const struct db_audit *e)
 {
-    if (r->rc == 0) {
-        r->rc = srv_apply_entry(r->rec, e);
+    if (r->rc != 0) {
+        return r->rc;
     }
-    return r->rc;
+    /* Text entries of a type of the schema are buffered; everything else, a member entry
+     * even if it says "text", is applied by srv_apply_entry after what is buffered. */
+    enum proto_type t = PROTO_T_COUNT;
+    if (strcmp(e->kind, "text") == 0 && strcmp(e->type, "member") != 0) {
+        t = proto_type_find(e->type, strlen(e->type));
+    }
+    if (t == PROTO_T_COUNT) {
+        int rc = replay_flush_all(r);
+        r->rc = rc != 0 ? rc : srv_apply_entry(r->rec, e);
+        return r->rc;
+    }
+    msgpack_unpacked u;
+    size_t off = 0;
+    int rc = PROTO_EINVAL;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        rc = replay_text(r, t, e, &u.data);
+    }
+    msgpack_unpacked_destroy(&u);
+    if (rc == 0) {
+        r->rec->seq = e->seq;
+    }
+    r->rc = rc;
+    return rc;
 }
 
 int srv_replay_finish(struct srv_replay *r)
 {
-    int rc = r ? r->rc : PROTO_ENOMEM;
+    if (r == NULL) {
+        return PROTO_ENOMEM;
+    }
+    /* What is buffered was checked when added: applying it after a failed entry leaves the
+     * record as the entries before that one made it. */
+    int rc = replay_flush_all(r);
+    if (r->rc != 0) {
+        rc = r->rc;
+    }
+    free(r->fields);
+    free(r->table);
     free(r);
     return rc;
 }
