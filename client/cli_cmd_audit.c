@@ -23,10 +23,11 @@ static void hash_prefix(const uint8_t hash[CLI_AUDIT_HASH_BYTES], char out[HASH_
 }
 
 /* Keeps (seq, hash) as the known head of the meeting on server when it is newer. A file
- * that cannot be written is a warning: the check that was asked for has been done. Returns
+ * that cannot be written is a warning: the check that was asked for has been done. quiet:
+ * no warnings about malformed lines (the caller read the file already and warned). Returns
  * CLI_EXIT_FAIL only when the server signed another hash for a seq seen earlier. */
 static int keep_head(struct cli_ctx *ctx, const char *server, const char *meeting, int64_t seq,
-                     const uint8_t hash[CLI_AUDIT_HASH_BYTES])
+                     const uint8_t hash[CLI_AUDIT_HASH_BYTES], bool quiet)
 {
     struct cli_head_entry known;
     char err[CLI_PATH_MAX + 256];
@@ -35,8 +36,8 @@ static int keep_head(struct cli_ctx *ctx, const char *server, const char *meetin
         fprintf(ctx->err, "%s: warning: the audit head is not kept: %s\n", ctx->prog, err);
         return CLI_EXIT_OK;
     }
-    int rc = cli_heads_update(ctx->paths.heads, server, meeting, seq, hash, ctx->err, &known, err,
-                              sizeof(err));
+    int rc = cli_heads_update(ctx->paths.heads, server, meeting, seq, hash, quiet ? NULL : ctx->err,
+                              &known, err, sizeof(err));
     if (rc == CLI_HEAD_FORK) {
         char was[HASH_SHOWN + 8];
         char now[HASH_SHOWN + 8];
@@ -81,7 +82,7 @@ int cli_export_head_check(struct cli_ctx *ctx, const struct cli_mtg *m, const ch
                         "server's operator (conferd audit verify --meeting %s)",
                         (long long)h.seq, m->s.server, cli_conn_fingerprint(m->c), m->id);
     }
-    return keep_head(ctx, m->s.server, m->id, h.seq, h.hash);
+    return keep_head(ctx, m->s.server, m->id, h.seq, h.hash, false);
 }
 
 /* ---- confer audit verify ---- */
@@ -224,7 +225,7 @@ static int audit_verify(struct cli_ctx *ctx, int argc, char **argv)
         sodium_hex2bin(head_bin, sizeof(head_bin), raw, CLI_AUDIT_HEX_LEN, NULL, &got, NULL) == 0 &&
         got == sizeof(head_bin);
     if (ok && has_seq && head_ok &&
-        keep_head(ctx, m.s.server, m.id, seq, head_bin) != CLI_EXIT_OK) {
+        keep_head(ctx, m.s.server, m.id, seq, head_bin, true) != CLI_EXIT_OK) {
         /* a head that contradicts the one seen (keep_head said so) */
         if (ctx->json) {
             (void)cli_print_json(ctx, cli_json_from_mp(r->result));
@@ -410,9 +411,7 @@ static int audit_check(struct cli_ctx *ctx, int argc, char **argv)
         {"offline", 0, CLI_OPT_FLAG, NULL,
          "check only the signed head, without asking the server for its text", &offline, NULL},
         {"format", 0, CLI_OPT_STR, "text|markdown|html",
-         "the format FILE was exported in (default: html when it starts with <!DOCTYPE or "
-         "<html, markdown when its name ends in .md, else text)",
-         NULL, &format},
+         "FILE's format (default: html by its start, markdown for *.md, else text)", NULL, &format},
     };
     const struct cli_usage u = {
         "audit check",
@@ -536,7 +535,7 @@ static int audit_check(struct cli_ctx *ctx, int argc, char **argv)
                         file, lineno, (long long)cr.h.seq, meeting, s.server, fp);
         goto cleanup;
     }
-    if (keep_head(ctx, s.server, meeting, cr.h.seq, cr.h.hash) != CLI_EXIT_OK) {
+    if (keep_head(ctx, s.server, meeting, cr.h.seq, cr.h.hash, false) != CLI_EXIT_OK) {
         goto cleanup;
     }
     char hp[HASH_SHOWN + 8];
@@ -606,8 +605,8 @@ static int audit_check(struct cli_ctx *ctx, int argc, char **argv)
     }
     size_t col = la != NULL ? cols(la, same) : 0;
     code = cli_fail(ctx,
-                    "%s differs from the server's report (%s) at seq %lld from line %zu on "
-                    "(the signed head holds: the text was changed after the export, or it is "
+                    "%s differs from the server's report (%s) at seq %lld, first at line %zu "
+                    "(its signed head holds: the text was changed after the export, or it is in "
                     "another format: --format)",
                     file, cr.format, (long long)cr.h.seq, dl);
     show_line(ctx, "file:  ", la, na, col);
@@ -644,7 +643,7 @@ int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
         NULL,
         0,
         true,
-        1,
+        0,
         CLI_MAX_ARGS,
         true,
     };
@@ -677,6 +676,10 @@ int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv)
     }
     if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
         return code;
+    }
+    if (a.n == 0) {
+        return cli_usage_error(ctx, "audit",
+                               "missing sub-command (audit verify, or audit check FILE)");
     }
     return cli_usage_error(
         ctx, "audit", "unknown sub-command '%s' (use: audit verify, audit check FILE)", a.v[0]);
