@@ -336,6 +336,16 @@ static size_t cols(const char *s, size_t n)
     return c;
 }
 
+static bool all_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; s != NULL && i < n; i++) {
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r') {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Shows one side of a differing line: sanitized, starting a little before the column of
  * the difference when that is far in, and cut to DIFF_COLS columns. */
 static void show_line(struct cli_ctx *ctx, const char *label, const char *s, size_t n,
@@ -611,6 +621,10 @@ static int audit_check(struct cli_ctx *ctx, int argc, char **argv)
                     file, cr.format, (long long)cr.h.seq, dl);
     show_line(ctx, "file:  ", la, na, col);
     show_line(ctx, "server:", lb, nb, col);
+    if ((la != NULL && lb != NULL && na == nb && memcmp(la, lb, na) == 0) ||
+        (la == NULL && all_blank(lb, nb)) || (lb == NULL && all_blank(la, na))) {
+        fprintf(ctx->err, "  (they differ only in line ends, or blank lines at the end)\n");
+    }
 
 cleanup:
     if (report && ctx->json) {
