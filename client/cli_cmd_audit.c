@@ -45,9 +45,10 @@ static int keep_head(struct cli_ctx *ctx, const char *server, const char *meetin
         hash_prefix(hash, now);
         return cli_fail(ctx,
                         "the server's log no longer holds the head seen earlier (seq %lld, hash "
-                        "%s): it now has hash %s at that seq, so the log was cut or rewritten "
-                        "since; tell the server's operator (conferd audit verify --meeting %s)",
-                        (long long)seq, was, now, meeting);
+                        "%s, kept in %s): it now has hash %s at that seq, so the log was cut or "
+                        "rewritten since; tell the server's operator (conferd audit verify "
+                        "--meeting %s)",
+                        (long long)seq, was, ctx->paths.heads, now, meeting);
     }
     if (rc < 0) {
         fprintf(ctx->err, "%s: warning: the audit head is not kept: %s\n", ctx->prog, err);
