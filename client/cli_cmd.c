@@ -36,7 +36,8 @@ static const struct cli_cmd commands[] = {
     {"history", cli_cmd_history, "the changes to the meeting, newest first", "report"},
     {"export", cli_cmd_export, "print or save the report (text, markdown or html)", NULL},
     {"import", cli_cmd_import, "read a report into the meeting", NULL},
-    {"audit", cli_cmd_audit, "check the meeting's audit chain (audit verify)", NULL},
+    {"audit", cli_cmd_audit, "check the audit log (audit verify) or a saved report (audit check)",
+     NULL},
 };
 
 static const struct cli_cmd *find_cmd(const char *name)

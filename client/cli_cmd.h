@@ -218,6 +218,14 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
 int cli_obj_table(struct cli_ctx *ctx, enum proto_type t, const msgpack_object *rec,
                   const msgpack_object *arr);
 
+/* Checks the audit head that ends an export of m's meeting, content[0..len): its signature
+ * by the connection's (pinned) host key, and keeps it as the newest head seen (cli_audit.h).
+ * An unsigned head (an older server) is a warning. Returns CLI_EXIT_OK, or CLI_EXIT_FAIL
+ * (said on ctx->err) when the head is missing or malformed, its signature does not hold, or
+ * it contradicts a head seen earlier. */
+int cli_export_head_check(struct cli_ctx *ctx, const struct cli_mtg *m, const char *content,
+                          size_t len);
+
 /* Commands */
 int cli_cmd_login(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_logout(struct cli_ctx *ctx, int argc, char **argv);

@@ -66,6 +66,9 @@ int cli_paths_init(struct cli_paths *p, char *err, size_t errlen)
     if (rc == 0) {
         rc = fmt_into(p->session, sizeof(p->session), "%s/session", p->dir);
     }
+    if (rc == 0) {
+        rc = fmt_into(p->heads, sizeof(p->heads), "%s/heads", p->dir);
+    }
     if (rc != 0) {
         set_err(err, errlen, "the configuration folder's path is too long");
     }

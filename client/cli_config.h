@@ -6,6 +6,7 @@
  *                 bracketed: [::1]:7414. Blank lines and lines starting with '#' are skipped.
  *   session       the current server, user, token and its expiry, and the meeting chosen
  *                 with `confer use`, as key=value lines (unknown keys are ignored).
+ *   heads         the newest audit head seen of each meeting per server (cli_audit.h).
  *
  * The directory is made with mode 0700 and files are written with mode 0600, atomically
  * (a temporary file in the same directory, fsync, rename). Readers never trust the files:
@@ -35,6 +36,7 @@ struct cli_paths {
     char dir[CLI_PATH_MAX];         /* .../confer */
     char known_hosts[CLI_PATH_MAX]; /* .../confer/known_hosts */
     char session[CLI_PATH_MAX];     /* .../confer/session */
+    char heads[CLI_PATH_MAX];       /* .../confer/heads: audit heads seen (cli_audit.h) */
 };
 
 /* Fills p from $XDG_CONFIG_HOME (when set and absolute) or $HOME/.config. Creates nothing.
