@@ -272,7 +272,9 @@ static double pct(struct samples *s, double p)
 
 static void print_lat(const char *name, struct samples *s)
 {
-    qsort(s->v, s->n, sizeof(double), cmp_double);
+    if (s->n > 0) {
+        qsort(s->v, s->n, sizeof(double), cmp_double);
+    }
     printf("\"%s_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"max\": %.3f, \"n\": %zu}",
            name, pct(s, 0.5), pct(s, 0.9), pct(s, 0.99), s->n ? s->v[s->n - 1] : 0, s->n);
 }
@@ -951,9 +953,10 @@ static int run_travel(struct opts *o)
         timed_out = true;
         fprintf(stderr, "confer-bench: the build timed out after %zu of %zu edits\n", d.acked,
                 d.expected);
-    } else {
-        converged = drive_converged(&d, reader, id, &text_bytes, &head);
     }
+    /* Past the deadline, a moment more to read back how far the build came. */
+    cli_conn_set_timeout(reader, ms_left(deadline) > 2000 ? ms_left(deadline) : 2000);
+    converged = drive_converged(&d, reader, id, &text_bytes, &head);
     /* The reads: one at a time on a connection of their own, at seqs drawn the same way at
      * every run. */
     srand(12345);
