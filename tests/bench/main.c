@@ -1,16 +1,28 @@
 /* confer-bench - load generator for conferd. Prints one JSON line per run.
  *
- *   confer-bench edits [--clients N] [--edits M] [--rate R] [--subscribers S]
+ *   confer-bench edits [--clients N] [--edits M] [--rate R] [--subscribers S] [--size BYTES]
+ *                      [--idle-wait SECONDS]
  *       N editors (one edit in flight each, against their latest seq, so the server
  *       transforms) submit M small edits each to one item; with --rate, the editors
  *       together submit R edits/s; S extra read-only subscribers (default 0) receive them.
+ *       With --size, editor 0 first fills the item's body to about BYTES (inserts of at most
+ *       32 KiB, one at a time), everyone subscribes after that, and the edits keep the text
+ *       about that size. server_write_bytes_per_edit is what the server wrote to storage
+ *       (/proc/PID/io) during the timed edits, read at the last acknowledgement; with
+ *       --idle-wait, a second figure is read that many seconds after it.
+ *   confer-bench travel [--size BYTES] [--edits M] [--gets K] [--clients N]
+ *       N editors build one item's body of about BYTES (default 900000) through M edits
+ *       (default 40000: inserts at random places, every 20th a delete); then K (default 50)
+ *       meeting.get and K/5 report.export (text) at a random seq of the history, one at a
+ *       time on a connection of their own: the cost of reading the record as it was.
  *   confer-bench idle [--conns K]
  *       opens K authenticated idle connections: handshakes + token logins per second, and
  *       the server's memory per idle connection.
  *
- * By default it starts its own conferd (from $CONFERD, else conferd beside this program)
- * on a temporary data folder; --keep-data leaves it. Every run is bounded in count and time
- * (--timeout seconds, default 120).
+ * Texts stay below the server's default limit of a text field (1 MiB): a --size near it is
+ * cut to what fits. By default it starts its own conferd (from $CONFERD, else conferd beside
+ * this program) on a temporary data folder. Every run is bounded in count and time
+ * (--timeout seconds, default 120, over the whole run).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,10 +46,15 @@
 #define USER     "bench"
 #define PASSWORD "bench-password-1"
 
+/* conferd's default limit on a text field, in bytes (PROTOCOL.md section 6). */
+#define SERVER_MAX_TEXT ((size_t)1024 * 1024)
+/* The largest insert the bench sends. */
+#define FILL_CHUNK ((size_t)32 * 1024)
+
 struct opts {
     const char *mode;
-    int clients, edits, subscribers, conns;
-    double rate;
+    int clients, edits, subscribers, conns, size, gets;
+    double rate, idle_wait_s;
     int timeout_s;
 };
 
@@ -255,7 +272,9 @@ static double pct(struct samples *s, double p)
 
 static void print_lat(const char *name, struct samples *s)
 {
-    qsort(s->v, s->n, sizeof(double), cmp_double);
+    if (s->n > 0) {
+        qsort(s->v, s->n, sizeof(double), cmp_double);
+    }
     printf("\"%s_ms\": {\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"max\": %.3f, \"n\": %zu}",
            name, pct(s, 0.5), pct(s, 0.9), pct(s, 0.99), s->n ? s->v[s->n - 1] : 0, s->n);
 }
@@ -300,117 +319,240 @@ static int64_t sent_get(const struct sent_map *m, const char *cid, size_t len)
     return -1;
 }
 
+/* ---- text the bench writes ---- */
+
+/* Every text the bench writes is ASCII, so its code points are its bytes: positions come
+ * from t.len, not from counting a text that may be a megabyte long at every edit. */
+
+/* n bytes of lowercase words, a newline after every dozen. */
+static void fill_words(char *buf, size_t n)
+{
+    size_t i = 0;
+    int words = 0;
+    while (i < n) {
+        int wl = 2 + rand() % 8;
+        for (int j = 0; j < wl && i < n; j++) {
+            buf[i++] = (char)('a' + rand() % 26);
+        }
+        if (i < n) {
+            buf[i++] = ++words % 12 == 0 ? '\n' : ' ';
+        }
+    }
+}
+
+/* Bytes of op as msgpack, as text.edit carries it. */
+static size_t op_encoded_bytes(msgpack_sbuffer *sb, const struct proto_op *op)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    return proto_op_encode(op, &pk) == 0 ? sb->size : 0;
+}
+
+/* CPU seconds (user + system) of a process, from /proc/PID/stat; -1 when unreadable. */
+static double proc_cpu_s(pid_t pid)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    /* The name in parentheses may hold spaces: count fields from the last ')' (field 2);
+     * utime and stime are fields 14 and 15. */
+    char *p = strrchr(buf, ')');
+    unsigned long long ut = 0, st = 0;
+    if (p == NULL ||
+        sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2) {
+        return -1;
+    }
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return -1;
+    }
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int ms_left(int64_t deadline)
+{
+    int64_t left = (deadline - now_us()) / 1000;
+    return left < 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
+}
+
+/* ---- editors ---- */
+
 struct editor {
     struct cli_conn *c;
     struct cli_text t;
+    int quota; /* edits to submit */
     int submitted;
     int64_t sent_at;
-    bool writer;
 };
 
-static void small_edit(struct editor *e, int k)
+struct drive;
+typedef int (*edit_fn)(struct editor *e, const struct drive *d);
+
+/* N editors, one edit in flight each, against their latest seq (so the server transforms),
+ * plus read-only subscribers, all on one item. */
+struct drive {
+    struct editor *ed;
+    struct pollfd *pfd;
+    int writers, total; /* ed[0..writers) edit, ed[writers..total) only receive */
+    double rate;        /* edits/s over all editors, 0: as fast as acknowledged */
+    int64_t deadline;
+    edit_fn edit;
+    size_t cap;     /* small_edit: deletes past this many bytes */
+    size_t target;  /* travel_edit: bytes to reach at the last edit */
+    size_t del_len; /* travel_edit: bytes of each delete */
+
+    size_t expected, acked, submitted;
+    size_t op_bytes; /* msgpack bytes of the ops sent */
+    int64_t start, end;
+    struct samples ack, fan;
+    struct sent_map sent;
+    msgpack_sbuffer sb;
+};
+
+/* The edits mode: insert a short word somewhere, or delete a little when the text is past
+ * its size. */
+static int small_edit(struct editor *e, const struct drive *d)
 {
-    /* Insert a short word somewhere, or delete a little when the text grows long. */
     struct proto_op op;
     proto_op_init(&op);
-    size_t n = proto_utf8_count(e->t.text, e->t.len);
+    size_t n = e->t.len;
     size_t at = n ? (size_t)rand() % (n + 1) : 0;
-    proto_op_skip(&op, at);
-    if (n > 2000 && at + 3 <= n) {
-        proto_op_delete(&op, 3);
+    int rc = proto_op_skip(&op, at);
+    if (n > d->cap && at + 3 <= n) {
+        rc = rc ? rc : proto_op_delete(&op, 3);
     } else {
         char w[16];
-        snprintf(w, sizeof(w), "w%d ", k % 1000);
-        proto_op_insert(&op, w, strlen(w));
+        snprintf(w, sizeof(w), "w%d ", e->submitted % 1000);
+        rc = rc ? rc : proto_op_insert(&op, w, strlen(w));
     }
-    cli_text_local(&e->t, &op);
+    rc = rc ? rc : cli_text_local(&e->t, &op);
     proto_op_free(&op);
+    return rc;
 }
 
-static int run_edits(struct opts *o)
+/* The travel mode: every 20th edit deletes del_len bytes at a random place; the others
+ * insert words at a random place, as many as bring the text to target bytes at the last
+ * edit (the editors move at about the same pace, so an editor's remaining edits times the
+ * number of editors is about what all of them have left). */
+static int travel_edit(struct editor *e, const struct drive *d)
 {
-    struct server s = {0};
-    char token[64];
-    int rc = 1;
-    int total = o->clients + o->subscribers;
-    struct editor *ed = calloc((size_t)total, sizeof(*ed));
-    struct pollfd *pfd = calloc((size_t)total, sizeof(*pfd));
-    struct samples ack = {0}, fan = {0};
-    struct sent_map sent = {0};
-    size_t expected = (size_t)o->clients * (size_t)o->edits;
-    sent.cap = 1;
-    while (sent.cap < expected * 2 + 16) {
-        sent.cap <<= 1;
-    }
-    sent.cid = calloc(sent.cap, sizeof(*sent.cid));
-    sent.at = calloc(sent.cap, sizeof(*sent.at));
-    if (ed == NULL || pfd == NULL || sent.cid == NULL || sent.at == NULL || server_start(&s) != 0 ||
-        get_token(&s, token, sizeof(token)) != 0) {
-        goto cleanup;
-    }
-    /* One item to edit. */
-    struct editor *e0 = &ed[0];
-    e0->c = connect_token(&s, token);
-    if (e0->c == NULL) {
-        goto cleanup;
-    }
-    struct cli_msg *m = NULL;
-    if (cli_conn_callf(e0->c, &m, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING,
-                       "type", "item", "fields", "number", "1", "title", "Bench") != 0 ||
-        m->error) {
-        cli_msg_free(m);
-        goto cleanup;
-    }
-    int64_t id = (int64_t)proto_mp_map_get(m->result, "id")->via.u64;
-    cli_msg_free(m);
-    for (int i = 0; i < total; i++) {
-        struct editor *e = &ed[i];
-        if (e->c == NULL && (e->c = connect_token(&s, token)) == NULL) {
-            goto cleanup;
+    struct proto_op op;
+    proto_op_init(&op);
+    size_t n = e->t.len;
+    int rc;
+    if (e->submitted % 20 == 19 && n > d->del_len) {
+        rc = proto_op_skip(&op, (size_t)rand() % (n - d->del_len + 1));
+        rc = rc ? rc : proto_op_delete(&op, d->del_len);
+    } else {
+        size_t left = (size_t)(e->quota - e->submitted) * (size_t)d->writers;
+        size_t deletes = left / 20, inserts = left - deletes;
+        size_t goal = d->target + deletes * d->del_len;
+        size_t len = goal > n ? (goal - n) / (inserts ? inserts : 1) : 1;
+        len = len < 1 ? 1 : len > FILL_CHUNK ? FILL_CHUNK : len;
+        char *w = malloc(len);
+        if (w == NULL) {
+            return PROTO_ENOMEM;
         }
-        e->writer = i < o->clients;
-        if (cli_conn_callf(e->c, &m, "meeting.subscribe", "{s:s}", "meeting", MEETING) != 0 ||
-            m->error) {
-            cli_msg_free(m);
-            goto cleanup;
-        }
-        int64_t seq = (int64_t)proto_mp_map_get(m->result, "seq")->via.u64;
-        cli_msg_free(m);
-        cli_text_init(&e->t, MEETING, "item", id, NULL, "body", "", 0, seq);
-        cli_conn_set_timeout(e->c, 10000);
-        pfd[i].fd = cli_conn_fd(e->c);
-        pfd[i].events = POLLIN;
+        fill_words(w, len);
+        rc = proto_op_skip(&op, (size_t)rand() % (n + 1));
+        rc = rc ? rc : proto_op_insert(&op, w, len);
+        free(w);
     }
-    /* Everyone starts from the same seq: catch up on the subscribes' own history. */
-    long long wb0 = proc_write_bytes(s.pid);
-    int64_t start = now_us(), deadline = start + (int64_t)o->timeout_s * 1000000;
-    double interval_us = o->rate > 0 ? 1e6 / o->rate : 0;
-    int64_t next_due = start;
-    size_t acked = 0, submitted = 0;
+    rc = rc ? rc : cli_text_local(&e->t, &op);
+    proto_op_free(&op);
+    return rc;
+}
+
+static int drive_init(struct drive *d, int writers, int total)
+{
+    memset(d, 0, sizeof(*d));
+    d->writers = writers;
+    d->total = total;
+    d->ed = calloc((size_t)total, sizeof(*d->ed));
+    d->pfd = calloc((size_t)total, sizeof(*d->pfd));
+    msgpack_sbuffer_init(&d->sb);
+    return d->ed && d->pfd ? 0 : -1;
+}
+
+/* Sizes the map of send times (receipt latency) once the quotas are set. */
+static int drive_expect(struct drive *d)
+{
+    d->expected = 0;
+    for (int i = 0; i < d->writers; i++) {
+        d->expected += (size_t)d->ed[i].quota;
+    }
+    d->sent.cap = 1;
+    while (d->sent.cap < d->expected * 2 + 16) {
+        d->sent.cap <<= 1;
+    }
+    d->sent.cid = calloc(d->sent.cap, sizeof(*d->sent.cid));
+    d->sent.at = calloc(d->sent.cap, sizeof(*d->sent.at));
+    return d->sent.cid && d->sent.at ? 0 : -1;
+}
+
+static void drive_free(struct drive *d)
+{
+    for (int i = 0; d->ed && i < d->total; i++) {
+        cli_text_free(&d->ed[i].t);
+        cli_conn_free(d->ed[i].c);
+    }
+    free(d->ed);
+    free(d->pfd);
+    free(d->ack.v);
+    free(d->fan.v);
+    free(d->sent.cid);
+    free(d->sent.at);
+    msgpack_sbuffer_destroy(&d->sb);
+}
+
+/* Runs the editors until every edit is acknowledged or the deadline. Returns 0 (check
+ * d->acked against d->expected), or -1 when a connection failed or an edit was refused. */
+static int drive_run(struct drive *d)
+{
+    double interval_us = d->rate > 0 ? 1e6 / d->rate : 0;
+    d->start = now_us();
+    int64_t next_due = d->start;
     int rr = 0;
-    while (acked < expected && now_us() < deadline) {
+    while (d->acked < d->expected && now_us() < d->deadline) {
         int64_t now = now_us();
         /* Submit: as fast as acknowledged, or at the target rate across editors. */
-        for (int k = 0; k < o->clients; k++) {
-            struct editor *e = &ed[(rr + k) % o->clients];
-            if (e->submitted >= o->edits || !cli_text_idle(&e->t)) {
+        for (int k = 0; k < d->writers; k++) {
+            struct editor *e = &d->ed[(rr + k) % d->writers];
+            if (e->submitted >= e->quota || !cli_text_idle(&e->t)) {
                 continue;
             }
             if (interval_us > 0 && now < next_due) {
                 break;
             }
-            small_edit(e, e->submitted);
+            if (d->edit(e, d) != 0) {
+                fprintf(stderr, "confer-bench: cannot make an edit\n");
+                return -1;
+            }
+            d->op_bytes += op_encoded_bytes(&d->sb, &e->t.buffer);
             e->sent_at = now_us();
             if (cli_text_flush(&e->t, e->c) != 0) {
                 fprintf(stderr, "confer-bench: send failed\n");
-                goto cleanup;
+                return -1;
             }
-            sent_put(&sent, e->t.inflight_cid, e->sent_at);
+            sent_put(&d->sent, e->t.inflight_cid, e->sent_at);
             e->submitted++;
-            submitted++;
+            d->submitted++;
             if (interval_us > 0) {
                 next_due += (int64_t)interval_us;
-                rr = (rr + k + 1) % o->clients;
+                rr = (rr + k + 1) % d->writers;
                 break;
             }
         }
@@ -418,12 +560,12 @@ static int run_edits(struct opts *o)
         if (wait_ms < 0) {
             wait_ms = 0;
         }
-        if (poll(pfd, (nfds_t)total, wait_ms) < 0 && errno != EINTR) {
-            goto cleanup;
+        if (poll(d->pfd, (nfds_t)d->total, wait_ms) < 0 && errno != EINTR) {
+            return -1;
         }
-        for (int i = 0; i < total; i++) {
-            struct editor *e = &ed[i];
-            if (!(pfd[i].revents & POLLIN) && cli_conn_pending(e->c) == 0) {
+        for (int i = 0; i < d->total; i++) {
+            struct editor *e = &d->ed[i];
+            if (!(d->pfd[i].revents & POLLIN) && cli_conn_pending(e->c) == 0) {
                 continue;
             }
             for (;;) {
@@ -434,7 +576,7 @@ static int run_edits(struct opts *o)
                 }
                 if (r != 0) {
                     fprintf(stderr, "confer-bench: connection lost: %s\n", cli_conn_error(e->c));
-                    goto cleanup;
+                    return -1;
                 }
                 int64_t t = now_us();
                 bool was_inflight = e->t.inflight;
@@ -442,9 +584,9 @@ static int run_edits(struct opts *o)
                     strcmp(msg->method, "event") == 0) {
                     const msgpack_object *cid = proto_mp_map_get(msg->params, "cid");
                     if (cid && cid->type == MSGPACK_OBJECT_STR) {
-                        int64_t at = sent_get(&sent, cid->via.str.ptr, cid->via.str.size);
+                        int64_t at = sent_get(&d->sent, cid->via.str.ptr, cid->via.str.size);
                         if (at > 0) {
-                            sample_add(&fan, (double)(t - at) / 1000.0);
+                            sample_add(&d->fan, (double)(t - at) / 1000.0);
                         }
                     }
                 }
@@ -452,25 +594,153 @@ static int run_edits(struct opts *o)
                 if (h < 0) {
                     fprintf(stderr, "confer-bench: edit refused: %s\n", e->t.error);
                     cli_msg_free(msg);
-                    goto cleanup;
+                    return -1;
                 }
                 if (was_inflight && !e->t.inflight) {
-                    sample_add(&ack, (double)(t - e->sent_at) / 1000.0);
-                    acked++;
+                    sample_add(&d->ack, (double)(t - e->sent_at) / 1000.0);
+                    d->acked++;
                 }
                 cli_msg_free(msg);
             }
         }
     }
-    int64_t elapsed = now_us() - start;
-    long long wb1 = proc_write_bytes(s.pid);
-    /* Drain the last events, then compare every replica with the server. */
+    d->end = now_us();
+    return 0;
+}
+
+/* The body of item id in a record as meeting.get packs it, or NULL. */
+static const msgpack_object *item_body(const msgpack_object *rec, int64_t id)
+{
+    const msgpack_object *items = proto_mp_map_get(rec, "items");
+    if (items == NULL || items->type != MSGPACK_OBJECT_ARRAY) {
+        return NULL;
+    }
+    for (uint32_t i = 0; i < items->via.array.size; i++) {
+        const msgpack_object *it = &items->via.array.ptr[i];
+        const msgpack_object *oid = proto_mp_map_get(it, "id");
+        const msgpack_object *body = proto_mp_map_get(it, "body");
+        if (oid && oid->type == MSGPACK_OBJECT_POSITIVE_INTEGER && (int64_t)oid->via.u64 == id &&
+            body && body->type == MSGPACK_OBJECT_STR) {
+            return body;
+        }
+    }
+    return NULL;
+}
+
+static int64_t result_seq(const struct cli_msg *m)
+{
+    const msgpack_object *seq = m && m->error == NULL ? proto_mp_map_get(m->result, "seq") : NULL;
+    return seq && seq->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (int64_t)seq->via.u64 : -1;
+}
+
+/* Subscribes e to the meeting and starts its replica of the item's body from the snapshot:
+ * the text and seq the server has now. */
+static int subscribe_replica(struct editor *e, int64_t id)
+{
+    struct cli_msg *m = NULL;
+    int rc = -1;
+    if (cli_conn_callf(e->c, &m, "meeting.subscribe", "{s:s}", "meeting", MEETING) == 0 &&
+        m->error == NULL) {
+        const msgpack_object *body = item_body(proto_mp_map_get(m->result, "snapshot"), id);
+        int64_t seq = result_seq(m);
+        if (body && seq > 0) {
+            cli_text_free(&e->t);
+            rc = cli_text_init(&e->t, MEETING, "item", id, NULL, "body", body->via.str.ptr,
+                               body->via.str.size, seq);
+        }
+    }
+    if (rc != 0) {
+        fprintf(stderr, "confer-bench: cannot subscribe: %s\n",
+                m && m->message ? m->message : cli_conn_error(e->c));
+    }
+    cli_msg_free(m);
+    return rc;
+}
+
+/* Connects every editor (ed[0] may be already) and subscribes it. */
+static int drive_connect(struct drive *d, struct server *s, const char *token, int64_t id)
+{
+    for (int i = 0; i < d->total; i++) {
+        struct editor *e = &d->ed[i];
+        if (e->c == NULL && (e->c = connect_token(s, token)) == NULL) {
+            return -1;
+        }
+        if (subscribe_replica(e, id) != 0) {
+            return -1;
+        }
+        cli_conn_set_timeout(e->c, 10000);
+        d->pfd[i].fd = cli_conn_fd(e->c);
+        d->pfd[i].events = POLLIN;
+    }
+    return 0;
+}
+
+/* Creates the item to edit through c; returns its id (and *seq, the seq of its creation),
+ * or -1. */
+static int64_t create_item(struct cli_conn *c, int64_t *seq)
+{
+    struct cli_msg *m = NULL;
+    int64_t id = -1;
+    if (cli_conn_callf(c, &m, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING, "type",
+                       "item", "fields", "number", "1", "title", "Bench") == 0 &&
+        m->error == NULL) {
+        const msgpack_object *o = proto_mp_map_get(m->result, "id");
+        if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            id = (int64_t)o->via.u64;
+            *seq = result_seq(m);
+        }
+    }
+    cli_msg_free(m);
+    return id;
+}
+
+/* Fills e's text, on a connection that is not subscribed (only e edits), to target bytes:
+ * inserts at the end of at most FILL_CHUNK bytes, each acknowledged before the next. */
+static int fill_text(struct editor *e, size_t target, int64_t deadline)
+{
+    char *chunk = malloc(FILL_CHUNK);
+    int rc = chunk ? 0 : -1;
+    while (rc == 0 && e->t.len < target) {
+        size_t n = target - e->t.len < FILL_CHUNK ? target - e->t.len : FILL_CHUNK;
+        struct proto_op op;
+        proto_op_init(&op);
+        fill_words(chunk, n);
+        if (proto_op_skip(&op, e->t.len) != 0 || proto_op_insert(&op, chunk, n) != 0 ||
+            cli_text_local(&e->t, &op) != 0 || cli_text_flush(&e->t, e->c) != 0) {
+            rc = -1;
+        }
+        proto_op_free(&op);
+        while (rc == 0 && e->t.inflight) {
+            struct cli_msg *msg = NULL;
+            int left = ms_left(deadline);
+            if (left == 0 || cli_conn_next(e->c, left, &msg) != 0) {
+                fprintf(stderr, "confer-bench: filling the text: %s\n",
+                        left ? cli_conn_error(e->c) : "timed out");
+                rc = -1;
+                break;
+            }
+            if (cli_text_handle(&e->t, e->c, msg) < 0) {
+                fprintf(stderr, "confer-bench: fill edit refused: %s\n", e->t.error);
+                rc = -1;
+            }
+            cli_msg_free(msg);
+        }
+    }
+    free(chunk);
+    return rc;
+}
+
+/* Drains the last events, then compares every replica with the server's text read back
+ * through c. *text_bytes and *head get the body's length and the meeting's seq. */
+static bool drive_converged(struct drive *d, struct cli_conn *c, int64_t id, size_t *text_bytes,
+                            int64_t *head)
+{
     for (int round = 0; round < 200; round++) {
         int got = 0;
-        for (int i = 0; i < total; i++) {
+        for (int i = 0; i < d->total; i++) {
             struct cli_msg *msg = NULL;
-            while (cli_conn_next(ed[i].c, round == 0 ? 0 : 1, &msg) == 0) {
-                cli_text_handle(&ed[i].t, ed[i].c, msg);
+            while (cli_conn_next(d->ed[i].c, round == 0 ? 0 : 1, &msg) == 0) {
+                cli_text_handle(&d->ed[i].t, d->ed[i].c, msg);
                 cli_msg_free(msg);
                 got++;
             }
@@ -480,41 +750,251 @@ static int run_edits(struct opts *o)
         }
     }
     bool converged = false;
-    if (cli_conn_callf(e0->c, &m, "meeting.get", "{s:s}", "meeting", MEETING) == 0 &&
+    struct cli_msg *m = NULL;
+    if (cli_conn_callf(c, &m, "meeting.get", "{s:s}", "meeting", MEETING) == 0 &&
         m->error == NULL) {
-        const msgpack_object *items = proto_mp_map_get(m->result, "items");
-        const msgpack_object *body = proto_mp_map_get(&items->via.array.ptr[0], "body");
-        converged = true;
-        for (int i = 0; i < total; i++) {
-            converged = converged && body->via.str.size == ed[i].t.len &&
-                        memcmp(body->via.str.ptr, ed[i].t.text, ed[i].t.len) == 0;
+        const msgpack_object *body = item_body(m->result, id);
+        converged = body != NULL;
+        for (int i = 0; converged && i < d->total; i++) {
+            converged = body->via.str.size == d->ed[i].t.len &&
+                        memcmp(body->via.str.ptr, d->ed[i].t.text, d->ed[i].t.len) == 0;
         }
+        *text_bytes = body ? body->via.str.size : 0;
+        *head = result_seq(m);
     }
     cli_msg_free(m);
+    return converged;
+}
+
+/* The largest text the bench aims at: under the server's limit by room for the inserts that
+ * editors make at once before they see each other's. */
+static size_t text_room(int writers)
+{
+    return SERVER_MAX_TEXT - 4096 - 8 * (size_t)writers;
+}
+
+static int run_edits(struct opts *o)
+{
+    struct server s = {0};
+    struct drive d;
+    char token[64];
+    int rc = 1;
+    int64_t deadline = now_us() + (int64_t)o->timeout_s * 1000000;
+    if (drive_init(&d, o->clients, o->clients + o->subscribers) != 0 || server_start(&s) != 0 ||
+        get_token(&s, token, sizeof(token)) != 0) {
+        goto cleanup;
+    }
+    d.rate = o->rate;
+    d.deadline = deadline;
+    d.edit = small_edit;
+    /* The text stays about --size bytes: deletes past size + 2000 (at least 2000), all below
+     * the server's limit on a text field. */
+    size_t room = text_room(o->clients);
+    d.cap = (size_t)o->size + 2000 < room ? (size_t)o->size + 2000 : room;
+    size_t fill = (size_t)o->size < d.cap ? (size_t)o->size : d.cap;
+    for (int i = 0; i < o->clients; i++) {
+        d.ed[i].quota = o->edits;
+    }
+    if (drive_expect(&d) != 0) {
+        goto cleanup;
+    }
+    /* One item to edit, filled by editor 0 before anyone subscribes. */
+    struct editor *e0 = &d.ed[0];
+    int64_t seq = 0;
+    if ((e0->c = connect_token(&s, token)) == NULL) {
+        goto cleanup;
+    }
+    int64_t id = create_item(e0->c, &seq);
+    if (id < 0 || cli_text_init(&e0->t, MEETING, "item", id, NULL, "body", "", 0, seq) != 0) {
+        goto cleanup;
+    }
+    int64_t fill_start = now_us();
+    if (fill > 0 && fill_text(e0, fill, deadline) != 0) {
+        goto cleanup;
+    }
+    double fill_s = (double)(now_us() - fill_start) / 1e6;
+    /* Everyone starts from the filled text at the seq after it. */
+    if (drive_connect(&d, &s, token, id) != 0) {
+        goto cleanup;
+    }
+    long long wb0 = proc_write_bytes(s.pid);
+    double scpu0 = proc_cpu_s(s.pid), bcpu0 = self_cpu_s();
+    if (drive_run(&d) != 0) {
+        goto cleanup;
+    }
+    /* Right after the last acknowledgement: only what the timed edits made durable. */
+    long long wb1 = proc_write_bytes(s.pid);
+    double scpu1 = proc_cpu_s(s.pid), bcpu1 = self_cpu_s();
+    double elapsed = (double)(d.end - d.start) / 1e6;
+    size_t text_bytes = 0;
+    int64_t head = 0;
+    bool converged = drive_converged(&d, e0->c, id, &text_bytes, &head);
+    long long wb2 = -1;
+    if (o->idle_wait_s > 0) {
+        /* What the server still writes once the edits stop (checkpoints, WAL), counted
+         * from the last acknowledgement. */
+        int64_t until = d.end + (int64_t)(o->idle_wait_s * 1e6);
+        while (now_us() < until) {
+            int64_t left = until - now_us();
+            usleep(left > 100000 ? 100000 : (useconds_t)(left > 0 ? left : 0));
+        }
+        wb2 = proc_write_bytes(s.pid);
+    }
     printf("{\"mode\": \"edits\", \"clients\": %d, \"subscribers\": %d, \"target_rate\": %.0f, "
-           "\"edits_submitted\": %zu, \"edits_acknowledged\": %zu, \"seconds\": %.3f, "
-           "\"edits_per_s\": %.0f, ",
-           o->clients, o->subscribers, o->rate, submitted, acked, (double)elapsed / 1e6,
-           (double)acked / ((double)elapsed / 1e6));
-    print_lat("submit_to_ack", &ack);
+           "\"size\": %d, \"fill_seconds\": %.3f, \"edits_submitted\": %zu, "
+           "\"edits_acknowledged\": %zu, \"seconds\": %.3f, \"edits_per_s\": %.0f, ",
+           o->clients, o->subscribers, o->rate, o->size, fill_s, d.submitted, d.acked, elapsed,
+           (double)d.acked / elapsed);
+    print_lat("submit_to_ack", &d.ack);
     printf(", ");
-    print_lat("submit_to_receipt", &fan);
-    printf(", \"server_write_bytes_per_edit\": %.0f", acked ? (double)(wb1 - wb0) / (double)acked : 0);
+    print_lat("submit_to_receipt", &d.fan);
+    printf(", \"text_bytes\": %zu, \"op_bytes_mean\": %.1f", text_bytes,
+           d.submitted ? (double)d.op_bytes / (double)d.submitted : 0);
+    printf(", \"server_write_bytes_per_edit\": %.0f",
+           d.acked ? (double)(wb1 - wb0) / (double)d.acked : 0);
+    if (o->idle_wait_s > 0) {
+        printf(", \"idle_wait_s\": %g, \"server_write_bytes_per_edit_after_idle\": %.0f",
+               o->idle_wait_s, d.acked ? (double)(wb2 - wb0) / (double)d.acked : 0);
+    }
+    printf(", \"server_cpu_s\": %.2f, \"bench_cpu_s\": %.2f", scpu1 - scpu0, bcpu1 - bcpu0);
     printf(", \"converged\": %s, \"server_peak_rss_kib\": %ld}\n", converged ? "true" : "false",
            proc_kib(s.pid, "VmHWM"));
     fflush(stdout);
-    rc = converged && acked == expected ? 0 : 1;
+    rc = converged && d.acked == d.expected ? 0 : 1;
 cleanup:
-    for (int i = 0; ed && i < total; i++) {
-        cli_text_free(&ed[i].t);
-        cli_conn_free(ed[i].c);
+    drive_free(&d);
+    server_stop(&s);
+    return rc;
+}
+
+/* One read of the record at a past seq: method with {meeting, at[, format]} through c, each
+ * answered before the next. Returns 0, 1 for an error answer (or a wrong seq), -1 when the
+ * connection failed or the deadline passed (*timed_out then). */
+static int travel_read(struct cli_conn *c, const char *method, int64_t head, int64_t deadline,
+                       struct samples *lat, bool *timed_out)
+{
+    int64_t at = 1 + (int64_t)((unsigned)rand() % (unsigned)head);
+    int left = ms_left(deadline);
+    if (left == 0) {
+        *timed_out = true;
+        return -1;
     }
-    free(ed);
-    free(pfd);
-    free(ack.v);
-    free(fan.v);
-    free(sent.cid);
-    free(sent.at);
+    cli_conn_set_timeout(c, left);
+    struct cli_msg *m = NULL;
+    int64_t t0 = now_us();
+    int r = strcmp(method, "report.export") == 0
+                ? cli_conn_callf(c, &m, method, "{s:s, s:s, s:I}", "meeting", MEETING, "format",
+                                 "text", "at", at)
+                : cli_conn_callf(c, &m, method, "{s:s, s:I}", "meeting", MEETING, "at", at);
+    int64_t t1 = now_us();
+    if (r != 0) {
+        *timed_out = r == PROTO_ETIMEDOUT;
+        fprintf(stderr, "confer-bench: %s at %lld: %s\n", method, (long long)at,
+                *timed_out ? "timed out" : cli_conn_error(c));
+        return -1;
+    }
+    int rc = 0;
+    if (m->error) {
+        fprintf(stderr, "confer-bench: %s at %lld: %s: %s\n", method, (long long)at,
+                m->code ? m->code : "error", m->message ? m->message : "");
+        rc = 1;
+    } else if (result_seq(m) != at) {
+        fprintf(stderr, "confer-bench: %s at %lld answered seq %lld\n", method, (long long)at,
+                (long long)result_seq(m));
+        rc = 1;
+    } else {
+        sample_add(lat, (double)(t1 - t0) / 1000.0);
+    }
+    cli_msg_free(m);
+    return rc;
+}
+
+static int run_travel(struct opts *o)
+{
+    struct server s = {0};
+    struct drive d;
+    struct samples get = {0}, exp = {0};
+    struct cli_conn *reader = NULL;
+    char token[64];
+    int rc = 1, errors = 0;
+    bool timed_out = false, converged = false;
+    size_t text_bytes = 0;
+    int64_t head = 0;
+    double build_s = 0, scpu_build = 0, scpu_reads = 0;
+    int64_t deadline = now_us() + (int64_t)o->timeout_s * 1000000;
+    if (drive_init(&d, o->clients, o->clients) != 0 || server_start(&s) != 0 ||
+        get_token(&s, token, sizeof(token)) != 0) {
+        goto cleanup;
+    }
+    d.deadline = deadline;
+    d.edit = travel_edit;
+    size_t room = text_room(o->clients) - FILL_CHUNK;
+    d.target = (size_t)o->size < room ? (size_t)o->size : room;
+    d.del_len = d.target / (size_t)o->edits ? d.target / (size_t)o->edits : 1;
+    for (int i = 0; i < o->clients; i++) {
+        d.ed[i].quota = o->edits / o->clients + (i < o->edits % o->clients);
+    }
+    if (drive_expect(&d) != 0 || (reader = connect_token(&s, token)) == NULL) {
+        goto cleanup;
+    }
+    int64_t seq = 0;
+    int64_t id = create_item(reader, &seq);
+    if (id < 0 || drive_connect(&d, &s, token, id) != 0) {
+        goto cleanup;
+    }
+    double scpu0 = proc_cpu_s(s.pid);
+    if (drive_run(&d) != 0) {
+        goto cleanup;
+    }
+    build_s = (double)(d.end - d.start) / 1e6;
+    double scpu1 = proc_cpu_s(s.pid);
+    scpu_build = scpu1 - scpu0;
+    if (d.acked < d.expected) {
+        timed_out = true;
+        fprintf(stderr, "confer-bench: the build timed out after %zu of %zu edits\n", d.acked,
+                d.expected);
+    }
+    /* Past the deadline, a moment more to read back how far the build came. */
+    cli_conn_set_timeout(reader, ms_left(deadline) > 2000 ? ms_left(deadline) : 2000);
+    converged = drive_converged(&d, reader, id, &text_bytes, &head);
+    /* The reads: one at a time on a connection of their own, at seqs drawn the same way at
+     * every run. */
+    srand(12345);
+    for (int i = 0; !timed_out && head > 0 && i < o->gets; i++) {
+        int r = travel_read(reader, "meeting.get", head, deadline, &get, &timed_out);
+        errors += r > 0 || (r < 0 && !timed_out);
+        if (r < 0) {
+            break;
+        }
+    }
+    for (int i = 0; !timed_out && head > 0 && i < o->gets / 5; i++) {
+        int r = travel_read(reader, "report.export", head, deadline, &exp, &timed_out);
+        errors += r > 0 || (r < 0 && !timed_out);
+        if (r < 0) {
+            break;
+        }
+    }
+    scpu_reads = proc_cpu_s(s.pid) - scpu1;
+    printf("{\"mode\": \"travel\", \"clients\": %d, \"size\": %d, \"text_bytes\": %zu, "
+           "\"edits\": %zu, \"head_seq\": %lld, \"build_seconds\": %.3f, "
+           "\"build_edits_per_s\": %.0f, \"op_bytes_mean\": %.1f, \"converged\": %s, ",
+           o->clients, o->size, text_bytes, d.acked, (long long)head, build_s,
+           build_s > 0 ? (double)d.acked / build_s : 0,
+           d.submitted ? (double)d.op_bytes / (double)d.submitted : 0,
+           converged ? "true" : "false");
+    print_lat("get_at", &get);
+    printf(", ");
+    print_lat("export_at", &exp);
+    printf(", \"errors\": %d, \"timed_out\": %s, \"server_cpu_s\": {\"build\": %.2f, \"reads\": "
+           "%.2f}, \"server_peak_rss_kib\": %ld}\n",
+           errors, timed_out ? "true" : "false", scpu_build, scpu_reads, proc_kib(s.pid, "VmHWM"));
+    fflush(stdout);
+    rc = errors == 0 && !timed_out && converged ? 0 : 1;
+cleanup:
+    cli_conn_free(reader);
+    drive_free(&d);
+    free(get.v);
+    free(exp.v);
     server_stop(&s);
     return rc;
 }
@@ -559,19 +1039,36 @@ cleanup:
 static void usage(FILE *f)
 {
     fputs("usage: confer-bench edits [--clients N] [--edits M] [--rate R] [--subscribers S]\n"
+          "                          [--size BYTES] [--idle-wait SECONDS]\n"
+          "       confer-bench travel [--size BYTES] [--edits M] [--gets K] [--clients N]\n"
           "       confer-bench idle [--conns K]\n"
-          "options: --timeout SECONDS (default 120); $CONFERD names the server binary\n",
+          "edits:  defaults N 10, M 1000 each, R 0 (as fast as acknowledged), S 0, BYTES 0\n"
+          "        (fill the text to about BYTES first), SECONDS 0 (no second write figure)\n"
+          "travel: defaults BYTES 900000, M 40000 in all, K 50 meeting.get (and K/5\n"
+          "        report.export) at random past seqs, N 4\n"
+          "idle:   default K 1000\n"
+          "options: --timeout SECONDS (default 120, the whole run); $CONFERD names the server\n"
+          "binary\n",
           f);
 }
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.clients = 10, .edits = 1000, .conns = 1000, .timeout_s = 120};
+    /* -1: the mode's default. */
+    struct opts o = {
+        .clients = -1, .edits = -1, .conns = 1000, .size = -1, .gets = 50, .timeout_s = 120};
     static const struct option lo[] = {
-        {"clients", required_argument, NULL, 'c'}, {"edits", required_argument, NULL, 'e'},
-        {"rate", required_argument, NULL, 'r'},    {"subscribers", required_argument, NULL, 's'},
-        {"conns", required_argument, NULL, 'k'},   {"timeout", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"clients", required_argument, NULL, 'c'},
+        {"edits", required_argument, NULL, 'e'},
+        {"rate", required_argument, NULL, 'r'},
+        {"subscribers", required_argument, NULL, 's'},
+        {"conns", required_argument, NULL, 'k'},
+        {"timeout", required_argument, NULL, 't'},
+        {"size", required_argument, NULL, 'z'},
+        {"gets", required_argument, NULL, 'g'},
+        {"idle-wait", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     if (argc < 2 || sodium_init() < 0) {
         usage(stderr);
@@ -604,6 +1101,15 @@ int main(int argc, char **argv)
         case 't':
             o.timeout_s = atoi(optarg);
             break;
+        case 'z':
+            o.size = atoi(optarg);
+            break;
+        case 'g':
+            o.gets = atoi(optarg);
+            break;
+        case 'i':
+            o.idle_wait_s = atof(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -612,8 +1118,20 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    bool travel = strcmp(o.mode, "travel") == 0;
+    if (o.clients == -1) {
+        o.clients = travel ? 4 : 10;
+    }
+    if (o.edits == -1) {
+        o.edits = travel ? 40000 : 1000;
+    }
+    if (o.size == -1) {
+        o.size = travel ? 900000 : 0;
+    }
     if (o.clients < 1 || o.clients > 5000 || o.edits < 1 || o.edits > 1000000 || o.conns < 1 ||
-        o.conns > 200000 || o.subscribers < 0 || o.timeout_s < 1) {
+        o.conns > 200000 || o.subscribers < 0 || o.timeout_s < 1 || o.size < 0 ||
+        o.size > 64 * 1024 * 1024 || (travel && (o.size < 1 || o.edits < o.clients)) ||
+        o.gets < 1 || o.gets > 1000000 || !(o.idle_wait_s >= 0 && o.idle_wait_s <= 3600)) {
         usage(stderr);
         return 2;
     }
@@ -627,6 +1145,9 @@ int main(int argc, char **argv)
     srand(12345);
     if (strcmp(o.mode, "edits") == 0) {
         return run_edits(&o);
+    }
+    if (travel) {
+        return run_travel(&o);
     }
     if (strcmp(o.mode, "idle") == 0) {
         return run_idle(&o);
