@@ -1084,8 +1084,7 @@ static int snapshot_rows(struct db *db, enum db_stmt id, const char *meeting, in
     return rc;
 }
 
-int db_snapshot_before(struct db *db, const char *meeting, int64_t at, db_snapshot_cb cb,
-                       void *ud)
+int db_snapshot_before(struct db *db, const char *meeting, int64_t at, db_snapshot_cb cb, void *ud)
 {
     return snapshot_rows(db, DB_ST_SNAPSHOT_FIND, meeting, at, cb, ud);
 }

@@ -167,8 +167,7 @@ int db_snapshot_add(struct db *db, const struct db_snapshot *s);
 /* Calls cb for the snapshots of a meeting with seq <= at, newest first, until cb returns
  * non-zero (its value is returned; 0 when none is left). data is valid during the call. */
 typedef int (*db_snapshot_cb)(void *ud, const struct db_snapshot *s);
-int db_snapshot_before(struct db *db, const char *meeting, int64_t at, db_snapshot_cb cb,
-                       void *ud);
+int db_snapshot_before(struct db *db, const char *meeting, int64_t at, db_snapshot_cb cb, void *ud);
 
 /* Calls cb for every snapshot of a meeting in seq order, without its data. */
 int db_snapshot_list(struct db *db, const char *meeting, db_snapshot_cb cb, void *ud);

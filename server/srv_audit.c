@@ -130,8 +130,7 @@ static int load_member(void *ud, const char *meeting, const char *user, const ch
     return srv_rec_set_member(rec, user, role, seq);
 }
 
-int srv_audit_load_rows(struct db *db, const char *meeting, struct srv_rec **out,
-                        int64_t *rows_seq)
+int srv_audit_load_rows(struct db *db, const char *meeting, struct srv_rec **out, int64_t *rows_seq)
 {
     int rc = 0;
     struct srv_rec *rec = srv_rec_new(meeting);
@@ -210,8 +209,8 @@ struct cp_ctx {
     struct verify_ctx *v;
     const uint8_t *pk;
     int64_t bad_seq;
-    int64_t newest;       /* the newest checkpoint that holds */
-    int64_t expected;     /* a seq that must have one */
+    int64_t newest;   /* the newest checkpoint that holds */
+    int64_t expected; /* a seq that must have one */
     bool saw_expected;
 };
 
@@ -292,8 +291,7 @@ bool srv_audit_snapshot_ok(const struct db_snapshot *s, const uint8_t pk[PROTO_K
         ok = sodium_memcmp(h, s->state, sizeof(h)) == 0;
     }
     snapshot_msg(s, &msg);
-    ok = ok && msg.data != NULL &&
-         crypto_sign_verify_detached(s->sig, msg.data, msg.len, pk) == 0;
+    ok = ok && msg.data != NULL && crypto_sign_verify_detached(s->sig, msg.data, msg.len, pk) == 0;
     proto_buf_free(&msg, 0);
     return ok;
 }
@@ -330,9 +328,11 @@ static int pick_snapshot(void *ud, const struct db_snapshot *s)
     struct pick *p = ud;
     struct entry_hash h = {.seq = s->seq};
     if (!srv_audit_snapshot_ok(s, p->pk)) {
-        srv_log(NULL, SRV_LOG_WARN, "meeting %s: the snapshot at seq %lld is not signed by "
+        srv_log(NULL, SRV_LOG_WARN,
+                "meeting %s: the snapshot at seq %lld is not signed by "
                 "this server's key or not what it signed: passed over (run conferd audit "
-                "verify)", s->meeting, (long long)s->seq);
+                "verify)",
+                s->meeting, (long long)s->seq);
         return 0;
     }
     int rc = db_audit_range(p->db, s->meeting, s->seq - 1, s->seq, take_hash, &h);
@@ -341,8 +341,10 @@ static int pick_snapshot(void *ud, const struct db_snapshot *s)
         return 1;
     }
     if (!h.found || sodium_memcmp(h.hash, s->head, DB_HASH_BYTES) != 0) {
-        srv_log(NULL, SRV_LOG_WARN, "meeting %s: the snapshot at seq %lld does not match the "
-                "log: passed over (run conferd audit verify)", s->meeting, (long long)s->seq);
+        srv_log(NULL, SRV_LOG_WARN,
+                "meeting %s: the snapshot at seq %lld does not match the "
+                "log: passed over (run conferd audit verify)",
+                s->meeting, (long long)s->seq);
         return 0;
     }
     struct srv_rec *rec = NULL;
@@ -353,8 +355,10 @@ static int pick_snapshot(void *ud, const struct db_snapshot *s)
             p->rc = rc;
             return 1;
         }
-        srv_log(NULL, SRV_LOG_WARN, "meeting %s: the snapshot at seq %lld does not load: "
-                "passed over", s->meeting, (long long)s->seq);
+        srv_log(NULL, SRV_LOG_WARN,
+                "meeting %s: the snapshot at seq %lld does not load: "
+                "passed over",
+                s->meeting, (long long)s->seq);
         return 0;
     }
     p->rb->rec = rec;
@@ -389,7 +393,8 @@ int srv_audit_rebuild_begin(struct db *db, const char *meeting, const uint8_t pk
 {
     memset(rb, 0, sizeof(*rb));
     struct pick p = {.db = db, .pk = pk, .rb = rb};
-    int rc = db_snapshot_before(db, meeting, upto, pick_snapshot, &p);
+    /* Without the host key no snapshot can be trusted: the whole log is replayed. */
+    int rc = pk != NULL ? db_snapshot_before(db, meeting, upto, pick_snapshot, &p) : 0;
     if (rc == 1) {
         rc = p.rc;
     }
@@ -479,9 +484,9 @@ struct snap_check {
 static int check_snapshot(void *ud, const struct db_snapshot *s)
 {
     struct snap_check *c = ud;
-    bool in_chain = s->seq >= 1 && s->seq <= c->v->count &&
-                    sodium_memcmp(c->v->hashes + (size_t)s->seq * DB_HASH_BYTES, s->head,
-                                  DB_HASH_BYTES) == 0;
+    bool in_chain =
+        s->seq >= 1 && s->seq <= c->v->count &&
+        sodium_memcmp(c->v->hashes + (size_t)s->seq * DB_HASH_BYTES, s->head, DB_HASH_BYTES) == 0;
     if (!srv_audit_snapshot_ok(s, c->pk)) {
         fail_at(c->r, s->seq <= c->v->count ? s->seq : c->v->count + 1,
                 "%sthe snapshot at seq %lld is not what the host key signed", "", s->seq);
@@ -512,8 +517,8 @@ static int check_state(struct db *db, const char *meeting, const uint8_t pk[PROT
     }
     if (r->rows_seq > r->count) {
         r->state = false;
-        fail_at(r, r->count + 1, "%sthe stored record stands at seq %lld, after the log's end",
-                "", r->rows_seq);
+        fail_at(r, r->count + 1, "%sthe stored record stands at seq %lld, after the log's end", "",
+                r->rows_seq);
         srv_rec_free(rows);
         return 0;
     }
@@ -588,8 +593,8 @@ int srv_audit_check(struct db *db, const char *meeting, const uint8_t pk[PROTO_K
      * log is caught even when its checkpoints went with it. */
     if (rc == 0 && x->known_hash != NULL) {
         bool held = x->known_seq >= 1 && x->known_seq <= v.count &&
-                    sodium_memcmp(v.hashes + (size_t)x->known_seq * DB_HASH_BYTES,
-                                  x->known_hash, DB_HASH_BYTES) == 0;
+                    sodium_memcmp(v.hashes + (size_t)x->known_seq * DB_HASH_BYTES, x->known_hash,
+                                  DB_HASH_BYTES) == 0;
         if (!held) {
             fail_at(r, x->known_seq, "%sthe log does not hold the head seen at seq %lld", "",
                     x->known_seq);

@@ -191,9 +191,10 @@ static int load_record(struct srv *srv, const char *id, struct loaded *l)
         rc = db_snapshot_list(srv->db, id, newest_snapshot, &l->snapshot_seq);
     }
     if (rc == 0 && l->rows_seq > l->committed_seq) {
-        srv_log(NULL, SRV_LOG_ERROR, "meeting %s: its rows stand at seq %lld, after the log's "
-                "last entry %lld (run conferd audit verify)", id, (long long)l->rows_seq,
-                (long long)l->committed_seq);
+        srv_log(NULL, SRV_LOG_ERROR,
+                "meeting %s: its rows stand at seq %lld, after the log's "
+                "last entry %lld (run conferd audit verify)",
+                id, (long long)l->rows_seq, (long long)l->committed_seq);
         rc = PROTO_EDB;
     }
     /* The rows are a cache of the log: what came after them is replayed onto them. */
@@ -203,8 +204,10 @@ static int load_record(struct srv *srv, const char *id, struct loaded *l)
                : PROTO_ENOMEM;
         int frc = srv_replay_finish(r);
         if (rc == 0 && frc != 0) {
-            srv_log(NULL, SRV_LOG_ERROR, "meeting %s: its log after seq %lld does not apply to "
-                    "its rows (run conferd audit verify)", id, (long long)l->rows_seq);
+            srv_log(NULL, SRV_LOG_ERROR,
+                    "meeting %s: its log after seq %lld does not apply to "
+                    "its rows (run conferd audit verify)",
+                    id, (long long)l->rows_seq);
             rc = frc == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EDB;
         }
     }
@@ -743,8 +746,7 @@ static void queue_due(struct srv *srv, struct srv_meeting *m, int64_t now)
         if (w == NULL || (w->rows = rows_take(srv, m, snap)) == NULL) {
             /* Memory and the open batch no longer agree: the batch cannot be trusted. */
             b->rc = PROTO_ENOMEM;
-            snprintf(b->err, sizeof(b->err), "out of memory copying the rows of %s",
-                     m->rec->id);
+            snprintf(b->err, sizeof(b->err), "out of memory copying the rows of %s", m->rec->id);
             return;
         }
         w->seq = seq;

@@ -81,7 +81,7 @@ struct srv_meeting {
     struct srv_deleted {
         enum proto_type type;
         int64_t id;
-    } *deleted;
+    } * deleted;
     size_t ndeleted, cap_deleted;
     bool members_changed;
     bool settle; /* refresh, snapshot and sign at the next flush (shutdown) */

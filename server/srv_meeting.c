@@ -1024,8 +1024,8 @@ static int verify_pack(struct db *db, struct read_job *job)
         return rc;
     }
     if (r->bad_seq != 0) {
-        srv_log(NULL, SRV_LOG_WARN, "meeting %s: audit.verify failed at seq %lld: %s",
-                job->meeting, (long long)r->bad_seq, r->why);
+        srv_log(NULL, SRV_LOG_WARN, "meeting %s: audit.verify failed at seq %lld: %s", job->meeting,
+                (long long)r->bad_seq, r->why);
     }
     struct srv_req req = {.msgid = job->msgid};
     msgpack_packer pk;

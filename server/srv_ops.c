@@ -816,10 +816,10 @@ static int verify_meeting(void *ud, const char *id)
         v->bad++;
     }
     if (v->json) {
-        json_t *o = json_pack("{s:s, s:b, s:I, s:s, s:I, s:b, s:I}", "meeting", id, "ok",
-                              r->bad_seq == 0, "count", (json_int_t)r->count, "head", hex, "seq",
-                              (json_int_t)r->seq, "state", r->state, "rows_seq",
-                              (json_int_t)r->rows_seq);
+        json_t *o =
+            json_pack("{s:s, s:b, s:I, s:s, s:I, s:b, s:I}", "meeting", id, "ok", r->bad_seq == 0,
+                      "count", (json_int_t)r->count, "head", hex, "seq", (json_int_t)r->seq,
+                      "state", r->state, "rows_seq", (json_int_t)r->rows_seq);
         if (r->bad_seq) {
             json_object_set_new(o, "bad_seq", json_integer(r->bad_seq));
             json_object_set_new(o, "problem", json_string(r->why));
@@ -983,11 +983,12 @@ static const char *serve_help =
     "  --pwhash-cost C        Argon2id cost: interactive (default), moderate, min (tests)\n"
     "  --min-password N       shortest new password accepted (default 15)\n";
 
-static const int serve_allowed[] = {
-    OPT_DATA,          OPT_LISTEN,         OPT_PORT_FILE,      OPT_MAX_FRAME,
-    OPT_OUTPUT_LIMIT,  OPT_MAX_CONNS,      OPT_LOGIN_TIMEOUT,  OPT_TOKEN_TTL,
-    OPT_PWHASH,        OPT_MIN_PASSWORD,   OPT_SAMPLE,         OPT_OUTPUT_BUDGET,
-    OPT_FRAME_TIMEOUT, OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER, OPT_SNAPSHOT_EVERY, OPT_IDLE_AFTER, 0};
+static const int serve_allowed[] = {OPT_DATA,           OPT_LISTEN,         OPT_PORT_FILE,
+                                    OPT_MAX_FRAME,      OPT_OUTPUT_LIMIT,   OPT_MAX_CONNS,
+                                    OPT_LOGIN_TIMEOUT,  OPT_TOKEN_TTL,      OPT_PWHASH,
+                                    OPT_MIN_PASSWORD,   OPT_SAMPLE,         OPT_OUTPUT_BUDGET,
+                                    OPT_FRAME_TIMEOUT,  OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER,
+                                    OPT_SNAPSHOT_EVERY, OPT_IDLE_AFTER,     0};
 
 static int serve(struct opts *o)
 {

@@ -338,7 +338,6 @@ static void test_migrate_from_version_1(void **state)
 
 /* ---- objects ---- */
 
-
 /* Version 2 wrote every change's rows: migration 3 says they stand at the log's head. */
 static void test_migrate_from_version_2(void **state)
 {

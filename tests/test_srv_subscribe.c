@@ -352,7 +352,7 @@ static void test_catch_up_over_output_limit(void **state)
 
 /* ---- a meeting whose reload failed ---- */
 
-static void rename_docs(const struct ts_server *s, const char *from, const char *to)
+static void rename_table(const struct ts_server *s, const char *from, const char *to)
 {
     char path[4096], sql[128];
     snprintf(path, sizeof(path), "%s/data/confer.db", s->dir);
@@ -385,9 +385,9 @@ static void expect_code(struct cli_conn *c, const char *code, const char *method
     cli_msg_free(m);
 }
 
-/* With its docs table out of the way, a change writing a doc fails its batch and the
- * meeting cannot be reloaded: every change of it is then refused `unavailable` (the server
- * cannot use its database), not `internal`; once the table is back it takes changes. */
+/* With the log's table out of the way, a change fails its batch and the meeting cannot be
+ * reloaded: every change of it is then refused `unavailable` (the server cannot use its
+ * database), not `internal`; once the table is back it takes changes. */
 static void test_broken_meeting_answers_unavailable(void **state)
 {
     (void)state;
@@ -398,7 +398,7 @@ static void test_broken_meeting_answers_unavailable(void **state)
     int64_t seq = 0;
     int64_t a = make_item(c, "1", &seq);
     int64_t b = make_item(c, "2", &seq);
-    rename_docs(&s, "docs", "docs_away");
+    rename_table(&s, "audit", "audit_away");
     expect_code(c, "unavailable", "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING,
                 "type", "doc", "fields", "ref", "D1", "title", "lost");
     expect_code(c, "unavailable", "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING,
@@ -411,7 +411,7 @@ static void test_broken_meeting_answers_unavailable(void **state)
                 "ed2", "role", "editor");
     expect_code(c, "unavailable", "report.import", "{s:s, s:s}", "meeting", MEETING, "text",
                 "Abstract:\n\tThe new abstract.\n\n1\tIntroduction\nSome body.\n");
-    rename_docs(&s, "docs_away", "docs");
+    rename_table(&s, "audit_away", "audit");
     /* The server retries the reload at the end of a loop turn: a ping makes one. */
     expect_code(c, "ok", "ping", "{}");
     expect_code(c, "ok", "obj.update", "{s:s, s:s, s:I, s:{s:s}}", "meeting", MEETING, "type",

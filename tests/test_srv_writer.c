@@ -284,8 +284,9 @@ static void test_doc_points_at_new_item(void **state)
 
 /* ---- a batch the database refuses ---- */
 
-/* Installs, through SQLite itself, a trigger that refuses any doc whose ref is FAIL: the
- * server's next write of one fails as a real constraint would. */
+/* Installs, through SQLite itself, a trigger that refuses any log entry holding "FAIL" (a
+ * doc whose ref is FAIL, say): the server's next write of one fails as a real constraint
+ * would. */
 static void install_refusal(const struct ts_server *s)
 {
     char path[4096];
@@ -295,9 +296,9 @@ static void install_refusal(const struct ts_server *s)
     sqlite3_busy_timeout(db, 5000);
     char *err = NULL;
     int rc = sqlite3_exec(db,
-                          "CREATE TRIGGER test_refuse BEFORE INSERT ON docs "
-                          "WHEN NEW.ref = 'FAIL' BEGIN SELECT RAISE(ABORT, 'refused by the "
-                          "test'); END;"
+                          "CREATE TRIGGER test_refuse BEFORE INSERT ON audit "
+                          "WHEN instr(NEW.payload, CAST('FAIL' AS BLOB)) > 0 "
+                          "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;"
                           "CREATE TRIGGER test_refuse_meeting BEFORE INSERT ON meetings "
                           "WHEN NEW.id = 'm-lost' BEGIN SELECT RAISE(ABORT, 'refused by the "
                           "test'); END;",
