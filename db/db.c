@@ -21,6 +21,7 @@
 #define DB_APPLICATION_ID 0x434E4652
 
 #define DB_BUSY_TIMEOUT_MS 5000
+#define DB_PAGE_SIZE_NEW   "1024"
 
 /* Migration i brings PRAGMA user_version from i to i + 1. Each runs in its own BEGIN
  * IMMEDIATE transaction with foreign keys off, so that a later migration may rebuild a
@@ -210,7 +211,12 @@ static const char *const migrations[] = {
     "  sig BLOB NOT NULL CHECK (typeof(sig) = 'blob' AND length(sig) = 64),"
     "  data BLOB NOT NULL,"
     "  UNIQUE (meeting, seq)"
-    ");",
+    ");"
+    /* A change writes its log entry alone now, so each index of the log is a page or more
+     * of every commit: the history filters by user and object read the meeting's log
+     * newest first instead (off the loop, bounded by their limit), leaving the log and
+     * its cid index. */
+    "DROP INDEX audit_user; DROP INDEX audit_obj;",
 };
 
 #define DB_SCHEMA_LATEST ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -222,8 +228,8 @@ static const char *const migrations[] = {
     "SELECT " AUDIT_COLUMNS " FROM " from " WHERE meeting = :meeting AND seq > :since"             \
     " AND seq <= :until AND (:type IS NULL OR type = :type)"
 #define HISTORY_ORDER " ORDER BY seq DESC LIMIT :limit"
-#define AUDIT_BY_USER "audit INDEXED BY audit_user"
-#define AUDIT_BY_OBJ  "audit INDEXED BY audit_obj"
+#define AUDIT_BY_USER "audit"
+#define AUDIT_BY_OBJ  "audit"
 
 /* Every statement run after open. Prepared on first use and kept until db_close. */
 static const char *const stmt_sql[DB_ST_COUNT] = {
@@ -275,9 +281,7 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
                            " :user, :cid, :kind, :type, :obj, :payload, :hash)",
     [DB_ST_AUDIT_RANGE] = "SELECT " AUDIT_COLUMNS " FROM audit WHERE meeting = :meeting"
                           " AND seq > :since AND seq <= :until ORDER BY seq",
-    /* Three shapes of one query, each with its index: (meeting, seq), (meeting, user, seq),
-     * (obj, meeting, seq). Named, because the planner cannot tell, without statistics and
-     * before :obj is bound, that one object's entries are few. */
+    /* Three shapes of one query, all on the log's (meeting, seq) key, newest first. */
     [DB_ST_AUDIT_HISTORY] = AUDIT_HISTORY("audit") HISTORY_ORDER,
     [DB_ST_AUDIT_HISTORY_USER] = AUDIT_HISTORY(AUDIT_BY_USER) " AND user = :user" HISTORY_ORDER,
     [DB_ST_AUDIT_HISTORY_OBJ] =
@@ -837,7 +841,15 @@ int db_open_why(struct db **out, const char *path, int flags, char *why, size_t 
     sqlite3_db_config(db->conn, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
     sqlite3_db_config(db->conn, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
 
-    rc = readonly ? 0 : set_wal(db);
+    /* A new file gets 1 KiB pages: a commit writes whole pages to the WAL, and most
+     * commits append a few log entries of a few hundred bytes (the rows follow only now
+     * and then). The size is fixed once the file holds a table. */
+    if ((flags & DB_CREATE) != 0) {
+        rc = exec_sql(db, "PRAGMA page_size = " DB_PAGE_SIZE_NEW);
+    }
+    if (rc == 0) {
+        rc = readonly ? 0 : set_wal(db);
+    }
     if (rc == 0) {
         rc = exec_sql(db, "PRAGMA synchronous = FULL");
     }

@@ -362,6 +362,8 @@ static void test_migrate_from_version_2(void **state)
     db_close(f->db);
     f->db = NULL;
     raw_exec(f->path, "DROP TABLE snapshots; ALTER TABLE meetings DROP COLUMN rows_seq;"
+                      "CREATE INDEX audit_user ON audit(meeting, user, seq);"
+                      "CREATE INDEX audit_obj ON audit(obj, meeting, seq);"
                       "PRAGMA user_version = 2");
     assert_int_equal(db_open(&f->db, f->path, 0), 0);
     assert_int_equal(db_rows_seq(f->db, "m1", &seq), 0);
@@ -369,6 +371,10 @@ static void test_migrate_from_version_2(void **state)
     assert_int_equal(db_rows_seq(f->db, "m2", &seq), 0);
     assert_true(seq == 0);
     assert_int_equal(db_rows_seq(f->db, "m3", &seq), PROTO_ENOTFOUND);
+    /* The log keeps its key and its cid index only. */
+    assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                      " AND name IN ('audit_user', 'audit_obj')"),
+                     0);
 }
 
 static int count_snap(void *ud, const struct db_snapshot *s)
