@@ -155,7 +155,7 @@ static int last_checkpoint(void *ud, int64_t seq, const uint8_t head[DB_HASH_BYT
     return 0;
 }
 
-/* What the database holds of one meeting: its rows, with the log after them replayed. */
+/* What the database holds of one meeting. */
 struct loaded {
     struct srv_rec *rec;
     int64_t committed_seq;
@@ -172,15 +172,15 @@ static int newest_snapshot(void *ud, const struct db_snapshot *sn)
     return 0;
 }
 
-static int replay_entry(void *ud, const struct db_audit *e)
-{
-    return srv_replay_add(ud, e);
-}
-
+/* The record is rebuilt from the log, the truth: from the newest snapshot that holds (the
+ * host key signed it and it matches the chain) and the entries after it, or from the
+ * log's start. The rows, which anyone with the file could have changed, are not read:
+ * audit.verify compares them with the log. */
 static int load_record(struct srv *srv, const char *id, struct loaded *l)
 {
+    struct srv_rebuild rb;
     memset(l, 0, sizeof(*l));
-    int rc = srv_audit_load_rows(srv->db, id, &l->rec, &l->rows_seq);
+    int rc = db_rows_seq(srv->db, id, &l->rows_seq);
     if (rc == 0) {
         rc = db_audit_head(srv->db, id, &l->committed_seq, l->head);
     }
@@ -190,33 +190,37 @@ static int load_record(struct srv *srv, const char *id, struct loaded *l)
     if (rc == 0) {
         rc = db_snapshot_list(srv->db, id, newest_snapshot, &l->snapshot_seq);
     }
-    if (rc == 0 && l->rows_seq > l->committed_seq) {
-        srv_log(NULL, SRV_LOG_ERROR,
-                "meeting %s: its rows stand at seq %lld, after the log's "
-                "last entry %lld (run conferd audit verify)",
-                id, (long long)l->rows_seq, (long long)l->committed_seq);
-        rc = PROTO_EDB;
-    }
-    /* The rows are a cache of the log: what came after them is replayed onto them. */
-    if (rc == 0 && l->rows_seq < l->committed_seq) {
-        struct srv_replay *r = srv_replay_new(l->rec);
-        rc = r ? db_audit_range(srv->db, id, l->rows_seq, l->committed_seq, replay_entry, r)
-               : PROTO_ENOMEM;
-        int frc = srv_replay_finish(r);
-        if (rc == 0 && frc != 0) {
-            srv_log(NULL, SRV_LOG_ERROR,
-                    "meeting %s: its log after seq %lld does not apply to "
-                    "its rows (run conferd audit verify)",
-                    id, (long long)l->rows_seq);
-            rc = frc == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EDB;
+    if (rc == 0 &&
+        (rc = srv_audit_rebuild_begin(srv->db, id, srv->host.pk, l->committed_seq, &rb)) == 0) {
+        rc = srv_audit_rebuild_end(&rb);
+        if (rc == 0 && rb.seq != l->committed_seq) {
+            rc = PROTO_EINVAL;
         }
+        if (rc != 0) {
+            srv_log(NULL, SRV_LOG_ERROR,
+                    "meeting %s: its log does not replay (from seq %lld): run conferd audit "
+                    "verify",
+                    id, (long long)rb.snapshot_seq);
+            rc = rc == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EDB;
+        }
+        l->rec = rb.rec;
+        rb.rec = NULL;
+        srv_audit_rebuild_free(&rb);
+    }
+    if (rc == 0 && l->rows_seq > l->committed_seq) {
+        /* The rows stand after the log's end: entries were cut off. The record is what
+         * the log holds; the next refresh writes every object again. */
+        srv_log(NULL, SRV_LOG_ERROR,
+                "meeting %s: its stored record stands at seq %lld, after the log's last "
+                "entry %lld: run conferd audit verify",
+                id, (long long)l->rows_seq, (long long)l->committed_seq);
+        l->rows_seq = 0;
     }
     if (rc != 0) {
         srv_rec_free(l->rec);
         l->rec = NULL;
         return rc;
     }
-    l->rec->seq = l->committed_seq;
     return 0;
 }
 
@@ -718,19 +722,19 @@ void srv_hub_checkpoint_all(struct srv *srv)
     }
 }
 
-/* Queues, at the end of the open batch, what has come due for m: the refresh of its rows
- * (with a snapshot every cfg.snapshot_every changes, when it has been idle for
- * cfg.idle_ms, and when it settles; rows alone for a new meeting, whose meeting row the
- * database must hold), and a checkpoint of its head (every CHECKPOINT_EVERY entries,
- * when idle, when it settles). All of them stand at rec->seq: every entry up to it is in
- * this batch or an earlier one, so they commit together or not at all. */
+/* Queues, at the end of the open batch, what has come due for m: a signed snapshot of
+ * its record with the refresh of its rows (every cfg.snapshot_every changes, when it has
+ * been idle for cfg.idle_ms, when it settles, and for a new meeting, whose meeting row the
+ * database must hold), and a checkpoint of its head (every CHECKPOINT_EVERY entries, when
+ * idle, when it settles). All of them stand at rec->seq: every entry up to it is in this
+ * batch or an earlier one, so they commit together or not at all. */
 static void queue_due(struct srv *srv, struct srv_meeting *m, int64_t now)
 {
     int64_t seq = m->rec->seq;
     bool idle = now - m->last_change_ms >= (int64_t)srv->cfg.idle_ms;
-    bool snap = seq > m->snapshot_seq &&
-                (seq - m->snapshot_seq >= (int64_t)srv->cfg.snapshot_every || idle || m->settle);
-    bool rows = snap || (m->rows_seq == 0 && seq > 0);
+    bool rows =
+        seq > m->snapshot_seq && (seq - m->snapshot_seq >= (int64_t)srv->cfg.snapshot_every ||
+                                  idle || m->settle || m->rows_seq == 0);
     bool sign = seq > m->checkpoint_seq &&
                 (seq - m->checkpoint_seq >= CHECKPOINT_EVERY || idle || m->settle);
     m->settle = false;
@@ -743,7 +747,7 @@ static void queue_due(struct srv *srv, struct srv_meeting *m, int64_t now)
     }
     if (rows) {
         struct srv_wop *w = add_wop(b, WOP_ROWS, m->rec->id);
-        if (w == NULL || (w->rows = rows_take(srv, m, snap)) == NULL) {
+        if (w == NULL || (w->rows = rows_take(srv, m, true)) == NULL) {
             /* Memory and the open batch no longer agree: the batch cannot be trusted. */
             b->rc = PROTO_ENOMEM;
             snprintf(b->err, sizeof(b->err), "out of memory copying the rows of %s", m->rec->id);
