@@ -371,24 +371,6 @@ bool cli_audit_first_diff(const char *ta, size_t la, const char *tb, size_t lb, 
 
 /* ---- the heads file ---- */
 
-/* Steps through buf line by line; the line excludes "\n" and a trailing "\r". */
-static bool next_line(const char *buf, size_t len, size_t *off, const char **line, size_t *llen)
-{
-    if (*off >= len) {
-        return false;
-    }
-    const char *start = buf + *off;
-    const char *nl = memchr(start, '\n', len - *off);
-    size_t n = nl != NULL ? (size_t)(nl - start) : len - *off;
-    *off += n + (nl != NULL ? 1 : 0);
-    if (n > 0 && start[n - 1] == '\r') {
-        n--;
-    }
-    *line = start;
-    *llen = n;
-    return true;
-}
-
 /* The canonical host:port of s[0..n), or false. */
 static bool server_canon(const char *s, size_t n, char out[CLI_HOSTPORT_MAX])
 {
@@ -454,13 +436,6 @@ static int parse_head_line(const char *line, size_t n, struct cli_head_entry *e,
     return 1;
 }
 
-static void warn_line(FILE *warn, const char *path, unsigned lineno, const char *why)
-{
-    if (warn != NULL) {
-        fprintf(warn, "confer: warning: %s:%u: %s; line skipped\n", path, lineno, why);
-    }
-}
-
 static int heads_push(struct cli_heads *hs, const struct cli_head_entry *e)
 {
     if (hs->n == hs->cap) {
@@ -486,46 +461,23 @@ static void heads_trim(struct cli_heads *hs)
     }
 }
 
+static int take_head_line(void *ud, const char *line, size_t n, unsigned lineno, const char **why)
+{
+    struct cli_heads *hs = ud;
+    struct cli_head_entry e;
+    (void)lineno;
+    memset(&e, 0, sizeof(e));
+    int r = parse_head_line(line, n, &e, why);
+    return r <= 0 ? r : heads_push(hs, &e);
+}
+
 int cli_heads_load(struct cli_heads *hs, const char *path, FILE *warn)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    size_t off = 0;
-    const char *line = NULL;
-    size_t n = 0;
-    unsigned lineno = 0;
-
     memset(hs, 0, sizeof(*hs));
-    int rc = cli_config_read_file(path, &buf, &len);
-    if (rc == PROTO_ENOTFOUND) {
-        return 0;
-    }
+    int rc = cli_config_read_lines(path, warn, take_head_line, hs, &hs->skipped);
     if (rc != 0) {
+        cli_heads_free(hs);
         return rc;
-    }
-    while (next_line(buf, len, &off, &line, &n)) {
-        struct cli_head_entry e;
-        const char *why = NULL;
-        lineno++;
-        memset(&e, 0, sizeof(e));
-        if (n > CLI_LINE_MAX) {
-            warn_line(warn, path, lineno, "line too long");
-            hs->skipped++;
-            continue;
-        }
-        int r = parse_head_line(line, n, &e, &why);
-        if (r == 0) {
-            continue;
-        }
-        if (r < 0) {
-            warn_line(warn, path, lineno, why);
-            hs->skipped++;
-            continue;
-        }
-        rc = heads_push(hs, &e);
-        if (rc != 0) {
-            goto cleanup;
-        }
     }
     /* trimmed before the duplicates are merged, so that merging is bounded too */
     heads_trim(hs);
@@ -545,14 +497,7 @@ int cli_heads_load(struct cli_heads *hs, const char *path, FILE *warn)
         hs->v[out++] = hs->v[i];
     }
     hs->n = out;
-    rc = 0;
-
-cleanup:
-    free(buf);
-    if (rc != 0) {
-        cli_heads_free(hs);
-    }
-    return rc;
+    return 0;
 }
 
 const struct cli_head_entry *cli_heads_find(const struct cli_heads *hs, const char *server,

@@ -279,6 +279,32 @@ static void warn_line(FILE *warn, const char *path, unsigned lineno, const char 
     }
 }
 
+int cli_config_read_lines(const char *path, FILE *warn, cli_config_line_cb cb, void *ud,
+                          size_t *skipped)
+{
+    char *buf = NULL;
+    size_t len = 0, off = 0, n = 0;
+    const char *line = NULL;
+    unsigned lineno = 0;
+    int rc = cli_config_read_file(path, &buf, &len);
+    if (rc == PROTO_ENOTFOUND) {
+        return 0;
+    }
+    while (rc == 0 && next_line(buf, len, &off, &line, &n)) {
+        const char *why = "line too long";
+        lineno++;
+        int r = n > CLI_LINE_MAX ? PROTO_EINVAL : cb(ud, line, n, lineno, &why);
+        if (r == PROTO_EINVAL) {
+            warn_line(warn, path, lineno, why);
+            (*skipped)++;
+        } else if (r < 0) {
+            rc = r;
+        }
+    }
+    free(buf);
+    return rc;
+}
+
 static bool host_char(int c, bool bracketed)
 {
     if (isalnum(c) || c == '-' || c == '.' || c == '_') {
@@ -435,59 +461,33 @@ static int parse_known_line(const char *line, size_t n, struct cli_known_host *e
     return 1;
 }
 
+static int take_known_line(void *ud, const char *line, size_t n, unsigned lineno, const char **why)
+{
+    struct cli_known_hosts *kh = ud;
+    struct cli_known_host e;
+    memset(&e, 0, sizeof(e));
+    int r = parse_known_line(line, n, &e, why);
+    if (r <= 0) {
+        return r;
+    }
+    if (kh->n == kh->cap) {
+        size_t cap = kh->cap ? kh->cap * 2 : 8;
+        struct cli_known_host *v = realloc(kh->v, cap * sizeof(*v));
+        if (v == NULL) {
+            return PROTO_ENOMEM;
+        }
+        kh->v = v;
+        kh->cap = cap;
+    }
+    e.line = lineno;
+    kh->v[kh->n++] = e;
+    return 0;
+}
+
 int cli_known_hosts_load(struct cli_known_hosts *kh, const char *path, FILE *warn)
 {
-    char *buf = NULL;
-    size_t len = 0;
-    size_t off = 0;
-    const char *line = NULL;
-    size_t n = 0;
-    unsigned lineno = 0;
-
     memset(kh, 0, sizeof(*kh));
-    int rc = cli_config_read_file(path, &buf, &len);
-    if (rc == PROTO_ENOTFOUND) {
-        return 0;
-    }
-    if (rc != 0) {
-        return rc;
-    }
-    while (next_line(buf, len, &off, &line, &n)) {
-        struct cli_known_host e;
-        const char *why = NULL;
-        lineno++;
-        memset(&e, 0, sizeof(e));
-        if (n > CLI_LINE_MAX) {
-            warn_line(warn, path, lineno, "line too long");
-            kh->skipped++;
-            continue;
-        }
-        int r = parse_known_line(line, n, &e, &why);
-        if (r == 0) {
-            continue;
-        }
-        if (r < 0) {
-            warn_line(warn, path, lineno, why);
-            kh->skipped++;
-            continue;
-        }
-        if (kh->n == kh->cap) {
-            size_t cap = kh->cap ? kh->cap * 2 : 8;
-            struct cli_known_host *v = realloc(kh->v, cap * sizeof(*v));
-            if (v == NULL) {
-                rc = PROTO_ENOMEM;
-                goto cleanup;
-            }
-            kh->v = v;
-            kh->cap = cap;
-        }
-        e.line = lineno;
-        kh->v[kh->n++] = e;
-    }
-    rc = 0;
-
-cleanup:
-    free(buf);
+    int rc = cli_config_read_lines(path, warn, take_known_line, kh, &kh->skipped);
     if (rc != 0) {
         cli_known_hosts_free(kh);
     }

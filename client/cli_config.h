@@ -63,6 +63,16 @@ int cli_file_write_atomic(const char *path, const void *data, size_t len, unsign
  * CLI_FILE_MAX, PROTO_EIO on other errors, PROTO_ENOMEM. */
 int cli_config_read_file(const char *path, char **out, size_t *len);
 
+/* Reads a file of lines (absent: none): cb gets each line (without "\n" or a trailing
+ * "\r") and its number, and returns 0 (taken or ignored), PROTO_EINVAL with *why set (the
+ * line is skipped with a one-line warning on warn, NULL: silent, and counted in
+ * *skipped) or another error, which ends the reading and is returned. Lines longer than
+ * CLI_LINE_MAX are skipped so. Returns 0 or an error of reading the file or of cb. */
+typedef int (*cli_config_line_cb)(void *ud, const char *line, size_t n, unsigned lineno,
+                                  const char **why);
+int cli_config_read_lines(const char *path, FILE *warn, cli_config_line_cb cb, void *ud,
+                          size_t *skipped);
+
 /* Parses "host", "host:port", "[v6]", "[v6]:port" or a bare IPv6 address (more than one
  * ':', no port). The host is lower-cased into host[0..hostcap); the port defaults to
  * PROTO_PORT. Returns 0 or PROTO_EINVAL (empty host, bad characters, bad port) or
