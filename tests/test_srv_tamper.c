@@ -567,6 +567,35 @@ static void test_forged_item_body(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
+/* A forged row, then a change on the restarted server and a graceful stop: the server
+ * writes a signed snapshot of its record, which holds the forged row it loaded. The
+ * forgery must not become the signed truth: verify still names it.
+ * Skipped: today it does become the truth. The server loads its rows without checking
+ * them against the snapshot (or the log) at their seq, signs a snapshot of them at the
+ * next refresh, and verify rebuilds the record from the newest signed snapshot, so the
+ * rows and the rebuilt record agree; `conferd audit verify` exits 0 (srv_audit_verify
+ * without the key, which replays from the log's start, still fails at the new seq).
+ * Remove the skip once a load or verify catches it. */
+static void test_forged_row_then_change(void **state)
+{
+    struct ts_server *s = *state;
+    struct record r;
+    skip();
+    setup_record(s, &r);
+    stop_keep(s);
+    assert_int_equal(
+        raw_exec(s, "UPDATE items SET body = 'forged' WHERE id = %lld", (long long)r.item[1]), 1);
+    assert_int_equal(ts_restart(s), 0);
+    struct cli_conn *c = ts_login(s, "rap");
+    assert_non_null(c);
+    create(c, "item", "{s:s, s:s}", "number", "4", "title", "Any other business");
+    cli_conn_close(c);
+    stop_keep(s);
+    const struct want w = {"item", r.item[1], NULL, "body"};
+    expect_cli_mismatch(s, 1, HEAD_SEQ + 1, &w, true);
+    assert_int_equal(ts_stop(s), 0);
+}
+
 /* 2. An action's status changed in its row. */
 static void test_forged_action_status(void **state)
 {
@@ -880,6 +909,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_forged_item_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_forged_row_then_change, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_action_status, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deleted_doc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_inserted_doc, setup, teardown),
