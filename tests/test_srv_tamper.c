@@ -548,7 +548,7 @@ static int teardown(void **state)
     return 0;
 }
 
-/* 1. An item's body rewritten in its row. */
+/* An item's body rewritten in its row. */
 static void test_forged_item_body(void **state)
 {
     struct ts_server *s = *state;
@@ -596,7 +596,7 @@ static void test_forged_row_then_change(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 2. An action's status changed in its row. */
+/* An action's status changed in its row. */
 static void test_forged_action_status(void **state)
 {
     struct ts_server *s = *state;
@@ -611,7 +611,7 @@ static void test_forged_action_status(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 3. A doc's row removed: the log has it, the rows do not. */
+/* A doc's row removed: the log has it, the rows do not. */
 static void test_deleted_doc(void **state)
 {
     struct ts_server *s = *state;
@@ -624,7 +624,7 @@ static void test_deleted_doc(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 4. A doc row the log never made. */
+/* A doc row the log never made. */
 static void test_inserted_doc(void **state)
 {
     struct ts_server *s = *state;
@@ -665,7 +665,7 @@ static void test_forged_member_and_meeting(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 5. An entry rewritten, every later hash recomputed, its row made to agree, checkpoints
+/* An entry rewritten, every later hash recomputed, its row made to agree, checkpoints
  * and snapshots removed: the chain alone holds; a stopped server's unsigned head, and a
  * head the client saw before, do not. */
 static void test_forged_chain(void **state)
@@ -724,7 +724,7 @@ static void test_forged_chain(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 6. The last 3 entries cut off after a graceful shutdown: the checkpoint written at the
+/* The last 3 entries cut off after a graceful shutdown: the checkpoint written at the
  * shutdown, the snapshot and the rows stand past the log's end. The server refuses to
  * load such a meeting; with the rows' seq moved back as well it starts, and verify names
  * what the cut entries made. */
@@ -786,7 +786,7 @@ static void test_cut_tail(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 7. A cut that leaves everything in agreement: an export signed the head at seq 11, three
+/* A cut that leaves everything in agreement: an export signed the head at seq 11, three
  * items followed, and all of them (entries, checkpoint, snapshot, rows) are removed.
  * Only a head seen earlier shows it: audit.verify with it fails at its seq. */
 static void test_known_head_gone(void **state)
@@ -848,7 +848,7 @@ static void test_known_head_gone(void **state)
     assert_int_equal(ts_stop(s), 0);
 }
 
-/* 8. An untouched record verifies on the stopped server and over the wire; while the server
+/* An untouched record verifies on the stopped server and over the wire; while the server
  * runs with changes after its last checkpoint, the operator's verify does not demand that
  * the tail be signed. */
 static void test_clean_record(void **state)
