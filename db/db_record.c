@@ -1093,3 +1093,26 @@ int db_snapshot_list(struct db *db, const char *meeting, db_snapshot_cb cb, void
 {
     return snapshot_rows(db, DB_ST_SNAPSHOT_LIST, meeting, 0, cb, ud);
 }
+
+int db_obj_clear(struct db *db, const char *meeting, enum proto_type t)
+{
+    const struct proto_typeinfo *ti = proto_type_info(t);
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+
+    if (db == NULL || meeting == NULL || ti == NULL || t == PROTO_T_MEETING) {
+        return PROTO_EINVAL;
+    }
+    /* Rare (a rewrite of every row after a load): prepared each time. */
+    snprintf(sql, sizeof(sql), "DELETE FROM \"%s\" WHERE \"meeting\" = ?1", ti->table);
+    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_bind_text(st, 1, meeting, -1, SQLITE_STATIC);
+    }
+    if (rc == SQLITE_OK) {
+        rc = sqlite3_step(st);
+    }
+    rc = rc == SQLITE_DONE ? 0 : db_sqlerr(db, rc);
+    sqlite3_finalize(st);
+    return rc;
+}

@@ -38,6 +38,9 @@ int db_obj_put(struct db *db, const char *meeting, enum proto_type t, int64_t id
 /* Deletes one object; absent is not an error. Returns 0 or PROTO_EDB. */
 int db_obj_delete(struct db *db, const char *meeting, enum proto_type t, int64_t id);
 
+/* Deletes every object of type t (not the meeting) of a meeting. Returns 0 or PROTO_EDB. */
+int db_obj_clear(struct db *db, const char *meeting, enum proto_type t);
+
 /* Calls cb for every object of type t of a meeting, in id order (for PROTO_T_MEETING: its
  * one row, id 0). The values point into SQLite's memory: copy what you keep.
  * Returns 0, cb's non-zero value, or PROTO_EDB. */

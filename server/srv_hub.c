@@ -23,6 +23,7 @@ struct srv_rows {
     size_t ndeleted;
     struct srv_member *members; /* NULL: members unchanged */
     size_t nmembers;
+    bool all; /* every row of the meeting is deleted first, every object written */
     bool snapshot;
     struct db_snapshot snap;
     struct proto_buf data; /* snap.data points here */
@@ -237,6 +238,8 @@ static void take_loaded(struct srv_meeting *m, struct loaded *l)
     m->win.from = m->committed_seq + 1;
     m->ndeleted = 0;
     m->members_changed = false;
+    /* The deletes and member changes logged after the rows are not known here. */
+    m->rows_all = l->rows_seq < l->committed_seq;
 }
 
 static int load_meeting(struct srv *srv, const char *id)
@@ -453,10 +456,11 @@ static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool s
     if (r == NULL || (r->meeting = srv_obj_dup(&rec->meeting)) == NULL) {
         goto fail;
     }
+    int64_t since = m->rows_all ? -1 : m->rows_seq;
     size_t n = 0;
     for (int t = 0; t < PROTO_T_COUNT; t++) {
         for (size_t i = 0; i < rec->objs[t].n; i++) {
-            n += rec->objs[t].v[i]->seq > m->rows_seq;
+            n += rec->objs[t].v[i]->seq > since;
         }
     }
     if (n > 0 && (r->objs = calloc(n, sizeof(*r->objs))) == NULL) {
@@ -465,12 +469,13 @@ static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool s
     for (int t = 0; t < PROTO_T_COUNT; t++) {
         for (size_t i = 0; i < rec->objs[t].n; i++) {
             const struct srv_obj *o = rec->objs[t].v[i];
-            if (o->seq > m->rows_seq && (r->objs[r->nobjs++] = srv_obj_dup(o)) == NULL) {
+            if (o->seq > since && (r->objs[r->nobjs++] = srv_obj_dup(o)) == NULL) {
                 goto fail;
             }
         }
     }
-    if (m->members_changed || m->rows_seq == 0) {
+    r->all = m->rows_all;
+    if (m->members_changed || m->rows_seq == 0 || m->rows_all) {
         r->members = malloc((rec->nmembers ? rec->nmembers : 1) * sizeof(*r->members));
         if (r->members == NULL) {
             goto fail;
@@ -488,6 +493,7 @@ static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool s
     m->deleted = NULL;
     m->ndeleted = m->cap_deleted = 0;
     m->members_changed = false;
+    m->rows_all = false;
     m->rows_seq = rec->seq;
     if (snapshot) {
         m->snapshot_seq = rec->seq;
@@ -521,12 +527,17 @@ static int write_rows(struct db *db, const struct srv_wop *w)
 {
     const struct srv_rows *r = w->rows;
     int rc = 0;
+    for (int t = 0; r->all && t < PROTO_T_COUNT && rc == 0; t++) {
+        if (t != PROTO_T_MEETING) {
+            rc = db_obj_clear(db, w->meeting, (enum proto_type)t);
+        }
+    }
     for (size_t i = 0; i < r->ndeleted && rc == 0; i++) {
         rc = db_obj_delete(db, w->meeting, r->deleted[i].type, r->deleted[i].id);
     }
     for (size_t i = 0; i < r->nobjs && rc == 0; i++) {
         enum proto_type t = r->objs[i]->type;
-        if (t == PROTO_T_DOC || t == PROTO_T_ACTION) {
+        if (!r->all && (t == PROTO_T_DOC || t == PROTO_T_ACTION)) {
             rc = db_obj_delete(db, w->meeting, t, r->objs[i]->id);
         }
     }
