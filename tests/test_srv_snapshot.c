@@ -1277,6 +1277,59 @@ static void check_export(struct run *r, struct db *db, const uint8_t pk[PROTO_KE
     cli_msg_free(m);
 }
 
+/* meeting.get at s over the wire, the log replayed here from its start and the record
+ * rebuilt here from the snapshots are one record: want gets it packed (free it with
+ * packed_free), *from the seq of the snapshot the rebuild started from. */
+static void travel_one(struct cli_conn *c, struct db *db, const uint8_t pk[PROTO_KEY_BYTES],
+                       int64_t s, struct packed *want, int64_t *from)
+{
+    struct cli_msg *m = call_ok(c, "meeting.get", "{s:s, s:I}", "meeting", MEETING, "at", s);
+    assert_int_equal(mint(m->result, "seq"), s);
+    uint8_t h0[DB_HASH_BYTES], h1[DB_HASH_BYTES];
+    struct srv_rec *scratch = rebuild(db, NULL, s, h0, NULL);
+    struct srv_rec *snap = rebuild(db, pk, s, h1, from);
+    size_t shown = 0;
+    size_t nd = srv_rec_diff(scratch, snap, print_diff, &shown);
+    if (nd != 0) {
+        fail_msg("at seq %lld the log from its start and from the snapshot at %lld differ "
+                 "(%zu differences)",
+                 (long long)s, (long long)*from, nd);
+    }
+    assert_memory_equal(h0, h1, DB_HASH_BYTES);
+    packed_rec(scratch, want);
+    if (!mp_equal(m->result, &want->up.data, "meeting.get")) {
+        fail_msg("at seq %lld meeting.get over the wire differs from the log replayed from its "
+                 "start: %s",
+                 (long long)s, why);
+    }
+    srv_rec_free(scratch);
+    srv_rec_free(snap);
+    cli_msg_free(m);
+}
+
+/* travel_one at the seqs from `first` to `last`, every `stride`th, and at last. Returns how
+ * many rebuilds started from a snapshot. */
+static int64_t check_travel(struct cli_conn *c, int64_t first, int64_t last, int64_t stride)
+{
+    struct db *db = open_ro();
+    uint8_t pk[PROTO_KEY_BYTES];
+    host_pk(pk);
+    int64_t n = 0, s = first;
+    for (int i = 0; i < 100000; i++) {
+        struct packed want;
+        int64_t from = 0;
+        travel_one(c, db, pk, s, &want, &from);
+        packed_free(&want);
+        n += from > 0;
+        if (s >= last) {
+            break;
+        }
+        s = s + stride < last ? s + stride : last;
+    }
+    db_close(db);
+    return n;
+}
+
 /* For every seq: meeting.get at it over the wire, the log replayed from its start here, the
  * record rebuilt here from the snapshots, and what meeting.get answered live at that seq are
  * one record. */
@@ -1287,20 +1340,9 @@ static void check_every_seq(struct run *r)
     host_pk(pk);
     int64_t from_snapshot = 0, early_seen = 0;
     for (int64_t s = 1; s <= r->seq; s++) {
-        struct cli_msg *m = call_ok(r->c, "meeting.get", "{s:s, s:I}", "meeting", MEETING, "at", s);
-        assert_int_equal(mint(m->result, "seq"), s);
-        uint8_t h0[DB_HASH_BYTES], h1[DB_HASH_BYTES];
+        struct packed want, live = {.buf = r->live[s]};
         int64_t from = 0;
-        struct srv_rec *scratch = rebuild(db, NULL, s, h0, NULL);
-        struct srv_rec *snap = rebuild(db, pk, s, h1, &from);
-        size_t shown = 0;
-        size_t nd = srv_rec_diff(scratch, snap, print_diff, &shown);
-        if (nd != 0) {
-            fail_msg("at seq %lld the log from its start and from the snapshot at %lld differ "
-                     "(%zu differences)",
-                     (long long)s, (long long)from, nd);
-        }
-        assert_memory_equal(h0, h1, DB_HASH_BYTES);
+        travel_one(r->c, db, pk, s, &want, &from);
         /* A snapshot comes once 7 changes passed the last one (in the loop turn of the 7th,
          * or of a burst's last change): the rebuild starts less than 7 + BURST_MAX behind. */
         if (s >= 7 + BURST_MAX) {
@@ -1310,14 +1352,6 @@ static void check_every_seq(struct run *r)
             }
         }
         from_snapshot += from > 0;
-
-        struct packed want, live = {.buf = r->live[s]};
-        packed_rec(scratch, &want);
-        if (!mp_equal(m->result, &want.up.data, "meeting.get")) {
-            fail_msg("at seq %lld meeting.get over the wire differs from the log replayed from "
-                     "its start: %s",
-                     (long long)s, why);
-        }
         /* The seqs of a burst but its last were not read live; they were read at once. */
         if (live.buf.data) {
             packed_unpack(&live);
@@ -1340,9 +1374,6 @@ static void check_every_seq(struct run *r)
             early_seen++;
         }
         packed_free(&want);
-        srv_rec_free(scratch);
-        srv_rec_free(snap);
-        cli_msg_free(m);
     }
     int64_t nsnap = sql_int("SELECT count(*) FROM snapshots WHERE meeting = '" MEETING "'");
     fprintf(stderr,
@@ -1685,10 +1716,17 @@ static void test_kills_between_log_and_rows(void **state)
     assert_true(kills >= KILLS_MIN);
     /* Most kills must land between a log write and a row refresh, or this tests nothing. */
     assert_true(behind >= kills / 4);
+    /* Time travel over the log and the snapshots that the killed servers left. */
+    int64_t head = log_head();
+    int64_t t1 = mono_ms();
+    int64_t snapped = check_travel(st.c, 1, head, 23);
+    snapped += check_travel(st.c, head > 40 ? head - 40 : 1, head, 1);
+    fprintf(stderr, "kills: time travel checked in %lld ms (%lld from a snapshot)\n",
+            (long long)(mono_ms() - t1), (long long)snapped);
 
     cli_conn_close(st.c);
     assert_int_equal(graceful_stop(&S), 0);
-    int64_t head = log_head();
+    head = log_head();
     assert_int_equal(rows_seq(), head);
     /* Every acknowledged edit is in the log once, under its cid. */
     assert_int_equal(sql_int("SELECT count(*) FROM audit WHERE meeting = '" MEETING
@@ -1776,6 +1814,8 @@ static void test_restart_replays_after_rows_seq(void **state)
     packed_free(&want);
     srv_rec_free(scratch);
     cli_msg_free(m);
+    /* And so is the record at every seq, through the snapshots of every run before. */
+    check_travel(c, 1, head, 1);
     cli_conn_close(c);
     assert_int_equal(graceful_stop(&S), 0);
     assert_int_equal(rows_seq(), log_head());
