@@ -1962,6 +1962,47 @@ static void test_crash_after_deletes_and_members(void **state)
     audit_verify_ok();
 }
 
+/* The same replay runs when a batch fails and its meeting is reloaded from the database
+ * (rows, then the log after rows_seq): a delete that only the log held must still reach the
+ * rows at the next refresh. */
+static void test_reload_after_failed_batch_keeps_deletes(void **state)
+{
+    (void)state;
+    static const char *const args[] = {"--snapshot-every", "1000", "--idle-after", "600000", NULL};
+    assert_int_equal(ts_start_args(&S, names, MEETING, args), 0);
+    struct cli_conn *c = ts_login(&S, "op");
+    assert_non_null(c);
+    int64_t item = create_item(c, "to be deleted");
+    cli_conn_close(c);
+    assert_int_equal(graceful_stop(&S), 0);
+    assert_int_equal(ts_restart(&S), 0);
+    c = ts_login(&S, "op");
+    assert_non_null(c);
+    cli_msg_free(call_ok(c, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type", "item",
+                         "id", item));
+    assert_true(rows_seq() < log_head());
+    /* A change the database refuses (a trigger of this test's): its batch fails, and the
+     * meeting is reloaded. */
+    sql_exec("CREATE TRIGGER test_refuse BEFORE INSERT ON audit WHEN instr(NEW.payload, "
+             "CAST('FAIL' AS BLOB)) > 0 BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;");
+    struct cli_msg *m = call(c, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING,
+                             "type", "doc", "fields", "ref", "FAIL", "title", "lost");
+    assert_true(cli_msg_is_error(m, "unavailable"));
+    cli_msg_free(m);
+    sql_exec("DROP TRIGGER test_refuse");
+    assert_head_is_log(c, "after the reload");
+    cli_conn_close(c);
+    assert_int_equal(graceful_stop(&S), 0);
+    assert_int_equal(rows_seq(), log_head());
+    assert_int_equal(ts_restart(&S), 0);
+    c = ts_login(&S, "op");
+    assert_non_null(c);
+    assert_head_is_log(c, "after the stop that followed");
+    cli_conn_close(c);
+    assert_int_equal(graceful_stop(&S), 0);
+    audit_verify_ok();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1969,6 +2010,7 @@ int main(void)
         cmocka_unit_test_teardown(test_kills_between_log_and_rows, teardown),
         cmocka_unit_test_teardown(test_restart_replays_after_rows_seq, teardown),
         cmocka_unit_test_teardown(test_crash_after_deletes_and_members, teardown),
+        cmocka_unit_test_teardown(test_reload_after_failed_batch_keeps_deletes, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
