@@ -117,9 +117,7 @@ static void build_delete(struct sqlbuf *b, const struct proto_typeinfo *ti)
     sql_add(b, "DELETE FROM \"%s\" WHERE \"id\" = :id AND \"meeting\" = :meeting", ti->table);
 }
 
-/* The largest id of every object table and of the audit log, whose entries keep the ids
- * of deleted objects: an id is never given twice, even after a restart. In audit_obj,
- * integers sort before every text, so `obj < ''` selects exactly the integer ids. */
+/* The largest id of every object table (each a lookup of its primary key). */
 static void build_max_id(struct sqlbuf *b)
 {
     sql_add(b, "SELECT max(0");
@@ -129,8 +127,23 @@ static void build_max_id(struct sqlbuf *b)
                     proto_type_info((enum proto_type)t)->table);
         }
     }
-    sql_add(b, ", ifnull((SELECT obj FROM audit WHERE obj < '' AND typeof(obj) = 'integer'"
-               " ORDER BY obj DESC LIMIT 1), 0))");
+    sql_add(b, ")");
+}
+
+/* The largest object id the audit log names, deleted objects' included: a scan of the log
+ * (it has no index by object), so only when the id counter is new. */
+static int max_id_logged(struct db *db, int64_t *out)
+{
+    static const char sql[] = "SELECT ifnull(max(obj), 0) FROM audit WHERE typeof(obj) = 'integer'";
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db->conn, sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = SQLITE_OK;
+    }
+    rc = rc == SQLITE_OK ? 0 : db_sqlerr(db, rc);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 /* Returns the prepared statement in *slot, generating and preparing it on first use.
@@ -393,7 +406,29 @@ int db_obj_max_id(struct db *db, int64_t *out)
     } else if (rc == 0) {
         rc = db_fail(db, PROTO_EDB, "no result from the max id query");
     }
+    db_stmt_done(st);
+    st = NULL;
+    int64_t logged = 0;
+    if (rc == 0 && (rc = max_id_logged(db, &logged)) == 0 && logged > *out) {
+        *out = logged;
+    }
 cleanup:
+    db_stmt_done(st);
+    return rc;
+}
+
+/* The largest id of the object tables only (cheap: their primary keys). */
+static int max_id_tables(struct db *db, int64_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    *out = 0;
+    int rc = gen_stmt(db, &db->obj_max_id, PROTO_T_MEETING, DB_OBJ_ST_COUNT, &st);
+    if (rc == 0 && (rc = db_step(db, st)) == 1) {
+        *out = sqlite3_column_int64(st, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = db_fail(db, PROTO_EDB, "no result from the max id query");
+    }
     db_stmt_done(st);
     return rc;
 }
@@ -463,7 +498,11 @@ int db_id_reserve(struct db *db, int64_t count, int64_t *first)
     if (rc != 0) {
         return rc;
     }
-    if ((rc = counter_get(db, "object_id", &next)) != 0 || (rc = db_obj_max_id(db, &max)) != 0) {
+    /* Every process reserves through the counter, so the ids the log names (a scan of
+     * it) are read only when there is no counter yet; an id written to a table without a
+     * reservation still pushes the next block up. */
+    if ((rc = counter_get(db, "object_id", &next)) != 0 ||
+        (rc = next == 0 ? db_obj_max_id(db, &max) : max_id_tables(db, &max)) != 0) {
         goto cleanup;
     }
     if (next <= max) {
