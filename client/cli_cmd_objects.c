@@ -13,6 +13,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cli_record.h"
 #include "cli_render.h"
@@ -830,6 +831,85 @@ static int pack_change(struct proto_buf *b, enum verb v, enum proto_type t, cons
     return b->data != NULL ? 0 : PROTO_ENOMEM;
 }
 
+/* What removing o loses, in words ("its text, 2 docs and 1 decision lose their item"), or
+ * "" when nothing but the object itself: an item's body and the docs and decisions that
+ * point at it, an action's or a decision's text. */
+static void remove_loses(const struct cli_mtg *m, enum proto_type t, const msgpack_object *o,
+                         int64_t id, char *out, size_t cap)
+{
+    char text[8];
+    const char *field = t == PROTO_T_ITEM ? "body" : "text";
+    bool has_text = (t == PROTO_T_ITEM || t == PROTO_T_ACTION || t == PROTO_T_DECISION) &&
+                    cli_obj_strcpy(o, field, text, sizeof(text)) != NULL && text[0] != '\0';
+    size_t ndocs = 0, ndec = 0;
+    for (int k = 0; t == PROTO_T_ITEM && k < 2; k++) {
+        const msgpack_object *list = cli_rec_objects(m->rec, k ? PROTO_T_DECISION : PROTO_T_DOC);
+        for (uint32_t i = 0;
+             list != NULL && list->type == MSGPACK_OBJECT_ARRAY && i < list->via.array.size; i++) {
+            int64_t item = 0;
+            if (cli_obj_i64(&list->via.array.ptr[i], "item", &item) && item == id) {
+                k ? ndec++ : ndocs++;
+            }
+        }
+    }
+    out[0] = '\0';
+    if (!has_text && ndocs == 0 && ndec == 0) {
+        return;
+    }
+    char links[96] = "";
+    if (ndocs || ndec) {
+        if (ndocs == 0) {
+            snprintf(links, sizeof(links), "%s%zu decision%s lose%s their item",
+                     has_text ? ", " : "", ndec, ndec == 1 ? "" : "s", ndec == 1 ? "s" : "");
+        } else if (ndec > 0) {
+            snprintf(links, sizeof(links), "%s%zu doc%s and %zu decision%s lose their item",
+                     has_text ? ", " : "", ndocs, ndocs == 1 ? "" : "s", ndec,
+                     ndec == 1 ? "" : "s");
+        } else {
+            snprintf(links, sizeof(links), "%s%zu doc%s lose%s their item", has_text ? ", " : "",
+                     ndocs, ndocs == 1 ? "" : "s", ndocs == 1 ? "s" : "");
+        }
+    }
+    snprintf(out, cap, "%s%s", has_text ? "its text" : "", links);
+}
+
+/* Asks before removing what holds text or links; true to go on. */
+static bool confirm_remove(struct cli_ctx *ctx, const struct cli_mtg *m, enum proto_type t,
+                           const msgpack_object *o, int64_t id, const char *label)
+{
+    char loses[160];
+    remove_loses(m, t, o, id, loses, sizeof(loses));
+    if (loses[0] == '\0') {
+        return true;
+    }
+    if (!ctx->interactive) {
+        cli_fail(ctx,
+                 "removing %s loses %s: pass --yes to remove it (it can be undone with %s "
+                 "revert)",
+                 label, loses, ctx->prog);
+        return false;
+    }
+    for (int tries = 0; tries < 3; tries++) {
+        char ans[16];
+        fprintf(ctx->err, "Remove %s (%s)? It can be undone with %s revert. (yes/no) ", label,
+                loses, ctx->prog);
+        fflush(ctx->err);
+        int rc = cli_read_line(ctx->in_fd, ans, sizeof(ans));
+        if (rc == PROTO_ECLOSED || rc == PROTO_EIO) {
+            fputc('\n', ctx->err);
+            break;
+        }
+        if (rc == 0 && (strcasecmp(ans, "yes") == 0 || strcasecmp(ans, "y") == 0)) {
+            return true;
+        }
+        if (rc == 0 && (strcasecmp(ans, "no") == 0 || strcasecmp(ans, "n") == 0)) {
+            break;
+        }
+    }
+    cli_fail(ctx, "nothing removed");
+    return false;
+}
+
 int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv)
 {
     const struct kind *k = kind_of(t);
@@ -871,6 +951,11 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         defs[no] = d;
         opts[no] = (struct cli_opt){names[no], 0, CLI_OPT_STR, metas[no], d->help, NULL, &vals[no]};
         no++;
+    }
+    bool yes = false;
+    if (v == V_REMOVE) {
+        opts[no++] = (struct cli_opt){
+            "yes", 0, CLI_OPT_FLAG, NULL, "remove without asking (scripts)", &yes, NULL};
     }
     if (v == V_CREATE) {
         opts[no++] = (struct cli_opt){"rapporteur",
@@ -915,8 +1000,10 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         snprintf(synopsis, sizeof(synopsis), "%s [options]", k->target);
         snprintf(about, sizeof(about),
                  "Removes the %s %s from the meeting. If someone changed it since it was read,\n"
-                 "nothing is removed: run the command again.",
-                 noun, k->target);
+                 "nothing is removed: run the command again. Removing what holds text (a\n"
+                 "section, an action, a decision) asks first on a terminal; elsewhere it needs\n"
+                 "--yes. It says how to undo it (%s revert SEQ).",
+                 noun, k->target, ctx->prog);
         break;
     case V_CREATE:
         snprintf(synopsis, sizeof(synopsis), "ID --rapporteur USER [options]");
@@ -965,7 +1052,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         ng++;
     }
     for (size_t i = 0; i < no; i++) {
-        if (opts[i].str == &rapporteur || vals[i] == NULL) {
+        if (opts[i].str == &rapporteur || opts[i].flag == &yes || vals[i] == NULL) {
             continue;
         }
         g[ng].field = defs[i]->field;
@@ -1037,6 +1124,10 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         }
     }
 
+    if (v == V_REMOVE && !yes && !confirm_remove(ctx, &m, t, target, id, label)) {
+        code = CLI_EXIT_FAIL;
+        goto cleanup;
+    }
     cli_cid_new(cid);
     if (pack_change(&b, v, t, m.id, v == V_CREATE ? a.v[0] : m.id, id, if_seq, cid, rapporteur, f,
                     nf) != 0) {
@@ -1076,7 +1167,13 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         if (ctx->json) {
             code = cli_print_json(ctx, cli_json_from_mp(r->result));
         } else if (v == V_REMOVE) {
-            fprintf(ctx->out, "removed %s\n", label);
+            int64_t seq = 0;
+            if (cli_obj_i64(r->result, "seq", &seq)) {
+                fprintf(ctx->out, "removed %s (undo: %s revert %lld)\n", label, ctx->prog,
+                        (long long)seq);
+            } else {
+                fprintf(ctx->out, "removed %s\n", label);
+            }
         } else {
             fprintf(ctx->out, "created meeting %s with rapporteur %s (%s use %s to work on it)\n",
                     a.v[0], rapporteur, ctx->prog, a.v[0]);

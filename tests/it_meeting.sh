@@ -215,7 +215,13 @@ hasnt "RG-IEM-1 "
 run c assoc actions set 6 --status open --json
 json_ok
 has '"status": "open"'
-run c assoc actions remove RG-IEM-6
+# Removing what holds text asks first; without a terminal it needs --yes, and says how to undo.
+expect_fail c assoc actions remove RG-IEM-6
+[[ $IT_RC -eq 1 && $IT_ERR == *"loses its text: pass --yes"* ]] || fail "remove without --yes: $IT_ERR"
+run c assoc actions
+has "RG-IEM-6"
+run c assoc actions remove RG-IEM-6 --yes
+[[ $IT_OUT =~ ^"removed action RG-IEM-6 (undo: confer revert "[0-9]+")"$ ]] || fail "remove: $IT_OUT"
 run c assoc actions
 hasnt "RG-IEM-6"
 expect_fail c assoc actions set RG-IEM-6 --status done
@@ -281,7 +287,7 @@ grep -qE "^#$did +5 +decided +The meeting decided to test." <<<"$IT_OUT" || fail
 run c assoc decisions set "#$did" --kind noted
 run c assoc decisions 5
 grep -qE "^#$did +5 +noted" <<<"$IT_OUT" || fail "decision noted: $IT_OUT"
-run c assoc decisions remove "#$did"
+run c assoc decisions remove "#$did" --yes
 run c assoc decisions
 hasnt "decided to test"
 pass "decisions add/set/remove"
