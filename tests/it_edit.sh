@@ -45,6 +45,12 @@ EDITOR=$IT_TMP/ed_alice.sh cfg alice "$CONFER" edit 3 >"$IT_TMP/alice.out" 2>&1 
 alice=$!
 for _ in $(seq 100); do [[ -f $IT_TMP/alice_open ]] && break; sleep 0.05; done
 [[ -f $IT_TMP/alice_open ]] || fail "alice's editor did not open"
+# While her editor is open, the agenda and the section say she is in it.
+run cfg carol "$CONFER" agenda
+grep -qE "^3 .*● alice$" <<<"$IT_OUT" || fail "agenda does not mark alice in 3: $IT_OUT"
+run cfg carol "$CONFER" show 3
+[[ $IT_OUT == *"● alice is in this section now"* ]] || fail "show does not say alice is in 3: $IT_OUT"
+pass "agenda and show mark who is in a section"
 EDITOR=$IT_TMP/ed_bob.sh run cfg bob "$CONFER" edit 3
 [[ $IT_OUT == *"saved at seq"* ]] || fail "bob's edit: $IT_OUT"
 touch "$IT_TMP/go"
