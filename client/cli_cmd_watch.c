@@ -48,6 +48,72 @@ static void op_size(const msgpack_object *op, size_t *ins, size_t *del)
     }
 }
 
+/* Appends a quoted piece of text to out (cut to about 40 characters, sanitized). */
+static void quote_piece(char *out, size_t cap, const char *sign, const char *s, size_t n)
+{
+    char clean[256], cut[200];
+    size_t cps = proto_utf8_count(s, n), take = n, len = strlen(out);
+    if (cps > 40) { /* the first 40 code points */
+        size_t i = 0, k = 0;
+        while (i < n && k < 40) {
+            i++;
+            while (i < n && ((unsigned char)s[i] & 0xC0) == 0x80) {
+                i++;
+            }
+            k++;
+        }
+        take = i;
+    }
+    snprintf(cut, sizeof(cut), "%.*s%s", (int)(take < 190 ? take : 190), s,
+             take < n ? "\xe2\x80\xa6" : "");
+    cli_sanitize(cut, strlen(cut), clean, sizeof(clean));
+    if (len < cap) {
+        snprintf(out + len, cap - len, " %s\xe2\x80\x9c%s\xe2\x80\x9d", sign, clean);
+    }
+}
+
+/* What an op does to the text it applies to, as words: +"inserted" -"deleted" (the deleted
+ * words when the text before is known, else their count). */
+static void op_words(const msgpack_object *op, const char *text, size_t len, char *out, size_t cap)
+{
+    size_t pos = 0; /* a byte offset into text */
+    out[0] = '\0';
+    for (uint32_t i = 0; op && op->type == MSGPACK_OBJECT_ARRAY && i < op->via.array.size; i++) {
+        const msgpack_object *c = &op->via.array.ptr[i];
+        uint64_t n = 0;
+        if (c->type == MSGPACK_OBJECT_STR) {
+            quote_piece(out, cap, "+", c->via.str.ptr, c->via.str.size);
+            continue;
+        }
+        const msgpack_object *d = c->type == MSGPACK_OBJECT_MAP ? proto_mp_map_get(c, "d") : NULL;
+        if (c->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            n = c->via.u64;
+        } else if (d && d->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+            n = d->via.u64;
+        } else if (d && d->type == MSGPACK_OBJECT_STR) {
+            n = proto_utf8_count(d->via.str.ptr, d->via.str.size);
+        } else {
+            continue;
+        }
+        size_t start = pos;
+        for (uint64_t k = 0; k < n && text && pos < len; k++) {
+            pos++;
+            while (pos < len && ((unsigned char)text[pos] & 0xC0) == 0x80) {
+                pos++;
+            }
+        }
+        if (c->type != MSGPACK_OBJECT_MAP) {
+            continue; /* a skip */
+        }
+        if (text != NULL && pos > start) {
+            quote_piece(out, cap, "-", text + start, pos - start);
+        } else {
+            size_t l = strlen(out);
+            snprintf(out + l, cap > l ? cap - l : 0, " -%llu", (unsigned long long)n);
+        }
+    }
+}
+
 static void clock_of(const msgpack_object *p, char out[16])
 {
     int64_t ms = 0;
@@ -60,10 +126,12 @@ static void clock_of(const msgpack_object *p, char out[16])
     strftime(out, 16, "%H:%M:%S", &tm);
 }
 
-/* One line for a person: "12:01:07 alice  text item 4 body (+12 -3)". */
-static void print_event(struct cli_ctx *ctx, const struct numbers *nb, const msgpack_object *p)
+/* One line for a person: "12:01:07 alice  text item 4 body (+12 -3)", or with the words
+ * (words: what op_words made of the op) "... body +“new words” -“old”". */
+static void print_event(struct cli_ctx *ctx, const struct numbers *nb, const msgpack_object *p,
+                        const char *words)
 {
-    char when[16], user[PROTO_NAME_MAX + 1], kind[16], type[16], id[80], what[64] = "";
+    char when[16], user[PROTO_NAME_MAX + 1], kind[16], type[16], id[80], what[600] = "";
     clock_of(p, when);
     cli_obj_strcpy(p, "user", user, sizeof(user));
     cli_obj_strcpy(p, "kind", kind, sizeof(kind));
@@ -84,7 +152,11 @@ static void print_event(struct cli_ctx *ctx, const struct numbers *nb, const msg
         char field[16];
         op_size(proto_mp_map_get(p, "op"), &ins, &del);
         cli_obj_strcpy(p, "field", field, sizeof(field));
-        snprintf(what, sizeof(what), " %s (+%zu -%zu)", field, ins, del);
+        if (words != NULL && words[0] != '\0') {
+            snprintf(what, sizeof(what), " %s%s", field, words);
+        } else {
+            snprintf(what, sizeof(what), " %s (+%zu -%zu)", field, ins, del);
+        }
     } else if (strcmp(kind, "member") == 0) {
         char role[16];
         cli_obj_strcpy(p, "role", role, sizeof(role));
@@ -240,6 +312,20 @@ static void handle(struct watch *w, const struct cli_msg *m)
         }
         w->events++;
         bool text_before = false;
+        char words[512] = "";
+        char kind[16] = "";
+        cli_obj_strcpy(m->params, "kind", kind, sizeof(kind));
+        if (strcmp(kind, "text") == 0) {
+            /* The words, against the section's text before the op when it is this one. */
+            int64_t id = 0;
+            char field[16] = "";
+            cli_obj_i64(m->params, "id", &id);
+            cli_obj_strcpy(m->params, "field", field, sizeof(field));
+            bool ours =
+                w->replica && id == w->t.id && strcmp(field, w->t.field) == 0 && seq > w->seq;
+            op_words(proto_mp_map_get(m->params, "op"), ours ? w->t.text : NULL,
+                     ours ? w->t.len : 0, words, sizeof(words));
+        }
         if (w->replica) {
             int64_t before = w->t.remote_ops;
             cli_text_handle(&w->t, w->mt.c, m);
@@ -252,7 +338,7 @@ static void handle(struct watch *w, const struct cli_msg *m)
             if (text_before) {
                 redraw(w->ctx, w->label, &w->t, w->tty);
             }
-            print_event(w->ctx, &w->nb, m->params);
+            print_event(w->ctx, &w->nb, m->params, words);
         }
     } else if (strcmp(m->method, "presence") == 0 && !w->ctx->json) {
         print_presence(w->ctx, &w->nb, m->params);

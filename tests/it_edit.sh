@@ -66,6 +66,11 @@ wait "$watcher" || true
 grep -q "ALPHA-WORDS" "$IT_TMP/watch.out" || fail "watch did not show the text live"
 [[ $(grep -cE "text +item 3 body" "$IT_TMP/watch.out") -ge 2 ]] ||
     fail "watch did not show both edits: $(cat "$IT_TMP/watch.out")"
+# Each change is told as words, with its author.
+grep -qE '  bob +text +item 3 body \+“BETA-WORDS ”' "$IT_TMP/watch.out" ||
+    fail "watch did not show bob's words: $(cat "$IT_TMP/watch.out")"
+grep -qE '  alice +text +item 3 body \+“ ALPHA-WORDS”' "$IT_TMP/watch.out" ||
+    fail "watch did not show alice's words: $(cat "$IT_TMP/watch.out")"
 pass "confer watch shows the edits live"
 
 # A viewer cannot edit: the file is kept and its path printed.
