@@ -15,6 +15,12 @@
  *       (default 40000: inserts at random places, every 20th a delete); then K (default 50)
  *       meeting.get and K/5 report.export (text) at a random seq of the history, one at a
  *       time on a connection of their own: the cost of reading the record as it was.
+ *   confer-bench typing [--clients E] [--rate K] [--subscribers W] [--seconds S]
+ *       E (default 3) live editors type K (default 10) keys/s each into one item for S
+ *       (default 10) seconds, each key a local op sent at once when nothing is in flight,
+ *       else composed with the next ones (PROTOCOL.md section 6); W (default 50) watchers
+ *       subscribe. Prints the time from a keystroke to each watcher's receipt of the event
+ *       that carries it (p50, p99) and the text.edits sent per 100 keystrokes.
  *   confer-bench idle [--conns K]
  *       opens K authenticated idle connections: handshakes + token logins per second, and
  *       the server's memory per idle connection.
@@ -54,7 +60,7 @@
 struct opts {
     const char *mode;
     int clients, edits, subscribers, conns, size, gets;
-    double rate, idle_wait_s;
+    double rate, idle_wait_s, seconds;
     int timeout_s;
 };
 
@@ -1036,16 +1042,238 @@ cleanup:
     return rc;
 }
 
+/* ---- typing: keystrokes of live editors to the screens of watchers ---- */
+
+/* The keystrokes an op in flight carries: editor e's keys [from, from + n). */
+struct flight {
+    char cid[40];
+    int e;
+    size_t from, n;
+};
+
+struct typist {
+    struct cli_conn *c;
+    struct cli_text t;
+    int64_t *key_at; /* the time of each key typed, us */
+    size_t keys, sent_keys;
+    size_t cursor;
+    int64_t next_key;
+    char last_cid[40];
+};
+
+/* Notes what a replica has just sent (a new cid in flight): the keys typed since the last
+ * send. */
+static void note_flight(struct typist *ty, int e, struct flight *fl, size_t *nfl, size_t cap)
+{
+    if (!ty->t.inflight || strcmp(ty->t.inflight_cid, ty->last_cid) == 0) {
+        return;
+    }
+    snprintf(ty->last_cid, sizeof(ty->last_cid), "%s", ty->t.inflight_cid);
+    if (*nfl < cap) {
+        fl[*nfl] = (struct flight){.e = e, .from = ty->sent_keys, .n = ty->keys - ty->sent_keys};
+        snprintf(fl[*nfl].cid, sizeof(fl[*nfl].cid), "%s", ty->t.inflight_cid);
+        (*nfl)++;
+    }
+    ty->sent_keys = ty->keys;
+}
+
+static const struct flight *flight_find(const struct flight *fl, size_t n, const char *cid,
+                                        size_t len)
+{
+    for (size_t i = n; i-- > 0;) { /* the newest first: what arrives is recent */
+        if (strlen(fl[i].cid) == len && memcmp(fl[i].cid, cid, len) == 0) {
+            return &fl[i];
+        }
+    }
+    return NULL;
+}
+
+static int run_typing(struct opts *o)
+{
+    struct server s = {0};
+    char token[64];
+    int rc = 1;
+    int ne = o->clients, nw = o->subscribers, total = ne + nw;
+    double secs = o->seconds;
+    size_t max_keys = (size_t)(o->rate * secs) + 16, cap_fl = (size_t)ne * max_keys + 16;
+    struct typist *ty = calloc((size_t)ne, sizeof(*ty));
+    struct cli_conn **wc = calloc((size_t)(nw ? nw : 1), sizeof(*wc));
+    struct pollfd *pfd = calloc((size_t)total, sizeof(*pfd));
+    struct flight *fl = calloc(cap_fl, sizeof(*fl));
+    size_t nfl = 0, edits = 0, typed = 0, late = 0;
+    struct samples lat = {0};
+    int64_t seq = 0;
+    if (ty == NULL || wc == NULL || pfd == NULL || fl == NULL || server_start(&s) != 0 ||
+        get_token(&s, token, sizeof(token)) != 0) {
+        goto cleanup;
+    }
+    for (int i = 0; i < ne; i++) {
+        if ((ty[i].c = connect_token(&s, token)) == NULL ||
+            (ty[i].key_at = calloc(max_keys, sizeof(int64_t))) == NULL) {
+            goto cleanup;
+        }
+    }
+    int64_t id = create_item(ty[0].c, &seq);
+    if (id < 0) {
+        goto cleanup;
+    }
+    for (int i = 0; i < ne; i++) {
+        struct editor e = {.c = ty[i].c};
+        if (subscribe_replica(&e, id) != 0) {
+            goto cleanup;
+        }
+        ty[i].t = e.t;
+        cli_conn_set_timeout(ty[i].c, 10000);
+        pfd[i].fd = cli_conn_fd(ty[i].c);
+        pfd[i].events = POLLIN;
+    }
+    for (int i = 0; i < nw; i++) {
+        struct cli_msg *m = NULL;
+        if ((wc[i] = connect_token(&s, token)) == NULL ||
+            cli_conn_callf(wc[i], &m, "meeting.subscribe", "{s:s}", "meeting", MEETING) != 0 ||
+            m->error) {
+            cli_msg_free(m);
+            goto cleanup;
+        }
+        cli_msg_free(m);
+        pfd[ne + i].fd = cli_conn_fd(wc[i]);
+        pfd[ne + i].events = POLLIN;
+    }
+    int64_t start = now_us(), stop = start + (int64_t)(secs * 1e6);
+    int64_t deadline = start + (int64_t)o->timeout_s * 1000000;
+    int64_t gap = (int64_t)(1e6 / o->rate);
+    for (int i = 0; i < ne; i++) {
+        ty[i].next_key = start + gap * i / ne; /* spread over the first key interval */
+        ty[i].cursor = 0;
+    }
+    bool typing = true;
+    while (now_us() < deadline) {
+        int64_t now = now_us();
+        typing = now < stop;
+        /* Keys that are due: one character at the editor's cursor, sent when nothing is in
+         * flight, else composed with what follows (the client rule of section 6). */
+        for (int i = 0; typing && i < ne; i++) {
+            struct typist *t = &ty[i];
+            while (t->next_key <= now && t->keys < max_keys) {
+                struct proto_op op;
+                char ch[2] = {(char)('a' + (int)(t->keys % 26)), '\0'};
+                size_t n = proto_utf8_count(t->t.text, t->t.len);
+                size_t at = t->cursor < n ? t->cursor : n;
+                proto_op_init(&op);
+                proto_op_skip(&op, at);
+                proto_op_insert(&op, (t->keys % 12 == 11) ? " " : ch, 1);
+                if (cli_text_local(&t->t, &op) != 0) {
+                    proto_op_free(&op);
+                    goto cleanup;
+                }
+                proto_op_free(&op);
+                t->cursor = at + 1;
+                t->key_at[t->keys++] = now_us();
+                typed++;
+                if (cli_text_flush(&t->t, t->c) != 0) {
+                    goto cleanup;
+                }
+                note_flight(t, i, fl, &nfl, cap_fl);
+                /* 10 keys/s with a little jitter, as people type */
+                t->next_key += gap / 2 + (int64_t)(rand() % (int)(gap > 0 ? gap : 1));
+            }
+        }
+        bool idle = true;
+        for (int i = 0; i < ne; i++) {
+            idle = idle && cli_text_idle(&ty[i].t) && ty[i].sent_keys == ty[i].keys;
+        }
+        if (!typing && idle && now_us() > stop + 500000) {
+            break; /* everything typed is acknowledged and had time to arrive */
+        }
+        int64_t next = stop;
+        for (int i = 0; typing && i < ne; i++) {
+            next = ty[i].next_key < next ? ty[i].next_key : next;
+        }
+        int wait_ms = typing ? (int)((next - now_us()) / 1000) : 20;
+        wait_ms = wait_ms < 0 ? 0 : wait_ms > 50 ? 50 : wait_ms;
+        if (poll(pfd, (nfds_t)total, wait_ms) < 0 && errno != EINTR) {
+            goto cleanup;
+        }
+        for (int i = 0; i < total; i++) {
+            struct cli_conn *c = i < ne ? ty[i].c : wc[i - ne];
+            if (!(pfd[i].revents & POLLIN) && cli_conn_pending(c) == 0) {
+                continue;
+            }
+            struct cli_msg *m = NULL;
+            while (cli_conn_next(c, 0, &m) == 0) {
+                int64_t got = now_us();
+                if (i >= ne && m->kind == PROTO_RPC_NOTIFY && m->method &&
+                    strcmp(m->method, "event") == 0) {
+                    /* A watcher's screen: every key this event carries has arrived. */
+                    const msgpack_object *cid = proto_mp_map_get(m->params, "cid");
+                    const struct flight *f =
+                        cid && cid->type == MSGPACK_OBJECT_STR
+                            ? flight_find(fl, nfl, cid->via.str.ptr, cid->via.str.size)
+                            : NULL;
+                    for (size_t k = 0; f && k < f->n; k++) {
+                        sample_add(&lat, (double)(got - ty[f->e].key_at[f->from + k]) / 1000.0);
+                    }
+                    late += f == NULL && cid != NULL;
+                } else if (i < ne) {
+                    bool was = ty[i].t.inflight;
+                    if (cli_text_handle(&ty[i].t, c, m) < 0) {
+                        fprintf(stderr, "confer-bench: edit refused: %s\n", ty[i].t.error);
+                        cli_msg_free(m);
+                        goto cleanup;
+                    }
+                    edits += was && m->kind == PROTO_RPC_RESPONSE;
+                    note_flight(&ty[i], i, fl, &nfl, cap_fl);
+                }
+                cli_msg_free(m);
+                m = NULL;
+            }
+        }
+    }
+    size_t sent = 0;
+    for (int i = 0; i < ne; i++) {
+        sent += (size_t)ty[i].t.acked;
+    }
+    printf("{\"mode\": \"typing\", \"editors\": %d, \"keys_per_s_each\": %.1f, \"watchers\": %d, "
+           "\"seconds\": %.1f, \"keys\": %zu, \"text_edits\": %zu, "
+           "\"text_edits_per_100_keys\": %.1f, ",
+           ne, o->rate, nw, secs, typed, sent, typed ? 100.0 * (double)sent / (double)typed : 0);
+    print_lat("key_to_watcher", &lat);
+    printf(", \"unmatched_events\": %zu, \"server_peak_rss_kib\": %ld}\n", late,
+           proc_kib(s.pid, "VmHWM"));
+    fflush(stdout);
+    (void)edits;
+    rc = lat.n > 0 ? 0 : 1;
+cleanup:
+    for (int i = 0; ty && i < ne; i++) {
+        cli_text_free(&ty[i].t);
+        cli_conn_free(ty[i].c);
+        free(ty[i].key_at);
+    }
+    for (int i = 0; wc && i < nw; i++) {
+        cli_conn_free(wc[i]);
+    }
+    free(ty);
+    free(wc);
+    free(pfd);
+    free(fl);
+    free(lat.v);
+    server_stop(&s);
+    return rc;
+}
+
 static void usage(FILE *f)
 {
     fputs("usage: confer-bench edits [--clients N] [--edits M] [--rate R] [--subscribers S]\n"
           "                          [--size BYTES] [--idle-wait SECONDS]\n"
           "       confer-bench travel [--size BYTES] [--edits M] [--gets K] [--clients N]\n"
+          "       confer-bench typing [--clients E] [--rate K] [--subscribers W] [--seconds S]\n"
           "       confer-bench idle [--conns K]\n"
           "edits:  defaults N 10, M 1000 each, R 0 (as fast as acknowledged), S 0, BYTES 0\n"
           "        (fill the text to about BYTES first), SECONDS 0 (no second write figure)\n"
           "travel: defaults BYTES 900000, M 40000 in all, K 50 meeting.get (and K/5\n"
           "        report.export) at random past seqs, N 4\n"
+          "typing: E 3 live editors typing K 10 keys/s each for S 10 s, W 50 watchers: the\n"
+          "        time from a keystroke to the watchers' receipt, and text.edits per 100 keys\n"
           "idle:   default K 1000\n"
           "options: --timeout SECONDS (default 120, the whole run); $CONFERD names the server\n"
           "binary\n",
@@ -1067,6 +1295,7 @@ int main(int argc, char **argv)
         {"size", required_argument, NULL, 'z'},
         {"gets", required_argument, NULL, 'g'},
         {"idle-wait", required_argument, NULL, 'i'},
+        {"seconds", required_argument, NULL, 'S'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1110,6 +1339,9 @@ int main(int argc, char **argv)
         case 'i':
             o.idle_wait_s = atof(optarg);
             break;
+        case 'S':
+            o.seconds = atof(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1119,6 +1351,17 @@ int main(int argc, char **argv)
         }
     }
     bool travel = strcmp(o.mode, "travel") == 0;
+    bool typing = strcmp(o.mode, "typing") == 0;
+    if (typing) {
+        o.clients = o.clients == -1 ? 3 : o.clients;
+        o.rate = o.rate > 0 ? o.rate : 10;
+        o.subscribers = o.subscribers > 0 ? o.subscribers : 50;
+        o.seconds = o.seconds > 0 ? o.seconds : 10;
+        if (o.seconds > 3600 || o.rate > 1000 || o.clients > 1000) {
+            usage(stderr);
+            return 2;
+        }
+    }
     if (o.clients == -1) {
         o.clients = travel ? 4 : 10;
     }
@@ -1148,6 +1391,9 @@ int main(int argc, char **argv)
     }
     if (travel) {
         return run_travel(&o);
+    }
+    if (typing) {
+        return run_typing(&o);
     }
     if (strcmp(o.mode, "idle") == 0) {
         return run_idle(&o);
