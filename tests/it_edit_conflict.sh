@@ -143,7 +143,7 @@ pass "markers left in the file are refused, the file kept"
 
 # 4. ... and a file whose markers are resolved (here: keep yours) is sent.
 set_body "$B0"
-rm -f "$IT_TMP"/do_B_2
+rm -f "$IT_TMP"/open_* "$IT_TMP"/do_*
 resolve='/^<<<<<<< /d
 /^=======$/,/^>>>>>>> /d'
 (
