@@ -432,7 +432,7 @@ int cli_cmd_edit(struct cli_ctx *ctx, int argc, char **argv)
     };
     const struct cli_usage u = {
         .cmd = "edit",
-        .synopsis = "ITEM [--no-edit]\n--abstract | --action REF | --decision #ID",
+        .synopsis = "ITEM [--no-edit]\n--abstract | --action REF | --decision #ID [--no-edit]",
         .about = "Opens a text in $EDITOR (else vi): an item's body (ITEM is its number, or "
                  "#ID), the meeting's abstract, or an action's or decision's text. On save, "
                  "your changes are merged with what others changed meanwhile and sent; "
