@@ -656,3 +656,560 @@ cleanup:
     free(b);
     return rc;
 }
+
+/* ---- words ---- */
+
+enum cp_class {
+    CP_WORD,  /* a letter or digit */
+    CP_SPACE, /* white space */
+    CP_JOIN,  /* joins two parts of a word: TSAG-TD182, 17:30, e.g */
+    CP_MARK,  /* any other mark: a token of its own */
+};
+
+static enum cp_class cp_class(uint32_t c)
+{
+    if (c < 0x80) {
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+            return CP_WORD;
+        }
+        if (c == ' ' || (c >= '\t' && c <= '\r')) {
+            return CP_SPACE;
+        }
+        if (c == '-' || c == '.' || c == '/' || c == ':' || c == '_' || c == '\'') {
+            return CP_JOIN;
+        }
+        return CP_MARK;
+    }
+    if (c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+        c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000) {
+        return CP_SPACE;
+    }
+    if (c == 0x2010 || c == 0x2011 || c == 0x2019) { /* hyphens, the typographic apostrophe */
+        return CP_JOIN;
+    }
+    /* Without a Unicode table: the C1 controls, Latin-1 punctuation and signs (not its
+     * letters, ordinal marks and superscript digits), general punctuation, currency, arrows,
+     * mathematical and technical signs, CJK and full-width punctuation, and emoji are marks;
+     * every other code point is taken as a letter. */
+    if ((c >= 0x80 && c <= 0xBF && c != 0xAA && c != 0xB2 && c != 0xB3 && c != 0xB5 && c != 0xB9 &&
+         c != 0xBA) ||
+        c == 0xD7 || c == 0xF7 || (c >= 0x2000 && c <= 0x2BFF) || (c >= 0x3001 && c <= 0x303F) ||
+        (c >= 0xFF01 && c <= 0xFF0F) || (c >= 0xFF1A && c <= 0xFF20) ||
+        (c >= 0xFF3B && c <= 0xFF40) || (c >= 0xFF5B && c <= 0xFF65) ||
+        (c >= 0x1F000 && c <= 0x1FAFF)) {
+        return CP_MARK;
+    }
+    return CP_WORD;
+}
+
+/* Splits cps[0..n) into tokens appended to toks[*count..] (at most n of them). */
+static void split_words(const uint32_t *cps, size_t n, struct line *toks, size_t *count)
+{
+    size_t i = 0;
+    while (i < n) {
+        size_t start = i;
+        enum cp_class k = cp_class(cps[i]);
+        i++;
+        if (k == CP_WORD) {
+            while (i < n) {
+                enum cp_class next = cp_class(cps[i]);
+                if (next == CP_WORD) {
+                    i++;
+                } else if (next == CP_JOIN && i + 1 < n && cp_class(cps[i + 1]) == CP_WORD) {
+                    i += 2;
+                } else {
+                    break;
+                }
+            }
+        } else if (k == CP_SPACE) {
+            while (i < n && cp_class(cps[i]) == CP_SPACE) {
+                i++;
+            }
+        }
+        toks[*count] = (struct line){start, i - start, hash_cps(cps + start, i - start)};
+        (*count)++;
+    }
+}
+
+/* Gives equal tokens (lines) equal ids: ids[i] is the index of the first token equal to
+ * toks[i]; toks[0..na) lie in a, the rest in b. Returns 0 or PROTO_ENOMEM. */
+static int intern(const uint32_t *a, const uint32_t *b, const struct line *toks, size_t na,
+                  size_t nt, uint32_t *ids)
+{
+    size_t tsize = 1;
+    while (tsize < 2 * nt) {
+        tsize *= 2;
+    }
+    uint32_t *table = calloc(tsize, sizeof(*table)); /* token index + 1, 0 = empty */
+    if (table == NULL) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t i = 0; i < nt; i++) {
+        const uint32_t *p = (i < na ? a : b) + toks[i].off;
+        size_t slot = toks[i].hash & (tsize - 1);
+        while (table[slot] != 0) {
+            const struct line *o = &toks[table[slot] - 1];
+            const uint32_t *q = (table[slot] - 1 < na ? a : b) + o->off;
+            if (o->hash == toks[i].hash && o->len == toks[i].len &&
+                memcmp(p, q, o->len * sizeof(*p)) == 0) {
+                break;
+            }
+            slot = (slot + 1) & (tsize - 1);
+        }
+        if (table[slot] == 0) {
+            table[slot] = (uint32_t)(i + 1);
+        }
+        ids[i] = table[slot] - 1;
+    }
+    free(table);
+    return 0;
+}
+
+/* The code point script that turns a[0..n) into b[0..mm), token by token. Exact while that
+ * is cheap, else bounded per split as the line diff is. Returns 0 or PROTO_ENOMEM. */
+static int word_script(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
+                       struct script *out)
+{
+    struct line *toks = NULL;
+    uint32_t *ids = NULL;
+    struct script ts = {0};
+    struct myers m;
+    size_t na = 0, nt = 0;
+    int rc = PROTO_ENOMEM;
+
+    memset(&m, 0, sizeof(m));
+    if (n + mm == 0) {
+        return 0;
+    }
+    toks = malloc((n + mm) * sizeof(*toks));
+    ids = malloc((n + mm) * sizeof(*ids));
+    if (toks == NULL || ids == NULL) {
+        goto cleanup;
+    }
+    split_words(a, n, toks, &na);
+    nt = na;
+    split_words(b, mm, toks, &nt);
+    rc = intern(a, b, toks, na, nt, ids);
+    if (rc != 0) {
+        goto cleanup;
+    }
+    size_t nb = nt - na;
+    size_t budget = BUDGET_PER_SYMBOL * nt + BUDGET_BASE;
+    size_t radius = 2;
+    while (radius * radius < 4 * budget) {
+        radius *= 2;
+    }
+    if (radius > nt / 2 + 2) {
+        radius = nt / 2 + 2;
+    }
+    rc = myers_init(&m, ids, ids + na, budget, radius);
+    if (rc == 0) {
+        rc = myers_run(&m, na, nb, &ts);
+    }
+    myers_free(&m);
+    if (rc == ABORTED) {
+        script_free(&ts);
+        rc = myers_init(&m, ids, ids + na, SIZE_MAX, LINE_LIMIT + 1);
+        if (rc == 0) {
+            rc = myers_run(&m, na, nb, &ts);
+        }
+        myers_free(&m);
+    }
+    if (rc != 0) {
+        goto cleanup;
+    }
+    /* Token counts to code point counts. */
+    size_t ia = 0, ib = na;
+    for (size_t r = 0; r < ts.len && rc == 0; r++) {
+        size_t cps = 0;
+        for (size_t k = 0; k < ts.v[r].n; k++) {
+            cps += ts.v[r].kind == RUN_INS ? toks[ib + k].len : toks[ia + k].len;
+        }
+        if (ts.v[r].kind != RUN_INS) {
+            ia += ts.v[r].n;
+        }
+        if (ts.v[r].kind != RUN_DEL) {
+            ib += ts.v[r].n;
+        }
+        rc = script_add(out, ts.v[r].kind, cps);
+    }
+
+cleanup:
+    script_free(&ts);
+    free(ids);
+    free(toks);
+    return rc;
+}
+
+int proto_diff_words(const char *old_text, size_t old_len, const char *new_text, size_t new_len,
+                     struct proto_op *out)
+{
+    uint32_t *a = NULL;
+    uint32_t *b = NULL;
+    size_t n = 0, mm = 0;
+    struct script s = {0};
+    struct proto_op op;
+    int rc = 0;
+
+    proto_op_init(&op);
+    rc = decode(old_text, old_len, &a, &n);
+    if (rc == 0) {
+        rc = decode(new_text, new_len, &b, &mm);
+    }
+    if (rc == 0 && n + mm >= (size_t)UINT32_MAX) {
+        rc = PROTO_ETOOBIG;
+    }
+    if (rc == 0) {
+        rc = word_script(a, n, b, mm, &s);
+    }
+    if (rc == 0) {
+        rc = script_to_op(&s, new_text, new_len, &op);
+    }
+    if (rc == 0) {
+        proto_op_free(out);
+        *out = op;
+        proto_op_init(&op);
+    }
+    proto_op_free(&op);
+    script_free(&s);
+    free(a);
+    free(b);
+    return rc;
+}
+
+/* ---- three-way merge ---- */
+
+/* One side's change: base[b0..b1) became its text's [n0..n1) (code points), a run of
+ * deletes and inserts between two unchanged runs. */
+struct hunk {
+    size_t b0, b1; /* in base */
+    size_t n0, n1; /* in the side's text */
+    int side;      /* 0 mine, 1 theirs */
+};
+
+/* A stretch of base changed by one side or both; d0/d1 are each side's (text position -
+ * base position) before and after it. */
+struct region {
+    size_t b0, b1;
+    ptrdiff_t d0[2], d1[2];
+    bool side[2];
+    bool conflict;
+};
+
+static int script_hunks(const struct script *s, int side, struct hunk **out, size_t *count)
+{
+    size_t cap = s->len + 1, k = 0, pb = 0, pn = 0;
+    struct hunk *h = malloc(cap * sizeof(*h));
+    if (h == NULL) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t i = 0; i < s->len; i++) {
+        if (s->v[i].kind == RUN_EQ) {
+            pb += s->v[i].n;
+            pn += s->v[i].n;
+            continue;
+        }
+        if (k == 0 || h[k - 1].b1 != pb || h[k - 1].n1 != pn) {
+            h[k++] = (struct hunk){pb, pb, pn, pn, side};
+        }
+        if (s->v[i].kind == RUN_DEL) {
+            pb += s->v[i].n;
+            h[k - 1].b1 = pb;
+        } else {
+            pn += s->v[i].n;
+            h[k - 1].n1 = pn;
+        }
+    }
+    *out = h;
+    *count = k;
+    return 0;
+}
+
+/* True when base[from..to) is empty or holds only spaces and tabs (no line break). */
+static bool blank_gap(const uint32_t *base, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        uint32_t c = base[i];
+        if (cp_class(c) != CP_SPACE || (c >= '\n' && c <= '\r') || c == 0x85 || c == 0x2028 ||
+            c == 0x2029) {
+            return false;
+        }
+    }
+    return true;
+}
+
+struct obuf {
+    char *p;
+    size_t len, cap;
+};
+
+static int obuf_reserve(struct obuf *o, size_t more)
+{
+    if (o->len + more + 1 <= o->cap) {
+        return 0;
+    }
+    size_t cap = o->cap ? o->cap : 256;
+    while (cap < o->len + more + 1) {
+        cap *= 2;
+    }
+    char *p = realloc(o->p, cap);
+    if (p == NULL) {
+        return PROTO_ENOMEM;
+    }
+    o->p = p;
+    o->cap = cap;
+    return 0;
+}
+
+static int obuf_str(struct obuf *o, const char *s)
+{
+    size_t n = strlen(s);
+    if (obuf_reserve(o, n) != 0) {
+        return PROTO_ENOMEM;
+    }
+    memcpy(o->p + o->len, s, n);
+    o->len += n;
+    o->p[o->len] = '\0';
+    return 0;
+}
+
+/* Appends the code points cps[from..to) as UTF-8. */
+static int obuf_cps(struct obuf *o, const uint32_t *cps, size_t from, size_t to)
+{
+    if (obuf_reserve(o, 4 * (to - from)) != 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t i = from; i < to; i++) {
+        uint32_t c = cps[i];
+        char *p = o->p + o->len;
+        if (c < 0x80) {
+            p[0] = (char)c;
+            o->len += 1;
+        } else if (c < 0x800) {
+            p[0] = (char)(0xC0 | (c >> 6));
+            p[1] = (char)(0x80 | (c & 0x3F));
+            o->len += 2;
+        } else if (c < 0x10000) {
+            p[0] = (char)(0xE0 | (c >> 12));
+            p[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+            p[2] = (char)(0x80 | (c & 0x3F));
+            o->len += 3;
+        } else {
+            p[0] = (char)(0xF0 | (c >> 18));
+            p[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+            p[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+            p[3] = (char)(0x80 | (c & 0x3F));
+            o->len += 4;
+        }
+    }
+    o->p[o->len] = '\0';
+    return 0;
+}
+
+/* Widens r to the whole lines of base it is on. */
+static void to_lines(const uint32_t *base, size_t n, struct region *r)
+{
+    while (r->b0 > 0 && base[r->b0 - 1] != '\n') {
+        r->b0--;
+    }
+    while (r->b1 < n && base[r->b1] != '\n' && (r->b1 == r->b0 || base[r->b1 - 1] != '\n')) {
+        r->b1++;
+    }
+}
+
+int proto_merge3(const char *base, size_t base_len, const char *mine, size_t mine_len,
+                 const char *theirs, size_t theirs_len, const char *theirs_label, char **out,
+                 size_t *out_len, size_t *conflicts)
+{
+    uint32_t *t[3] = {NULL, NULL, NULL}; /* base, mine, theirs */
+    size_t n[3] = {0, 0, 0};
+    struct script s[2] = {{0}, {0}};
+    struct hunk *h[2] = {NULL, NULL};
+    size_t nh[2] = {0, 0};
+    struct region *regs = NULL;
+    size_t nregs = 0;
+    struct obuf o = {0};
+    size_t found = 0;
+    int rc = 0;
+
+    rc = decode(base, base_len, &t[0], &n[0]);
+    if (rc == 0) {
+        rc = decode(mine, mine_len, &t[1], &n[1]);
+    }
+    if (rc == 0) {
+        rc = decode(theirs, theirs_len, &t[2], &n[2]);
+    }
+    if (rc == 0 && n[0] + n[1] + n[2] >= (size_t)UINT32_MAX) {
+        rc = PROTO_ETOOBIG;
+    }
+    for (int side = 0; side < 2 && rc == 0; side++) {
+        rc = word_script(t[0], n[0], t[side + 1], n[side + 1], &s[side]);
+        if (rc == 0) {
+            rc = script_hunks(&s[side], side, &h[side], &nh[side]);
+        }
+    }
+    if (rc != 0) {
+        goto cleanup;
+    }
+    regs = malloc((nh[0] + nh[1] + 1) * sizeof(*regs));
+    if (regs == NULL) {
+        rc = PROTO_ENOMEM;
+        goto cleanup;
+    }
+    /* Both sides' hunks in base order; a hunk that overlaps, touches or is only blanks
+     * away from the region before it joins it. A region of both sides is a conflict, and
+     * takes its whole lines; regions that then meet it join it too. */
+    ptrdiff_t d[2] = {0, 0};
+    for (size_t i0 = 0, i1 = 0; i0 < nh[0] || i1 < nh[1];) {
+        bool take0 = i1 >= nh[1] || (i0 < nh[0] && h[0][i0].b0 <= h[1][i1].b0);
+        const struct hunk *x = take0 ? &h[0][i0++] : &h[1][i1++];
+        struct region r = {x->b0, x->b1, {d[0], d[1]}, {0, 0}, {false, false}, false};
+        d[x->side] += (ptrdiff_t)(x->n1 - x->n0) - (ptrdiff_t)(x->b1 - x->b0);
+        r.d1[0] = d[0];
+        r.d1[1] = d[1];
+        r.side[x->side] = true;
+        while (nregs > 0) {
+            struct region *top = &regs[nregs - 1];
+            bool joins = r.b0 <= top->b1 || (!top->conflict && blank_gap(t[0], top->b1, r.b0));
+            if (!joins) {
+                break;
+            }
+            r.b0 = top->b0 < r.b0 ? top->b0 : r.b0;
+            r.b1 = top->b1 > r.b1 ? top->b1 : r.b1;
+            r.d0[0] = top->d0[0];
+            r.d0[1] = top->d0[1];
+            r.side[0] |= top->side[0];
+            r.side[1] |= top->side[1];
+            r.conflict |= top->conflict;
+            nregs--;
+        }
+        if (r.side[0] && r.side[1]) {
+            r.conflict = true;
+            to_lines(t[0], n[0], &r);
+            /* The lines may reach regions already made: take them in. */
+            while (nregs > 0 && regs[nregs - 1].b1 >= r.b0) {
+                struct region *top = &regs[nregs - 1];
+                r.b0 = top->b0 < r.b0 ? top->b0 : r.b0;
+                r.d0[0] = top->d0[0];
+                r.d0[1] = top->d0[1];
+                nregs--;
+                to_lines(t[0], n[0], &r);
+            }
+        }
+        regs[nregs++] = r;
+    }
+    /* Hunks after a conflict that its lines reach were joined as they came (their b0 is at
+     * most its widened b1). Now write the text: base between regions, one side's text in a
+     * region of one side, and both, with markers, in a conflict. */
+    size_t pos = 0;
+    for (size_t i = 0; i < nregs && rc == 0; i++) {
+        const struct region *r = &regs[i];
+        size_t m0 = (size_t)((ptrdiff_t)r->b0 + r->d0[0]),
+               m1 = (size_t)((ptrdiff_t)r->b1 + r->d1[0]);
+        size_t t0 = (size_t)((ptrdiff_t)r->b0 + r->d0[1]),
+               t1 = (size_t)((ptrdiff_t)r->b1 + r->d1[1]);
+        rc = obuf_cps(&o, t[0], pos, r->b0);
+        pos = r->b1;
+        if (rc != 0) {
+            break;
+        }
+        bool same =
+            m1 - m0 == t1 - t0 && memcmp(t[1] + m0, t[2] + t0, (m1 - m0) * sizeof(uint32_t)) == 0;
+        if (!r->conflict || same) {
+            rc = r->side[0] ? obuf_cps(&o, t[1], m0, m1) : obuf_cps(&o, t[2], t0, t1);
+            continue;
+        }
+        found++;
+        if (o.len > 0 && o.p[o.len - 1] != '\n') {
+            rc = obuf_str(&o, "\n");
+        }
+        if (rc == 0) {
+            rc = obuf_str(&o, "<<<<<<< yours\n");
+        }
+        if (rc == 0) {
+            rc = obuf_cps(&o, t[1], m0, m1);
+        }
+        if (rc == 0 && m1 > m0 && t[1][m1 - 1] != '\n') {
+            rc = obuf_str(&o, "\n");
+        }
+        if (rc == 0) {
+            rc = obuf_str(&o, "=======\n");
+        }
+        if (rc == 0) {
+            rc = obuf_cps(&o, t[2], t0, t1);
+        }
+        if (rc == 0 && t1 > t0 && t[2][t1 - 1] != '\n') {
+            rc = obuf_str(&o, "\n");
+        }
+        if (rc == 0) {
+            rc = obuf_str(&o, ">>>>>>> ");
+        }
+        if (rc == 0) {
+            rc = obuf_str(&o, theirs_label ? theirs_label : "theirs");
+        }
+        if (rc == 0 && r->b1 < n[0] && t[0][r->b1] != '\n') {
+            rc = obuf_str(&o, "\n");
+        }
+    }
+    if (rc == 0) {
+        rc = obuf_cps(&o, t[0], pos, n[0]);
+    }
+    if (rc == 0 && o.p == NULL) {
+        rc = obuf_reserve(&o, 0);
+        if (rc == 0) {
+            o.p[0] = '\0';
+        }
+    }
+    if (rc == 0) {
+        *out = o.p;
+        *out_len = o.len;
+        *conflicts = found;
+        o.p = NULL;
+    }
+
+cleanup:
+    free(o.p);
+    free(regs);
+    for (int i = 0; i < 2; i++) {
+        free(h[i]);
+        script_free(&s[i]);
+    }
+    for (int i = 0; i < 3; i++) {
+        free(t[i]);
+    }
+    return rc;
+}
+
+static bool marker_line(const char *p, size_t rest, char c, bool alone)
+{
+    if (rest < 7) {
+        return false;
+    }
+    for (int i = 0; i < 7; i++) {
+        if (p[i] != c) {
+            return false;
+        }
+    }
+    if (rest == 7 || p[7] == '\n' || (p[7] == '\r' && (rest == 8 || p[8] == '\n'))) {
+        return true;
+    }
+    return !alone && p[7] == ' ';
+}
+
+bool proto_merge_has_markers(const char *text, size_t len)
+{
+    for (size_t i = 0; i < len;) {
+        const char *p = text + i;
+        size_t rest = len - i;
+        if (marker_line(p, rest, '<', false) || marker_line(p, rest, '=', true) ||
+            marker_line(p, rest, '>', false)) {
+            return true;
+        }
+        const char *nl = memchr(p, '\n', rest);
+        if (nl == NULL) {
+            break;
+        }
+        i = (size_t)(nl - text) + 1;
+    }
+    return false;
+}
