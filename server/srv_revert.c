@@ -908,6 +908,8 @@ static void revert_done(struct srv_req *req, int rc, void *ud)
     if (m->rec->seq != j->head) {
         /* Changes came in meanwhile: read again over them. The job is freed after this
          * returns, so the next read goes on in a copy. */
+        srv_log(req->conn, SRV_LOG_DEBUG, "revert of seq %lld: the meeting moved to %lld "
+                "during the read: reading again", (long long)j->seq, (long long)m->rec->seq);
         if (++j->rounds >= REVERT_ROUNDS) {
             conflict(req, "the meeting changes too fast: retry");
             return;
