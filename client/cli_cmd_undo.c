@@ -128,8 +128,10 @@ int cli_cmd_undo(struct cli_ctx *ctx, int argc, char **argv)
         find_change(ctx, &m, 0, m.s.user, &h, &e) != CLI_EXIT_OK) {
         goto cleanup;
     }
-    if (e == NULL) {
-        code = cli_fail(ctx, "you have made no change to meeting %s: nothing to undo", m.id);
+    int64_t seq = 0;
+    if (e == NULL || (cli_obj_i64(e, "seq", &seq) && seq < 2)) {
+        /* seq 1 is the meeting's creation, which no revert undoes */
+        code = cli_fail(ctx, "you have made no change to meeting %s that can be undone", m.id);
         goto cleanup;
     }
     code = revert_entry(ctx, &m, e);
