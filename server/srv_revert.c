@@ -123,14 +123,16 @@ static int take_target(void *ud, const struct db_audit *e)
     return 0;
 }
 
-/* Keeps the later entries of the same object, and the updates of docs and decisions (an
- * item's delete cleared their item: whether someone set it since decides its restore). */
+/* Keeps the later entries of the same object, and for an item's delete the updates of docs
+ * and decisions (it cleared their item: whether someone set it since decides its restore). */
 static int take_later(void *ud, const struct db_audit *e)
 {
     struct job *j = ud;
-    bool keep = same_target(e, &j->target->a) ||
-                (strcmp(e->kind, "update") == 0 &&
-                 (strcmp(e->type, "doc") == 0 || strcmp(e->type, "decision") == 0));
+    const struct db_audit *t = &j->target->a;
+    bool item_delete = strcmp(t->kind, "delete") == 0 && strcmp(t->type, "item") == 0;
+    bool keep =
+        same_target(e, t) || (item_delete && strcmp(e->kind, "update") == 0 &&
+                              (strcmp(e->type, "doc") == 0 || strcmp(e->type, "decision") == 0));
     if (!keep) {
         return 0;
     }
@@ -335,8 +337,8 @@ static enum srv_role role_for(enum proto_type t, bool text)
 
 /* Role, then the final lock (status_only: the undoing change sets exactly the meeting's
  * status, which a final meeting accepts). Answers and returns false. */
-static bool may(struct srv_req *req, struct srv_meeting *m, const struct job *j,
-                enum srv_role need, bool status_only)
+static bool may(struct srv_req *req, struct srv_meeting *m, const struct job *j, enum srv_role need,
+                bool status_only)
 {
     if (srv_hub_role(m, j->user) < need) {
         srv_reply_error(req, PROTO_CODE_FORBIDDEN,
@@ -427,8 +429,8 @@ static bool sets_item(const struct db_audit *e, const msgpack_object *pl, void *
 
 /* The docs or decisions that an item's delete cleared (they named it at seq - 1) and that
  * still exist with no item, nobody having set it since: their ids go into out. */
-static size_t relinks(const struct job *j, struct srv_meeting *m, enum proto_type t,
-                      int64_t item, int64_t *out, size_t cap)
+static size_t relinks(const struct job *j, struct srv_meeting *m, enum proto_type t, int64_t item,
+                      int64_t *out, size_t cap)
 {
     int idx = proto_field_find(t, "item", 4);
     const struct srv_objvec *vec = &j->before->objs[t];
@@ -668,8 +670,7 @@ static bool cp_skip(const char *s, size_t len, size_t *pos, size_t n)
 
 /* The op that undoes op applied to text: its skips kept, its inserts deleted, its deletes
  * inserted back with the code points they removed. Returns 0 or PROTO_EINVAL. */
-static int op_invert(const struct proto_op *op, const char *text, size_t len,
-                     struct proto_op *out)
+static int op_invert(const struct proto_op *op, const char *text, size_t len, struct proto_op *out)
 {
     size_t pos = 0;
     int rc = 0;
@@ -803,6 +804,39 @@ static void undo_text(struct srv_req *req, struct srv_meeting *m, const struct j
     proto_op_free(&inv);
 }
 
+/* Ends the subscriptions in m of every connection of user, once an undo has left user no
+ * role in m (as member.remove does): a former member gets no more of the meeting live. The
+ * connections are held while this runs, since ending a presence sends to the others and
+ * may close a slow one, which changes the list being walked. */
+static void end_subscriptions(struct srv_meeting *m, const char *user)
+{
+    size_t n = 0;
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        n += strcmp(s->conn->user, user) == 0;
+    }
+    struct srv_conn **v = n ? calloc(n, sizeof(*v)) : NULL;
+    if (n && v == NULL) {
+        for (struct srv_sub *s = m->subs; s; s = s->next) {
+            if (strcmp(s->conn->user, user) == 0) {
+                srv_conn_close(s->conn, "removed from a meeting");
+            }
+        }
+        return;
+    }
+    size_t k = 0;
+    for (struct srv_sub *s = m->subs; s && k < n; s = s->next) {
+        if (strcmp(s->conn->user, user) == 0) {
+            srv_conn_hold(v[k] = s->conn);
+            k++;
+        }
+    }
+    for (size_t i = 0; i < k; i++) {
+        srv_hub_unsubscribe(m, v[i]);
+        srv_conn_done(v[i]);
+    }
+    free(v);
+}
+
 /* member -> the role before that change, if nobody changed it since. */
 static void undo_member(struct srv_req *req, struct srv_meeting *m, const struct job *j)
 {
@@ -836,7 +870,11 @@ static void undo_member(struct srv_req *req, struct srv_meeting *m, const struct
     ch.id_str = a->id_str;
     proto_pack_cstr(&pk, "role");
     was ? proto_pack_cstr(&pk, was->role) : msgpack_pack_nil(&pk);
-    finish(req, &ch, NULL, 0);
+    char user[PROTO_NAME_MAX + 1];
+    snprintf(user, sizeof(user), "%s", a->id_str);
+    if (finish(req, &ch, NULL, 0) > 0 && srv_hub_role(m, user) == SRV_ROLE_NONE) {
+        end_subscriptions(m, user);
+    }
 }
 
 /* The undoing change of what the read found, against the record as it is. */
@@ -908,8 +946,10 @@ static void revert_done(struct srv_req *req, int rc, void *ud)
     if (m->rec->seq != j->head) {
         /* Changes came in meanwhile: read again over them. The job is freed after this
          * returns, so the next read goes on in a copy. */
-        srv_log(req->conn, SRV_LOG_DEBUG, "revert of seq %lld: the meeting moved to %lld "
-                "during the read: reading again", (long long)j->seq, (long long)m->rec->seq);
+        srv_log(req->conn, SRV_LOG_DEBUG,
+                "revert of seq %lld: the meeting moved to %lld "
+                "during the read: reading again",
+                (long long)j->seq, (long long)m->rec->seq);
         if (++j->rounds >= REVERT_ROUNDS) {
             conflict(req, "the meeting changes too fast: retry");
             return;

@@ -101,8 +101,8 @@ static int64_t head(struct cli_conn *c)
 static int64_t create_item(struct cli_conn *c, const char *number, const char *title,
                            const char *body)
 {
-    return ok_int(call(c, "obj.create", "{s:s, s:s, s:{s:s, s:s, s:s}}", "meeting", MEETING,
-                       "type", "item", "fields", "number", number, "title", title, "body", body),
+    return ok_int(call(c, "obj.create", "{s:s, s:s, s:{s:s, s:s, s:s}}", "meeting", MEETING, "type",
+                       "item", "fields", "number", number, "title", title, "body", body),
                   "obj.create", "id");
 }
 
@@ -125,8 +125,8 @@ static const msgpack_object *get_obj(struct cli_conn *c, const char *list, int64
 }
 
 /* Field key of the object, as a string ("" for nil). */
-static void field_str(struct cli_conn *c, const char *list, int64_t id, const char *key,
-                      char *out, size_t cap)
+static void field_str(struct cli_conn *c, const char *list, int64_t id, const char *key, char *out,
+                      size_t cap)
 {
     struct cli_msg *m = NULL;
     const msgpack_object *o = get_obj(c, list, id, &m);
@@ -222,15 +222,14 @@ static void test_delete_restores_links(void **state)
     struct fixture *f = *state;
     int64_t item = create_item(f->rap, "1", "Budget", "");
     int64_t other = create_item(f->rap, "2", "Other", "");
-    int64_t doc = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:s, s:I}}", "meeting",
-                              MEETING, "type", "doc", "fields", "ref", "D-1", "item", item),
+    int64_t doc = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:s, s:I}}", "meeting", MEETING,
+                              "type", "doc", "fields", "ref", "D-1", "item", item),
                          "obj.create", "id");
-    int64_t doc2 = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:s, s:I}}", "meeting",
-                               MEETING, "type", "doc", "fields", "ref", "D-2", "item", item),
+    int64_t doc2 = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:s, s:I}}", "meeting", MEETING,
+                               "type", "doc", "fields", "ref", "D-2", "item", item),
                           "obj.create", "id");
-    int64_t dec = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:I, s:s}}", "meeting",
-                              MEETING, "type", "decision", "fields", "item", item, "text",
-                              "approved"),
+    int64_t dec = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:I, s:s}}", "meeting", MEETING,
+                              "type", "decision", "fields", "item", item, "text", "approved"),
                          "obj.create", "id");
     int64_t del = ok_int(call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type",
                               "item", "id", item),
@@ -238,8 +237,8 @@ static void test_delete_restores_links(void **state)
     assert_int_equal(field_int(f->rap, "docs", doc, "item"), 0);
     assert_int_equal(field_int(f->rap, "decisions", dec, "item"), 0);
     /* Someone points the second doc elsewhere meanwhile: it stays there. */
-    ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:I}}", "meeting", MEETING, "type",
-                "doc", "id", doc2, "fields", "item", other),
+    ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:I}}", "meeting", MEETING, "type", "doc",
+                "id", doc2, "fields", "item", other),
            "obj.update", "seq");
     int64_t undo = revert_ok(f->rap, del);
     assert_true(exists(f->rap, "items", item));
@@ -252,9 +251,9 @@ static void test_delete_restores_links(void **state)
     assert_false(exists(f->rap, "items", item));
     assert_int_equal(field_int(f->rap, "docs", doc, "item"), 0);
     /* A doc deleted and its ref taken meanwhile: conflict. */
-    int64_t ddel = ok_int(call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING,
-                               "type", "doc", "id", doc),
-                          "obj.delete", "seq");
+    int64_t ddel = ok_int(
+        call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type", "doc", "id", doc),
+        "obj.delete", "seq");
     ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:s}}", "meeting", MEETING, "type", "doc",
                 "fields", "ref", "D-1"),
            "obj.create", "id");
@@ -267,10 +266,10 @@ static void test_update_skips_later_fields(void **state)
 {
     struct fixture *f = *state;
     int64_t id = create_item(f->rap, "1", "Old title", "");
-    int64_t up = ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s, s:s}}", "meeting",
-                             MEETING, "type", "item", "id", id, "fields", "number", "7", "title",
-                             "New title"),
-                        "obj.update", "seq");
+    int64_t up =
+        ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s, s:s}}", "meeting", MEETING,
+                    "type", "item", "id", id, "fields", "number", "7", "title", "New title"),
+               "obj.update", "seq");
     ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s}}", "meeting", MEETING, "type",
                 "item", "id", id, "fields", "number", "8"),
            "obj.update", "seq");
@@ -290,8 +289,8 @@ static void test_update_skips_later_fields(void **state)
      * second update: nothing is left to undo. */
     expect_error(revert(f->rap, up), "conflict");
     /* An update of an object deleted since: conflict. */
-    int64_t up2 = ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s}}", "meeting",
-                              MEETING, "type", "item", "id", id, "fields", "title", "T"),
+    int64_t up2 = ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s}}", "meeting", MEETING,
+                              "type", "item", "id", id, "fields", "title", "T"),
                          "obj.update", "seq");
     cli_msg_free(call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type", "item",
                       "id", id));
@@ -310,10 +309,10 @@ static int64_t edit(struct cli_conn *c, int64_t id, int64_t base, size_t skip, c
     msgpack_packer_init(&pk, &ob, proto_buf_msgpack_write);
     proto_op_encode(&op, &pk);
     proto_op_free(&op);
-    int64_t seq = ok_int(call(c, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:r}", "meeting",
-                              MEETING, "type", "item", "id", id, "field", "body", "base", base,
-                              "op", ob.data, ob.len),
-                         "text.edit", "seq");
+    int64_t seq =
+        ok_int(call(c, "text.edit", "{s:s, s:s, s:I, s:s, s:I, s:r}", "meeting", MEETING, "type",
+                    "item", "id", id, "field", "body", "base", base, "op", ob.data, ob.len),
+               "text.edit", "seq");
     proto_buf_free(&ob, 0);
     return seq;
 }
@@ -324,9 +323,9 @@ static void test_text_after_concurrent_edits(void **state)
     struct fixture *f = *state;
     int64_t id = create_item(f->rap, "1", "T", "hello world");
     int64_t base = head(f->rap);
-    int64_t big = edit(f->rap, id, base, 6, "big ");    /* hello big world */
-    edit(f->rap, id, base, 11, "!");                    /* concurrent: hello big world! */
-    edit(f->rap, id, head(f->rap), 0, ">> ");           /* >> hello big world! */
+    int64_t big = edit(f->rap, id, base, 6, "big "); /* hello big world */
+    edit(f->rap, id, base, 11, "!");                 /* concurrent: hello big world! */
+    edit(f->rap, id, head(f->rap), 0, ">> ");        /* >> hello big world! */
     char s[64];
     field_str(f->rap, "items", id, "body", s, sizeof(s));
     assert_string_equal(s, ">> hello big world!");
@@ -343,10 +342,10 @@ static void test_text_after_concurrent_edits(void **state)
     int64_t oseq = 0;
     assert_int_equal(proto_param_i64(o, "seq", &oseq), 0);
     cli_msg_free(m);
-    int64_t rep = ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s}, s:I}", "meeting",
-                              MEETING, "type", "item", "id", id, "fields", "body", "replaced",
-                              "if_seq", oseq),
-                         "obj.update", "seq");
+    int64_t rep =
+        ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:s}, s:I}", "meeting", MEETING,
+                    "type", "item", "id", id, "fields", "body", "replaced", "if_seq", oseq),
+               "obj.update", "seq");
     revert_ok(f->rap, rep);
     field_str(f->rap, "items", id, "body", s, sizeof(s));
     assert_string_equal(s, ">> hello big world!");
@@ -360,8 +359,8 @@ static void test_member_and_roles(void **state)
     int64_t set = ok_int(call(f->rap, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING, "user",
                               "ed", "role", "editor"),
                          "member.set", "seq");
-    ok_int(call(f->rap, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING, "user", "ass",
-                "role", "associate"),
+    ok_int(call(f->rap, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING, "user", "ass", "role",
+                "associate"),
            "member.set", "seq");
     int64_t id = create_item(f->rap, "1", "T", "abc");
     int64_t created = head(f->rap);
@@ -378,16 +377,35 @@ static void test_member_and_roles(void **state)
     revert_ok(ass, created);
     cli_conn_close(ass);
     cli_conn_close(ed);
-    /* The rapporteur undoes ed's membership: ed is no member any more. */
+    /* The rapporteur undoes ed's membership: ed is no member any more, and a connection
+     * of ed's that followed the meeting gets nothing of it after that. */
+    struct cli_conn *ed2 = ts_login(&f->s, "ed");
+    assert_non_null(ed2);
+    struct cli_msg *m = call(ed2, "meeting.subscribe", "{s:s}", "meeting", MEETING);
+    assert_null(m->error);
+    cli_msg_free(m);
     int64_t undo = revert_ok(f->rap, set);
-    struct cli_msg *m = call(f->rap, "member.list", "{s:s}", "meeting", MEETING);
+    m = call(f->rap, "member.list", "{s:s}", "meeting", MEETING);
     assert_null(m->error);
     assert_int_equal(m->result->via.array.size, 2);
     cli_msg_free(m);
+    create_item(f->rap, "9", "after ed left", "");
+    for (int i = 0; i < 10; i++) {
+        if (cli_conn_next(ed2, i == 0 ? 500 : 0, &m) != 0) {
+            break;
+        }
+        int64_t seq = 0;
+        if (m->method && strcmp(m->method, "event") == 0 &&
+            proto_param_i64(m->params, "seq", &seq) == 0 && seq > undo) {
+            fail_msg("a removed member got event %lld", (long long)seq);
+        }
+        cli_msg_free(m);
+    }
+    cli_conn_close(ed2);
     /* Undoing it again makes ed an editor again; then a later change blocks the first. */
     revert_ok(f->rap, undo);
-    ok_int(call(f->rap, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING, "user", "ed",
-                "role", "viewer"),
+    ok_int(call(f->rap, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING, "user", "ed", "role",
+                "viewer"),
            "member.set", "seq");
     expect_error(revert(f->rap, set), "conflict");
     verify_ok(f->rap);
@@ -406,9 +424,8 @@ static void test_locked_and_bad_seq(void **state)
     revert_ok(f->rap, fin);
     char s[32];
     struct cli_msg *m = call(f->rap, "meeting.get", "{s:s}", "meeting", MEETING);
-    assert_int_equal(proto_param_strcpy(proto_mp_map_get(m->result, "meeting"), "status", s,
-                                        sizeof(s)),
-                     0);
+    assert_int_equal(
+        proto_param_strcpy(proto_mp_map_get(m->result, "meeting"), "status", s, sizeof(s)), 0);
     assert_string_equal(s, "draft");
     cli_msg_free(m);
     int64_t h = head(f->rap);
@@ -437,9 +454,9 @@ static void test_after_restart(void **state)
 {
     struct fixture *f = *state;
     int64_t id = create_item(f->rap, "1", "T", "abc");
-    int64_t del = ok_int(call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type",
-                              "item", "id", id),
-                         "obj.delete", "seq");
+    int64_t del = ok_int(
+        call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type", "item", "id", id),
+        "obj.delete", "seq");
     cli_conn_close(f->rap);
     ts_kill(&f->s);
     assert_int_equal(ts_restart(&f->s), 0);
