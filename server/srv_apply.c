@@ -137,6 +137,28 @@ static void relink(struct srv_rec *rec, const msgpack_object *relinked, int64_t 
     }
 }
 
+void srv_apply_pack_unlinked(msgpack_packer *pk, const struct srv_rec *rec, int64_t item)
+{
+    proto_pack_cstr(pk, "unlinked");
+    msgpack_pack_map(pk, sizeof(relink_types) / sizeof(relink_types[0]));
+    for (size_t k = 0; k < sizeof(relink_types) / sizeof(relink_types[0]); k++) {
+        enum proto_type t = relink_types[k];
+        const struct srv_objvec *vec = &rec->objs[t];
+        int idx = proto_field_find(t, "item", 4);
+        size_t n = 0;
+        for (size_t i = 0; i < vec->n; i++) {
+            n += vec->v[i]->f[idx].set && vec->v[i]->f[idx].i == item;
+        }
+        proto_pack_cstr(pk, proto_type_info(t)->name);
+        msgpack_pack_array(pk, n);
+        for (size_t i = 0; i < vec->n; i++) {
+            if (vec->v[i]->f[idx].set && vec->v[i]->f[idx].i == item) {
+                msgpack_pack_int64(pk, vec->v[i]->id);
+            }
+        }
+    }
+}
+
 /* ---- text: one way to apply an op to a field, live and in replays ---- */
 
 /* Ops with at most this many inserts and deletes are applied in the field's own buffer

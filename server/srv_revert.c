@@ -416,7 +416,10 @@ static void undo_create(struct srv_req *req, struct srv_meeting *m, const struct
     }
     struct srv_change ch;
     msgpack_packer pk;
-    change_begin(&ch, req, m, j, "delete", t, id, &pk, 0);
+    change_begin(&ch, req, m, j, "delete", t, id, &pk, t == PROTO_T_ITEM ? 1 : 0);
+    if (t == PROTO_T_ITEM) {
+        srv_apply_pack_unlinked(&pk, m->rec, id);
+    }
     finish(req, &ch, NULL, 0);
 }
 

@@ -171,6 +171,35 @@ static void verify_ok(struct cli_conn *c)
     cli_msg_free(m);
 }
 
+/* Waits for the event of seq on c (subscribed), skipping the others; the caller frees it. */
+static struct cli_msg *wait_event(struct cli_conn *c, int64_t seq)
+{
+    for (int i = 0; i < 100; i++) {
+        struct cli_msg *ev = NULL;
+        assert_int_equal(cli_conn_next(c, 5000, &ev), 0);
+        int64_t s = 0;
+        if (ev->method && strcmp(ev->method, "event") == 0 &&
+            proto_param_i64(ev->params, "seq", &s) == 0 && s == seq) {
+            return ev;
+        }
+        cli_msg_free(ev);
+    }
+    fail_msg("no event for seq %lld", (long long)seq);
+    return NULL;
+}
+
+/* The ids of list key of map o, in order, into v (at most cap); returns how many. */
+static size_t ids_of(const msgpack_object *o, const char *key, int64_t *v, size_t cap)
+{
+    const msgpack_object *a = proto_mp_map_get(o, key);
+    assert_true(a && a->type == MSGPACK_OBJECT_ARRAY);
+    size_t n = 0;
+    for (uint32_t i = 0; i < a->via.array.size && n < cap; i++) {
+        v[n++] = (int64_t)a->via.array.ptr[i].via.u64;
+    }
+    return n;
+}
+
 /* create -> delete; the delete reverted -> the same object back; events carry revert. */
 static void test_create_and_its_undo(void **state)
 {
@@ -220,6 +249,9 @@ static void test_create_and_its_undo(void **state)
 static void test_delete_restores_links(void **state)
 {
     struct fixture *f = *state;
+    struct cli_conn *watch = ts_login(&f->s, "rap");
+    assert_non_null(watch);
+    cli_msg_free(call(watch, "meeting.subscribe", "{s:s}", "meeting", MEETING));
     int64_t item = create_item(f->rap, "1", "Budget", "");
     int64_t other = create_item(f->rap, "2", "Other", "");
     int64_t doc = ok_int(call(f->rap, "obj.create", "{s:s, s:s, s:{s:s, s:I}}", "meeting", MEETING,
@@ -236,11 +268,29 @@ static void test_delete_restores_links(void **state)
                          "obj.delete", "seq");
     assert_int_equal(field_int(f->rap, "docs", doc, "item"), 0);
     assert_int_equal(field_int(f->rap, "decisions", dec, "item"), 0);
+    /* The delete's event names what it unlinked. */
+    struct cli_msg *ev = wait_event(watch, del);
+    const msgpack_object *ul = proto_mp_map_get(ev->params, "unlinked");
+    assert_non_null(ul);
+    int64_t v[4];
+    assert_int_equal(ids_of(ul, "doc", v, 4), 2);
+    assert_true((v[0] == doc && v[1] == doc2) || (v[0] == doc2 && v[1] == doc));
+    assert_int_equal(ids_of(ul, "decision", v, 4), 1);
+    assert_int_equal(v[0], dec);
+    cli_msg_free(ev);
     /* Someone points the second doc elsewhere meanwhile: it stays there. */
     ok_int(call(f->rap, "obj.update", "{s:s, s:s, s:I, s:{s:I}}", "meeting", MEETING, "type", "doc",
                 "id", doc2, "fields", "item", other),
            "obj.update", "seq");
     int64_t undo = revert_ok(f->rap, del);
+    ev = wait_event(watch, undo);
+    const msgpack_object *rl = proto_mp_map_get(ev->params, "relinked");
+    assert_non_null(rl);
+    assert_int_equal(ids_of(rl, "doc", v, 4), 1);
+    assert_int_equal(v[0], doc);
+    assert_int_equal(ids_of(rl, "decision", v, 4), 1);
+    cli_msg_free(ev);
+    cli_conn_close(watch);
     assert_true(exists(f->rap, "items", item));
     assert_int_equal(field_int(f->rap, "docs", doc, "item"), item);
     assert_int_equal(field_int(f->rap, "decisions", dec, "item"), item);
