@@ -10,6 +10,10 @@
 
 #include "cli_render.h"
 
+/* confer undo and confer revert (cli_cmd_undo.c). */
+int cli_cmd_undo(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_revert(struct cli_ctx *ctx, int argc, char **argv);
+
 /* The commands, in the order `confer --help` lists them. */
 static const struct cli_cmd commands[] = {
     {"login", cli_cmd_login, "log in to a server and remember the session", "session"},
@@ -34,6 +38,8 @@ static const struct cli_cmd commands[] = {
     {"deadlines", cli_cmd_interims, "the same as interims", NULL},
     {"people", cli_cmd_people, "list the officers and people; add, set or remove one", NULL},
     {"history", cli_cmd_history, "the changes to the meeting, newest first", "report"},
+    {"undo", cli_cmd_undo, "undo your own latest change to the meeting", NULL},
+    {"revert", cli_cmd_revert, "undo one change of the meeting, by its seq in history", NULL},
     {"export", cli_cmd_export, "print or save the report (text, markdown or html)", NULL},
     {"import", cli_cmd_import, "read a report into the meeting", NULL},
     {"audit", cli_cmd_audit, "check the audit log (audit verify) or a saved report (audit check)",

@@ -92,6 +92,73 @@ static void clear_item_refs(struct srv_rec *rec, int64_t item)
     }
 }
 
+/* An item brought back by change.revert names in "relinked": {"doc": [ids], "decision":
+ * [ids]} the docs and decisions whose item its delete had cleared and that get it back in
+ * the same change (they take its seq, so that the next rows refresh writes them). */
+static const enum proto_type relink_types[] = {PROTO_T_DOC, PROTO_T_DECISION};
+
+/* Checks every id first: an entry applies whole or not at all. */
+static int relink_check(struct srv_rec *rec, const msgpack_object *relinked)
+{
+    if (relinked->type != MSGPACK_OBJECT_MAP) {
+        return PROTO_EINVAL;
+    }
+    for (size_t k = 0; k < sizeof(relink_types) / sizeof(relink_types[0]); k++) {
+        enum proto_type t = relink_types[k];
+        const msgpack_object *ids = proto_mp_map_get(relinked, proto_type_info(t)->name);
+        if (ids == NULL) {
+            continue;
+        }
+        if (ids->type != MSGPACK_OBJECT_ARRAY) {
+            return PROTO_EINVAL;
+        }
+        for (uint32_t i = 0; i < ids->via.array.size; i++) {
+            const msgpack_object *id = &ids->via.array.ptr[i];
+            if (id->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                srv_rec_find(rec, t, (int64_t)id->via.u64) == NULL) {
+                return PROTO_EINVAL;
+            }
+        }
+    }
+    return 0;
+}
+
+static void relink(struct srv_rec *rec, const msgpack_object *relinked, int64_t item, int64_t seq)
+{
+    for (size_t k = 0; k < sizeof(relink_types) / sizeof(relink_types[0]); k++) {
+        enum proto_type t = relink_types[k];
+        const msgpack_object *ids = proto_mp_map_get(relinked, proto_type_info(t)->name);
+        int idx = proto_field_find(t, "item", 4);
+        for (uint32_t i = 0; ids && i < ids->via.array.size; i++) {
+            struct srv_obj *o = srv_rec_find(rec, t, (int64_t)ids->via.array.ptr[i].via.u64);
+            srv_val_set_int(&o->f[idx], item);
+            o->seq = seq;
+        }
+    }
+}
+
+void srv_apply_pack_unlinked(msgpack_packer *pk, const struct srv_rec *rec, int64_t item)
+{
+    proto_pack_cstr(pk, "unlinked");
+    msgpack_pack_map(pk, sizeof(relink_types) / sizeof(relink_types[0]));
+    for (size_t k = 0; k < sizeof(relink_types) / sizeof(relink_types[0]); k++) {
+        enum proto_type t = relink_types[k];
+        const struct srv_objvec *vec = &rec->objs[t];
+        int idx = proto_field_find(t, "item", 4);
+        size_t n = 0;
+        for (size_t i = 0; i < vec->n; i++) {
+            n += vec->v[i]->f[idx].set && vec->v[i]->f[idx].i == item;
+        }
+        proto_pack_cstr(pk, proto_type_info(t)->name);
+        msgpack_pack_array(pk, n);
+        for (size_t i = 0; i < vec->n; i++) {
+            if (vec->v[i]->f[idx].set && vec->v[i]->f[idx].i == item) {
+                msgpack_pack_int64(pk, vec->v[i]->id);
+            }
+        }
+    }
+}
+
 /* ---- text: one way to apply an op to a field, live and in replays ---- */
 
 /* Ops with at most this many inserts and deletes are applied in the field's own buffer
@@ -320,11 +387,17 @@ int srv_apply_entry(struct srv_rec *rec, const struct db_audit *e)
         o->seq = e->seq;
         o->created = e->seq;
         rc = apply_fields(rec, o, fields);
+        const msgpack_object *relinked = proto_mp_map_get(payload, "relinked");
+        if (rc == 0 && relinked) {
+            rc = relink_check(rec, relinked);
+        }
         if (rc == 0) {
             rc = srv_rec_add(rec, o);
         }
         if (rc != 0) {
             srv_obj_free(o);
+        } else if (relinked) {
+            relink(rec, relinked, o->id, e->seq);
         }
         goto done;
     }

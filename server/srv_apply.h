@@ -17,6 +17,11 @@
  * Returns 0, PROTO_EINVAL when the entry does not fit the record, PROTO_ENOMEM. */
 int srv_apply_entry(struct srv_rec *rec, const struct db_audit *e);
 
+/* Packs the pair "unlinked": {"doc": [ids], "decision": [ids]} of an item's delete: the
+ * docs and decisions of rec that name item, whose item the delete clears (PROTOCOL.md
+ * section 10). */
+void srv_apply_pack_unlinked(msgpack_packer *pk, const struct srv_rec *rec, int64_t item);
+
 /* Applies a text op to a field, in the field's own buffer where it can, so an entry costs
  * no copy of the whole text. Applies whole or not at all.
  * Returns 0, PROTO_EINVAL (op does not fit), PROTO_ENOMEM. */

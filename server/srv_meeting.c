@@ -528,7 +528,11 @@ void srv_obj_delete(struct srv_req *req)
     msgpack_packer pk;
     srv_req_change_begin(req, m, "delete", t, &ch, &pk);
     ch.id = id;
-    msgpack_pack_map(&pk, 0);
+    /* An item's delete names the docs and decisions whose item it clears (section 10). */
+    msgpack_pack_map(&pk, t == PROTO_T_ITEM ? 1 : 0);
+    if (t == PROTO_T_ITEM) {
+        srv_apply_pack_unlinked(&pk, m->rec, id);
+    }
     commit_and_reply(req, &ch, false);
 }
 

@@ -12,6 +12,7 @@
 #include "srv_meeting.h"
 #include "srv_presence.h"
 #include "srv_req.h"
+#include "srv_revert.h"
 #include "srv_text.h"
 
 #include <stdint.h>
@@ -182,6 +183,15 @@ static const struct srv_param P_RAPPORTEUR = {.name = "rapporteur",
                                               .hint =
                                                   "the account name of the meeting's rapporteur"};
 
+/* change.revert's seq has no slot of its own in srv_params: it lands in at's, which no
+ * method takes beside it. The bounds 2 .. the meeting's seq are the handler's. */
+static const struct srv_param P_REVERT_SEQ = {.name = "seq",
+                                              .type = SRV_PT_INT,
+                                              .off = OFF(at),
+                                              .hint = "the seq of the change to undo",
+                                              .min = INT64_MIN,
+                                              .max = INT64_MAX};
+
 static void do_ping(struct srv_req *req)
 {
     struct proto_buf b = {0};
@@ -208,6 +218,13 @@ static const struct method methods[] = {
     {"auth.logout", srv_auth_logout, 0, 0, 0, NULL, {NULL}},
     {"auth.passwd", srv_auth_passwd, 0, 0, 0, NULL, {&P_OLD, &P_NEW}},
     {"auth.token", srv_auth_token, M_PUBLIC, 0, 0, NULL, {&P_LOGIN_USER, &P_TOKEN}},
+    {"change.revert",
+     srv_change_revert,
+     M_MEETING,
+     SRV_ROLE_VIEWER,
+     0,
+     NULL,
+     {&P_MEETING, &P_REVERT_SEQ, &P_CID}},
     {"history.list",
      srv_history_list,
      M_MEETING,

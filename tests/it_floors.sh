@@ -29,7 +29,7 @@ declare -A FLOOR=(
     [srv_hub]=5
     [srv_req]=6
     [srv_read]=7
-    [srv_auth]=8 [srv_meeting]=8 [srv_text]=8 [srv_presence]=8
+    [srv_auth]=8 [srv_meeting]=8 [srv_text]=8 [srv_presence]=8 [srv_revert]=8
     [srv_rpc]=9
     [srv]=10
     [srv_ops]=11
