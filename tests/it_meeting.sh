@@ -221,7 +221,13 @@ expect_fail c assoc actions remove RG-IEM-6
 run c assoc actions
 has "RG-IEM-6"
 run c assoc actions remove RG-IEM-6 --yes
-[[ $IT_OUT =~ ^"removed action RG-IEM-6 (undo: confer revert "[0-9]+")"$ ]] || fail "remove: $IT_OUT"
+[[ $IT_OUT =~ ^"removed action RG-IEM-6 (undo: confer revert "([0-9]+)")"$ ]] || fail "remove: $IT_OUT"
+rseq=${BASH_REMATCH[1]}
+# The hint works: the action comes back, and undo takes it away again.
+run c assoc revert "$rseq"
+run c assoc actions
+has "RG-IEM-6"
+run c assoc undo
 run c assoc actions
 hasnt "RG-IEM-6"
 expect_fail c assoc actions set RG-IEM-6 --status done
