@@ -1115,8 +1115,8 @@ static void presence_forget_cursors(struct srv_meeting *m)
     }
 }
 
-int srv_hub_field_ops(struct srv_meeting *m, enum proto_type t, int64_t id, int field,
-                      int64_t base, int (*cb)(void *ud, const struct proto_op *op), void *ud)
+int srv_hub_field_ops(struct srv_meeting *m, enum proto_type t, int64_t id, int field, int64_t base,
+                      int (*cb)(void *ud, const struct proto_op *op), void *ud)
 {
     if (base + 1 >= m->win.from) {
         /* Only the newest ops are after base: find where they start, from the end. */

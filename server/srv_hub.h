@@ -183,9 +183,10 @@ void srv_hub_presence_leave(struct srv_meeting *m, struct srv_sub *sub);
 /* Calls cb, in seq order, for every op applied to field (an index) of the object (t, id)
  * after base: from the window when it reaches back to base, else from the entries not yet
  * durable when only those are after base. Returns 0, 1 when neither holds every op after
- * base (the log would have to be read), or cb's nonzero result. */
-int srv_hub_field_ops(struct srv_meeting *m, enum proto_type t, int64_t id, int field,
-                      int64_t base, int (*cb)(void *ud, const struct proto_op *op), void *ud);
+ * base (the log would have to be read), or what cb returned when not 0 (cb returns 0 or
+ * a negative PROTO_E* code). */
+int srv_hub_field_ops(struct srv_meeting *m, enum proto_type t, int64_t id, int field, int64_t base,
+                      int (*cb)(void *ud, const struct proto_op *op), void *ud);
 
 /* Packs {meeting id: role} for every meeting where user has a role (whoami). */
 void srv_hub_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk);

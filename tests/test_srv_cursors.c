@@ -94,20 +94,19 @@ static struct cli_msg *set_cursor(struct cli_conn *c, int64_t id, int64_t base, 
     struct cli_msg *m = NULL;
     int rc;
     if (anchor < 0) {
-        rc = cli_conn_callf(c, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:I, s:I}}",
-                            "meeting", MEETING, "where", "type", "item", "id", id, "field",
-                            "body", "base", base, "pos", pos);
+        rc = cli_conn_callf(c, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:I, s:I}}", "meeting",
+                            MEETING, "where", "type", "item", "id", id, "field", "body", "base",
+                            base, "pos", pos);
     } else {
         rc = cli_conn_callf(c, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:I, s:I, s:I}}",
-                            "meeting", MEETING, "where", "type", "item", "id", id, "field",
-                            "body", "base", base, "pos", pos, "anchor", anchor);
+                            "meeting", MEETING, "where", "type", "item", "id", id, "field", "body",
+                            "base", base, "pos", pos, "anchor", anchor);
     }
     assert_int_equal(rc, 0);
     return m;
 }
 
-static void set_cursor_ok(struct cli_conn *c, int64_t id, int64_t base, int64_t pos,
-                          int64_t anchor)
+static void set_cursor_ok(struct cli_conn *c, int64_t id, int64_t base, int64_t pos, int64_t anchor)
 {
     struct cli_msg *m = set_cursor(c, id, base, pos, anchor);
     if (m->error) {
@@ -244,7 +243,7 @@ static void test_moves(void **state)
     int64_t id = make_item(a, "abcdefghij", &seq);
     subscribe(a);
     subscribe(b);
-    set_cursor_ok(b, id, seq, 4, 6); /* selection "ef" */
+    set_cursor_ok(b, id, seq, 4, 6);     /* selection "ef" */
     assert_int_equal(drain(a, 2000), 1); /* the join */
     struct proto_op op;
     make_op(&op, 1, "123", 0); /* before both ends: +3 */
@@ -271,9 +270,9 @@ static void test_moves(void **state)
     assert_int_equal(at, seq);
     /* Replacing the whole text with obj.update moves the cursor to its start. */
     struct cli_msg *m = NULL;
-    assert_int_equal(cli_conn_callf(a, &m, "obj.update", "{s:s, s:s, s:I, s:{s:s}, s:I}",
-                                    "meeting", MEETING, "type", "item", "id", id, "fields",
-                                    "body", "new text", "if_seq", seq),
+    assert_int_equal(cli_conn_callf(a, &m, "obj.update", "{s:s, s:s, s:I, s:{s:s}, s:I}", "meeting",
+                                    MEETING, "type", "item", "id", id, "fields", "body", "new text",
+                                    "if_seq", seq),
                      0);
     assert_null(m->error);
     seq = get_i(m->result, "seq");
@@ -329,30 +328,28 @@ static void test_refused(void **state)
     struct cli_msg *m = NULL;
     /* pos without base; pos not an integer; anchor without pos; not a text field; no field */
     assert_int_equal(cli_conn_callf(a, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:i}}",
-                                    "meeting", MEETING,
-                                    "where", "type", "item", "id", id, "field", "body", "pos", 1),
+                                    "meeting", MEETING, "where", "type", "item", "id", id, "field",
+                                    "body", "pos", 1),
                      0);
     assert_non_null(m->error);
     assert_string_equal(m->code, "bad_request");
     assert_non_null(strstr(m->message, "base"));
     cli_msg_free(m);
     assert_int_equal(cli_conn_callf(a, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:s}}",
-                                    "meeting", MEETING,
-                                    "where", "type", "item", "id", id, "field", "body", "pos", "1"),
+                                    "meeting", MEETING, "where", "type", "item", "id", id, "field",
+                                    "body", "pos", "1"),
                      0);
     assert_string_equal(m->code, "bad_request");
     cli_msg_free(m);
-    assert_int_equal(cli_conn_callf(a, &m, "presence.set",
-                                    "{s:s, s:{s:s, s:I, s:s, s:I, s:i}}", "meeting", MEETING,
-                                    "where", "type", "item", "id", id, "field", "body", "base",
-                                    seq, "anchor", 1),
+    assert_int_equal(cli_conn_callf(a, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:I, s:i}}",
+                                    "meeting", MEETING, "where", "type", "item", "id", id, "field",
+                                    "body", "base", seq, "anchor", 1),
                      0);
     assert_string_equal(m->code, "bad_request");
     cli_msg_free(m);
-    assert_int_equal(cli_conn_callf(a, &m, "presence.set",
-                                    "{s:s, s:{s:s, s:I, s:s, s:I, s:i}}", "meeting", MEETING,
-                                    "where", "type", "item", "id", id, "field", "title", "base",
-                                    seq, "pos", 0),
+    assert_int_equal(cli_conn_callf(a, &m, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:I, s:i}}",
+                                    "meeting", MEETING, "where", "type", "item", "id", id, "field",
+                                    "title", "base", seq, "pos", 0),
                      0);
     assert_string_equal(m->code, "bad_request");
     cli_msg_free(m);
@@ -415,7 +412,7 @@ static void test_multibyte(void **state)
     proto_op_free(&op);
     int64_t pos = 0, anchor = 0, at = 0;
     list_cursor(a, "rap", &pos, &anchor, &at);
-    assert_int_equal(pos, 7); /* "😀Ωüé–本x" is 7 long; the cursor was at the end */
+    assert_int_equal(pos, 7);    /* "😀Ωüé–本x" is 7 long; the cursor was at the end */
     assert_int_equal(anchor, 5); /* before "本" still: the insert and the delete cancel */
     assert_int_equal(at, seq);
     /* Given again at the old base, the same positions come out. */
@@ -453,9 +450,9 @@ static void test_notify_order(void **state)
         /* The cursor after the insert, given against the base before it: the server
          * carries it over the edit it has just applied. */
         assert_int_equal(cli_conn_sendf(a, &ids[1], "presence.set",
-                                        "{s:s, s:{s:s, s:I, s:s, s:I, s:I}}", "meeting",
-                                        MEETING, "where", "type", "item", "id", id, "field",
-                                        "body", "base", seq, "pos", len),
+                                        "{s:s, s:{s:s, s:I, s:s, s:I, s:I}}", "meeting", MEETING,
+                                        "where", "type", "item", "id", id, "field", "body", "base",
+                                        seq, "pos", len),
                          0);
         assert_int_equal(cli_conn_flush(a), 0);
         struct cli_msg *m = NULL;
@@ -508,8 +505,8 @@ static void test_notify_order(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_old_base),      cmocka_unit_test(test_moves),
-        cmocka_unit_test(test_refused),       cmocka_unit_test(test_multibyte),
+        cmocka_unit_test(test_old_base),     cmocka_unit_test(test_moves),
+        cmocka_unit_test(test_refused),      cmocka_unit_test(test_multibyte),
         cmocka_unit_test(test_notify_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
