@@ -4,7 +4,6 @@
  * presence when its subscriber goes and moves the cursors with every op of their field. */
 #include "srv_presence.h"
 
-#include "proto_util.h"
 #include "srv_hub.h"
 #include "srv_req.h"
 
@@ -46,6 +45,25 @@ static int cursor_step(void *ud, const struct proto_op *op)
         c->anchor = (int64_t)proto_op_transform_pos((size_t)c->anchor, op);
     }
     return 0;
+}
+
+/* True when the text of v has at least n code points. Cursors come with every keystroke:
+ * the count stops at n, and is skipped when the byte length alone decides (a code point
+ * is 1 to 4 bytes). */
+static bool text_reaches(const struct srv_val *v, int64_t n)
+{
+    size_t len = v->set && v->s ? v->len : 0;
+    if (n <= 0 || (uint64_t)n <= len / 4) {
+        return true;
+    }
+    if ((uint64_t)n > len) {
+        return false;
+    }
+    int64_t count = 0;
+    for (size_t i = 0; i < len && count < n; i++) {
+        count += ((unsigned char)v->s[i] & 0xc0) != 0x80;
+    }
+    return count >= n;
 }
 
 /* An integer key of where: 0, 1 when absent, -1 when it is not an integer. */
@@ -117,11 +135,9 @@ static bool cursor_read(struct srv_req *req, struct srv_meeting *m, struct curso
         srv_reply_error(req, PROTO_CODE_INTERNAL, "cannot read the field's recent ops");
         return false;
     }
-    const struct srv_val *v = &o->f[c->field];
-    int64_t now = v->set && v->s ? (int64_t)proto_utf8_count(v->s, v->len) : 0;
-    int64_t at_base = now - c->grown;
-    if (c->pos > at_base || c->anchor > at_base) {
-        srv_reply_bad(req, c->pos > at_base ? "where.pos" : "where.anchor",
+    int64_t far = c->pos > c->anchor ? c->pos : c->anchor;
+    if (!text_reaches(&o->f[c->field], far + c->grown)) {
+        srv_reply_bad(req, c->pos == far ? "where.pos" : "where.anchor",
                       "past the end of the text at base");
         return false;
     }

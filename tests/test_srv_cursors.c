@@ -425,6 +425,69 @@ static void test_multibyte(void **state)
     assert_int_equal(ts_stop(&s), 0);
 }
 
+/* The meeting's own text field: its id is the meeting's id; a text past the bytes a quick
+ * bound decides (a long multi-byte text) is counted. */
+static void test_meeting_abstract(void **state)
+{
+    (void)state;
+    struct ts_server s;
+    assert_int_equal(ts_start(&s, users, MEETING), 0);
+    struct cli_conn *a = ts_login(&s, "rap"), *b = ts_login(&s, "rap");
+    subscribe(a);
+    subscribe(b);
+    enum { N = 3000 };
+    char *text = malloc(N * 2 + 1);
+    assert_non_null(text);
+    for (int i = 0; i < N; i++) {
+        memcpy(text + 2 * i, "é", 2);
+    }
+    text[N * 2] = '\0';
+    int64_t seq = meeting_seq(a);
+    struct cli_msg *m = NULL;
+    assert_int_equal(cli_conn_callf(a, &m, "text.edit", "{s:s, s:s, s:s, s:s, s:I, s:[s]}",
+                                    "meeting", MEETING, "type", "meeting", "id", MEETING, "field",
+                                    "abstract", "base", seq, "op", text),
+                     0);
+    assert_null(m->error);
+    seq = get_i(m->result, "seq");
+    cli_msg_free(m);
+    free(text);
+    const char *fmt = "{s:s, s:{s:s, s:s, s:s, s:I, s:I, s:I}}";
+    assert_int_equal(cli_conn_callf(b, &m, "presence.set", fmt, "meeting", MEETING, "where", "type",
+                                    "meeting", "id", MEETING, "field", "abstract", "base", seq,
+                                    "pos", (int64_t)N + 1, "anchor", (int64_t)0),
+                     0);
+    assert_string_equal(m->code, "bad_request");
+    cli_msg_free(m);
+    assert_int_equal(cli_conn_callf(b, &m, "presence.set", fmt, "meeting", MEETING, "where", "type",
+                                    "meeting", "id", "other", "field", "abstract", "base", seq,
+                                    "pos", (int64_t)0, "anchor", (int64_t)0),
+                     0);
+    assert_string_equal(m->code, "not_found");
+    cli_msg_free(m);
+    assert_int_equal(cli_conn_callf(b, &m, "presence.set", fmt, "meeting", MEETING, "where", "type",
+                                    "meeting", "id", MEETING, "field", "abstract", "base", seq,
+                                    "pos", (int64_t)N, "anchor", (int64_t)10),
+                     0);
+    assert_null(m->error);
+    cli_msg_free(m);
+    assert_int_equal(cli_conn_callf(a, &m, "text.edit", "{s:s, s:s, s:s, s:s, s:I, s:[i, s]}",
+                                    "meeting", MEETING, "type", "meeting", "id", MEETING, "field",
+                                    "abstract", "base", seq, "op", 5, "日本"),
+                     0);
+    assert_null(m->error);
+    seq = get_i(m->result, "seq");
+    cli_msg_free(m);
+    int64_t pos = 0, anchor = 0, at = 0;
+    list_cursor(a, "rap", &pos, &anchor, &at);
+    assert_int_equal(pos, N + 2);
+    assert_int_equal(anchor, 12);
+    assert_int_equal(at, seq);
+    cli_conn_free(a);
+    cli_conn_free(b);
+    assert_int_equal(ts_stop(&s), 0);
+}
+
 /* Notifications carry seq, have no base, and arrive after every event with a lower or
  * equal seq: an editor pipelines an edit and its cursor (one frame, one loop turn, so the
  * cursor is set while the edit's batch is not yet durable) many times over. */
@@ -505,9 +568,9 @@ static void test_notify_order(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_old_base),     cmocka_unit_test(test_moves),
-        cmocka_unit_test(test_refused),      cmocka_unit_test(test_multibyte),
-        cmocka_unit_test(test_notify_order),
+        cmocka_unit_test(test_old_base),         cmocka_unit_test(test_moves),
+        cmocka_unit_test(test_refused),          cmocka_unit_test(test_multibyte),
+        cmocka_unit_test(test_meeting_abstract), cmocka_unit_test(test_notify_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
