@@ -317,6 +317,8 @@ static void meeting_free(struct srv_meeting *m)
     free(m);
 }
 
+static void presence_forget_cursors(struct srv_meeting *m);
+
 /* Puts m back to what the database holds (record, seq, head, checkpoints), in place:
  * connections keep pointing at it. Its pending entries and op window are dropped.
  * Returns 0, PROTO_ENOTFOUND when the database has no such meeting (its create was lost),
@@ -332,6 +334,7 @@ static int meeting_reload(struct srv *srv, struct srv_meeting *m)
     }
     pending_free(m);
     srv_window_free(&m->win);
+    presence_forget_cursors(m);
     free(m->deleted);
     m->deleted = NULL;
     m->ndeleted = m->cap_deleted = 0;
@@ -883,6 +886,8 @@ static int note_change(struct srv_meeting *m, const struct srv_change *ch)
     return 0;
 }
 
+static void presence_move(struct srv_meeting *m, const struct db_audit *e);
+
 /* A change writes its log entry alone: the rows follow at the next refresh (queue_due).
  * It is applied exactly as a replay of its entry would be (text edits included). */
 static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_change *ch)
@@ -904,6 +909,7 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
         entry_free(e);
         return rc;
     }
+    presence_move(m, &e->a);
     struct srv_wop *w = add_wop(b, WOP_AUDIT, m->rec->id);
     if (w != NULL) {
         w->entry = e;
@@ -1004,13 +1010,174 @@ void srv_hub_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer 
 
 /* ---- presence: what subscribing, unsubscribing and closing need ---- */
 
+/* True when the cursor of s is in the object that entry e changed. */
+static bool cursor_on(const struct srv_sub *s, const struct db_audit *e)
+{
+    return s->has_cursor && strcmp(s->where_type, e->type) == 0 &&
+           (s->cursor_type == PROTO_T_MEETING || (e->id_str == NULL && e->id_int == s->where_id));
+}
+
+/* The op of an unpacked text or update entry's payload on the text field named field: an
+ * op as stored, or NULL when the entry did not touch that field. */
+static const msgpack_object *payload_field_op(const struct db_audit *e,
+                                              const msgpack_object *payload, const char *field)
+{
+    if (strcmp(e->kind, "text") == 0) {
+        const msgpack_object *f = proto_mp_map_get(payload, "field");
+        if (f && f->type == MSGPACK_OBJECT_STR && f->via.str.size == strlen(field) &&
+            memcmp(f->via.str.ptr, field, f->via.str.size) == 0) {
+            return proto_mp_map_get(payload, "op");
+        }
+        return NULL;
+    }
+    if (strcmp(e->kind, "update") == 0) {
+        return proto_mp_map_get(proto_mp_map_get(payload, "ops"), field);
+    }
+    return NULL;
+}
+
+/* Decodes an op as stored into out; one transformed into nothing is stored as []. */
+static int decode_stored_op(const msgpack_object *o, struct proto_op *out)
+{
+    if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 0) {
+        proto_op_free(out);
+        return 0;
+    }
+    return proto_op_decode(o, out);
+}
+
+/* Moves the cursors in the object that e changed over its op (section 11). Called for
+ * every change, so the common case - nobody's cursor is in that object - costs one walk of
+ * the subscribers and no decoding; the payload is unpacked once and each op decoded once.
+ * A delete forgets the cursors in the object; an op that cannot be read forgets those in
+ * its field rather than leave them wrong. */
+static void presence_move(struct srv_meeting *m, const struct db_audit *e)
+{
+    struct srv_sub *first = m->subs;
+    while (first && !cursor_on(first, e)) {
+        first = first->next;
+    }
+    if (first == NULL) {
+        return;
+    }
+    if (strcmp(e->kind, "delete") == 0) {
+        for (struct srv_sub *s = first; s; s = s->next) {
+            if (cursor_on(s, e)) {
+                s->has_cursor = false;
+            }
+        }
+        return;
+    }
+    if (strcmp(e->kind, "text") != 0 && strcmp(e->kind, "update") != 0) {
+        return;
+    }
+    msgpack_unpacked u;
+    size_t off = 0;
+    msgpack_unpacked_init(&u);
+    bool ok = msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) ==
+              MSGPACK_UNPACK_SUCCESS;
+    struct proto_op op;
+    proto_op_init(&op);
+    const msgpack_object *decoded = NULL; /* the stored op that op holds */
+    int rc = 0;
+    for (struct srv_sub *s = first; s; s = s->next) {
+        if (!cursor_on(s, e)) {
+            continue;
+        }
+        const msgpack_object *o = ok ? payload_field_op(e, &u.data, s->where_field) : NULL;
+        if (o == NULL) {
+            if (!ok) {
+                s->has_cursor = false;
+            }
+            continue;
+        }
+        if (o != decoded) {
+            rc = decode_stored_op(o, &op);
+            decoded = rc == 0 ? o : NULL;
+        }
+        if (rc != 0) {
+            s->has_cursor = false;
+            continue;
+        }
+        s->pos = proto_op_transform_pos(s->pos, &op);
+        s->anchor = proto_op_transform_pos(s->anchor, &op);
+    }
+    proto_op_free(&op);
+    msgpack_unpacked_destroy(&u);
+}
+
+/* After a failed batch the record went back to the database's: the positions were moved
+ * over ops that are gone, so they are forgotten until their clients set them again. */
+static void presence_forget_cursors(struct srv_meeting *m)
+{
+    for (struct srv_sub *s = m->subs; s; s = s->next) {
+        s->has_cursor = false;
+    }
+}
+
+int srv_hub_field_ops(struct srv_meeting *m, enum proto_type t, int64_t id, int field, int64_t base,
+                      int (*cb)(void *ud, const struct proto_op *op), void *ud)
+{
+    if (base + 1 >= m->win.from) {
+        /* Only the newest ops are after base: find where they start, from the end. */
+        const struct srv_window *w = &m->win;
+        size_t first = w->n;
+        while (first > 0 && w->ops[(w->head + first - 1) % w->cap].seq > base) {
+            first--;
+        }
+        for (size_t i = first; i < w->n; i++) {
+            const struct srv_textop *x = &w->ops[(w->head + i) % w->cap];
+            if (x->type == t && x->id == id && x->field == field) {
+                int rc = cb(ud, &x->op);
+                if (rc != 0) {
+                    return rc;
+                }
+            }
+        }
+        return 0;
+    }
+    if (m->committed_seq > base) {
+        return 1;
+    }
+    const struct proto_typeinfo *ti = proto_type_info(t);
+    for (const struct srv_entry *p = m->pending; p; p = p->next) {
+        const struct db_audit *e = &p->a;
+        if (e->seq <= base || strcmp(e->type, ti->name) != 0 ||
+            (t != PROTO_T_MEETING && (e->id_str != NULL || e->id_int != id))) {
+            continue;
+        }
+        msgpack_unpacked u;
+        size_t off = 0;
+        msgpack_unpacked_init(&u);
+        int rc = 0;
+        if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) ==
+            MSGPACK_UNPACK_SUCCESS) {
+            const msgpack_object *o = payload_field_op(e, &u.data, ti->fields[field].name);
+            if (o != NULL) {
+                struct proto_op op;
+                proto_op_init(&op);
+                rc = decode_stored_op(o, &op);
+                if (rc == 0) {
+                    rc = cb(ud, &op);
+                }
+                proto_op_free(&op);
+            }
+        }
+        msgpack_unpacked_destroy(&u);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 void srv_hub_pack_where(msgpack_packer *pk, const struct srv_sub *s)
 {
     if (!s->present) {
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, s->where_field[0] ? 3 : 2);
+    msgpack_pack_map(pk, 2 + (s->where_field[0] ? 1 : 0) + (s->has_cursor ? 2 : 0));
     proto_pack_cstr(pk, "type");
     proto_pack_cstr(pk, s->where_type);
     proto_pack_cstr(pk, "id");
@@ -1023,6 +1190,12 @@ void srv_hub_pack_where(msgpack_packer *pk, const struct srv_sub *s)
         proto_pack_cstr(pk, "field");
         proto_pack_cstr(pk, s->where_field);
     }
+    if (s->has_cursor) {
+        proto_pack_cstr(pk, "pos");
+        msgpack_pack_uint64(pk, s->pos);
+        proto_pack_cstr(pk, "anchor");
+        msgpack_pack_uint64(pk, s->anchor);
+    }
 }
 
 void srv_hub_presence_notify(struct srv_meeting *m, const struct srv_sub *from, const char *state)
@@ -1031,7 +1204,7 @@ void srv_hub_presence_notify(struct srv_meeting *m, const struct srv_sub *from, 
     msgpack_packer pk;
     msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
     proto_rpc_pack_notify(&pk, "presence");
-    msgpack_pack_map(&pk, 4);
+    msgpack_pack_map(&pk, 5);
     proto_pack_cstr(&pk, "meeting");
     proto_pack_cstr(&pk, m->rec->id);
     proto_pack_cstr(&pk, "user");
@@ -1040,9 +1213,14 @@ void srv_hub_presence_notify(struct srv_meeting *m, const struct srv_sub *from, 
     srv_hub_pack_where(&pk, from);
     proto_pack_cstr(&pk, "state");
     proto_pack_cstr(&pk, state);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, m->rec->seq);
+    /* The positions refer to seq: the notification waits for the batch of its latest change
+     * like that change's event, so it never arrives before an event it counts. */
+    uint64_t batch = srv_hub_hold(from->conn->srv, m);
     for (struct srv_sub *s = m->subs; s; s = s->next) {
         if (s != from) {
-            srv_held_send(s->conn, b.data, b.len, 0);
+            srv_held_send(s->conn, b.data, b.len, batch);
         }
     }
     proto_buf_free(&b, 0);
@@ -1054,6 +1232,7 @@ void srv_hub_presence_leave(struct srv_meeting *m, struct srv_sub *sub)
         return;
     }
     sub->present = false;
+    sub->has_cursor = false;
     srv_hub_presence_notify(m, sub, "leave");
 }
 

@@ -60,6 +60,12 @@ struct srv_sub {
     int64_t where_id;
     char where_id_str[PROTO_NAME_MAX + 1];
     char where_field[16];
+    /* A cursor in where's text field (section 11): code point offsets into the field at the
+     * meeting's current seq, moved with every later op of that field. */
+    bool has_cursor;
+    enum proto_type cursor_type;
+    int cursor_field; /* index of where_field in cursor_type */
+    size_t pos, anchor;
 };
 
 struct srv_meeting {
@@ -165,13 +171,22 @@ int64_t srv_hub_next_id(struct srv *srv);
 /* Packs where a subscriber is present (its "where" map), or nil when it is not. */
 void srv_hub_pack_where(msgpack_packer *pk, const struct srv_sub *s);
 
-/* Sends presence {"meeting", "user", "where", "state"} of from to every other subscribed
- * connection of m. */
+/* Sends presence {"meeting", "user", "where", "state", "seq"} of from to every other
+ * subscribed connection of m, held behind the events of m's uncommitted changes (seq is the
+ * meeting's, which the positions refer to). */
 void srv_hub_presence_notify(struct srv_meeting *m, const struct srv_sub *from, const char *state);
 
 /* Ends the presence of a subscriber in m (sends leave to the others when it was present):
  * an unsubscribe, a close or a presence.set without where. */
 void srv_hub_presence_leave(struct srv_meeting *m, struct srv_sub *sub);
+
+/* Calls cb, in seq order, for every op applied to field (an index) of the object (t, id)
+ * after base: from the window when it reaches back to base, else from the entries not yet
+ * durable when only those are after base. Returns 0, 1 when neither holds every op after
+ * base (the log would have to be read), or what cb returned when not 0 (cb returns 0 or
+ * a negative PROTO_E* code). */
+int srv_hub_field_ops(struct srv_meeting *m, enum proto_type t, int64_t id, int field, int64_t base,
+                      int (*cb)(void *ud, const struct proto_op *op), void *ud);
 
 /* Packs {meeting id: role} for every meeting where user has a role (whoami). */
 void srv_hub_pack_my_meetings(struct srv *srv, const char *user, msgpack_packer *pk);
