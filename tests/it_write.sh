@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Integration: `confer write` in a real terminal (tmux): typed words reach the server, another
+# person's change appears on the screen, undo takes back one's own words, a viewer reads
+# only, who else is here shows on the status line, and Ctrl-Q quits cleanly.
+source "$(dirname "$0")/itlib.sh"
+
+command -v tmux >/dev/null || { echo "ok - skipped: no tmux"; exit 0; }
+
+it_init
+it_account alice alice-password-1 --operator
+it_account bob bob-password-1
+it_account carol carol-password-1
+"$CONFERD" meeting import rg "$CONFER_TEST_DATA/rg-iem-report-2023-06.txt" --rapporteur alice \
+    --data "$IT_DATA" >/dev/null
+it_start
+
+cfg() { XDG_CONFIG_HOME=$IT_TMP/cfg-$1 "${@:2}"; }
+for who in alice bob carol; do
+    printf '%s-password-1\n' "$who" | cfg "$who" "$CONFER" login "$who@127.0.0.1:$IT_PORT" \
+        --password-stdin --trust-new-host >/dev/null
+done
+cfg alice "$CONFER" use rg >/dev/null
+run cfg alice "$CONFER" members set bob editor
+run cfg alice "$CONFER" members set carol viewer
+cfg bob "$CONFER" use rg >/dev/null
+cfg carol "$CONFER" use rg >/dev/null
+
+# A tmux server of our own (its socket in the test folder), ended with the test.
+TM=(tmux -S "$IT_TMP/tmux.sock")
+tm_cleanup() {
+    "${TM[@]}" kill-server 2>/dev/null || true
+    it_cleanup
+}
+trap tm_cleanup EXIT
+
+# write_in NAME WHO ARGS...: confer write in a 100x30 terminal; exit status to NAME.rc.
+write_in() {
+    local name=$1 who=$2
+    shift 2
+    cat >"$IT_TMP/$name.sh" <<EOS
+#!/bin/sh
+export LANG=C.UTF-8 LC_ALL=C.UTF-8 XDG_CONFIG_HOME=$IT_TMP/cfg-$who XDG_STATE_HOME=$IT_TMP/state-$who
+export ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='${UBSAN_OPTIONS:-}'
+"$CONFER" write $* 2>"$IT_TMP/$name.err"
+echo \$? >"$IT_TMP/$name.rc"
+sleep 60 # the screen keeps what it printed last; the tmux server is ended with the test
+EOS
+    chmod +x "$IT_TMP/$name.sh"
+    "${TM[@]}" new-session -d -s "$name" -x 100 -y 30 "$IT_TMP/$name.sh"
+}
+
+screen() { "${TM[@]}" capture-pane -p -t "$1" 2>/dev/null || true; }
+
+# wait_screen NAME TEXT: the screen shows TEXT within 10 s.
+wait_screen() {
+    for _ in $(seq 200); do
+        screen "$1" | grep -qF -- "$2" && return 0
+        sleep 0.05
+    done
+    fail "screen $1 does not show '$2': $(screen "$1") [err: $(cat "$IT_TMP/$1.err" 2>/dev/null) rc: $(cat "$IT_TMP/$1.rc" 2>/dev/null)]"
+}
+
+# wait_show TEXT [absent]: confer show 3 has (or, with absent, has no more) TEXT within 10 s.
+wait_show() {
+    for _ in $(seq 100); do
+        run cfg bob "$CONFER" show 3
+        if [[ ${2:-} == absent ]]; then
+            [[ $IT_OUT != *"$1"* ]] && return 0
+        else
+            [[ $IT_OUT == *"$1"* ]] && return 0
+        fi
+        sleep 0.1
+    done
+    fail "confer show 3 ${2:-lacks} '$1': $IT_OUT"
+}
+
+write_in alice alice 3
+wait_screen alice "seq "
+wait_screen alice "connected"
+
+# Typed words, multi-byte ones too, reach the server.
+"${TM[@]}" send-keys -t alice -l "ZULU-typed 会議-words "
+wait_show "ZULU-typed 会議-words "
+wait_screen alice "ZULU-typed 会議-words"
+pass "typed words reach the server"
+
+# Another person's change appears on the screen, and the cursor stays where it was: the next
+# words go after ours, not after theirs.
+cat >"$IT_TMP/ed_bob.sh" <<'EOS'
+#!/bin/sh
+sed -i '1s/^/BRAVO-remote /' "$1"
+EOS
+chmod +x "$IT_TMP/ed_bob.sh"
+EDITOR=$IT_TMP/ed_bob.sh run cfg bob "$CONFER" edit 3
+wait_screen alice "BRAVO-remote ZULU-typed"
+"${TM[@]}" send-keys -t alice -l "YANKEE"
+wait_show "BRAVO-remote ZULU-typed 会議-words YANKEE"
+pass "another person's change shows on the screen; the cursor kept its place"
+
+# Ctrl-Z takes back one's own last word; Ctrl-Y brings it back.
+"${TM[@]}" send-keys -t alice C-z
+wait_show "YANKEE" absent
+"${TM[@]}" send-keys -t alice C-y
+wait_show "会議-words YANKEE"
+"${TM[@]}" send-keys -t alice C-z
+wait_show "YANKEE" absent
+pass "undo and redo of one's own typing"
+
+# Word motion and deletes: Ctrl-Left twice from after "会議-words " lands on "会議"; Backspace
+# there removes the space before it, Delete the first ideograph.
+"${TM[@]}" send-keys -t alice C-Left C-Left BSpace DC
+wait_show "ZULU-typed議-words"
+pass "word motion, Backspace and Delete"
+
+# A viewer opens read-only and says why; the writer sees who else is here.
+write_in carol carol 3
+wait_screen carol "read-only: you are a viewer"
+wait_screen alice "here: carol"
+"${TM[@]}" send-keys -t carol -l "NOPE"
+wait_screen carol "read-only"
+"${TM[@]}" send-keys -t carol C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/carol.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/carol.rc" 2>/dev/null) == 0 ]] ||
+    fail "carol's write did not end cleanly: $(cat "$IT_TMP/carol.err" 2>/dev/null)"
+wait_screen alice "here: nobody else"
+run cfg bob "$CONFER" show 3
+[[ $IT_OUT != *NOPE* ]] || fail "a viewer's keys changed the text"
+pass "a viewer reads only; presence on the status line"
+
+# F1 shows the help line; Ctrl-Q quits cleanly.
+"${TM[@]}" send-keys -t alice F1
+wait_screen alice "Ctrl-Q quit"
+"${TM[@]}" send-keys -t alice C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/alice.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/alice.rc" 2>/dev/null) == 0 ]] ||
+    fail "write did not quit cleanly: $(cat "$IT_TMP/alice.err" 2>/dev/null)"
+wait_screen alice "written, at seq"
+[[ ! -d $IT_TMP/state-alice ]] || [[ -z $(ls -A "$IT_TMP/state-alice/confer" 2>/dev/null) ]] ||
+    fail "a recovery file was written after a clean quit"
+pass "Ctrl-Q quits cleanly"
+
+it_stop
