@@ -127,6 +127,18 @@ run cfg bob "$CONFER" show 3
 [[ $IT_OUT != *NOPE* ]] || fail "a viewer's keys changed the text"
 pass "a viewer reads only; presence on the status line"
 
+# The server goes away: typing goes on; back on the same port, the words reach it.
+port=$IT_PORT
+it_kill
+wait_screen alice "offline"
+"${TM[@]}" send-keys -t alice -l "OFFLINE-words"
+wait_screen alice "OFFLINE-words"
+it_start --listen "127.0.0.1:$port"
+[[ $IT_PORT == "$port" ]] || fail "could not restart on port $port"
+wait_show "OFFLINE-words"
+wait_screen alice "connected"
+pass "typing goes on while the server is away; the words reach it after the reconnect"
+
 # F1 shows the help line; Ctrl-Q quits cleanly.
 "${TM[@]}" send-keys -t alice F1
 wait_screen alice "Ctrl-Q quit"
@@ -139,4 +151,19 @@ wait_screen alice "written, at seq"
     fail "a recovery file was written after a clean quit"
 pass "Ctrl-Q quits cleanly"
 
-it_stop
+# Quitting with words the server did not take writes them to a private recovery file.
+write_in alice2 alice 3
+wait_screen alice2 "connected"
+it_kill
+wait_screen alice2 "offline"
+"${TM[@]}" send-keys -t alice2 -l "LOST-words"
+wait_screen alice2 "LOST-words"
+"${TM[@]}" send-keys -t alice2 C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/alice2.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/alice2.rc" 2>/dev/null) == 1 ]] || fail "a quit with unsent words must fail"
+path=$(sed -n 's/^confer: your text is kept in //p' "$IT_TMP/alice2.err")
+[[ -n $path && -f $path ]] || fail "no recovery file named: $(cat "$IT_TMP/alice2.err")"
+[[ $path == "$IT_TMP/state-alice/confer/"* ]] || fail "recovery file not in XDG_STATE_HOME: $path"
+grep -q "LOST-words" "$path" || fail "the recovery file lacks the words: $(cat "$path")"
+[[ $(stat -c %a "$path") == 600 ]] || fail "recovery file mode $(stat -c %a "$path")"
+pass "unsent words are kept in a recovery file (0600) whose path is printed"
