@@ -54,6 +54,7 @@ struct wr {
     const char *field;
     int64_t id;
     char label[96];
+    char title[160]; /* the item's title, "" for the others */
 
     bool readonly;
     char why_ro[160];
@@ -577,8 +578,19 @@ static void draw_status(struct wr *w, int y)
     }
     const char *conn =
         w->connected ? (cli_text_idle(&w->t) ? "connected" : "sending") : "offline, reconnecting";
-    snprintf(line, sizeof(line), " %s | seq %lld | here: %s | %s%s%s | %s", w->label,
-             (long long)w->t.seq, who[0] ? who : "nobody else", conn,
+    /* The title is cut (at a character) so that the rest of the line stays on the screen. */
+    int room = COLS - 60 - (w->readonly ? (int)strlen(w->why_ro) + 14 : 0) - (int)strlen(who);
+    char title[sizeof(w->title)];
+    snprintf(title, sizeof(title), "%s", w->title);
+    size_t cut = room > 8 ? (size_t)room : 8;
+    if (strlen(title) > cut) {
+        while (cut > 0 && ((unsigned char)title[cut] & 0xC0) == 0x80) {
+            cut--;
+        }
+        title[cut] = '\0';
+    }
+    snprintf(line, sizeof(line), " %s%s%s | seq %lld | here: %s | %s%s%s | %s", w->label,
+             title[0] ? " " : "", title, (long long)w->t.seq, who[0] ? who : "nobody else", conn,
              w->readonly ? " | read-only: " : "", w->readonly ? w->why_ro : "",
              w->msg[0] ? w->msg : "F1 help");
     char clean[1024];
@@ -689,6 +701,7 @@ static bool find_target(struct wr *w, const msgpack_object *rec, const char *nam
     }
     cli_obj_i64(o, "id", &w->id);
     cli_obj_label(w->type, o, w->label, sizeof(w->label));
+    cli_obj_strcpy(o, w->type == PROTO_T_ITEM ? "title" : "to", w->title, sizeof(w->title));
     return true;
 }
 

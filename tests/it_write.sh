@@ -75,7 +75,7 @@ wait_show() {
 }
 
 write_in alice alice 3
-wait_screen alice "seq "
+wait_screen alice "item 3 Industry engagement | seq "
 wait_screen alice "connected"
 
 # Typed words, multi-byte ones too, reach the server.
