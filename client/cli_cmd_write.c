@@ -272,7 +272,7 @@ static void refuse(struct wr *w, const char *why)
     w->refused = true;
     w->readonly = true;
     recovery_save(w);
-    snprintf(w->why_ro, sizeof(w->why_ro), "edit refused (%s); your text is saved", why);
+    snprintf(w->why_ro, sizeof(w->why_ro), "edit refused (%.100s); your text is saved", why);
 }
 
 static void handle(struct wr *w, const struct cli_msg *m)

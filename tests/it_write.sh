@@ -167,3 +167,27 @@ path=$(sed -n 's/^confer: your text is kept in //p' "$IT_TMP/alice2.err")
 grep -q "LOST-words" "$path" || fail "the recovery file lacks the words: $(cat "$path")"
 [[ $(stat -c %a "$path") == 600 ]] || fail "recovery file mode $(stat -c %a "$path")"
 pass "unsent words are kept in a recovery file (0600) whose path is printed"
+
+# The meeting becomes final while one writes: the next edit is refused, the words are kept,
+# and the editor reads only from then on; opened again, it says why it reads only.
+it_start --listen "127.0.0.1:$port"
+write_in alice3 alice 3
+wait_screen alice3 "connected"
+run cfg alice "$CONFER" meeting set --status final
+"${TM[@]}" send-keys -t alice3 -l "REFUSED-words"
+wait_screen alice3 "edit refused"
+"${TM[@]}" send-keys -t alice3 C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/alice3.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/alice3.rc" 2>/dev/null) == 1 ]] || fail "a refused edit must fail the command"
+path=$(sed -n 's/^confer: your text is kept in //p' "$IT_TMP/alice3.err")
+[[ -n $path && -f $path ]] || fail "no recovery file after a refusal: $(cat "$IT_TMP/alice3.err")"
+grep -q "REFUSED-words" "$path" || fail "the recovery file lacks the refused words"
+wait_show "REFUSED-words" absent
+write_in alice4 alice 3
+wait_screen alice4 "read-only: the meeting is final"
+"${TM[@]}" send-keys -t alice4 C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/alice4.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/alice4.rc" 2>/dev/null) == 0 ]] || fail "a read-only write did not quit cleanly"
+pass "a refused edit keeps the words; a final meeting opens read-only"
+
+it_stop
