@@ -436,10 +436,12 @@ static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
     if (rc == OK && wch >= 0x20 && wch != 0x7F) {
         char u[4];
         size_t k = utf8_put((uint32_t)wch, u);
-        if (*ntyped + k < WR_KEYS_BURST) {
-            memcpy(typed + *ntyped, u, k);
-            *ntyped += k;
+        if (*ntyped + k > WR_KEYS_BURST) {
+            insert_text(w, typed, *ntyped); /* full: what came so far is one insert */
+            *ntyped = 0;
         }
+        memcpy(typed + *ntyped, u, k);
+        *ntyped += k;
         return true;
     }
     insert_text(w, typed, *ntyped);

@@ -41,7 +41,7 @@ write_in() {
 #!/bin/sh
 export LANG=C.UTF-8 LC_ALL=C.UTF-8 XDG_CONFIG_HOME=$IT_TMP/cfg-$who XDG_STATE_HOME=$IT_TMP/state-$who
 export ASAN_OPTIONS='$ASAN_OPTIONS' UBSAN_OPTIONS='${UBSAN_OPTIONS:-}'
-"$CONFER" write $* 2>"$IT_TMP/$name.err"
+"$CONFER" write $(printf ' %q' "$@") 2>"$IT_TMP/$name.err"
 echo \$? >"$IT_TMP/$name.rc"
 sleep 60 # the screen keeps what it printed last; the tmux server is ended with the test
 EOS
@@ -126,6 +126,21 @@ wait_screen alice "here: nobody else"
 run cfg bob "$CONFER" show 3
 [[ $IT_OUT != *NOPE* ]] || fail "a viewer's keys changed the text"
 pass "a viewer reads only; presence on the status line"
+
+# An action's text, named by its ref.
+write_in bobact bob RG-IEM-3
+wait_screen bobact "action RG-IEM-3"
+"${TM[@]}" send-keys -t bobact -l "ACTION-words "
+for _ in $(seq 100); do
+    run cfg bob "$CONFER" actions --json
+    [[ $IT_OUT == *"ACTION-words "* ]] && break
+    sleep 0.1
+done
+[[ $IT_OUT == *"ACTION-words "* ]] || fail "the action's text lacks the typed words: $IT_OUT"
+"${TM[@]}" send-keys -t bobact C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/bobact.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/bobact.rc" 2>/dev/null) == 0 ]] || fail "write RG-IEM-3: $(cat "$IT_TMP/bobact.err")"
+pass "an action's text"
 
 # The server goes away: typing goes on; back on the same port, the words reach it.
 port=$IT_PORT
