@@ -74,6 +74,12 @@ wait_show() {
     fail "confer show 3 ${2:-lacks} '$1': $IT_OUT"
 }
 
+# Outside a terminal it says what to use instead; it names one text.
+expect_fail cfg alice "$CONFER" write 3 </dev/null
+[[ $IT_ERR == *"needs a terminal"* ]] || fail "write without a terminal: $IT_ERR"
+expect_fail cfg alice "$CONFER" write
+[[ $IT_RC -eq 2 ]] || fail "write without a text: exit $IT_RC"
+
 write_in alice alice 3
 wait_screen alice "item 3 Industry engagement | seq "
 wait_screen alice "connected"
@@ -126,6 +132,14 @@ wait_screen alice "here: nobody else"
 run cfg bob "$CONFER" show 3
 [[ $IT_OUT != *NOPE* ]] || fail "a viewer's keys changed the text"
 pass "a viewer reads only; presence on the status line"
+
+# A paste longer than one burst of keys arrives whole.
+paste=$(printf 'é%.0s' $(seq 2500))END-PASTE
+"${TM[@]}" send-keys -t alice -l "$paste"
+wait_show "$paste"
+"${TM[@]}" send-keys -t alice C-z
+wait_show "END-PASTE" absent
+pass "a long paste arrives whole; one undo takes it back"
 
 # An action's text, named by its ref.
 write_in bobact bob RG-IEM-3

@@ -388,6 +388,16 @@ static void test_remote(void **state)
     assert_int_equal(cli_edbuf_redo(&b, &op), 0);
     assert_string_equal(b.text, after);
 
+    /* Text inserted at the cursor lands after it: the next key goes before their words. */
+    cli_edbuf_set_cursor(&b, 4);
+    const char *at = "one XYtwo three four";
+    assert_int_equal(proto_diff(b.text, b.len, at, strlen(at), &r), 0);
+    assert_int_equal(cli_edbuf_remote(&b, at, strlen(at), &r), 0);
+    assert_int_equal(b.cur, 4);
+    const char *back = "one two three four";
+    assert_int_equal(proto_diff(b.text, b.len, back, strlen(back), &r), 0);
+    assert_int_equal(cli_edbuf_remote(&b, back, strlen(back), &r), 0);
+
     /* Someone changes the words of our step: undo refuses rather than remove theirs. */
     const char *theirs = "one two three fur";
     assert_int_equal(proto_diff(b.text, b.len, theirs, strlen(theirs), &r), 0);
