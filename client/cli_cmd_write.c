@@ -6,8 +6,9 @@
  * text.edit (one in flight, the rest composed). Others' edits come through the replica;
  * the model takes the difference, which moves the cursor over them. The loop polls the
  * terminal and the connection together and never waits for a reply, so typing goes on
- * while the network is slow or away; after a break it reconnects, replays from the seq
- * the replica holds and sends again what was in flight (with its cid: applied once).
+ * while the network is slow or away; after a break it reconnects on a thread of its own,
+ * replays from the seq the replica holds and sends again what was in flight (with its cid:
+ * applied once).
  * Words that did not reach the server are written to a recovery file, never lost.
  */
 #include <curses.h>
@@ -15,6 +16,8 @@
 #include <fcntl.h>
 #include <locale.h>
 #include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -41,6 +44,8 @@ enum {
     WR_KEY_CRIGHT,
 };
 
+struct wr_job;
+
 struct wr {
     struct cli_ctx *ctx;
     struct cli_mtg mt;
@@ -64,6 +69,8 @@ struct wr {
     bool connected;
     int64_t retry_at;
     int backoff;
+    struct wr_job *job;   /* a reconnection under way, NULL when none */
+    uint32_t plist_msgid; /* the presence.list sent after a reconnection, 0 when none */
 
     struct {
         char user[PROTO_NAME_MAX + 1];
@@ -128,12 +135,10 @@ static void presence_note(struct wr *w, const msgpack_object *p)
     }
 }
 
-static void presence_load(struct wr *w)
+/* The answer to presence.list: [{"user", "where", "since"}]. */
+static void presence_take(struct wr *w, const struct cli_msg *m)
 {
-    struct cli_msg *m = NULL;
-    if (cli_conn_callf(w->mt.c, &m, "presence.list", "{s:s}", "meeting", w->mt.id) != 0 ||
-        m->error || m->result == NULL || m->result->type != MSGPACK_OBJECT_ARRAY) {
-        cli_msg_free(m);
+    if (m->error || m->result == NULL || m->result->type != MSGPACK_OBJECT_ARRAY) {
         return;
     }
     w->nhere = 0;
@@ -144,6 +149,14 @@ static void presence_load(struct wr *w)
         if (user[0] && where_is_ours(w, proto_mp_map_get(e, "where"))) {
             here_add(w, user, 1);
         }
+    }
+}
+
+static void presence_load(struct wr *w)
+{
+    struct cli_msg *m = NULL;
+    if (cli_conn_callf(w->mt.c, &m, "presence.list", "{s:s}", "meeting", w->mt.id) == 0) {
+        presence_take(w, m);
     }
     cli_msg_free(m);
 }
@@ -281,6 +294,11 @@ static void handle(struct wr *w, const struct cli_msg *m)
         presence_note(w, m->params);
         return;
     }
+    if (m->kind == PROTO_RPC_RESPONSE && w->plist_msgid && m->msgid == w->plist_msgid) {
+        w->plist_msgid = 0;
+        presence_take(w, m);
+        return;
+    }
     if (w->refused) {
         return;
     }
@@ -326,37 +344,106 @@ static void flush(struct wr *w)
     }
 }
 
-/* Comes back after a break: log in, subscribe from the replica's seq (the replay goes
- * through the replica), say where we are, send again what was in flight. */
-static void reconnect(struct wr *w)
+/* A reconnection runs on a thread of its own, so that typing goes on while it connects,
+ * logs in and subscribes (from the seq the replica held when it started: nothing changes
+ * the replica's seq while offline). The loop picks the connection up when it is done. */
+struct wr_job {
+    pthread_t th;
+    atomic_bool done;
+    struct cli_ctx ctx; /* a copy whose errors go nowhere: the status line says it */
+    struct cli_session s;
+    char meeting[PROTO_NAME_MAX + 1];
+    int64_t since;
+    struct cli_conn *c; /* the result, NULL on failure */
+};
+
+static void *job_run(void *arg)
 {
-    FILE *err = w->ctx->err, *quiet = fopen("/dev/null", "w");
-    if (quiet) {
-        w->ctx->err = quiet; /* the status line says it instead */
-    }
-    int saved = w->ctx->connect_timeout_ms;
-    w->ctx->connect_timeout_ms = 2000;
+    struct wr_job *j = arg;
     struct cli_msg *m = NULL;
-    int code = cli_session_connect(w->ctx, &w->mt.s, &w->mt.c, NULL);
-    if (code == CLI_EXIT_OK) {
-        int rc = cli_conn_callf(w->mt.c, &m, "meeting.subscribe", "{s:s, s:I}", "meeting", w->mt.id,
-                                "since", w->t.seq);
-        code = rc == 0 && !m->error ? CLI_EXIT_OK : CLI_EXIT_FAIL;
+    if (cli_session_connect(&j->ctx, &j->s, &j->c, NULL) == CLI_EXIT_OK) {
+        cli_conn_set_timeout(j->c, 5000);
+        int rc = cli_conn_callf(j->c, &m, "meeting.subscribe", "{s:s, s:I}", "meeting", j->meeting,
+                                "since", j->since);
+        if (rc != 0 || m->error) {
+            cli_conn_free(j->c);
+            j->c = NULL;
+        } else {
+            cli_conn_set_timeout(j->c, CLI_CALL_TIMEOUT_MS);
+        }
     }
     cli_msg_free(m);
-    w->ctx->connect_timeout_ms = saved;
-    w->ctx->err = err;
-    if (quiet) {
-        fclose(quiet);
+    atomic_store(&j->done, true);
+    return NULL;
+}
+
+static void job_start(struct wr *w)
+{
+    struct wr_job *j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        w->retry_at = proto_now_ms() + w->backoff;
+        return;
     }
-    if (code != CLI_EXIT_OK) {
+    j->ctx = *w->ctx;
+    j->ctx.err = fopen("/dev/null", "w");
+    j->ctx.interactive = false;
+    j->ctx.connect_timeout_ms = 2000;
+    j->s = w->mt.s;
+    snprintf(j->meeting, sizeof(j->meeting), "%s", w->mt.id);
+    j->since = w->t.seq;
+    atomic_init(&j->done, false);
+    if (j->ctx.err == NULL || pthread_create(&j->th, NULL, job_run, j) != 0) {
+        if (j->ctx.err) {
+            fclose(j->ctx.err);
+        }
+        cli_session_wipe(&j->s);
+        free(j);
+        w->retry_at = proto_now_ms() + w->backoff;
+        return;
+    }
+    w->job = j;
+}
+
+/* Waits for the job and returns its connection (NULL when it failed). */
+static struct cli_conn *job_end(struct wr *w)
+{
+    struct wr_job *j = w->job;
+    pthread_join(j->th, NULL);
+    struct cli_conn *c = j->c;
+    fclose(j->ctx.err);
+    cli_session_wipe(&j->s);
+    free(j);
+    w->job = NULL;
+    return c;
+}
+
+/* Comes back after a break, without waiting: starts a job when it is time; when one is
+ * done, says where we are, asks who is here, takes the replay and sends again what was in
+ * flight (with its cid: applied once). */
+static void reconnect(struct wr *w)
+{
+    if (w->job == NULL) {
+        if (proto_now_ms() >= w->retry_at) {
+            job_start(w);
+        }
+        return;
+    }
+    if (!atomic_load(&w->job->done)) {
+        return;
+    }
+    struct cli_conn *c = job_end(w);
+    if (c == NULL) {
         conn_lost(w);
         return;
     }
+    w->mt.c = c;
     w->connected = true;
     w->backoff = 250;
-    presence_load(w);
     presence_send(w, true);
+    if (cli_conn_sendf(w->mt.c, &w->plist_msgid, "presence.list", "{s:s}", "meeting", w->mt.id) !=
+        0) {
+        w->plist_msgid = 0;
+    }
     drain(w);
     if (w->connected && !w->refused && cli_text_resend(&w->t, w->mt.c) != 0) {
         conn_lost(w);
@@ -858,8 +945,7 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
     bool go = true;
     while (go && proto_now_ms() < end) {
         drain(w);
-        if (!w->connected && proto_now_ms() >= w->retry_at) {
-            draw(w);
+        if (!w->connected) {
             reconnect(w);
         }
         flush(w);
@@ -888,6 +974,10 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
         } else if (rc != PROTO_ETIMEDOUT) {
             conn_lost(w);
         }
+    }
+    if (w->job) {
+        /* A reconnection under way ends within its timeouts; what it got is not used. */
+        cli_conn_free(job_end(w));
     }
     presence_send(w, false);
     if (w->connected) {
