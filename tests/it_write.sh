@@ -156,6 +156,24 @@ for _ in $(seq 200); do [[ -s $IT_TMP/bobact.rc ]] && break; sleep 0.05; done
 [[ $(cat "$IT_TMP/bobact.rc" 2>/dev/null) == 0 ]] || fail "write RG-IEM-3: $(cat "$IT_TMP/bobact.err")"
 pass "an action's text"
 
+# A decision's text, named by its id.
+run cfg bob "$CONFER" decisions --json
+did=$(grep -o '"id": *[0-9]*' <<<"$IT_OUT" | head -1 | grep -o '[0-9]*$')
+[[ -n $did ]] || fail "no decision in the sample: $IT_OUT"
+write_in bobdec bob --decision "#$did"
+wait_screen bobdec "decision"
+"${TM[@]}" send-keys -t bobdec -l "DECISION-words "
+for _ in $(seq 100); do
+    run cfg bob "$CONFER" decisions --json
+    [[ $IT_OUT == *"DECISION-words "* ]] && break
+    sleep 0.1
+done
+[[ $IT_OUT == *"DECISION-words "* ]] || fail "the decision's text lacks the typed words: $IT_OUT"
+"${TM[@]}" send-keys -t bobdec C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/bobdec.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/bobdec.rc" 2>/dev/null) == 0 ]] || fail "write --decision: $(cat "$IT_TMP/bobdec.err")"
+pass "a decision's text"
+
 # The server goes away: typing goes on; back on the same port, the words reach it.
 port=$IT_PORT
 it_kill
