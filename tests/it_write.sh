@@ -141,6 +141,12 @@ wait_show "$paste"
 wait_show "END-PASTE" absent
 pass "a long paste arrives whole; one undo takes it back"
 
+# Home goes to the start of the row (here the text's start).
+"${TM[@]}" send-keys -t alice Home
+"${TM[@]}" send-keys -t alice -l "HOME-mark "
+wait_show "HOME-mark BRAVO-remote"
+pass "Home"
+
 # An action's text, named by its ref.
 write_in bobact bob RG-IEM-3
 wait_screen bobact "action RG-IEM-3"
