@@ -483,11 +483,19 @@ int cli_edbuf_redo(struct cli_edbuf *b, struct proto_op *op)
     return 0;
 }
 
-static void hist_transform(struct cli_edbuf_hist *h, const struct proto_op *op)
+/* Moves the steps of h over op. The start of a step's text (its inserted text on the undo
+ * side, its removed text on the redo side) is the position of its first character, so text
+ * inserted just before it pushes it on (a bare position would stay before that text). */
+static void hist_transform(struct cli_edbuf_hist *h, const struct proto_op *op, bool undo)
 {
     for (size_t i = 0; i < h->n; i++) {
-        h->v[i].pos = proto_op_transform_pos(h->v[i].pos, op);
-        h->v[i].cur_before = proto_op_transform_pos(h->v[i].cur_before, op);
+        struct cli_edbuf_step *st = &h->v[i];
+        if ((undo ? st->ins_cp : st->del_cp) > 0) {
+            st->pos = proto_op_transform_pos(st->pos + 1, op) - 1;
+        } else {
+            st->pos = proto_op_transform_pos(st->pos, op);
+        }
+        st->cur_before = proto_op_transform_pos(st->cur_before, op);
     }
 }
 
@@ -513,8 +521,8 @@ int cli_edbuf_remote(struct cli_edbuf *b, const char *text, size_t len, const st
         b->cur = b->ncp;
     }
     /* Steps are kept with their positions moved; undo checks their text is still there. */
-    hist_transform(&b->undo, op);
-    hist_transform(&b->redo, op);
+    hist_transform(&b->undo, op, true);
+    hist_transform(&b->redo, op, false);
     b->seal = true;
     return 0;
 }

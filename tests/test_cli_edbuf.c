@@ -388,6 +388,18 @@ static void test_remote(void **state)
     assert_int_equal(cli_edbuf_redo(&b, &op), 0);
     assert_string_equal(b.text, after);
 
+    /* Text inserted just before our step's words: undo still finds them. */
+    const char *before = "one two threeZ four";
+    assert_int_equal(proto_diff(b.text, b.len, before, strlen(before), &r), 0);
+    assert_int_equal(cli_edbuf_remote(&b, before, strlen(before), &r), 0);
+    assert_int_equal(cli_edbuf_undo(&b, &op), 0);
+    assert_string_equal(b.text, "one two threeZ");
+    assert_int_equal(cli_edbuf_redo(&b, &op), 0);
+    assert_string_equal(b.text, before);
+    const char *unz = "one two three four";
+    assert_int_equal(proto_diff(b.text, b.len, unz, strlen(unz), &r), 0);
+    assert_int_equal(cli_edbuf_remote(&b, unz, strlen(unz), &r), 0);
+
     /* Text inserted at the cursor lands after it: the next key goes before their words. */
     cli_edbuf_set_cursor(&b, 4);
     const char *at = "one XYtwo three four";
