@@ -3,7 +3,7 @@
 # Both install the Debian packages they need first (apt-get, as root or through sudo).
 
 DEBS := gcc make cmake pkg-config libuv1-dev libmsgpack-dev libsqlite3-dev \
-        libsodium-dev libcmocka-dev libjansson-dev
+        libsodium-dev libcmocka-dev libjansson-dev libncurses-dev tmux
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEMO_DATA ?= demo-data
 LISTEN ?= 127.0.0.1:7414

@@ -28,6 +28,7 @@ static const struct cli_cmd commands[] = {
     {"agenda", cli_cmd_agenda, "the agenda: items, their documents, the sessions", "record"},
     {"show", cli_cmd_show, "show one agenda item and its text", NULL},
     {"edit", cli_cmd_edit, "edit a section's text in $EDITOR, merged with others' changes", NULL},
+    {"write", cli_cmd_write, "write a section's text live in the terminal, with others", NULL},
     {"watch", cli_cmd_watch, "follow the meeting's changes live (and one section's text)", NULL},
     {"items", cli_cmd_items, "list agenda items; add, set or remove one", NULL},
     {"sessions", cli_cmd_sessions, "list sessions; add, set or remove one", NULL},

@@ -239,6 +239,7 @@ int cli_cmd_members(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_edit(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_items(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_sessions(struct cli_ctx *ctx, int argc, char **argv);
