@@ -446,16 +446,18 @@ static int diff_block(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
     return rc;
 }
 
+static int intern(const uint32_t *a, const uint32_t *b, const struct line *toks, size_t na,
+                  size_t nt, uint32_t *ids);
+
 /* The coarse path: match lines of a[0..n) and b[0..mm), then diff characters inside each
  * run of changed lines. */
 static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm, struct script *out)
 {
     struct line *lines = NULL;
     uint32_t *ids = NULL;
-    uint32_t *table = NULL;
     struct script ls = {0};
     struct myers m;
-    size_t na = 0, nl = 0, tsize = 1;
+    size_t na = 0, nl = 0;
     int rc = PROTO_ENOMEM;
 
     memset(&m, 0, sizeof(m));
@@ -468,29 +470,8 @@ static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
     split_lines(a, n, lines, &na);
     nl = na;
     split_lines(b, mm, lines, &nl);
-    while (tsize < 2 * nl) {
-        tsize *= 2;
-    }
-    table = calloc(tsize, sizeof(*table)); /* line index + 1, 0 = empty */
-    if (table == NULL) {
+    if (intern(a, b, lines, na, nl, ids) != 0) {
         goto cleanup;
-    }
-    for (size_t i = 0; i < nl; i++) {
-        const uint32_t *p = (i < na ? a : b) + lines[i].off;
-        size_t slot = lines[i].hash & (tsize - 1);
-        while (table[slot] != 0) {
-            const struct line *o = &lines[table[slot] - 1];
-            const uint32_t *q = (table[slot] - 1 < na ? a : b) + o->off;
-            if (o->hash == lines[i].hash && o->len == lines[i].len &&
-                memcmp(p, q, o->len * sizeof(*p)) == 0) {
-                break;
-            }
-            slot = (slot + 1) & (tsize - 1);
-        }
-        if (table[slot] == 0) {
-            table[slot] = (uint32_t)(i + 1);
-        }
-        ids[i] = table[slot] - 1;
     }
 
     rc = myers_init(&m, ids, ids + na, SIZE_MAX, LINE_LIMIT + 1);
@@ -532,7 +513,6 @@ static int diff_lines(const uint32_t *a, size_t n, const uint32_t *b, size_t mm,
 cleanup:
     myers_free(&m);
     script_free(&ls);
-    free(table);
     free(ids);
     free(lines);
     return rc;
