@@ -147,6 +147,27 @@ pass "a long paste arrives whole; one undo takes it back"
 wait_show "HOME-mark BRAVO-remote"
 pass "Home"
 
+# Another writer's cursor shows on the screen with the name at its row, and follows its moves;
+# it goes when that writer quits.
+write_in bobw bob 3
+wait_screen bobw "connected"
+wait_screen alice "<bob"
+"${TM[@]}" send-keys -t bobw Down Down
+for _ in $(seq 200); do
+    screen alice | sed -n 3p | grep -qF "<bob" && break
+    sleep 0.05
+done
+screen alice | sed -n 3p | grep -qF "<bob" || fail "bob's cursor is not at the third row: $(screen alice)"
+screen alice | sed -n 1p | grep -qF "<bob" && fail "bob's cursor stayed on the first row: $(screen alice)"
+echo "# alice's screen with bob's cursor:"
+screen alice | sed 's/^/#   /'
+"${TM[@]}" send-keys -t bobw C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/bobw.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/bobw.rc" 2>/dev/null) == 0 ]] || fail "bob's write: $(cat "$IT_TMP/bobw.err")"
+for _ in $(seq 200); do screen alice | grep -qF "<bob" || break; sleep 0.05; done
+screen alice | grep -qF "<bob" && fail "bob's cursor stayed after he quit: $(screen alice)"
+pass "another writer's cursor shows with the name at its row and follows its moves"
+
 # An action's text, named by its ref.
 write_in bobact bob RG-IEM-3
 wait_screen bobact "action RG-IEM-3"
