@@ -94,6 +94,10 @@ struct wr {
     int64_t sent_acked; /* t.acked then: the server moved it over our own op since */
     int64_t sent_at;    /* when, in ms */
 
+    char prompt;      /* 'f' find, 'g' go to an item, 0 none: keys go to the status line */
+    char answer[256]; /* what is typed there (the find's text is kept for the next Ctrl-F) */
+    size_t nanswer;
+
     size_t top; /* first row on screen */
     bool help;
     int key_cleft, key_cright;
@@ -671,9 +675,153 @@ static int text_rows(void)
     return LINES > 2 ? LINES - 1 : 1;
 }
 
+static bool find_target(struct wr *w, const msgpack_object *rec, const char *name,
+                        const char *decision, const char *field);
+static void check_access(struct wr *w, const msgpack_object *rec);
+
+/* Enter at the find prompt: the cursor goes to the next match, after the cursor's place. */
+static void find_next(struct wr *w)
+{
+    if (w->nanswer == 0) {
+        return;
+    }
+    bool wrapped = false;
+    size_t from = w->b.cur < w->b.ncp ? w->b.cur + 1 : w->b.ncp;
+    size_t at = cli_edbuf_find(&w->b, w->answer, w->nanswer, from, &wrapped);
+    if (at == SIZE_MAX) {
+        snprintf(w->msg, sizeof(w->msg), "not found");
+        return;
+    }
+    cli_edbuf_set_cursor(&w->b, at);
+    snprintf(w->msg, sizeof(w->msg), "%s", wrapped ? "wrapped to the start" : "");
+}
+
+/* Enter at the go-to prompt: the item of that number (or #ID) replaces this text in place,
+ * from a new subscription's snapshot. Only when nothing of ours is unsent, so no words are
+ * left behind. */
+static void goto_item(struct wr *w)
+{
+    char name[sizeof(w->answer)];
+    snprintf(name, sizeof(name), "%.*s", (int)w->nanswer, w->answer);
+    if (name[0] == '\0') {
+        return;
+    }
+    if (!w->connected) {
+        snprintf(w->msg, sizeof(w->msg), "offline: go to an item once connected");
+        return;
+    }
+    if (!w->refused && !cli_text_idle(&w->t)) {
+        snprintf(w->msg, sizeof(w->msg), "your last words are still being sent: try again");
+        return;
+    }
+    struct cli_msg *snap = NULL;
+    if (cli_conn_callf(w->mt.c, &snap, "meeting.subscribe", "{s:s}", "meeting", w->mt.id) != 0) {
+        cli_msg_free(snap);
+        conn_lost(w); /* no answer: reconnecting resubscribes this text from its seq */
+        snprintf(w->msg, sizeof(w->msg), "could not read the meeting again");
+        return;
+    }
+    if (snap->error) {
+        cli_msg_free(snap);
+        snprintf(w->msg, sizeof(w->msg), "could not read the meeting again");
+        return;
+    }
+    const msgpack_object *rec = proto_mp_map_get(snap->result, "snapshot");
+    const msgpack_object *o = cli_rec_find(rec, PROTO_T_ITEM, name);
+    int64_t seq = 0, id = 0;
+    cli_obj_i64(snap->result, "seq", &seq);
+    if (o) {
+        cli_obj_i64(o, "id", &id);
+    }
+    size_t len = 0;
+    const char *text = o ? cli_obj_str(o, "body", &len) : NULL;
+    struct cli_text t;
+    struct cli_edbuf b;
+    if (o == NULL) {
+        snprintf(w->msg, sizeof(w->msg), "no item %.100s (confer agenda lists them)", name);
+    } else if (cli_text_init(&t, w->mt.id, "item", id, NULL, "body", text ? text : "",
+                             text ? len : 0, seq) != 0) {
+        snprintf(w->msg, sizeof(w->msg), "out of memory");
+    } else if (cli_edbuf_init(&b, text ? text : "", text ? len : 0) != 0) {
+        cli_text_free(&t);
+        snprintf(w->msg, sizeof(w->msg), "the body of item %.100s is not valid UTF-8", name);
+    } else {
+        presence_send(w, false);
+        cli_text_free(&w->t);
+        cli_edbuf_free(&w->b);
+        bool viewer = w->readonly && strstr(w->why_ro, "viewer") != NULL;
+        find_target(w, rec, name, NULL, "body");
+        w->t = t;
+        w->b = b;
+        w->refused = false;
+        w->readonly = viewer;
+        if (!viewer) {
+            w->why_ro[0] = '\0';
+            check_access(w, rec);
+        }
+        w->top = 0;
+        w->nhere = 0;
+        w->ncurs = 0;
+        w->sent_pos = SIZE_MAX;
+        presence_send(w, true);
+        if (cli_conn_sendf(w->mt.c, &w->plist_msgid, "presence.list", "{s:s}", "meeting",
+                           w->mt.id) != 0) {
+            w->plist_msgid = 0;
+        }
+        w->msg[0] = '\0';
+    }
+    cli_msg_free(snap);
+}
+
+/* A key while the status line asks (Ctrl-F find, Ctrl-G go to). Returns false when the key
+ * closed the prompt and is to be taken as usual. */
+static bool prompt_key(struct wr *w, int rc, wint_t wch)
+{
+    if (rc == OK && wch >= 0x20 && wch != 0x7F) {
+        char u[4];
+        size_t k = utf8_put((uint32_t)wch, u);
+        if (w->nanswer + k < sizeof(w->answer)) {
+            memcpy(w->answer + w->nanswer, u, k);
+            w->nanswer += k;
+        }
+        return true;
+    }
+    bool back =
+        (rc == OK && (wch == 8 || wch == 0x7F)) || (rc == KEY_CODE_YES && wch == KEY_BACKSPACE);
+    if (back) {
+        while (w->nanswer > 0 && ((unsigned char)w->answer[w->nanswer - 1] & 0xC0) == 0x80) {
+            w->nanswer--;
+        }
+        if (w->nanswer > 0) {
+            w->nanswer--;
+        }
+        return true;
+    }
+    bool enter =
+        (rc == OK && (wch == '\r' || wch == '\n')) || (rc == KEY_CODE_YES && wch == KEY_ENTER);
+    if (enter || (rc == OK && wch == 6 && w->prompt == 'f')) {
+        if (w->prompt == 'f') {
+            find_next(w); /* the prompt stays: Enter again goes to the next one */
+        } else {
+            w->prompt = 0;
+            goto_item(w);
+        }
+        return true;
+    }
+    w->prompt = 0;
+    return rc == OK && wch == 27; /* Esc only closes; any other key acts as well */
+}
+
 /* One key (wch, from get_wch with kind rc). Returns false to quit. */
 static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
 {
+    if (w->prompt) {
+        insert_text(w, typed, *ntyped);
+        *ntyped = 0;
+        if (prompt_key(w, rc, wch)) {
+            return true;
+        }
+    }
     /* Typed characters gather into one insert (a paste is one edit). */
     if (rc == OK && wch >= 0x20 && wch != 0x7F) {
         char u[4];
@@ -696,6 +844,13 @@ static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
         case 17: /* Ctrl-Q */
         case 3:  /* Ctrl-C */
             return false;
+        case 6: /* Ctrl-F: the last find's text stays, to be used again or changed */
+            w->prompt = 'f';
+            return true;
+        case 7: /* Ctrl-G */
+            w->prompt = 'g';
+            w->nanswer = 0;
+            return true;
         case '\r':
         case '\n':
             insert_text(w, "\n", 1);
@@ -958,11 +1113,33 @@ static void draw(struct wr *w)
     if (w->help) {
         attron(A_BOLD);
         mvaddstr(h, 0,
-                 " Ctrl-Q quit  Ctrl-Z undo  Ctrl-Y redo  Ctrl-Left/Right word  Home/End "
-                 "PgUp/PgDn  F1 closes help");
+                 " Ctrl-Q quit  Ctrl-Z undo  Ctrl-Y redo  Ctrl-F find  Ctrl-G go to item  "
+                 "Ctrl-Left/Right word  Home/End  PgUp/PgDn  F1 closes help");
         attroff(A_BOLD);
     }
     draw_status(w, LINES - 1);
+    if (w->prompt) {
+        char line[400], clean[400];
+        snprintf(line, sizeof(line), " %s: %.*s", w->prompt == 'f' ? "find" : "go to item",
+                 (int)w->nanswer, w->answer);
+        cli_sanitize(line, strlen(line), clean, sizeof(clean));
+        size_t l = strlen(clean);
+        snprintf(clean + l, sizeof(clean) - l, "  %s",
+                 w->msg[0]          ? w->msg
+                 : w->prompt == 'f' ? "(Enter next, Esc done)"
+                                    : "(Enter, Esc)");
+        move(LINES - 1, 0);
+        clrtoeol();
+        mvaddstr(LINES - 1, 0, clean);
+        /* The cursor waits at the answer's end (its columns as the screen counts them). */
+        int x = 0;
+        for (const char *p = line; *p; p++) {
+            x += ((unsigned char)*p & 0xC0) != 0x80;
+        }
+        move(LINES - 1, x < COLS ? x : COLS - 1);
+        refresh();
+        return;
+    }
     int y = (int)(crow - w->top);
     move(y, ccol < COLS ? ccol : COLS - 1);
     refresh();
@@ -1099,7 +1276,9 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
                  "#ID), an action's text (RG-IEM-3) or a decision's. Others' changes appear "
                  "as they are made and yours reach them as you type. Keys: arrows, Home/End, "
                  "PgUp/PgDn, Ctrl-Left/Right by word, Backspace, Delete, Enter, Ctrl-Z/Ctrl-Y "
-                 "undo/redo of your own typing, F1 help, Ctrl-Q quit. A viewer, or anyone in a "
+                 "undo/redo of your own typing, Ctrl-F find (Enter goes to the next match, "
+                 "wrapping), Ctrl-G go to another item's body, F1 help, Ctrl-Q quit. A viewer, or "
+                 "anyone in a "
                  "final meeting, reads only. Words the server did not take are kept in a file "
                  "under $XDG_STATE_HOME/confer (else ~/.local/state/confer), whose path is "
                  "printed.",

@@ -168,6 +168,44 @@ for _ in $(seq 200); do screen alice | grep -qF "<bob" || break; sleep 0.05; don
 screen alice | grep -qF "<bob" && fail "bob's cursor stayed after he quit: $(screen alice)"
 pass "another writer's cursor shows with the name at its row and follows its moves"
 
+# Ctrl-F finds: Enter goes to the next match and wraps to the start; Esc closes the prompt.
+"${TM[@]}" send-keys -t alice C-f
+wait_screen alice "find: "
+"${TM[@]}" send-keys -t alice -l "Ericsson"
+"${TM[@]}" send-keys -t alice Enter Escape
+"${TM[@]}" send-keys -t alice -l "FIND-mark "
+wait_show "A delegate of FIND-mark Ericsson Canada"
+"${TM[@]}" send-keys -t alice C-f BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace
+"${TM[@]}" send-keys -t alice -l "HOME-mark"
+"${TM[@]}" send-keys -t alice Enter
+wait_screen alice "wrapped to the start"
+"${TM[@]}" send-keys -t alice Escape
+"${TM[@]}" send-keys -t alice -l "WRAP-mark "
+wait_show "WRAP-mark HOME-mark BRAVO-remote"
+pass "Ctrl-F finds the next match and wraps"
+
+# Ctrl-G opens another item's body in place; typing goes there; back to item 3.
+"${TM[@]}" send-keys -t alice C-g
+wait_screen alice "go to item: "
+"${TM[@]}" send-keys -t alice -l "2"
+"${TM[@]}" send-keys -t alice Enter
+wait_screen alice " item 2 "
+"${TM[@]}" send-keys -t alice -l "GOTO-words "
+for _ in $(seq 100); do
+    run cfg bob "$CONFER" show 2
+    [[ $IT_OUT == *"GOTO-words "* ]] && break
+    sleep 0.1
+done
+[[ $IT_OUT == *"GOTO-words "* ]] || fail "item 2 lacks the words typed after Ctrl-G: $IT_OUT"
+run cfg bob "$CONFER" show 3
+[[ $IT_OUT != *"GOTO-words"* ]] || fail "the words typed after Ctrl-G went to item 3"
+"${TM[@]}" send-keys -t alice C-g
+"${TM[@]}" send-keys -t alice -l "3"
+"${TM[@]}" send-keys -t alice Enter
+wait_screen alice " item 3 "
+wait_screen alice "WRAP-mark HOME-mark"
+pass "Ctrl-G opens another item's body in place"
+
 # An action's text, named by its ref.
 write_in bobact bob RG-IEM-3
 wait_screen bobact "action RG-IEM-3"
