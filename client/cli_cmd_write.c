@@ -37,6 +37,8 @@
 #define WR_POLL_MS    250              /* the status line is fresh within this */
 #define WR_LIFE_MS    (7LL * 86400000) /* an editor left open for a week closes */
 #define WR_QUIT_WAIT  30               /* x 100 ms for the last edit to be acknowledged */
+#define WR_CURSOR_MS  100              /* our cursor goes out at most this often */
+#define WR_LABEL_ROWS 256              /* rows of the screen that name the cursors on them */
 
 /* Keys ncurses has no code for in every terminal description. */
 enum {
@@ -78,6 +80,24 @@ struct wr {
     } here[WR_HERE_MAX];
     size_t nhere;
 
+    /* Others' cursors, one per person (the last connection that said where it is). pos and
+     * anchor are positions in the model's text once ready; before, they are in the server's
+     * text at seq, which the replica has not reached yet. */
+    struct wr_cur {
+        char user[PROTO_NAME_MAX + 1];
+        size_t pos, anchor;
+        int64_t seq;
+        bool ready;
+    } curs[WR_HERE_MAX];
+    size_t ncurs;
+    size_t sent_pos;    /* our cursor as last sent, SIZE_MAX to send it again */
+    int64_t sent_acked; /* t.acked then: the server moved it over our own op since */
+    int64_t sent_at;    /* when, in ms */
+
+    char prompt;      /* 'f' find, 'g' go to an item, 0 none: keys go to the status line */
+    char answer[256]; /* what is typed there (the find's text is kept for the next Ctrl-F) */
+    size_t nanswer;
+
     size_t top; /* first row on screen */
     bool help;
     int key_cleft, key_cright;
@@ -118,6 +138,119 @@ static void here_add(struct wr *w, const char *user, int delta)
     }
 }
 
+static bool here_has(const struct wr *w, const char *user)
+{
+    for (size_t i = 0; i < w->nhere; i++) {
+        if (strcmp(w->here[i].user, user) == 0) {
+            return w->here[i].n > 0;
+        }
+    }
+    return false;
+}
+
+/* ---- others' cursors ---- */
+
+static void cur_forget(struct wr *w, const char *user)
+{
+    for (size_t i = 0; i < w->ncurs; i++) {
+        if (strcmp(w->curs[i].user, user) == 0) {
+            w->curs[i] = w->curs[--w->ncurs];
+            return;
+        }
+    }
+}
+
+/* Cursors whose seq the replica has reached move over what we have not had acknowledged
+ * (the op in flight, then the buffer) into the model's text. The model equals the replica
+ * whenever this runs. A notification that arrives after later events (a presence.list
+ * answer read behind a replay) is taken as it is: off by those events at worst, and put
+ * right by the next move. */
+static void cur_resolve(struct wr *w)
+{
+    for (size_t i = 0; i < w->ncurs; i++) {
+        struct wr_cur *c = &w->curs[i];
+        if (c->ready || c->seq > w->t.seq) {
+            continue;
+        }
+        size_t *ends[2] = {&c->pos, &c->anchor};
+        for (int e = 0; e < 2; e++) {
+            if (w->t.inflight) {
+                *ends[e] = proto_op_transform_pos(*ends[e], &w->t.sent);
+            }
+            if (w->t.has_buffer) {
+                *ends[e] = proto_op_transform_pos(*ends[e], &w->t.buffer);
+            }
+            if (*ends[e] > w->b.ncp) {
+                *ends[e] = w->b.ncp;
+            }
+        }
+        c->ready = true;
+    }
+}
+
+/* The model's text changed through op (ours or others'): the cursors go with it. */
+static void cur_move(struct wr *w, const struct proto_op *op)
+{
+    for (size_t i = 0; i < w->ncurs; i++) {
+        if (w->curs[i].ready) {
+            w->curs[i].pos = proto_op_transform_pos(w->curs[i].pos, op);
+            w->curs[i].anchor = proto_op_transform_pos(w->curs[i].anchor, op);
+        }
+    }
+}
+
+/* Someone is at where (of seq): kept when it is a position in our text, else forgotten. */
+static void cur_note(struct wr *w, const char *user, const msgpack_object *where, int64_t seq)
+{
+    int64_t pos = -1, anchor = -1;
+    if (!where_is_ours(w, where) || !cli_obj_i64(where, "pos", &pos) || pos < 0) {
+        cur_forget(w, user);
+        return;
+    }
+    if (!cli_obj_i64(where, "anchor", &anchor) || anchor < 0) {
+        anchor = pos;
+    }
+    struct wr_cur *c = NULL;
+    for (size_t i = 0; i < w->ncurs && c == NULL; i++) {
+        c = strcmp(w->curs[i].user, user) == 0 ? &w->curs[i] : NULL;
+    }
+    if (c == NULL) {
+        if (w->ncurs == WR_HERE_MAX) {
+            return;
+        }
+        c = &w->curs[w->ncurs++];
+        snprintf(c->user, sizeof(c->user), "%s", user);
+    }
+    c->pos = (size_t)pos;
+    c->anchor = (size_t)anchor;
+    c->seq = seq;
+    c->ready = false;
+    cur_resolve(w);
+}
+
+/* Says where our cursor is, when the replica has nothing unacknowledged (so that its text
+ * is the server's at t.seq, the base) and the cursor moved or our own op moved it on the
+ * server; at most every WR_CURSOR_MS. */
+static void cur_send(struct wr *w)
+{
+    if (!w->connected || w->refused || !cli_text_idle(&w->t) ||
+        (w->b.cur == w->sent_pos && w->t.acked == w->sent_acked)) {
+        return;
+    }
+    int64_t now = proto_now_ms();
+    if (now - w->sent_at < WR_CURSOR_MS) {
+        return;
+    }
+    if (cli_conn_sendf(w->mt.c, NULL, "presence.set", "{s:s, s:{s:s, s:I, s:s, s:I, s:I, s:I}}",
+                       "meeting", w->mt.id, "where", "type", proto_type_info(w->type)->name, "id",
+                       w->id, "field", w->field, "pos", (int64_t)w->b.cur, "anchor",
+                       (int64_t)w->b.cur, "base", w->t.seq) == 0) {
+        w->sent_pos = w->b.cur;
+        w->sent_acked = w->t.acked;
+        w->sent_at = now;
+    }
+}
+
 /* A presence notification: {"user", "where", "state"}. Connections are not named, so a
  * person counts once per connection here; one that moves elsewhere or leaves counts off. */
 static void presence_note(struct wr *w, const msgpack_object *p)
@@ -128,10 +261,19 @@ static void presence_note(struct wr *w, const msgpack_object *p)
     if (user[0] == '\0') {
         return;
     }
-    if (strcmp(state, "leave") != 0 && where_is_ours(w, proto_mp_map_get(p, "where"))) {
-        here_add(w, user, 1);
+    const msgpack_object *where = proto_mp_map_get(p, "where");
+    int64_t seq = 0;
+    cli_obj_i64(p, "seq", &seq);
+    if (strcmp(state, "leave") != 0 && where_is_ours(w, where)) {
+        /* A move within this text (a cursor) is no one new; one from elsewhere is taken to
+         * be, when that person was not counted here already. */
+        if (strcmp(state, "join") == 0 || !here_has(w, user)) {
+            here_add(w, user, 1);
+        }
+        cur_note(w, user, where, seq);
     } else {
         here_add(w, user, -1);
+        cur_forget(w, user);
     }
 }
 
@@ -142,12 +284,21 @@ static void presence_take(struct wr *w, const struct cli_msg *m)
         return;
     }
     w->nhere = 0;
+    w->ncurs = 0;
     for (uint32_t i = 0; i < m->result->via.array.size; i++) {
         const msgpack_object *e = &m->result->via.array.ptr[i];
         char user[PROTO_NAME_MAX + 1] = "";
         cli_obj_strcpy(e, "user", user, sizeof(user));
-        if (user[0] && where_is_ours(w, proto_mp_map_get(e, "where"))) {
+        const msgpack_object *where = proto_mp_map_get(e, "where");
+        if (user[0] && where_is_ours(w, where)) {
             here_add(w, user, 1);
+            /* Our own connection is among them and cannot be told from another of the
+             * same person's: that one's cursor shows from its next move. */
+            if (strcmp(user, w->mt.s.user) != 0) {
+                int64_t seq = 0;
+                cli_obj_i64(e, "seq", &seq);
+                cur_note(w, user, where, seq);
+            }
         }
     }
 }
@@ -274,8 +425,9 @@ static void follow_replica(struct wr *w)
     }
     struct proto_op op;
     proto_op_init(&op);
-    if (proto_diff(w->b.text, w->b.len, w->t.text, w->t.len, &op) == 0) {
-        cli_edbuf_remote(&w->b, w->t.text, w->t.len, &op);
+    if (proto_diff(w->b.text, w->b.len, w->t.text, w->t.len, &op) == 0 &&
+        cli_edbuf_remote(&w->b, w->t.text, w->t.len, &op) == 0) {
+        cur_move(w, &op);
     }
     proto_op_free(&op);
 }
@@ -302,6 +454,7 @@ static void handle(struct wr *w, const struct cli_msg *m)
     if (w->refused) {
         return;
     }
+    cur_resolve(w);
     int rc = cli_text_handle(&w->t, w->mt.c, m);
     if (rc < 0) {
         if (rc == PROTO_EINVAL && w->t.error[0]) {
@@ -317,6 +470,7 @@ static void handle(struct wr *w, const struct cli_msg *m)
         recovery_save(w);
     }
     follow_replica(w);
+    cur_resolve(w);
 }
 
 /* Takes what the connection has, without waiting. */
@@ -440,6 +594,7 @@ static void reconnect(struct wr *w)
     w->connected = true;
     w->backoff = 250;
     presence_send(w, true);
+    w->sent_pos = SIZE_MAX; /* the new connection has no cursor of ours yet */
     if (cli_conn_sendf(w->mt.c, &w->plist_msgid, "presence.list", "{s:s}", "meeting", w->mt.id) !=
         0) {
         w->plist_msgid = 0;
@@ -486,8 +641,12 @@ static size_t utf8_put(uint32_t cp, char *out)
  * editing (with the text saved). */
 static void to_replica(struct wr *w, struct proto_op *op, int rc)
 {
-    if (rc == 0 && !proto_op_is_noop(op) && cli_text_local(&w->t, op) != 0) {
-        refuse(w, "the change does not fit the text");
+    if (rc == 0 && !proto_op_is_noop(op)) {
+        if (cli_text_local(&w->t, op) != 0) {
+            refuse(w, "the change does not fit the text");
+        } else {
+            cur_move(w, op);
+        }
     }
     proto_op_free(op);
 }
@@ -516,9 +675,153 @@ static int text_rows(void)
     return LINES > 2 ? LINES - 1 : 1;
 }
 
+static bool find_target(struct wr *w, const msgpack_object *rec, const char *name,
+                        const char *decision, const char *field);
+static void check_access(struct wr *w, const msgpack_object *rec);
+
+/* Enter at the find prompt: the cursor goes to the next match, after the cursor's place. */
+static void find_next(struct wr *w)
+{
+    if (w->nanswer == 0) {
+        return;
+    }
+    bool wrapped = false;
+    size_t from = w->b.cur < w->b.ncp ? w->b.cur + 1 : w->b.ncp;
+    size_t at = cli_edbuf_find(&w->b, w->answer, w->nanswer, from, &wrapped);
+    if (at == SIZE_MAX) {
+        snprintf(w->msg, sizeof(w->msg), "not found");
+        return;
+    }
+    cli_edbuf_set_cursor(&w->b, at);
+    snprintf(w->msg, sizeof(w->msg), "%s", wrapped ? "wrapped to the start" : "");
+}
+
+/* Enter at the go-to prompt: the item of that number (or #ID) replaces this text in place,
+ * from a new subscription's snapshot. Only when nothing of ours is unsent, so no words are
+ * left behind. */
+static void goto_item(struct wr *w)
+{
+    char name[sizeof(w->answer)];
+    snprintf(name, sizeof(name), "%.*s", (int)w->nanswer, w->answer);
+    if (name[0] == '\0') {
+        return;
+    }
+    if (!w->connected) {
+        snprintf(w->msg, sizeof(w->msg), "offline: go to an item once connected");
+        return;
+    }
+    if (!w->refused && !cli_text_idle(&w->t)) {
+        snprintf(w->msg, sizeof(w->msg), "your last words are still being sent: try again");
+        return;
+    }
+    struct cli_msg *snap = NULL;
+    if (cli_conn_callf(w->mt.c, &snap, "meeting.subscribe", "{s:s}", "meeting", w->mt.id) != 0) {
+        cli_msg_free(snap);
+        conn_lost(w); /* no answer: reconnecting resubscribes this text from its seq */
+        snprintf(w->msg, sizeof(w->msg), "could not read the meeting again");
+        return;
+    }
+    if (snap->error) {
+        cli_msg_free(snap);
+        snprintf(w->msg, sizeof(w->msg), "could not read the meeting again");
+        return;
+    }
+    const msgpack_object *rec = proto_mp_map_get(snap->result, "snapshot");
+    const msgpack_object *o = cli_rec_find(rec, PROTO_T_ITEM, name);
+    int64_t seq = 0, id = 0;
+    cli_obj_i64(snap->result, "seq", &seq);
+    if (o) {
+        cli_obj_i64(o, "id", &id);
+    }
+    size_t len = 0;
+    const char *text = o ? cli_obj_str(o, "body", &len) : NULL;
+    struct cli_text t;
+    struct cli_edbuf b;
+    if (o == NULL) {
+        snprintf(w->msg, sizeof(w->msg), "no item %.100s (confer agenda lists them)", name);
+    } else if (cli_text_init(&t, w->mt.id, "item", id, NULL, "body", text ? text : "",
+                             text ? len : 0, seq) != 0) {
+        snprintf(w->msg, sizeof(w->msg), "out of memory");
+    } else if (cli_edbuf_init(&b, text ? text : "", text ? len : 0) != 0) {
+        cli_text_free(&t);
+        snprintf(w->msg, sizeof(w->msg), "the body of item %.100s is not valid UTF-8", name);
+    } else {
+        presence_send(w, false);
+        cli_text_free(&w->t);
+        cli_edbuf_free(&w->b);
+        bool viewer = w->readonly && strstr(w->why_ro, "viewer") != NULL;
+        find_target(w, rec, name, NULL, "body");
+        w->t = t;
+        w->b = b;
+        w->refused = false;
+        w->readonly = viewer;
+        if (!viewer) {
+            w->why_ro[0] = '\0';
+            check_access(w, rec);
+        }
+        w->top = 0;
+        w->nhere = 0;
+        w->ncurs = 0;
+        w->sent_pos = SIZE_MAX;
+        presence_send(w, true);
+        if (cli_conn_sendf(w->mt.c, &w->plist_msgid, "presence.list", "{s:s}", "meeting",
+                           w->mt.id) != 0) {
+            w->plist_msgid = 0;
+        }
+        w->msg[0] = '\0';
+    }
+    cli_msg_free(snap);
+}
+
+/* A key while the status line asks (Ctrl-F find, Ctrl-G go to). Returns false when the key
+ * closed the prompt and is to be taken as usual. */
+static bool prompt_key(struct wr *w, int rc, wint_t wch)
+{
+    if (rc == OK && wch >= 0x20 && wch != 0x7F) {
+        char u[4];
+        size_t k = utf8_put((uint32_t)wch, u);
+        if (w->nanswer + k < sizeof(w->answer)) {
+            memcpy(w->answer + w->nanswer, u, k);
+            w->nanswer += k;
+        }
+        return true;
+    }
+    bool back =
+        (rc == OK && (wch == 8 || wch == 0x7F)) || (rc == KEY_CODE_YES && wch == KEY_BACKSPACE);
+    if (back) {
+        while (w->nanswer > 0 && ((unsigned char)w->answer[w->nanswer - 1] & 0xC0) == 0x80) {
+            w->nanswer--;
+        }
+        if (w->nanswer > 0) {
+            w->nanswer--;
+        }
+        return true;
+    }
+    bool enter =
+        (rc == OK && (wch == '\r' || wch == '\n')) || (rc == KEY_CODE_YES && wch == KEY_ENTER);
+    if (enter || (rc == OK && wch == 6 && w->prompt == 'f')) {
+        if (w->prompt == 'f') {
+            find_next(w); /* the prompt stays: Enter again goes to the next one */
+        } else {
+            w->prompt = 0;
+            goto_item(w);
+        }
+        return true;
+    }
+    w->prompt = 0;
+    return rc == OK && wch == 27; /* Esc only closes; any other key acts as well */
+}
+
 /* One key (wch, from get_wch with kind rc). Returns false to quit. */
 static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
 {
+    if (w->prompt) {
+        insert_text(w, typed, *ntyped);
+        *ntyped = 0;
+        if (prompt_key(w, rc, wch)) {
+            return true;
+        }
+    }
     /* Typed characters gather into one insert (a paste is one edit). */
     if (rc == OK && wch >= 0x20 && wch != 0x7F) {
         char u[4];
@@ -541,6 +844,13 @@ static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
         case 17: /* Ctrl-Q */
         case 3:  /* Ctrl-C */
             return false;
+        case 6: /* Ctrl-F: the last find's text stays, to be used again or changed */
+            w->prompt = 'f';
+            return true;
+        case 7: /* Ctrl-G */
+            w->prompt = 'g';
+            w->nanswer = 0;
+            return true;
         case '\r':
         case '\n':
             insert_text(w, "\n", 1);
@@ -692,6 +1002,62 @@ static void draw_status(struct wr *w, int y)
     attroff(A_REVERSE);
 }
 
+/* Others' cursors: a reversed cell, the selection underlined, and their names at the
+ * right end of the row (over the row's last words when it is full). */
+static void draw_cursors(struct wr *w, int h)
+{
+    char names[WR_LABEL_ROWS][64];
+    int rows = h < WR_LABEL_ROWS ? h : WR_LABEL_ROWS;
+    for (int y = 0; y < rows; y++) {
+        names[y][0] = '\0';
+    }
+    for (size_t i = 0; i < w->ncurs; i++) {
+        const struct wr_cur *c = &w->curs[i];
+        if (!c->ready) {
+            continue;
+        }
+        size_t lo = c->pos < c->anchor ? c->pos : c->anchor;
+        size_t hi = c->pos < c->anchor ? c->anchor : c->pos;
+        lo = lo < w->b.ncp ? lo : w->b.ncp;
+        hi = hi < w->b.ncp ? hi : w->b.ncp;
+        size_t r1 = 0, r2 = 0, r = 0;
+        int c1 = 0, c2 = 0, col = 0;
+        cli_edbuf_locate(&w->b, &w->lay, lo, &r1, &c1);
+        cli_edbuf_locate(&w->b, &w->lay, hi, &r2, &c2);
+        for (size_t k = r1; k <= r2 && lo < hi; k++) {
+            if (k < w->top || k >= w->top + (size_t)h || k >= w->lay.n) {
+                continue;
+            }
+            int from = k == r1 ? c1 : 0, to = k == r2 ? c2 : w->lay.rows[k].width;
+            if (to > from) {
+                mvchgat((int)(k - w->top), from, to - from, A_UNDERLINE, 0, NULL);
+            }
+        }
+        cli_edbuf_locate(&w->b, &w->lay, c->pos < w->b.ncp ? c->pos : w->b.ncp, &r, &col);
+        if (r < w->top || r >= w->top + (size_t)h) {
+            continue;
+        }
+        int y = (int)(r - w->top);
+        mvchgat(y, col < COLS ? col : COLS - 1, 1, A_REVERSE, 0, NULL);
+        if (y < rows) {
+            size_t l = strlen(names[y]);
+            snprintf(names[y] + l, sizeof(names[y]) - l, "%s%s", l ? "," : "<", c->user);
+        }
+    }
+    for (int y = 0; y < rows; y++) {
+        if (names[y][0] == '\0') {
+            continue;
+        }
+        char clean[64];
+        cli_sanitize(names[y], strlen(names[y]), clean, sizeof(clean));
+        int len = (int)strlen(clean);
+        int x = COLS - 1 - len;
+        attron(A_BOLD);
+        mvaddstr(y, x > 0 ? x : 0, clean);
+        attroff(A_BOLD);
+    }
+}
+
 static void draw(struct wr *w)
 {
     int width = COLS > 2 ? COLS - 1 : 2; /* the last column holds a cursor at a row's end */
@@ -743,14 +1109,37 @@ static void draw(struct wr *w)
             mvaddnwstr(y, 0, cells, n);
         }
     }
+    draw_cursors(w, h);
     if (w->help) {
         attron(A_BOLD);
         mvaddstr(h, 0,
-                 " Ctrl-Q quit  Ctrl-Z undo  Ctrl-Y redo  Ctrl-Left/Right word  Home/End "
-                 "PgUp/PgDn  F1 closes help");
+                 " Ctrl-Q quit  Ctrl-Z undo  Ctrl-Y redo  Ctrl-F find  Ctrl-G go to item  "
+                 "Ctrl-Left/Right word  Home/End  PgUp/PgDn  F1 closes help");
         attroff(A_BOLD);
     }
     draw_status(w, LINES - 1);
+    if (w->prompt) {
+        char line[400], clean[400];
+        snprintf(line, sizeof(line), " %s: %.*s", w->prompt == 'f' ? "find" : "go to item",
+                 (int)w->nanswer, w->answer);
+        cli_sanitize(line, strlen(line), clean, sizeof(clean));
+        size_t l = strlen(clean);
+        snprintf(clean + l, sizeof(clean) - l, "  %s",
+                 w->msg[0]          ? w->msg
+                 : w->prompt == 'f' ? "(Enter next, Esc done)"
+                                    : "(Enter, Esc)");
+        move(LINES - 1, 0);
+        clrtoeol();
+        mvaddstr(LINES - 1, 0, clean);
+        /* The cursor waits at the answer's end (its columns as the screen counts them). */
+        int x = 0;
+        for (const char *p = line; *p; p++) {
+            x += ((unsigned char)*p & 0xC0) != 0x80;
+        }
+        move(LINES - 1, x < COLS ? x : COLS - 1);
+        refresh();
+        return;
+    }
     int y = (int)(crow - w->top);
     move(y, ccol < COLS ? ccol : COLS - 1);
     refresh();
@@ -887,7 +1276,9 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
                  "#ID), an action's text (RG-IEM-3) or a decision's. Others' changes appear "
                  "as they are made and yours reach them as you type. Keys: arrows, Home/End, "
                  "PgUp/PgDn, Ctrl-Left/Right by word, Backspace, Delete, Enter, Ctrl-Z/Ctrl-Y "
-                 "undo/redo of your own typing, F1 help, Ctrl-Q quit. A viewer, or anyone in a "
+                 "undo/redo of your own typing, Ctrl-F find (Enter goes to the next match, "
+                 "wrapping), Ctrl-G go to another item's body, F1 help, Ctrl-Q quit. A viewer, or "
+                 "anyone in a "
                  "final meeting, reads only. Words the server did not take are kept in a file "
                  "under $XDG_STATE_HOME/confer (else ~/.local/state/confer), whose path is "
                  "printed.",
@@ -914,6 +1305,7 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
     }
     w->ctx = ctx;
     w->backoff = 250;
+    w->sent_pos = SIZE_MAX;
     code = cli_mtg_open(ctx, &w->mt, true);
     if (code == CLI_EXIT_OK) {
         code = open_text(w, a.n ? a.v[0] : NULL, decision, field);
@@ -949,6 +1341,7 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
             reconnect(w);
         }
         flush(w);
+        cur_send(w);
         draw(w);
         struct pollfd pf[2] = {{.fd = STDIN_FILENO, .events = POLLIN},
                                {.fd = w->connected ? cli_conn_fd(w->mt.c) : -1, .events = POLLIN}};
@@ -962,6 +1355,7 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
         w->msg[0] = pr > 0 && (pf[0].revents & POLLIN) ? '\0' : w->msg[0];
         go = keys(w);
         flush(w);
+        cur_send(w);
     }
     /* Leaving: the last burst goes out and we wait a little for it to be acknowledged. */
     for (int i = 0; i < WR_QUIT_WAIT && w->connected && !w->refused && !cli_text_idle(&w->t); i++) {

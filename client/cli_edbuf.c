@@ -64,6 +64,47 @@ size_t cli_edbuf_byte(const struct cli_edbuf *b, size_t pos)
     return i;
 }
 
+/* ---- find ---- */
+
+/* The first byte offset in [from, to) where needle begins (wholly before len), or SIZE_MAX. */
+static size_t find_bytes(const char *text, size_t len, const char *needle, size_t nlen, size_t from,
+                         size_t to)
+{
+    for (size_t i = from; i < to && i + nlen <= len; i++) {
+        if (text[i] == needle[0] && memcmp(text + i, needle, nlen) == 0) {
+            return i;
+        }
+    }
+    return SIZE_MAX;
+}
+
+size_t cli_edbuf_find(const struct cli_edbuf *b, const char *needle, size_t nlen, size_t from,
+                      bool *wrapped)
+{
+    if (wrapped) {
+        *wrapped = false;
+    }
+    if (nlen == 0 || nlen > b->len) {
+        return SIZE_MAX;
+    }
+    size_t start = cli_edbuf_byte(b, from);
+    size_t at = find_bytes(b->text, b->len, needle, nlen, start, b->len);
+    if (at == SIZE_MAX) {
+        at = find_bytes(b->text, b->len, needle, nlen, 0, start);
+        if (at == SIZE_MAX) {
+            return SIZE_MAX;
+        }
+        if (wrapped) {
+            *wrapped = true;
+        }
+    }
+    size_t cp = 0;
+    for (size_t i = 0; i < at; i++) {
+        cp += ((unsigned char)b->text[i] & 0xC0) != 0x80;
+    }
+    return cp;
+}
+
 /* ---- widths ---- */
 
 struct range {

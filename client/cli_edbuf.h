@@ -109,6 +109,14 @@ void cli_edbuf_word_left(struct cli_edbuf *b);  /* to the start of this or the p
 void cli_edbuf_word_right(struct cli_edbuf *b); /* past the end of this or the next word */
 void cli_edbuf_set_cursor(struct cli_edbuf *b, size_t pos);
 
+/* ---- find ---- */
+
+/* The first place at or after code point from where needle[0..nlen) (UTF-8, nlen > 0)
+ * begins, going on from the text's start when there is none after (then *wrapped, which
+ * may be NULL, is set). Returns that code point, or SIZE_MAX when the text has none. */
+size_t cli_edbuf_find(const struct cli_edbuf *b, const char *needle, size_t nlen, size_t from,
+                      bool *wrapped);
+
 /* ---- layout ---- */
 
 /* Lays b's text out in rows of at most width columns (width >= 2), breaking a paragraph

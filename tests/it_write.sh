@@ -147,6 +147,65 @@ pass "a long paste arrives whole; one undo takes it back"
 wait_show "HOME-mark BRAVO-remote"
 pass "Home"
 
+# Another writer's cursor shows on the screen with the name at its row, and follows its moves;
+# it goes when that writer quits.
+write_in bobw bob 3
+wait_screen bobw "connected"
+wait_screen alice "<bob"
+"${TM[@]}" send-keys -t bobw Down Down
+for _ in $(seq 200); do
+    screen alice | sed -n 3p | grep -qF "<bob" && break
+    sleep 0.05
+done
+screen alice | sed -n 3p | grep -qF "<bob" || fail "bob's cursor is not at the third row: $(screen alice)"
+screen alice | sed -n 1p | grep -qF "<bob" && fail "bob's cursor stayed on the first row: $(screen alice)"
+echo "# alice's screen with bob's cursor:"
+screen alice | sed 's/^/#   /'
+"${TM[@]}" send-keys -t bobw C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/bobw.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/bobw.rc" 2>/dev/null) == 0 ]] || fail "bob's write: $(cat "$IT_TMP/bobw.err")"
+for _ in $(seq 200); do screen alice | grep -qF "<bob" || break; sleep 0.05; done
+screen alice | grep -qF "<bob" && fail "bob's cursor stayed after he quit: $(screen alice)"
+pass "another writer's cursor shows with the name at its row and follows its moves"
+
+# Ctrl-F finds: Enter goes to the next match and wraps to the start; Esc closes the prompt.
+"${TM[@]}" send-keys -t alice C-f
+wait_screen alice "find: "
+"${TM[@]}" send-keys -t alice -l "Ericsson"
+"${TM[@]}" send-keys -t alice Enter Escape
+"${TM[@]}" send-keys -t alice -l "FIND-mark "
+wait_show "A delegate of FIND-mark Ericsson Canada"
+"${TM[@]}" send-keys -t alice C-f BSpace BSpace BSpace BSpace BSpace BSpace BSpace BSpace
+"${TM[@]}" send-keys -t alice -l "HOME-mark"
+"${TM[@]}" send-keys -t alice Enter
+wait_screen alice "wrapped to the start"
+"${TM[@]}" send-keys -t alice Escape
+"${TM[@]}" send-keys -t alice -l "WRAP-mark "
+wait_show "WRAP-mark HOME-mark BRAVO-remote"
+pass "Ctrl-F finds the next match and wraps"
+
+# Ctrl-G opens another item's body in place; typing goes there; back to item 3.
+"${TM[@]}" send-keys -t alice C-g
+wait_screen alice "go to item: "
+"${TM[@]}" send-keys -t alice -l "2"
+"${TM[@]}" send-keys -t alice Enter
+wait_screen alice " item 2 "
+"${TM[@]}" send-keys -t alice -l "GOTO-words "
+for _ in $(seq 100); do
+    run cfg bob "$CONFER" show 2
+    [[ $IT_OUT == *"GOTO-words "* ]] && break
+    sleep 0.1
+done
+[[ $IT_OUT == *"GOTO-words "* ]] || fail "item 2 lacks the words typed after Ctrl-G: $IT_OUT"
+run cfg bob "$CONFER" show 3
+[[ $IT_OUT != *"GOTO-words"* ]] || fail "the words typed after Ctrl-G went to item 3"
+"${TM[@]}" send-keys -t alice C-g
+"${TM[@]}" send-keys -t alice -l "3"
+"${TM[@]}" send-keys -t alice Enter
+wait_screen alice " item 3 "
+wait_screen alice "WRAP-mark HOME-mark"
+pass "Ctrl-G opens another item's body in place"
+
 # An action's text, named by its ref.
 write_in bobact bob RG-IEM-3
 wait_screen bobact "action RG-IEM-3"
@@ -179,6 +238,80 @@ done
 for _ in $(seq 200); do [[ -s $IT_TMP/bobdec.rc ]] && break; sleep 0.05; done
 [[ $(cat "$IT_TMP/bobdec.rc" 2>/dev/null) == 0 ]] || fail "write --decision: $(cat "$IT_TMP/bobdec.err")"
 pass "a decision's text"
+
+# Three people change item 3 at once: alice and bob live in `confer write 3`, bob also with
+# `confer edit 3`; the server is killed and started again on the same port in the middle.
+# Everything typed arrives, and each screen shows the text the server has, as far as it goes.
+cat >"$IT_TMP/ed_append.sh" <<'EOS'
+#!/bin/sh
+sed -i '$a EDIT-line-appended' "$1"
+EOS
+chmod +x "$IT_TMP/ed_append.sh"
+write_in bobc bob 3
+wait_screen bobc "connected"
+"${TM[@]}" send-keys -t bobc Down Down End
+"${TM[@]}" send-keys -t alice -l "ALICE-one "
+"${TM[@]}" send-keys -t bobc -l " BOB-one"
+EDITOR=$IT_TMP/ed_append.sh cfg bob "$CONFER" edit 3 >"$IT_TMP/edit3.out" 2>&1 &
+edit_pid=$!
+"${TM[@]}" send-keys -t alice -l "ALICE-two "
+"${TM[@]}" send-keys -t bobc -l " BOB-two"
+wait "$edit_pid" || fail "confer edit 3 during live writing: $(cat "$IT_TMP/edit3.out")"
+wait_show "EDIT-line-appended"
+t0=$(date +%s%N)
+cport=$IT_PORT
+it_kill
+"${TM[@]}" send-keys -t alice -l "ALICE-offline "
+"${TM[@]}" send-keys -t bobc -l " BOB-offline"
+wait_screen alice "offline"
+wait_screen bobc "offline"
+it_start --listen "127.0.0.1:$cport"
+[[ $IT_PORT == "$cport" ]] || fail "could not restart on port $cport"
+"${TM[@]}" send-keys -t alice -l "ALICE-back "
+"${TM[@]}" send-keys -t bobc -l " BOB-back"
+for w in "ALICE-one ALICE-two ALICE-offline ALICE-back " "BOB-one BOB-two BOB-offline BOB-back"; do
+    wait_show "$w"
+done
+t1=$(date +%s%N)
+wait_screen alice "connected"
+wait_screen bobc "connected"
+# The screens settle on the server's text: the visible rows (less the status line), in runs
+# between the rows that name a cursor at their end (the name covers the row's last words),
+# each come whole in it, compared without white space, which soft wrap moves.
+screen_matches() {
+    local run_text= row
+    while IFS= read -r row; do
+        if [[ $row =~ \<[a-z,]+$ ]]; then
+            [[ -z $run_text || $1 == *"$run_text"* ]] || return 1
+            run_text=
+        else
+            run_text+=$(tr -d ' \t' <<<"$row")
+        fi
+    done < <(screen "$2" | sed '$d')
+    [[ -z $run_text || $1 == *"$run_text"* ]]
+}
+for name in alice bobc; do
+    ok=
+    for _ in $(seq 100); do
+        run cfg bob "$CONFER" show 3
+        body=$(tr -d ' \n\t' <<<"$IT_OUT")
+        screen_matches "$body" "$name" && ok=1 && break
+        sleep 0.1
+    done
+    [[ -n $ok ]] || fail "the screen of $name is not the server's text: $(screen "$name") --- $IT_OUT"
+done
+screen alice | grep -qF "ALICE-back" || fail "alice's screen lacks her words"
+screen bobc | grep -qF "BOB-back" || fail "bob's screen lacks his words"
+screen alice | grep -qF "BOB-back" || fail "alice's screen lacks bob's words: $(screen alice)"
+echo "# three at once across a restart: all words in $(((t1 - t0) / 1000000)) ms from the kill"
+echo "# alice's screen:"
+screen alice | sed 's/^/#   /'
+echo "# bob's screen:"
+screen bobc | sed 's/^/#   /'
+"${TM[@]}" send-keys -t bobc C-q
+for _ in $(seq 200); do [[ -s $IT_TMP/bobc.rc ]] && break; sleep 0.05; done
+[[ $(cat "$IT_TMP/bobc.rc" 2>/dev/null) == 0 ]] || fail "bob's write: $(cat "$IT_TMP/bobc.err")"
+pass "two live writers and an edit converge, across a server restart, nothing typed lost"
 
 # The server goes away: typing goes on; back on the same port, the words reach it.
 port=$IT_PORT

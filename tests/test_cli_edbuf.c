@@ -472,6 +472,30 @@ static void test_ops_replay(void **state)
     cli_edbuf_free(&b);
 }
 
+/* Find goes forward from a position, by code points, and wraps to the text's start. */
+static void test_find(void **state)
+{
+    (void)state;
+    struct cli_edbuf b;
+    const char *t = "会議 alpha beta alpha é-alpha";
+    assert_int_equal(cli_edbuf_init(&b, t, strlen(t)), 0);
+    bool wrapped = true;
+    assert_int_equal(cli_edbuf_find(&b, "alpha", 5, 0, &wrapped), 3);
+    assert_false(wrapped);
+    assert_int_equal(cli_edbuf_find(&b, "alpha", 5, 4, &wrapped), 14);
+    assert_int_equal(cli_edbuf_find(&b, "alpha", 5, 15, &wrapped), 22);
+    assert_false(wrapped);
+    assert_int_equal(cli_edbuf_find(&b, "alpha", 5, 23, &wrapped), 3);
+    assert_true(wrapped);
+    assert_int_equal(cli_edbuf_find(&b, "議", strlen("議"), 0, NULL), 1);
+    assert_int_equal(cli_edbuf_find(&b, "é-", strlen("é-"), 0, NULL), 20);
+    assert_int_equal(cli_edbuf_find(&b, "gamma", 5, 0, &wrapped), SIZE_MAX);
+    assert_int_equal(cli_edbuf_find(&b, "", 0, 0, NULL), SIZE_MAX);
+    assert_int_equal(cli_edbuf_find(&b, "a", 1, b.ncp, &wrapped), 3);
+    assert_true(wrapped);
+    cli_edbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +507,7 @@ int main(void)
         cmocka_unit_test(test_undo_redo),
         cmocka_unit_test(test_remote),
         cmocka_unit_test(test_ops_replay),
+        cmocka_unit_test(test_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
