@@ -253,4 +253,13 @@ int cli_cmd_export(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_audit(struct cli_ctx *ctx, int argc, char **argv);
 
+/* The meeting's presence list (presence.list), or NULL: an old server or a lost connection
+ * shows nobody. Free with cli_msg_free. */
+struct cli_msg *cli_presence_fetch(struct cli_mtg *m);
+
+/* The users present in object (type, id) in pres, but except (NULL: none), as "associate,
+ * counsellor" (sanitized), or "". */
+void cli_presence_in(const struct cli_msg *pres, const char *type, int64_t id, const char *except,
+                     char *out, size_t cap);
+
 #endif

@@ -514,6 +514,17 @@ int cli_cmd_edit(struct cli_ctx *ctx, int argc, char **argv)
                      "field", tg.field);
     }
     cli_msg_free(pm);
+    /* ... and we see who else is in it. */
+    if (tg.type != PROTO_T_MEETING) {
+        char who[256] = "";
+        struct cli_msg *pres = cli_presence_fetch(&mt);
+        cli_presence_in(pres, proto_type_info(tg.type)->name, tg.id, mt.s.user, who, sizeof(who));
+        cli_msg_free(pres);
+        if (who[0]) {
+            fprintf(ctx->err, "\xe2\x97\x8f %s %s in this section now\n", who,
+                    strchr(who, ',') ? "are" : "is");
+        }
+    }
     if (write_temp(old, old_len, tg.label, path, sizeof(path)) != 0) {
         cli_fail(ctx, "cannot write a temporary file for the text");
         keep = false;

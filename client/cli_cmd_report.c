@@ -44,48 +44,6 @@ static void print_docs(struct cli_ctx *ctx, const msgpack_object *docs, size_t i
     }
 }
 
-/* ---- who is in a section (presence.list) ---- */
-
-/* The meeting's presence list, or NULL (an old server, a lost connection: nobody shown). */
-static struct cli_msg *fetch_presence(struct cli_mtg *m)
-{
-    struct cli_msg *r = NULL;
-    if (cli_conn_callf(m->c, &r, "presence.list", "{s:s}", "meeting", m->id) != 0 ||
-        r->error != NULL || r->result == NULL || r->result->type != MSGPACK_OBJECT_ARRAY) {
-        cli_msg_free(r);
-        return NULL;
-    }
-    return r;
-}
-
-/* The users present in item id, as "associate, counsellor" (sanitized), or "". */
-static void present_in(const struct cli_msg *pres, int64_t id, char *out, size_t cap)
-{
-    size_t n = 0;
-    out[0] = '\0';
-    for (uint32_t i = 0; pres != NULL && i < pres->result->via.array.size; i++) {
-        const msgpack_object *p = &pres->result->via.array.ptr[i];
-        const msgpack_object *where = proto_mp_map_get(p, "where");
-        char type[16], raw[PROTO_NAME_MAX + 1], user[2 * PROTO_NAME_MAX + 8];
-        int64_t wid = 0;
-        if (where == NULL || where->type != MSGPACK_OBJECT_MAP ||
-            cli_obj_strcpy(where, "type", type, sizeof(type)) == NULL ||
-            strcmp(type, "item") != 0 || !cli_obj_i64(where, "id", &wid) || wid != id ||
-            cli_obj_strcpy(p, "user", raw, sizeof(raw)) == NULL) {
-            continue;
-        }
-        cli_sanitize(raw, strlen(raw), user, sizeof(user));
-        if (strstr(out, user) != NULL) {
-            continue; /* one user on two connections */
-        }
-        int w = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", user);
-        if (w < 0 || (size_t)w >= cap - n) {
-            break;
-        }
-        n += (size_t)w;
-    }
-}
-
 int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv)
 {
     const struct cli_usage u = {
@@ -129,7 +87,7 @@ int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv)
         code = cli_fail(ctx, "cannot read the agenda: the server's answer has no items");
         goto cleanup;
     }
-    struct cli_msg *pres = fetch_presence(&m);
+    struct cli_msg *pres = cli_presence_fetch(&m);
     size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
     size_t numw = 1;
     for (uint32_t i = 0; i < items->via.array.size; i++) {
@@ -154,7 +112,7 @@ int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv)
         int64_t id = 0;
         char who[256] = "";
         if (cli_obj_i64(it, "id", &id)) {
-            present_in(pres, id, who, sizeof(who));
+            cli_presence_in(pres, "item", id, NULL, who, sizeof(who));
         }
         size_t whow = who[0] ? proto_utf8_count(who, strlen(who)) + 4 : 0;
         cli_fit(title, width > numw + 2 + whow ? width - numw - 2 - whow : 3, fitted,
@@ -267,8 +225,8 @@ int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv)
     fputc('\n', ctx->out);
     int64_t id = 0;
     char who[256] = "";
-    struct cli_msg *pres = cli_obj_i64(it, "id", &id) ? fetch_presence(&m) : NULL;
-    present_in(pres, id, who, sizeof(who));
+    struct cli_msg *pres = cli_obj_i64(it, "id", &id) ? cli_presence_fetch(&m) : NULL;
+    cli_presence_in(pres, "item", id, NULL, who, sizeof(who));
     cli_msg_free(pres);
     if (who[0]) {
         fprintf(ctx->out, "\xe2\x97\x8f %s %s in this section now\n\n", who,

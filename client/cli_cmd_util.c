@@ -1,5 +1,5 @@
 /* cli_cmd_util.c - helpers shared by the confer commands: errors, JSON output, passwords,
- * and connecting with the saved session. */
+ * connecting with the saved session, and who is where. */
 #include "cli_cmd.h"
 
 #include <errno.h>
@@ -11,6 +11,7 @@
 
 #include <sodium.h>
 
+#include "cli_record.h"
 #include "cli_render.h"
 
 int cli_fail(struct cli_ctx *ctx, const char *fmt, ...)
@@ -299,4 +300,46 @@ cleanup:
     cli_msg_free(m);
     cli_conn_close(c);
     return code;
+}
+
+/* ---- who is in a section (presence.list) ---- */
+
+struct cli_msg *cli_presence_fetch(struct cli_mtg *m)
+{
+    struct cli_msg *r = NULL;
+    if (cli_conn_callf(m->c, &r, "presence.list", "{s:s}", "meeting", m->id) != 0 ||
+        r->error != NULL || r->result == NULL || r->result->type != MSGPACK_OBJECT_ARRAY) {
+        cli_msg_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void cli_presence_in(const struct cli_msg *pres, const char *type, int64_t id, const char *except,
+                     char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (uint32_t i = 0; pres != NULL && i < pres->result->via.array.size; i++) {
+        const msgpack_object *p = &pres->result->via.array.ptr[i];
+        const msgpack_object *where = proto_mp_map_get(p, "where");
+        char wtype[16], raw[PROTO_NAME_MAX + 1], user[2 * PROTO_NAME_MAX + 8];
+        int64_t wid = 0;
+        if (where == NULL || where->type != MSGPACK_OBJECT_MAP ||
+            cli_obj_strcpy(where, "type", wtype, sizeof(wtype)) == NULL ||
+            strcmp(wtype, type) != 0 || !cli_obj_i64(where, "id", &wid) || wid != id ||
+            cli_obj_strcpy(p, "user", raw, sizeof(raw)) == NULL ||
+            (except != NULL && strcmp(raw, except) == 0)) {
+            continue;
+        }
+        cli_sanitize(raw, strlen(raw), user, sizeof(user));
+        if (strstr(out, user) != NULL) {
+            continue; /* one user on two connections */
+        }
+        int w = snprintf(out + n, cap - n, "%s%s", n ? ", " : "", user);
+        if (w < 0 || (size_t)w >= cap - n) {
+            break;
+        }
+        n += (size_t)w;
+    }
 }

@@ -53,6 +53,7 @@ run cfg carol "$CONFER" show 3
 pass "agenda and show mark who is in a section"
 EDITOR=$IT_TMP/ed_bob.sh run cfg bob "$CONFER" edit 3
 [[ $IT_OUT == *"saved at seq"* ]] || fail "bob's edit: $IT_OUT"
+[[ $IT_ERR == *"● alice is in this section now"* ]] || fail "bob was not told alice is in 3: $IT_ERR"
 touch "$IT_TMP/go"
 wait "$alice" || fail "alice's edit failed: $(cat "$IT_TMP/alice.out")"
 grep -q "merged with 1 change by bob" "$IT_TMP/alice.out" ||
