@@ -250,6 +250,30 @@ cleanup:
 
 /* ---- confer history ---- */
 
+/* What `confer revert SEQ` would do to a change of this kind (PROTOCOL.md section 12). */
+static const char *revert_would(const char *kind, int64_t seq)
+{
+    if (seq == 1) {
+        return "-"; /* the meeting's creation */
+    }
+    if (strcmp(kind, "create") == 0) {
+        return "remove it";
+    }
+    if (strcmp(kind, "delete") == 0) {
+        return "bring it back, with its links";
+    }
+    if (strcmp(kind, "update") == 0) {
+        return "put the fields back (unless changed since)";
+    }
+    if (strcmp(kind, "text") == 0) {
+        return "take the edit back";
+    }
+    if (strcmp(kind, "member") == 0) {
+        return "put the role back";
+    }
+    return "-";
+}
+
 int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
 {
     const char *item = NULL;
@@ -270,7 +294,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         "history",
         "[options]",
         "Lists the changes to the meeting, newest first: the seq, when (in local time),\n"
-        "who, and what changed.",
+        "who, what changed, and what `confer revert SEQ` would do to undo it.",
         opts,
         sizeof(opts) / sizeof(opts[0]),
         true,
@@ -278,7 +302,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         0,
         true,
     };
-    const char *headers[] = {"SEQ", "WHEN", "USER", "CHANGE"};
+    const char *headers[] = {"SEQ", "WHEN", "USER", "CHANGE", "REVERT WOULD"};
     struct cli_args a;
     struct cli_mtg m;
     struct cli_msg *r = NULL;
@@ -366,7 +390,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         code = CLI_EXIT_OK;
         goto cleanup;
     }
-    t = cli_table_new(4, headers);
+    t = cli_table_new(5, headers);
     if (t == NULL) {
         code = cli_fail(ctx, "out of memory");
         goto cleanup;
@@ -392,7 +416,10 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         }
         cli_obj_strcpy(e, "user", who, sizeof(who));
         cli_obj_strcpy(e, "summary", summary, sizeof(summary));
-        const char *cells[] = {seqs, when, who, summary};
+        char kind[16] = "";
+        cli_obj_strcpy(e, "kind", kind, sizeof(kind));
+        const char *undo = revert_would(kind, seq);
+        const char *cells[] = {seqs, when, who, summary, undo};
         if (cli_table_add(t, cells) != 0) {
             code = cli_fail(ctx, "out of memory");
             goto cleanup;

@@ -337,6 +337,8 @@ pass "final locks the record, draft reopens it"
 run c rap history --limit 5
 [[ $(grep -cE '^[0-9]+ ' <<<"$IT_OUT") -eq 5 ]] || fail "history --limit 5: $IT_OUT"
 [[ $IT_OUT == *"(just now)"* || $IT_OUT == *" ago)"* ]] || fail "history times: $IT_OUT"
+[[ $IT_OUT == *"REVERT WOULD"* && $IT_OUT =~ (remove it|bring it back|put the|take the edit back) ]] ||
+    fail "history does not say what a revert would do: $IT_OUT"
 run c rap history --item 3 --json
 json_ok
 has '"type": "item"'
