@@ -90,6 +90,7 @@ struct wr {
         bool ready;
     } curs[WR_HERE_MAX];
     size_t ncurs;
+    char curnote[200];  /* cursors not named at their row: off the screen or the row is full */
     size_t sent_pos;    /* our cursor as last sent, SIZE_MAX to send it again */
     int64_t sent_acked; /* t.acked then: the server moved it over our own op since */
     int64_t sent_at;    /* when, in ms */
@@ -962,7 +963,7 @@ static bool keys(struct wr *w)
 
 static void draw_status(struct wr *w, int y)
 {
-    char line[1024], who[300] = "";
+    char line[1600], who[300] = "";
     bool self_seen = false;
     for (size_t i = 0; i < w->nhere; i++) {
         int n = w->here[i].n;
@@ -978,7 +979,8 @@ static void draw_status(struct wr *w, int y)
     const char *conn =
         w->connected ? (cli_text_idle(&w->t) ? "connected" : "sending") : "offline, reconnecting";
     /* The title is cut (at a character) so that the rest of the line stays on the screen. */
-    int room = COLS - 60 - (w->readonly ? (int)strlen(w->why_ro) + 14 : 0) - (int)strlen(who);
+    int room = COLS - 60 - (w->readonly ? (int)strlen(w->why_ro) + 14 : 0) - (int)strlen(who) -
+               (w->curnote[0] ? (int)strlen(w->curnote) + 12 : 0);
     char title[sizeof(w->title)];
     snprintf(title, sizeof(title), "%s", w->title);
     size_t cut = room > 8 ? (size_t)room : 8;
@@ -988,11 +990,11 @@ static void draw_status(struct wr *w, int y)
         }
         title[cut] = '\0';
     }
-    snprintf(line, sizeof(line), " %s%s%s | seq %lld | here: %s | %s%s%s | %s", w->label,
+    snprintf(line, sizeof(line), " %s%s%s | seq %lld | here: %s | %s%s%s%s%s | %s", w->label,
              title[0] ? " " : "", title, (long long)w->t.seq, who[0] ? who : "nobody else", conn,
              w->readonly ? " | read-only: " : "", w->readonly ? w->why_ro : "",
-             w->msg[0] ? w->msg : "F1 help");
-    char clean[1024];
+             w->curnote[0] ? " | cursors: " : "", w->curnote, w->msg[0] ? w->msg : "F1 help");
+    char clean[1600];
     cli_sanitize(line, strlen(line), clean, sizeof(clean));
     attron(A_REVERSE);
     mvaddstr(y, 0, clean);
@@ -1003,7 +1005,8 @@ static void draw_status(struct wr *w, int y)
 }
 
 /* Others' cursors: a reversed cell, the selection underlined, and their names at the
- * right end of the row (over the row's last words when it is full). */
+ * right end of the row; on the status line when the row is full or the cursor is off the
+ * screen. */
 static void draw_cursors(struct wr *w, int h)
 {
     char names[WR_LABEL_ROWS][64];
@@ -1011,6 +1014,7 @@ static void draw_cursors(struct wr *w, int h)
     for (int y = 0; y < rows; y++) {
         names[y][0] = '\0';
     }
+    w->curnote[0] = '\0';
     for (size_t i = 0; i < w->ncurs; i++) {
         const struct wr_cur *c = &w->curs[i];
         if (!c->ready) {
@@ -1034,7 +1038,10 @@ static void draw_cursors(struct wr *w, int h)
             }
         }
         cli_edbuf_locate(&w->b, &w->lay, c->pos < w->b.ncp ? c->pos : w->b.ncp, &r, &col);
-        if (r < w->top || r >= w->top + (size_t)h) {
+        if (r < w->top || r >= w->top + (size_t)h || r - w->top >= WR_LABEL_ROWS) {
+            size_t l = strlen(w->curnote);
+            snprintf(w->curnote + l, sizeof(w->curnote) - l, "%s%s %s", l ? ", " : "", c->user,
+                     r < w->top ? "above" : "below");
             continue;
         }
         int y = (int)(r - w->top);
@@ -1052,6 +1059,13 @@ static void draw_cursors(struct wr *w, int h)
         cli_sanitize(names[y], strlen(names[y]), clean, sizeof(clean));
         int len = (int)strlen(clean);
         int x = COLS - 1 - len;
+        if (x <= w->lay.rows[w->top + (size_t)y].width) {
+            /* No room after the row's words: the names go to the status line. */
+            size_t l = strlen(w->curnote);
+            snprintf(w->curnote + l, sizeof(w->curnote) - l, "%s%s at row %d", l ? ", " : "",
+                     clean + 1, y + 1);
+            continue;
+        }
         attron(A_BOLD);
         mvaddstr(y, x > 0 ? x : 0, clean);
         attroff(A_BOLD);
