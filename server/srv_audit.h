@@ -60,10 +60,10 @@ struct srv_rebuild {
     int rc;
 };
 
-/* Starts a rebuild of meeting at upto (from the log's start when pk is NULL), with the log's entries up to upto that the
- * database holds. More entries (not yet durable) may follow with srv_audit_rebuild_add;
- * srv_audit_rebuild_end finishes. Returns 0 or PROTO_EDB / PROTO_ENOMEM (rb is then
- * freed); a log that does not apply shows in srv_audit_rebuild_end. */
+/* Starts a rebuild of meeting at upto (from the log's start when pk is NULL), with the log's
+ * entries up to upto that the database holds. More entries (not yet durable) may follow with
+ * srv_audit_rebuild_add; srv_audit_rebuild_end finishes. Returns 0 or PROTO_EDB / PROTO_ENOMEM (rb
+ * is then freed); a log that does not apply shows in srv_audit_rebuild_end. */
 int srv_audit_rebuild_begin(struct db *db, const char *meeting, const uint8_t pk[PROTO_KEY_BYTES],
                             int64_t upto, struct srv_rebuild *rb);
 

@@ -91,7 +91,7 @@ struct srv_meeting {
     size_t ndeleted, cap_deleted;
     bool members_changed;
     bool rows_all; /* what changed since rows_seq is not known (a load): rewrite them all */
-    bool settle; /* refresh, snapshot and sign at the next flush (shutdown) */
+    bool settle;   /* refresh, snapshot and sign at the next flush (shutdown) */
     int64_t last_change_ms;
     struct srv_window win; /* recent text ops (srv_window.h) */
     bool reload;           /* a failed batch changed it: reload from the database */
