@@ -250,9 +250,6 @@ int cli_audit_read_file(const char *path, int in_fd, size_t max, char **out, siz
 {
     bool std_in = strcmp(path, "-") == 0;
     struct stat st;
-    char *buf = NULL;
-    size_t cap = 0;
-    size_t n = 0;
     int rc = PROTO_EIO;
 
     *out = NULL;
@@ -261,66 +258,12 @@ int cli_audit_read_file(const char *path, int in_fd, size_t max, char **out, siz
     if (fd < 0) {
         return errno == ENOENT ? PROTO_ENOTFOUND : PROTO_EIO;
     }
-    if (fstat(fd, &st) != 0 || (!S_ISREG(st.st_mode) && !S_ISFIFO(st.st_mode) && !std_in)) {
-        goto cleanup;
+    if (fstat(fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISFIFO(st.st_mode) || std_in)) {
+        /* A regular file too large is said before a byte of it is read. */
+        rc = S_ISREG(st.st_mode) && (uint64_t)st.st_size > max
+                 ? PROTO_ETOOBIG
+                 : cli_read_fd(fd, max, false, out, len);
     }
-    if (S_ISREG(st.st_mode) && (uint64_t)st.st_size > max) {
-        rc = PROTO_ETOOBIG; /* said before reading a byte of it */
-        goto cleanup;
-    }
-    cap = S_ISREG(st.st_mode) ? (size_t)st.st_size + 1 : 65536;
-    for (;;) {
-        if (n == cap) {
-            if (cap > max) {
-                rc = PROTO_ETOOBIG;
-                goto cleanup;
-            }
-            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
-            char *nb = realloc(buf, ncap + 1);
-            if (nb == NULL) {
-                rc = PROTO_ENOMEM;
-                goto cleanup;
-            }
-            buf = nb;
-            cap = ncap;
-        } else if (buf == NULL) {
-            buf = malloc(cap + 1);
-            if (buf == NULL) {
-                rc = PROTO_ENOMEM;
-                goto cleanup;
-            }
-        }
-        ssize_t got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            goto cleanup;
-        }
-        if (got == 0) {
-            break;
-        }
-        n += (size_t)got;
-        if (n > max) {
-            rc = PROTO_ETOOBIG; /* grew while we read */
-            goto cleanup;
-        }
-    }
-    if (buf == NULL) {
-        buf = malloc(1);
-        if (buf == NULL) {
-            rc = PROTO_ENOMEM;
-            goto cleanup;
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    buf = NULL;
-    rc = 0;
-
-cleanup:
-    free(buf);
     if (!std_in) {
         close(fd);
     }

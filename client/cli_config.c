@@ -192,62 +192,77 @@ cleanup:
     return rc;
 }
 
+int cli_read_fd(int fd, size_t max, bool secret, char **out, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    int rc = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (buf == NULL) {
+        return PROTO_ENOMEM;
+    }
+    for (;;) {
+        if (n == cap) {
+            size_t ncap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+            char *nb = ncap > cap ? malloc(ncap + 1) : NULL;
+            if (nb == NULL) {
+                rc = ncap > cap ? PROTO_ENOMEM : PROTO_ETOOBIG;
+                break;
+            }
+            memcpy(nb, buf, n); /* not realloc: a secret must not be left behind */
+            if (secret) {
+                sodium_memzero(buf, n);
+            }
+            free(buf);
+            buf = nb;
+            cap = ncap;
+        }
+        ssize_t got = read(fd, buf + n, cap - n);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got <= 0) {
+            rc = got < 0 ? PROTO_EIO : 0;
+            break;
+        }
+        n += (size_t)got;
+        if (n > max) {
+            rc = PROTO_ETOOBIG; /* grew while it was read */
+            break;
+        }
+    }
+    if (rc != 0) {
+        if (secret) {
+            sodium_memzero(buf, n);
+        }
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
 int cli_config_read_file(const char *path, char **out, size_t *len)
 {
-    int fd = -1;
-    char *buf = NULL;
-    size_t n = 0;
     struct stat st;
     int rc = PROTO_EIO;
 
     *out = NULL;
     *len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0 && errno == ELOOP) {
         fd = open(path, O_RDONLY | O_CLOEXEC); /* a symlinked config is the user's choice */
     }
     if (fd < 0) {
         return errno == ENOENT ? PROTO_ENOTFOUND : PROTO_EIO;
     }
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        goto cleanup;
-    }
-    if (st.st_size > CLI_FILE_MAX) {
-        rc = PROTO_ETOOBIG;
-        goto cleanup;
-    }
-    buf = malloc(CLI_FILE_MAX + 2);
-    if (buf == NULL) {
-        rc = PROTO_ENOMEM;
-        goto cleanup;
-    }
-    for (;;) {
-        ssize_t got = read(fd, buf + n, CLI_FILE_MAX + 1 - n);
-        if (got < 0 && errno == EINTR) {
-            continue;
-        }
-        if (got < 0) {
-            goto cleanup;
-        }
-        if (got == 0) {
-            break;
-        }
-        n += (size_t)got;
-        if (n > CLI_FILE_MAX) {
-            rc = PROTO_ETOOBIG; /* grew while we read */
-            goto cleanup;
-        }
-    }
-    buf[n] = '\0';
-    *out = buf;
-    *len = n;
-    buf = NULL;
-    rc = 0;
-
-cleanup:
-    if (buf != NULL) {
-        sodium_memzero(buf, n);
-        free(buf);
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+        rc = st.st_size > CLI_FILE_MAX ? PROTO_ETOOBIG
+                                       : cli_read_fd(fd, CLI_FILE_MAX, true, out, len);
     }
     close(fd);
     return rc;

@@ -63,6 +63,11 @@ int cli_file_write_atomic(const char *path, const void *data, size_t len, unsign
  * CLI_FILE_MAX, PROTO_EIO on other errors, PROTO_ENOMEM. */
 int cli_config_read_file(const char *path, char **out, size_t *len);
 
+/* Reads fd to its end into a new NUL-terminated buffer (*out, the caller's; *len bytes).
+ * Returns 0, PROTO_ETOOBIG past max bytes, PROTO_EIO, PROTO_ENOMEM. With secret, every
+ * buffer it gives up is wiped first. */
+int cli_read_fd(int fd, size_t max, bool secret, char **out, size_t *len);
+
 /* Reads a file of lines (absent: none): cb gets each line (without "\n" or a trailing
  * "\r") and its number, and returns 0 (taken or ignored), PROTO_EINVAL with *why set (the
  * line is skipped with a one-line warning on warn, NULL: silent, and counted in
