@@ -14,7 +14,7 @@ enum wop_kind { WOP_AUDIT, WOP_CHECKPOINT, WOP_ROWS };
 
 /* A refresh of a meeting's rows to its record at seq, with copies taken on the loop: the
  * meeting row, the objects changed since the last refresh, the ids deleted since, every
- * member when they changed; and, when snapshot is set, the signed dump of the record. */
+ * member when they changed; and the signed dump of the record (its snapshot). */
 struct srv_rows {
     struct srv_obj *meeting;
     struct srv_obj **objs;
@@ -24,7 +24,6 @@ struct srv_rows {
     struct srv_member *members; /* NULL: members unchanged */
     size_t nmembers;
     bool all; /* every row of the meeting is deleted first, every object written */
-    bool snapshot;
     struct db_snapshot snap;
     struct proto_buf data; /* snap.data points here */
 };
@@ -449,10 +448,10 @@ static void rows_free(struct srv_rows *r)
     free(r);
 }
 
-/* Copies a meeting's rows as its record has them now (see struct srv_rows), and the
- * signed snapshot when asked; what the refresh covers is then no longer pending in m.
+/* Copies a meeting's rows as its record has them now (see struct srv_rows), with its signed
+ * snapshot; what the refresh covers is then no longer pending in m.
  * Returns NULL when out of memory (m is unchanged). */
-static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool snapshot)
+static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m)
 {
     struct srv_rec *rec = m->rec;
     struct srv_rows *r = calloc(1, sizeof(*r));
@@ -486,10 +485,9 @@ static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool s
         memcpy(r->members, rec->members, rec->nmembers * sizeof(*r->members));
         r->nmembers = rec->nmembers;
     }
-    if (snapshot && srv_audit_snapshot_make(rec, m->head, srv->host.sk, &r->snap, &r->data) != 0) {
+    if (srv_audit_snapshot_make(rec, m->head, srv->host.sk, &r->snap, &r->data) != 0) {
         goto fail;
     }
-    r->snapshot = snapshot;
     /* The deleted ids move into the refresh. */
     r->deleted = m->deleted;
     r->ndeleted = m->ndeleted;
@@ -498,9 +496,7 @@ static struct srv_rows *rows_take(struct srv *srv, struct srv_meeting *m, bool s
     m->members_changed = false;
     m->rows_all = false;
     m->rows_seq = rec->seq;
-    if (snapshot) {
-        m->snapshot_seq = rec->seq;
-    }
+    m->snapshot_seq = rec->seq;
     return r;
 fail:
     rows_free(r);
@@ -557,7 +553,7 @@ static int write_rows(struct db *db, const struct srv_wop *w)
                                r->members[i].seq);
         }
     }
-    if (rc == 0 && r->snapshot) {
+    if (rc == 0) {
         rc = db_snapshot_add(db, &r->snap);
     }
     if (rc == 0) {
@@ -761,7 +757,7 @@ static void queue_due(struct srv *srv, struct srv_meeting *m, int64_t now)
     }
     if (rows) {
         struct srv_wop *w = add_wop(b, WOP_ROWS, m->rec->id);
-        if (w == NULL || (w->rows = rows_take(srv, m, true)) == NULL) {
+        if (w == NULL || (w->rows = rows_take(srv, m)) == NULL) {
             /* Memory and the open batch no longer agree: the batch cannot be trusted. */
             b->rc = PROTO_ENOMEM;
             snprintf(b->err, sizeof(b->err), "out of memory copying the rows of %s", m->rec->id);
