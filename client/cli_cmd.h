@@ -134,6 +134,11 @@ int cli_print_json(struct cli_ctx *ctx, json_t *j);
  * cap - 1 (it is read to its end and buf wiped), PROTO_EIO. */
 int cli_read_line(int fd, char *buf, size_t cap);
 
+/* Asks question (a yes/no question, without the "(yes/no)") on ctx->err and reads the
+ * answer from ctx->in_fd, up to three times. True on yes; false on no, end of input or no
+ * clear answer. */
+bool cli_ask_yes(struct cli_ctx *ctx, const char *question);
+
 /* Reads a password. From the terminal (ctx->in_fd, without echo) when prompt is not NULL,
  * else one line of ctx->in_fd (--password-stdin). The newline is dropped. Returns 0,
  * PROTO_ECLOSED (end of input or Ctrl-C/Ctrl-D), PROTO_ETOOBIG (over CLI_PASSWORD_MAX

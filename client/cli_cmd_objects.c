@@ -889,22 +889,11 @@ static bool confirm_remove(struct cli_ctx *ctx, const struct cli_mtg *m, enum pr
                  label, loses, ctx->prog);
         return false;
     }
-    for (int tries = 0; tries < 3; tries++) {
-        char ans[16];
-        fprintf(ctx->err, "Remove %s (%s)? It can be undone with %s revert. (yes/no) ", label,
-                loses, ctx->prog);
-        fflush(ctx->err);
-        int rc = cli_read_line(ctx->in_fd, ans, sizeof(ans));
-        if (rc == PROTO_ECLOSED || rc == PROTO_EIO) {
-            fputc('\n', ctx->err);
-            break;
-        }
-        if (rc == 0 && (strcasecmp(ans, "yes") == 0 || strcasecmp(ans, "y") == 0)) {
-            return true;
-        }
-        if (rc == 0 && (strcasecmp(ans, "no") == 0 || strcasecmp(ans, "n") == 0)) {
-            break;
-        }
+    char q[400];
+    snprintf(q, sizeof(q), "Remove %s (%s)? It can be undone with %s revert.", label, loses,
+             ctx->prog);
+    if (cli_ask_yes(ctx, q)) {
+        return true;
     }
     cli_fail(ctx, "nothing removed");
     return false;

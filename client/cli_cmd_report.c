@@ -251,10 +251,13 @@ cleanup:
 /* ---- confer history ---- */
 
 /* What `confer revert SEQ` would do to a change of this kind (PROTOCOL.md section 12). */
-static const char *revert_would(const char *kind, int64_t seq)
+static const char *revert_would(const char *kind, int64_t seq, bool import)
 {
     if (seq == 1) {
         return "-"; /* the meeting's creation */
+    }
+    if (import) {
+        return "take the whole import back";
     }
     if (strcmp(kind, "create") == 0) {
         return "remove it";
@@ -418,7 +421,8 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         cli_obj_strcpy(e, "summary", summary, sizeof(summary));
         char kind[16] = "";
         cli_obj_strcpy(e, "kind", kind, sizeof(kind));
-        const char *undo = revert_would(kind, seq);
+        int64_t import = 0;
+        const char *undo = revert_would(kind, seq, cli_obj_i64(e, "import", &import));
         const char *cells[] = {seqs, when, who, summary, undo};
         if (cli_table_add(t, cells) != 0) {
             code = cli_fail(ctx, "out of memory");

@@ -39,8 +39,36 @@ static int find_change(struct cli_ctx *ctx, struct cli_mtg *m, int64_t seq, cons
     return CLI_EXIT_OK;
 }
 
+/* A change of an import takes the whole import back (PROTOCOL.md section 12): asked on a
+ * terminal unless yes, refused otherwise. True to go on. */
+static bool confirm_import(struct cli_ctx *ctx, const msgpack_object *e, bool yes)
+{
+    int64_t first = 0, seq = 0;
+    if (yes || !cli_obj_i64(e, "import", &first)) {
+        return true;
+    }
+    cli_obj_i64(e, "seq", &seq);
+    if (!ctx->interactive) {
+        cli_fail(ctx,
+                 "change %lld is part of the import that began at change %lld: reverting it "
+                 "takes the whole import back; pass --yes to do that",
+                 (long long)seq, (long long)first);
+        return false;
+    }
+    char q[200];
+    snprintf(q, sizeof(q),
+             "Change %lld is part of the import that began at change %lld. Take the whole "
+             "import back?",
+             (long long)seq, (long long)first);
+    if (cli_ask_yes(ctx, q)) {
+        return true;
+    }
+    cli_fail(ctx, "nothing undone");
+    return false;
+}
+
 /* Reverts the change of entry e and says what was undone. Returns an exit code. */
-static int revert_entry(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_object *e)
+static int revert_entry(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_object *e, bool yes)
 {
     int64_t seq = 0;
     char summary[512] = "", safe[512];
@@ -50,6 +78,9 @@ static int revert_entry(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_ob
     struct cli_msg *r = NULL;
     if (!cli_obj_i64(e, "seq", &seq)) {
         return cli_fail(ctx, "cannot read the history: an entry has no seq");
+    }
+    if (!confirm_import(ctx, e, yes)) {
+        return CLI_EXIT_FAIL;
     }
     cli_obj_strcpy(e, "summary", summary, sizeof(summary));
     cli_sanitize(summary, strlen(summary), safe, sizeof(safe));
@@ -71,6 +102,7 @@ static int revert_entry(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_ob
         cli_msg_free(r);
         return cli_fail(ctx, "the server's answer has no seq");
     }
+    const msgpack_object *imp = proto_mp_map_get(r->result, "import");
     if (ctx->json) {
         json_t *j = json_object();
         if (j != NULL) {
@@ -78,9 +110,35 @@ static int revert_entry(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_ob
             json_object_set_new(j, "reverted", json_integer(seq));
             json_object_set_new(j, "summary", json_string(summary));
             json_object_set_new(j, "skipped", skipped ? cli_json_from_mp(skipped) : json_array());
+            if (imp != NULL) {
+                json_object_set_new(j, "import", cli_json_from_mp(imp));
+            }
         }
         cli_msg_free(r);
         return cli_print_json(ctx, j);
+    }
+    if (imp != NULL) {
+        int64_t first = 0, last = 0, n = 0;
+        cli_obj_i64(imp, "first", &first);
+        cli_obj_i64(imp, "last", &last);
+        cli_obj_i64(imp, "reverted", &n);
+        fprintf(
+            ctx->out,
+            "undid the import of changes %lld to %lld: %lld undoing changes (now at seq %lld)\n",
+            (long long)first, (long long)last, (long long)n, (long long)now);
+        const msgpack_object *left = proto_mp_map_get(imp, "skipped");
+        if (left != NULL && left->type == MSGPACK_OBJECT_ARRAY && left->via.array.size > 0) {
+            fputs("left as they are (undone or changed since): changes", ctx->out);
+            for (uint32_t i = 0; i < left->via.array.size; i++) {
+                const msgpack_object *s = &left->via.array.ptr[i];
+                if (s->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                    fprintf(ctx->out, " %llu", (unsigned long long)s->via.u64);
+                }
+            }
+            fputc('\n', ctx->out);
+        }
+        cli_msg_free(r);
+        return ferror(ctx->out) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
     }
     fprintf(ctx->out, "undid change %lld: %s (now at seq %lld)\n", (long long)seq, safe,
             (long long)now);
@@ -101,14 +159,19 @@ static int revert_entry(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_ob
 
 int cli_cmd_undo(struct cli_ctx *ctx, int argc, char **argv)
 {
+    bool yes = false;
+    const struct cli_opt yes_opt[] = {
+        {"yes", 0, CLI_OPT_FLAG, NULL, "take an import back without asking (scripts)", &yes, NULL},
+    };
     const struct cli_usage u = {
         "undo",
         "[options]",
         "Undoes your own latest change to the meeting with a new change, and says what it\n"
         "undid. An undo is a change too: a second undo undoes the first. Fields that\n"
-        "someone changed since are left as they are, and named.",
-        NULL,
-        0,
+        "someone changed since are left as they are, and named. When that change was part\n"
+        "of an import, the whole import is taken back, newest change first (asked first).",
+        yes_opt,
+        1,
         true,
         0,
         0,
@@ -134,7 +197,7 @@ int cli_cmd_undo(struct cli_ctx *ctx, int argc, char **argv)
         code = cli_fail(ctx, "you have made no change to meeting %s that can be undone", m.id);
         goto cleanup;
     }
-    code = revert_entry(ctx, &m, e);
+    code = revert_entry(ctx, &m, e, yes);
 
 cleanup:
     cli_msg_free(h);
@@ -144,15 +207,21 @@ cleanup:
 
 int cli_cmd_revert(struct cli_ctx *ctx, int argc, char **argv)
 {
+    bool yes = false;
+    const struct cli_opt yes_opt[] = {
+        {"yes", 0, CLI_OPT_FLAG, NULL, "take an import back without asking (scripts)", &yes, NULL},
+    };
     const struct cli_usage u = {
         "revert",
         "SEQ [options]",
         "Undoes change SEQ of the meeting (its number in confer history) with a new change,\n"
         "and says what it undid. A created object is removed, a removed one comes back, a\n"
         "change of fields or text is taken back (fields changed since are left and named),\n"
-        "a member gets the role from before.",
-        NULL,
-        0,
+        "a member gets the role from before. A change that an import made takes the\n"
+        "whole import back (the rapporteur's, asked first on a terminal): each of its\n"
+        "changes is undone, newest first, and those undone or changed since are left.",
+        yes_opt,
+        1,
         true,
         1,
         1,
@@ -186,7 +255,7 @@ int cli_cmd_revert(struct cli_ctx *ctx, int argc, char **argv)
                         ctx->prog);
         goto cleanup;
     }
-    code = revert_entry(ctx, &m, e);
+    code = revert_entry(ctx, &m, e, yes);
 
 cleanup:
     cli_msg_free(h);

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -342,4 +343,25 @@ void cli_presence_in(const struct cli_msg *pres, const char *type, int64_t id, c
         }
         n += (size_t)w;
     }
+}
+
+bool cli_ask_yes(struct cli_ctx *ctx, const char *question)
+{
+    for (int tries = 0; tries < 3; tries++) {
+        char ans[16];
+        fprintf(ctx->err, "%s (yes/no) ", question);
+        fflush(ctx->err);
+        int rc = cli_read_line(ctx->in_fd, ans, sizeof(ans));
+        if (rc == PROTO_ECLOSED || rc == PROTO_EIO) {
+            fputc('\n', ctx->err);
+            return false;
+        }
+        if (rc == 0 && (strcasecmp(ans, "yes") == 0 || strcasecmp(ans, "y") == 0)) {
+            return true;
+        }
+        if (rc == 0 && (strcasecmp(ans, "no") == 0 || strcasecmp(ans, "n") == 0)) {
+            return false;
+        }
+    }
+    return false;
 }

@@ -124,6 +124,24 @@ void srv_hub_pack_entry_keys(msgpack_packer *pk, const struct db_audit *e)
     pack_id(pk, e);
 }
 
+int64_t srv_hub_entry_import(const struct db_audit *e)
+{
+    msgpack_unpacked u;
+    size_t off = 0;
+    int64_t first = 0;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, (const char *)e->payload, e->payload_len, &off) ==
+        MSGPACK_UNPACK_SUCCESS) {
+        const msgpack_object *v = proto_mp_map_get(&u.data, "import");
+        if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 >= 2 &&
+            v->via.u64 <= (uint64_t)e->seq) {
+            first = (int64_t)v->via.u64;
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    return first;
+}
+
 int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out)
 {
     size_t off = 0;

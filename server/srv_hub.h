@@ -159,6 +159,10 @@ int srv_hub_entries(struct srv *srv, struct srv_meeting *m, int64_t since, int64
 size_t srv_hub_entry_keys(const struct db_audit *e);
 void srv_hub_pack_entry_keys(msgpack_packer *pk, const struct db_audit *e);
 
+/* The seq of the first change of the import that made entry e (its payload's "import",
+ * PROTOCOL.md section 12), or 0 when an import did not make it. */
+int64_t srv_hub_entry_import(const struct db_audit *e);
+
 /* Packs the event notification [2, "event", {...}] of an audit entry into out. */
 int srv_hub_pack_event(const struct db_audit *e, struct proto_buf *out);
 

@@ -1484,8 +1484,13 @@ static int hist_one(void *ud, const struct db_audit *e)
     msgpack_packer_init(&pk, &h->items, proto_buf_msgpack_write);
     summarize(e, summary, sizeof(summary));
     proto_hex(e->hash, DB_HASH_BYTES, hex);
-    msgpack_pack_map(&pk, srv_hub_entry_keys(e) + 2);
+    int64_t import = srv_hub_entry_import(e);
+    msgpack_pack_map(&pk, srv_hub_entry_keys(e) + 2 + (import != 0));
     srv_hub_pack_entry_keys(&pk, e);
+    if (import != 0) {
+        proto_pack_cstr(&pk, "import"); /* the seq of the import's first change */
+        msgpack_pack_int64(&pk, import);
+    }
     proto_pack_cstr(&pk, "summary");
     proto_pack_cstr(&pk, summary);
     proto_pack_cstr(&pk, "hash");
@@ -1591,14 +1596,16 @@ void srv_report_export_method(struct srv_req *req)
 /* Packs an object's set fields as a create payload, mapping item references through map
  * (local import ids to meeting ids). */
 static void pack_import_fields(msgpack_packer *pk, const struct srv_obj *o, const int64_t *map,
-                               size_t nmap)
+                               size_t nmap, int64_t first)
 {
     const struct proto_typeinfo *ti = proto_type_info(o->type);
     size_t n = 0;
     for (size_t i = 0; i < ti->nfields; i++) {
         n += o->f[i].set && ti->fields[i].kind != PROTO_F_COMPUTED;
     }
-    msgpack_pack_map(pk, 1);
+    msgpack_pack_map(pk, 2);
+    proto_pack_cstr(pk, "import");
+    msgpack_pack_int64(pk, first);
     proto_pack_cstr(pk, "fields");
     msgpack_pack_map(pk, n);
     for (size_t i = 0; i < ti->nfields; i++) {
@@ -1707,6 +1714,9 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
         srv_rec_free(parsed);
         return rc;
     }
+    /* Every change of the import names the seq of its first (PROTOCOL.md section 12): they
+     * are made in this turn of the loop, so they take consecutive seqs from here. */
+    int64_t first = m->rec->seq + 1;
     int64_t maxid = srv_rec_max_id(parsed);
     int64_t *map = calloc((size_t)maxid + 1, sizeof(*map));
     if (map == NULL) {
@@ -1748,7 +1758,9 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
         }
     }
     if (nset > 0) {
-        msgpack_pack_map(&pk, nops > 0 ? 2 : 1);
+        msgpack_pack_map(&pk, nops > 0 ? 3 : 2);
+        proto_pack_cstr(&pk, "import");
+        msgpack_pack_int64(&pk, first);
         proto_pack_cstr(&pk, "fields");
         msgpack_pack_map(&pk, nset);
         for (size_t i = 0; i < mt->nfields; i++) {
@@ -1804,7 +1816,7 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
             struct srv_change c = {
                 .m = m, .user = user, .kind = "create", .type = t, .id = id, .author = author};
             msgpack_packer_init(&pk, &c.payload, proto_buf_msgpack_write);
-            pack_import_fields(&pk, o, map, (size_t)maxid + 1);
+            pack_import_fields(&pk, o, map, (size_t)maxid + 1, first);
             int64_t seq = srv_hub_commit(srv, &c);
             if (seq == PROTO_EDB) {
                 rc = PROTO_EDB; /* the meeting cannot take changes: nothing is wrong with the report

@@ -20,6 +20,8 @@
 
 /* A read that the meeting moved past again and again gives up after this many. */
 #define REVERT_ROUNDS 4
+/* An import's revert names at most this many of its changes that it left. */
+#define REVERT_SKIPPED_MAX 100
 
 /* What a revert needs, copied on the loop; the pool thread sees only this. */
 struct job {
@@ -38,6 +40,15 @@ struct job {
     struct srv_entry *later;  /* entries after seq that may bear on the revert, in order */
     struct srv_entry *later_tail;
     int rc;
+    /* An import's changes are reverted as a whole, newest first, one read and one undoing
+     * change each: the import's first and last seq (0 when the target is not an import's),
+     * and while chain is set, what the undo functions did instead of answering. */
+    int64_t imp_first, imp_last;
+    bool chain;
+    enum { UNDO_ANSWERED, UNDO_MADE, UNDO_SKIPPED } outcome;
+    int64_t last_made; /* the seq of the newest undoing change of the chain */
+    size_t nmade, nskipped;
+    int64_t skipped[REVERT_SKIPPED_MAX]; /* the first seqs of the import left as they are */
 };
 
 static void entries_free(struct srv_entry *e)
@@ -123,6 +134,16 @@ static int take_target(void *ud, const struct db_audit *e)
     return 0;
 }
 
+/* Extends the import's last seq over the consecutive entries that name its first. */
+static int take_import(void *ud, const struct db_audit *e)
+{
+    struct job *j = ud;
+    if (e->seq == j->imp_last + 1 && srv_hub_entry_import(e) == j->imp_first) {
+        j->imp_last = e->seq;
+    }
+    return 0;
+}
+
 /* Keeps the later entries of the same object, and for an item's delete the updates of docs
  * and decisions (it cleared their item: whether someone set it since decides its restore). */
 static int take_later(void *ud, const struct db_audit *e)
@@ -164,6 +185,21 @@ static int revert_read(struct db *db, void *ud)
     }
     if (j->target == NULL) {
         return PROTO_EINVAL; /* the log lost the entry */
+    }
+    if (!j->chain && (j->imp_first = srv_hub_entry_import(&j->target->a)) != 0) {
+        /* The whole import is reverted, from its last change: find it, and read nothing
+         * else now (each change gets its own read). */
+        j->imp_last = j->imp_first;
+        if (j->imp_first <= j->db_until) {
+            rc = db_audit_range(db, j->meeting, j->imp_first, j->db_until, take_import, j);
+        }
+        for (struct srv_entry *e = j->pending; e && rc == 0; e = e->next) {
+            rc = take_import(j, &e->a);
+        }
+        return rc;
+    }
+    if (strcmp(j->target->a.kind, "create") == 0) {
+        return 0; /* deleting the object again needs neither the record before nor after */
     }
     struct srv_rebuild rb;
     int64_t upto = j->seq - 1 < j->db_until ? j->seq - 1 : j->db_until;
@@ -220,9 +256,26 @@ static int job_prepare(struct job *j, struct srv_meeting *m)
     return 0;
 }
 
-static void conflict(struct srv_req *req, const char *msg)
+/* A change that cannot be undone: answered conflict, or in an import's revert, left and
+ * named. Returns true when it was left (the caller answers nothing). */
+static bool skip(struct job *j)
 {
-    srv_reply_error(req, PROTO_CODE_CONFLICT, msg);
+    if (!j->chain) {
+        return false;
+    }
+    if (j->nskipped < REVERT_SKIPPED_MAX) {
+        j->skipped[j->nskipped] = j->seq;
+    }
+    j->nskipped++;
+    j->outcome = UNDO_SKIPPED;
+    return true;
+}
+
+static void conflict(struct srv_req *req, struct job *j, const char *msg)
+{
+    if (!skip(j)) {
+        srv_reply_error(req, PROTO_CODE_CONFLICT, msg);
+    }
 }
 
 /* The field named name was changed by a later entry e of the same object. */
@@ -355,7 +408,8 @@ static void change_begin(struct srv_change *ch, struct srv_req *req, struct srv_
 {
     *ch = (struct srv_change){.m = m,
                               .user = req->conn->user,
-                              .cid = j->cid[0] ? j->cid : NULL,
+                              .cid = j->cid[0] && (!j->chain || j->seq == j->imp_first) ? j->cid
+                                                                                        : NULL,
                               .kind = kind,
                               .type = t,
                               .id = id,
@@ -367,9 +421,10 @@ static void change_begin(struct srv_change *ch, struct srv_req *req, struct srv_
     msgpack_pack_int64(pk, j->seq);
 }
 
-/* Commits and answers {seq, skipped?}. Returns the seq, or a negative code (answered). */
-static int64_t finish(struct srv_req *req, struct srv_change *ch, const char *const *skipped,
-                      size_t nskipped)
+/* Commits and answers {seq, skipped?} (in an import's revert, answers only a failure).
+ * Returns the seq, or a negative code (answered). */
+static int64_t finish(struct srv_req *req, struct job *j, struct srv_change *ch,
+                      const char *const *skipped, size_t nskipped)
 {
     struct srv *srv = req->conn->srv;
     int64_t seq = srv_hub_commit(srv, ch);
@@ -382,6 +437,12 @@ static int64_t finish(struct srv_req *req, struct srv_change *ch, const char *co
             srv_log(req->conn, SRV_LOG_ERROR, "revert refused: %s", proto_strerror((int)seq));
             srv_reply_error(req, PROTO_CODE_INTERNAL, "the undoing change could not be applied");
         }
+        return seq;
+    }
+    if (j->chain) {
+        j->outcome = UNDO_MADE;
+        j->last_made = seq;
+        j->nmade++;
         return seq;
     }
     req->hold = srv_hub_hold(srv, ch->m);
@@ -403,7 +464,7 @@ static int64_t finish(struct srv_req *req, struct srv_change *ch, const char *co
 }
 
 /* create -> the object is deleted. */
-static void undo_create(struct srv_req *req, struct srv_meeting *m, const struct job *j,
+static void undo_create(struct srv_req *req, struct srv_meeting *m, struct job *j,
                         enum proto_type t)
 {
     int64_t id = j->target->a.id_int;
@@ -411,7 +472,7 @@ static void undo_create(struct srv_req *req, struct srv_meeting *m, const struct
         return;
     }
     if (srv_rec_find(m->rec, t, id) == NULL) {
-        conflict(req, "the object is already gone");
+        conflict(req, j, "the object is already gone");
         return;
     }
     struct srv_change ch;
@@ -420,7 +481,7 @@ static void undo_create(struct srv_req *req, struct srv_meeting *m, const struct
     if (t == PROTO_T_ITEM) {
         srv_apply_pack_unlinked(&pk, m->rec, id);
     }
-    finish(req, &ch, NULL, 0);
+    finish(req, j, &ch, NULL, 0);
 }
 
 /* The later entry e sets the item of the object it names. */
@@ -465,7 +526,7 @@ static void pack_ids(msgpack_packer *pk, const int64_t *v, size_t n)
 
 /* delete -> the object back with its id, its fields of seq - 1 and (an item) the links the
  * delete cleared that nobody set since. */
-static void undo_delete(struct srv_req *req, struct srv_meeting *m, const struct job *j,
+static void undo_delete(struct srv_req *req, struct srv_meeting *m, struct job *j,
                         enum proto_type t)
 {
     int64_t id = j->target->a.id_int;
@@ -478,7 +539,7 @@ static void undo_delete(struct srv_req *req, struct srv_meeting *m, const struct
         return;
     }
     if (srv_rec_find(m->rec, t, id) != NULL) {
-        conflict(req, "the object exists again");
+        conflict(req, j, "the object exists again");
         return;
     }
     const struct proto_typeinfo *ti = proto_type_info(t);
@@ -495,11 +556,13 @@ static void undo_delete(struct srv_req *req, struct srv_meeting *m, const struct
         nf += ti->fields[i].kind != PROTO_F_COMPUTED;
     }
     int64_t clash = unique_clash(m->rec, t, id, vals);
-    if (clash != 0) {
+    if (clash != 0 && !skip(j)) {
         srv_reply_error_data(req, PROTO_CODE_CONFLICT,
                              t == PROTO_T_DOC ? "a document with this ref and revision exists"
                                               : "an action with this ref exists",
                              "id", clash);
+    }
+    if (clash != 0) {
         return;
     }
     size_t ndocs = 0, ndec = 0;
@@ -538,11 +601,11 @@ static void undo_delete(struct srv_req *req, struct srv_meeting *m, const struct
     }
     free(docs);
     free(decs);
-    finish(req, &ch, NULL, 0);
+    finish(req, j, &ch, NULL, 0);
 }
 
 /* update -> each field its value of seq - 1, unless changed since (skipped). */
-static void undo_update(struct srv_req *req, struct srv_meeting *m, const struct job *j,
+static void undo_update(struct srv_req *req, struct srv_meeting *m, struct job *j,
                         enum proto_type t, const msgpack_object *pl)
 {
     const struct db_audit *a = &j->target->a;
@@ -585,11 +648,11 @@ static void undo_update(struct srv_req *req, struct srv_meeting *m, const struct
         return;
     }
     if (gone) {
-        conflict(req, "the object was deleted since");
+        conflict(req, j, "the object was deleted since");
         return;
     }
     if (nrestore == 0) {
-        conflict(req, "every field of that change was changed since");
+        conflict(req, j, "every field of that change was changed since");
         return;
     }
     const struct srv_val *vals[PROTO_MAX_FIELDS];
@@ -597,11 +660,13 @@ static void undo_update(struct srv_req *req, struct srv_meeting *m, const struct
         vals[i] = restore[i] ? &ob->f[i] : &cur->f[i];
     }
     int64_t clash = unique_clash(m->rec, t, id, vals);
-    if (clash != 0) {
+    if (clash != 0 && !skip(j)) {
         srv_reply_error_data(req, PROTO_CODE_CONFLICT,
                              t == PROTO_T_DOC ? "a document with this ref and revision exists"
                                               : "an action with this ref exists",
                              "id", clash);
+    }
+    if (clash != 0) {
         return;
     }
     /* A text put back enters its field's history as obj.update's replacement does:
@@ -645,7 +710,7 @@ static void undo_update(struct srv_req *req, struct srv_meeting *m, const struct
             proto_op_encode(&ops[i], &pk);
         }
     }
-    int64_t seq = finish(req, &ch, skipped, nskipped);
+    int64_t seq = finish(req, j, &ch, skipped, nskipped);
     for (size_t i = 0; i < nops; i++) {
         if (seq > 0) {
             srv_window_add(&m->win, seq, t, id, op_field[i], &ops[i]);
@@ -733,8 +798,8 @@ static bool gather_op(const struct db_audit *e, const msgpack_object *pl, void *
 }
 
 /* text -> the inverse op, transformed over the field's later ops, applied. */
-static void undo_text(struct srv_req *req, struct srv_meeting *m, const struct job *j,
-                      enum proto_type t, const msgpack_object *pl)
+static void undo_text(struct srv_req *req, struct srv_meeting *m, struct job *j, enum proto_type t,
+                      const msgpack_object *pl)
 {
     struct srv *srv = req->conn->srv;
     const struct db_audit *a = &j->target->a;
@@ -750,7 +815,7 @@ static void undo_text(struct srv_req *req, struct srv_meeting *m, const struct j
     struct srv_obj *cur = srv_rec_find(m->rec, t, id);
     const struct srv_obj *ob = srv_rec_find(j->before, t, id);
     if (cur == NULL || any_later(j, a, is_delete, NULL)) {
-        conflict(req, "the object was deleted since");
+        conflict(req, j, "the object was deleted since");
         return;
     }
     if (idx < 0 || opo == NULL || ob == NULL) {
@@ -758,7 +823,7 @@ static void undo_text(struct srv_req *req, struct srv_meeting *m, const struct j
         return;
     }
     if (opo->type == MSGPACK_OBJECT_ARRAY && opo->via.array.size == 0) {
-        conflict(req, "that edit changed nothing: there is nothing to undo");
+        conflict(req, j, "that edit changed nothing: there is nothing to undo");
         return;
     }
     const char *fname = proto_type_info(t)->fields[idx].name;
@@ -799,7 +864,7 @@ static void undo_text(struct srv_req *req, struct srv_meeting *m, const struct j
         proto_pack_cstr(&pk, fname);
         proto_pack_cstr(&pk, "op");
         proto_op_encode(&inv, &pk);
-        int64_t seq = finish(req, &ch, NULL, 0);
+        int64_t seq = finish(req, j, &ch, NULL, 0);
         if (seq > 0) {
             srv_window_add(&m->win, seq, t, id, idx, &inv);
         }
@@ -841,7 +906,7 @@ static void end_subscriptions(struct srv_meeting *m, const char *user)
 }
 
 /* member -> the role before that change, if nobody changed it since. */
-static void undo_member(struct srv_req *req, struct srv_meeting *m, const struct job *j)
+static void undo_member(struct srv_req *req, struct srv_meeting *m, struct job *j)
 {
     const struct db_audit *a = &j->target->a;
     if (!may(req, m, j, SRV_ROLE_RAPPORTEUR, false)) {
@@ -854,7 +919,7 @@ static void undo_member(struct srv_req *req, struct srv_meeting *m, const struct
     const struct srv_member *was = srv_rec_member(j->before, a->id_str);
     const struct srv_member *now = srv_rec_member(m->rec, a->id_str);
     if (any_later(j, a, is_any, NULL)) {
-        conflict(req, "the member's role changed since");
+        conflict(req, j, "the member's role changed since");
         return;
     }
     bool demotes = now && strcmp(now->role, "rapporteur") == 0 &&
@@ -864,7 +929,7 @@ static void undo_member(struct srv_req *req, struct srv_meeting *m, const struct
         nrap += strcmp(m->rec->members[i].role, "rapporteur") == 0;
     }
     if (demotes && nrap <= 1) {
-        conflict(req, "a meeting needs a rapporteur: make someone else rapporteur first");
+        conflict(req, j, "a meeting needs a rapporteur: make someone else rapporteur first");
         return;
     }
     struct srv_change ch;
@@ -875,13 +940,13 @@ static void undo_member(struct srv_req *req, struct srv_meeting *m, const struct
     was ? proto_pack_cstr(&pk, was->role) : msgpack_pack_nil(&pk);
     char user[PROTO_NAME_MAX + 1];
     snprintf(user, sizeof(user), "%s", a->id_str);
-    if (finish(req, &ch, NULL, 0) > 0 && srv_hub_role(m, user) == SRV_ROLE_NONE) {
+    if (finish(req, j, &ch, NULL, 0) > 0 && srv_hub_role(m, user) == SRV_ROLE_NONE) {
         end_subscriptions(m, user);
     }
 }
 
 /* The undoing change of what the read found, against the record as it is. */
-static void undo(struct srv_req *req, struct srv_meeting *m, const struct job *j)
+static void undo(struct srv_req *req, struct srv_meeting *m, struct job *j)
 {
     const struct db_audit *a = &j->target->a;
     msgpack_unpacked u;
@@ -924,6 +989,57 @@ static void submit(struct srv_req *req, struct srv_meeting *m, struct job *j)
     srv_read_submit(req, &revert_ops, j); /* answers (and frees j) when refused */
 }
 
+/* Goes on with a copy of j reading the change at seq (j is freed after its done returns). */
+static void resubmit(struct srv_req *req, struct srv_meeting *m, struct job *j, int64_t seq)
+{
+    struct job *n = malloc(sizeof(*n));
+    if (n == NULL) {
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    *n = *j;
+    if (n->seq != seq) {
+        n->seq = seq;
+        n->rounds = 0;
+    }
+    j->pending = j->target = j->later = j->later_tail = NULL;
+    j->before = NULL;
+    submit(req, m, n);
+}
+
+/* The answer to an import's revert, once its first change was undone or left:
+ * {seq, import: {first, last, reverted, skipped}}. */
+static void answer_import(struct srv_req *req, struct srv_meeting *m, const struct job *j)
+{
+    if (j->nmade == 0) {
+        srv_reply_error(req, PROTO_CODE_CONFLICT,
+                        "every change of that import was undone or overtaken already");
+        return;
+    }
+    req->hold = srv_hub_hold(req->conn->srv, m);
+    struct proto_buf b;
+    msgpack_packer pk;
+    srv_reply_begin(req, &pk, &b);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_cstr(&pk, "seq");
+    msgpack_pack_int64(&pk, j->last_made);
+    proto_pack_cstr(&pk, "import");
+    msgpack_pack_map(&pk, 4);
+    proto_pack_cstr(&pk, "first");
+    msgpack_pack_int64(&pk, j->imp_first);
+    proto_pack_cstr(&pk, "last");
+    msgpack_pack_int64(&pk, j->imp_last);
+    proto_pack_cstr(&pk, "reverted");
+    msgpack_pack_uint64(&pk, j->nmade);
+    proto_pack_cstr(&pk, "skipped");
+    size_t n = j->nskipped < REVERT_SKIPPED_MAX ? j->nskipped : REVERT_SKIPPED_MAX;
+    msgpack_pack_array(&pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_int64(&pk, j->skipped[i]);
+    }
+    srv_reply_finish(req, &b);
+}
+
 static void revert_done(struct srv_req *req, int rc, void *ud)
 {
     struct job *j = ud;
@@ -954,21 +1070,37 @@ static void revert_done(struct srv_req *req, int rc, void *ud)
                 "during the read: reading again",
                 (long long)j->seq, (long long)m->rec->seq);
         if (++j->rounds >= REVERT_ROUNDS) {
-            conflict(req, "the meeting changes too fast: retry");
+            srv_reply_error(req, PROTO_CODE_CONFLICT, "the meeting changes too fast: retry");
             return;
         }
-        struct job *n = malloc(sizeof(*n));
-        if (n == NULL) {
-            srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
-            return;
-        }
-        *n = *j;
-        j->pending = j->target = j->later = j->later_tail = NULL;
-        j->before = NULL;
-        submit(req, m, n);
+        resubmit(req, m, j, j->seq);
         return;
     }
+    if (j->imp_first != 0 && !j->chain) {
+        /* A change of an import: the whole import goes, which needs the rapporteur. */
+        if (srv_hub_role(m, j->user) < SRV_ROLE_RAPPORTEUR) {
+            srv_reply_error(req, PROTO_CODE_FORBIDDEN,
+                            "that change is part of an import: only the rapporteur can revert "
+                            "an import");
+            return;
+        }
+        if (!srv_req_unlocked(req, m, false)) {
+            return;
+        }
+        j->chain = true;
+        resubmit(req, m, j, j->imp_last);
+        return;
+    }
+    j->outcome = UNDO_ANSWERED;
     undo(req, m, j);
+    if (!j->chain || j->outcome == UNDO_ANSWERED) {
+        return;
+    }
+    if (j->seq > j->imp_first) {
+        resubmit(req, m, j, j->seq - 1);
+        return;
+    }
+    answer_import(req, m, j);
 }
 
 void srv_change_revert(struct srv_req *req)

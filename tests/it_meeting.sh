@@ -394,6 +394,22 @@ run c rap meetings
 has "rg-iem-copy"
 pass "import of the exported text gives the same agenda"
 
+# ---- an import is taken back as a whole ----
+run c rap -m rg-iem-copy history --json
+[[ $IT_OUT =~ \"seq\":\ ([0-9]+),[^}]*\"import\":\ ([0-9]+) ]] ||
+    fail "history names no import: $IT_OUT"
+iseq=${BASH_REMATCH[1]}
+run c rap -m rg-iem-copy history
+has "take the whole import back"
+expect_fail c rap -m rg-iem-copy revert "$iseq"
+[[ $IT_ERR == *"part of the import"*"--yes"* ]] || fail "revert of an import without --yes: $IT_ERR"
+run c rap -m rg-iem-copy revert "$iseq" --yes
+has "undid the import of changes"
+run c rap -m rg-iem-copy agenda
+hasnt "Opening"
+run c rap -m rg-iem-copy audit verify
+pass "revert of an import"
+
 # ---- help and usage ----
 run c rap actions add --help
 has "usage: confer actions add TEXT [options]"

@@ -18,6 +18,7 @@
 #include "proto_msgpack.h"
 #include "proto_ot.h"
 #include "testsrv.h"
+#include "testutil.h"
 
 #define MEETING "m1"
 
@@ -570,6 +571,141 @@ static void test_while_others_edit(void **state)
     verify_ok(f->rap);
 }
 
+/* The number of objects of a meeting.get list. */
+static uint32_t count(struct cli_conn *c, const char *list)
+{
+    struct cli_msg *m = call(c, "meeting.get", "{s:s}", "meeting", MEETING);
+    assert_null(m->error);
+    const msgpack_object *v = proto_mp_map_get(m->result, list);
+    assert_true(v && v->type == MSGPACK_OBJECT_ARRAY);
+    uint32_t n = v->via.array.size;
+    cli_msg_free(m);
+    return n;
+}
+
+/* The id of the first object of a meeting.get list that the record had not before. */
+static int64_t first_id_above(struct cli_conn *c, const char *list, int64_t above)
+{
+    struct cli_msg *m = call(c, "meeting.get", "{s:s}", "meeting", MEETING);
+    const msgpack_object *v = proto_mp_map_get(m->result, list);
+    int64_t found = 0;
+    for (uint32_t i = 0; v && i < v->via.array.size && found == 0; i++) {
+        int64_t x = 0;
+        if (proto_param_i64(&v->via.array.ptr[i], "id", &x) == 0 && x > above) {
+            found = x;
+        }
+    }
+    cli_msg_free(m);
+    assert_true(found > 0);
+    return found;
+}
+
+/* The seq of the change that created object id, from history.list; *import gets the entry's
+ * "import" (0 when it has none). */
+static int64_t created_at(struct cli_conn *c, const char *type, int64_t id, int64_t *import)
+{
+    struct cli_msg *m =
+        call(c, "history.list", "{s:s, s:s, s:I}", "meeting", MEETING, "type", type, "id", id);
+    assert_null(m->error);
+    int64_t seq = 0;
+    *import = 0;
+    for (uint32_t i = 0; i < m->result->via.array.size; i++) {
+        const msgpack_object *e = &m->result->via.array.ptr[i];
+        char kind[16] = "";
+        proto_param_strcpy(e, "kind", kind, sizeof(kind));
+        if (strcmp(kind, "create") == 0) {
+            assert_int_equal(proto_param_i64(e, "seq", &seq), 0);
+            if (proto_mp_map_get(e, "import") != NULL) {
+                assert_int_equal(proto_param_i64(e, "import", import), 0);
+            }
+        }
+    }
+    cli_msg_free(m);
+    assert_true(seq > 0);
+    return seq;
+}
+
+/* Reverting any change of an import takes the whole import back, newest first: what it made
+ * goes, what was there before stays, a change already undone is left and named, only the
+ * rapporteur may, and a second time is a conflict. */
+static void test_import_reverts_whole(void **state)
+{
+    struct fixture *f = *state;
+    int64_t before = create_item(f->rap, "99", "Kept", "made before the import");
+    int64_t head0 = head(f->rap);
+    size_t len = 0;
+    char *report = tu_read_data("rg-iem-report-2023-06.txt", &len);
+    assert_non_null(report);
+    struct cli_msg *m =
+        call(f->rap, "report.import", "{s:s, s:s}", "meeting", MEETING, "text", report);
+    free(report);
+    assert_null(m->error);
+    cli_msg_free(m);
+    int64_t last = head(f->rap);
+    assert_true(last > head0 + 10);
+    uint32_t items = count(f->rap, "items"), docs = count(f->rap, "docs");
+    assert_true(items > 5 && docs > 5);
+    /* An imported doc removed since: its create is left by the revert. */
+    int64_t doc = first_id_above(f->rap, "docs", before);
+    int64_t imp = 0;
+    int64_t doc_seq = created_at(f->rap, "doc", doc, &imp);
+    assert_int_equal(imp, head0 + 1);
+    revert_ok(f->rap, doc_seq);                  /* reverting a change of the import... */
+    assert_int_equal(count(f->rap, "items"), 1); /* ...took it all back */
+    assert_int_equal(count(f->rap, "docs"), 0);
+    assert_int_equal(count(f->rap, "actions"), 0);
+    assert_int_equal(count(f->rap, "decisions"), 0);
+    assert_true(exists(f->rap, "items", before));
+    verify_ok(f->rap);
+}
+
+/* The answer names the import and what it left; only the rapporteur reverts an import. */
+static void test_import_revert_answer(void **state)
+{
+    struct fixture *f = *state;
+    ok_int(call(f->rap, "member.set", "{s:s, s:s, s:s}", "meeting", MEETING, "user", "ass", "role",
+                "associate"),
+           "member.set", "seq");
+    int64_t before = create_item(f->rap, "99", "Kept", "made before the import");
+    int64_t head0 = head(f->rap);
+    size_t len = 0;
+    char *report = tu_read_data("rg-iem-report-2023-06.txt", &len);
+    assert_non_null(report);
+    cli_msg_free(call(f->rap, "report.import", "{s:s, s:s}", "meeting", MEETING, "text", report));
+    free(report);
+    int64_t last = head(f->rap);
+    int64_t doc = first_id_above(f->rap, "docs", before), imp = 0;
+    int64_t doc_seq = created_at(f->rap, "doc", doc, &imp);
+    cli_msg_free(call(f->rap, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING, "type", "doc",
+                      "id", doc));
+    struct cli_conn *ass = ts_login(&f->s, "ass");
+    assert_non_null(ass);
+    expect_error(revert(ass, doc_seq), "forbidden");
+    cli_conn_close(ass);
+    struct cli_msg *r = revert(f->rap, last);
+    assert_null(r->error);
+    const msgpack_object *im = proto_mp_map_get(r->result, "import");
+    assert_non_null(im);
+    int64_t first = 0, got_last = 0, n = 0;
+    assert_int_equal(proto_param_i64(im, "first", &first), 0);
+    assert_int_equal(proto_param_i64(im, "last", &got_last), 0);
+    assert_int_equal(proto_param_i64(im, "reverted", &n), 0);
+    assert_int_equal(first, head0 + 1);
+    assert_int_equal(got_last, last);
+    assert_int_equal(n, last - head0 - 1); /* all but the doc's create */
+    const msgpack_object *sk = proto_mp_map_get(im, "skipped");
+    assert_true(sk && sk->type == MSGPACK_OBJECT_ARRAY && sk->via.array.size == 1);
+    assert_int_equal((int64_t)sk->via.array.ptr[0].via.u64, doc_seq);
+    int64_t seq = 0;
+    assert_int_equal(proto_param_i64(r->result, "seq", &seq), 0);
+    assert_int_equal(seq, head(f->rap));
+    cli_msg_free(r);
+    assert_int_equal(count(f->rap, "items"), 1);
+    /* Again: everything of it is undone already. */
+    expect_error(revert(f->rap, first), "conflict");
+    verify_ok(f->rap);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -581,6 +717,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_locked_and_bad_seq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_after_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_while_others_edit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_reverts_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_import_revert_answer, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
