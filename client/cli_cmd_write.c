@@ -44,6 +44,8 @@
 enum {
     WR_KEY_CLEFT = KEY_MAX + 1,
     WR_KEY_CRIGHT,
+    WR_KEY_CHOME, /* Ctrl-Home, Ctrl-End: the start and the end of the text */
+    WR_KEY_CEND,
 };
 
 struct wr_job;
@@ -101,7 +103,7 @@ struct wr {
 
     size_t top; /* first row on screen */
     bool help;
-    int key_cleft, key_cright;
+    int key_cleft, key_cright, key_chome, key_cend;
     char recovery[4096];
 };
 
@@ -884,6 +886,10 @@ static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
         code = WR_KEY_CLEFT;
     } else if (code == w->key_cright) {
         code = WR_KEY_CRIGHT;
+    } else if (code == w->key_chome) {
+        code = WR_KEY_CHOME;
+    } else if (code == w->key_cend) {
+        code = WR_KEY_CEND;
     }
     switch (code) {
     case KEY_LEFT:
@@ -897,6 +903,12 @@ static bool key(struct wr *w, int rc, wint_t wch, char *typed, size_t *ntyped)
         break;
     case WR_KEY_CRIGHT:
         cli_edbuf_word_right(&w->b);
+        break;
+    case WR_KEY_CHOME:
+        w->b.cur = 0;
+        break;
+    case WR_KEY_CEND:
+        w->b.cur = w->b.ncp;
         break;
     case KEY_UP:
     case KEY_DOWN:
@@ -1128,7 +1140,7 @@ static void draw(struct wr *w)
         attron(A_BOLD);
         mvaddstr(h, 0,
                  " Ctrl-Q quit  Ctrl-Z undo  Ctrl-Y redo  Ctrl-F find  Ctrl-G go to item  "
-                 "Ctrl-Left/Right word  Home/End  PgUp/PgDn  F1 closes help");
+                 "Ctrl-Left/Right word  Home/End (Ctrl: text)  PgUp/PgDn  F1 closes help");
         attroff(A_BOLD);
     }
     draw_status(w, LINES - 1);
@@ -1288,7 +1300,8 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
         .synopsis = "ITEM [--field F]\nACTION-REF\n--decision #ID",
         .about = "Opens a full-screen editor on a text: an item's body (ITEM is its number, or "
                  "#ID), an action's text (RG-IEM-3) or a decision's. Others' changes appear "
-                 "as they are made and yours reach them as you type. Keys: arrows, Home/End, "
+                 "as they are made and yours reach them as you type. Keys: arrows, Home/End (with "
+                 "Ctrl: of the text), "
                  "PgUp/PgDn, Ctrl-Left/Right by word, Backspace, Delete, Enter, Ctrl-Z/Ctrl-Y "
                  "undo/redo of your own typing, Ctrl-F find (Enter goes to the next match, "
                  "wrapping), Ctrl-G go to another item's body, F1 help, Ctrl-Q quit. A viewer, or "
@@ -1344,6 +1357,8 @@ int cli_cmd_write(struct cli_ctx *ctx, int argc, char **argv)
     nodelay(stdscr, TRUE);
     w->key_cleft = key_of("kLFT5", "\033[1;5D", WR_KEY_CLEFT);
     w->key_cright = key_of("kRIT5", "\033[1;5C", WR_KEY_CRIGHT);
+    w->key_chome = key_of("kHOM5", "\033[1;5H", WR_KEY_CHOME);
+    w->key_cend = key_of("kEND5", "\033[1;5F", WR_KEY_CEND);
     define_key("\033b", WR_KEY_CLEFT); /* Alt-b, Alt-f: the same on terminals without them */
     define_key("\033f", WR_KEY_CRIGHT);
 

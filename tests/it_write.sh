@@ -184,6 +184,15 @@ wait_screen alice "wrapped to the start"
 wait_show "WRAP-mark HOME-mark BRAVO-remote"
 pass "Ctrl-F finds the next match and wraps"
 
+# Ctrl-End goes to the end of the text, Ctrl-Home back to its start.
+"${TM[@]}" send-keys -t alice C-End
+"${TM[@]}" send-keys -t alice -l " CTRL-END-mark"
+wait_show "and/or Counsellor. CTRL-END-mark"
+"${TM[@]}" send-keys -t alice C-Home
+"${TM[@]}" send-keys -t alice -l "CTRL-HOME-mark "
+wait_show "CTRL-HOME-mark WRAP-mark HOME-mark"
+pass "Ctrl-Home and Ctrl-End"
+
 # Ctrl-G opens another item's body in place; typing goes there; back to item 3.
 "${TM[@]}" send-keys -t alice C-g
 wait_screen alice "go to item: "
