@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli_names.h"
 #include "cli_record.h"
 #include "cli_render.h"
 
@@ -277,6 +278,79 @@ static const char *revert_would(const char *kind, int64_t seq, bool import)
     return "-";
 }
 
+/* The newest seq at which the object of history entry e still stood: before its delete,
+ * else at the entry itself. */
+static int64_t stood_at(const msgpack_object *e)
+{
+    char kind[16];
+    int64_t seq = 0;
+    cli_obj_strcpy(e, "kind", kind, sizeof(kind));
+    cli_obj_i64(e, "seq", &seq);
+    return strcmp(kind, "delete") == 0 ? seq - 1 : seq;
+}
+
+/* Names the objects of the history list as people know them: from the record as it is,
+ * then, for objects removed since, from the record when they last stood (a few reads of
+ * meeting.get at a seq). */
+static int name_history(struct cli_ctx *ctx, struct cli_mtg *m, const msgpack_object *list,
+                        struct cli_names *nm)
+{
+    enum { OLD_READS = 8 };
+    if (m->rec == NULL && cli_mtg_fetch(ctx, m) != CLI_EXIT_OK) {
+        return CLI_EXIT_FAIL;
+    }
+    if (cli_names_add_record(nm, m->rec, true) != 0) {
+        return cli_fail(ctx, "out of memory");
+    }
+    for (int reads = 0; reads < OLD_READS; reads++) {
+        /* The newest seq that names an object still unknown. */
+        int64_t at = 0;
+        for (uint32_t i = 0; i < list->via.array.size; i++) {
+            const msgpack_object *e = &list->via.array.ptr[i];
+            char type[16];
+            int64_t id = 0;
+            cli_obj_strcpy(e, "type", type, sizeof(type));
+            if (cli_obj_i64(e, "id", &id) && !cli_names_known(nm, type, id) && stood_at(e) > at) {
+                at = stood_at(e);
+            }
+        }
+        if (at < 1) {
+            break;
+        }
+        struct cli_msg *old = NULL;
+        int code = cli_mtg_call(ctx, m, "cannot read the record", &old, "meeting.get", "{s:s, s:I}",
+                                "meeting", m->id, "at", at);
+        if (code != CLI_EXIT_OK) {
+            return code;
+        }
+        int rc = cli_names_add_record(nm, old->result, false);
+        /* What that record does not hold either keeps its id, and is not asked again. */
+        for (uint32_t i = 0; rc == 0 && i < list->via.array.size; i++) {
+            const msgpack_object *e = &list->via.array.ptr[i];
+            char type[16];
+            int64_t id = 0;
+            cli_obj_strcpy(e, "type", type, sizeof(type));
+            if (cli_obj_i64(e, "id", &id) && stood_at(e) == at && !cli_names_known(nm, type, id)) {
+                rc = cli_names_mark(nm, type, id);
+            }
+        }
+        cli_msg_free(old);
+        if (rc != 0) {
+            return cli_fail(ctx, "out of memory");
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+/* The change of history entry e as people read it: "update RG-IEM-4: status". */
+static void describe(const struct cli_names *nm, const msgpack_object *e, char *out, size_t cap)
+{
+    char summary[512];
+    cli_obj_strcpy(e, "summary", summary, sizeof(summary));
+    const char *details = strstr(summary, ": ");
+    cli_names_change(nm, e, details ? details + 2 : "", out, cap);
+}
+
 int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
 {
     const char *item = NULL;
@@ -310,6 +384,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_mtg m;
     struct cli_msg *r = NULL;
     struct cli_table *t = NULL;
+    struct cli_names *nm = NULL;
     struct proto_buf b = {0};
     int code = CLI_EXIT_FAIL;
     long lim = 0;
@@ -384,8 +459,25 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         code = cli_fail(ctx, "cannot read the history: the server's answer is not a list");
         goto cleanup;
     }
+    if ((nm = cli_names_new()) == NULL) {
+        code = cli_fail(ctx, "out of memory");
+        goto cleanup;
+    }
+    if (name_history(ctx, &m, r->result, nm) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
     if (ctx->json) {
-        code = cli_print_json(ctx, cli_json_from_mp(r->result));
+        /* The entries as the server gave them, with the names people read added. */
+        json_t *j = cli_json_from_mp(r->result);
+        for (uint32_t i = 0; j != NULL && i < r->result->via.array.size; i++) {
+            const msgpack_object *e = &r->result->via.array.ptr[i];
+            char name[CLI_NAME_MAX], change[700];
+            cli_names_of(nm, e, name, sizeof(name));
+            describe(nm, e, change, sizeof(change));
+            json_object_set_new(json_array_get(j, i), "name", json_string(name));
+            json_object_set_new(json_array_get(j, i), "change", json_string(change));
+        }
+        code = cli_print_json(ctx, j);
         goto cleanup;
     }
     if (r->result->via.array.size == 0) {
@@ -408,7 +500,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
         char at[64];
         char ago[32];
         char who[PROTO_NAME_MAX + 1];
-        char summary[512];
+        char summary[700];
         if (cli_obj_i64(e, "seq", &seq)) {
             snprintf(seqs, sizeof(seqs), "%lld", (long long)seq);
         }
@@ -418,7 +510,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
             snprintf(when, sizeof(when), "%s (%s)", at, ago);
         }
         cli_obj_strcpy(e, "user", who, sizeof(who));
-        cli_obj_strcpy(e, "summary", summary, sizeof(summary));
+        describe(nm, e, summary, sizeof(summary));
         char kind[16] = "";
         cli_obj_strcpy(e, "kind", kind, sizeof(kind));
         int64_t import = 0;
@@ -433,6 +525,7 @@ int cli_cmd_history(struct cli_ctx *ctx, int argc, char **argv)
 
 cleanup:
     proto_buf_free(&b, 0);
+    cli_names_free(nm);
     cli_table_free(t);
     cli_msg_free(r);
     cli_mtg_close(&m);

@@ -8,26 +8,10 @@
 #include <unistd.h>
 
 #include "cli_cmd.h"
+#include "cli_names.h"
 #include "cli_record.h"
 #include "cli_render.h"
 #include "cli_text.h"
-
-/* Item numbers by id, from the snapshot, so that lines name items as people do. */
-struct numbers {
-    int64_t id[512];
-    char num[512][16];
-    size_t n;
-};
-
-static const char *number_of(const struct numbers *nb, const char *type, int64_t id)
-{
-    for (size_t i = 0; type && strcmp(type, "item") == 0 && i < nb->n; i++) {
-        if (nb->id[i] == id) {
-            return nb->num[i];
-        }
-    }
-    return NULL;
-}
 
 /* Code points inserted and deleted by a wire op. */
 static void op_size(const msgpack_object *op, size_t *ins, size_t *del)
@@ -128,82 +112,67 @@ static void clock_of(const msgpack_object *p, char out[16])
 
 /* One line for a person: "12:01:07 alice  text item 4 body (+12 -3)", or with the words
  * (words: what op_words made of the op) "... body +“new words” -“old”". */
-static void print_event(struct cli_ctx *ctx, const struct numbers *nb, const msgpack_object *p,
+/* One line per change, naming it as confer history does. */
+static void print_event(struct cli_ctx *ctx, const struct cli_names *nm, const msgpack_object *p,
                         const char *words)
 {
-    char when[16], user[PROTO_NAME_MAX + 1], kind[16], type[16], id[80], what[600] = "";
+    char when[16], raw[PROTO_NAME_MAX + 1], user[PROTO_NAME_MAX + 1], kind[16], what[600] = "";
+    char line[900], safe[900];
     clock_of(p, when);
-    cli_obj_strcpy(p, "user", user, sizeof(user));
+    cli_obj_strcpy(p, "user", raw, sizeof(raw));
+    cli_sanitize(raw, strlen(raw), user, sizeof(user));
     cli_obj_strcpy(p, "kind", kind, sizeof(kind));
-    cli_obj_strcpy(p, "type", type, sizeof(type));
-    int64_t n = 0;
-    if (cli_obj_i64(p, "id", &n)) {
-        const char *num = number_of(nb, type, n);
-        if (num) {
-            snprintf(id, sizeof(id), "%s", num);
-        } else {
-            snprintf(id, sizeof(id), "#%lld", (long long)n);
-        }
-    } else {
-        cli_obj_strcpy(p, "id", id, sizeof(id));
-    }
     if (strcmp(kind, "text") == 0) {
         size_t ins = 0, del = 0;
         char field[16];
         op_size(proto_mp_map_get(p, "op"), &ins, &del);
         cli_obj_strcpy(p, "field", field, sizeof(field));
         if (words != NULL && words[0] != '\0') {
-            snprintf(what, sizeof(what), " %s%s", field, words);
+            snprintf(what, sizeof(what), "%s%s", field, words);
         } else {
-            snprintf(what, sizeof(what), " %s (+%zu -%zu)", field, ins, del);
+            snprintf(what, sizeof(what), "%s (+%zu -%zu)", field, ins, del);
         }
     } else if (strcmp(kind, "member") == 0) {
         char role[16];
         cli_obj_strcpy(p, "role", role, sizeof(role));
-        snprintf(what, sizeof(what), " now %s", role[0] ? role : "removed");
+        snprintf(what, sizeof(what), role[0] ? "role %s" : "removed", role);
     } else {
         const msgpack_object *f = proto_mp_map_get(p, "fields");
         for (uint32_t i = 0; f && f->type == MSGPACK_OBJECT_MAP && i < f->via.map.size; i++) {
             const msgpack_object *k = &f->via.map.ptr[i].key;
             size_t used = strlen(what);
             if (k->type == MSGPACK_OBJECT_STR && used + k->via.str.size + 3 < sizeof(what)) {
-                snprintf(what + used, sizeof(what) - used, "%s%.*s", i ? ", " : " ",
+                snprintf(what + used, sizeof(what) - used, "%s%.*s", i ? ", " : "",
                          (int)k->via.str.size, k->via.str.ptr);
             }
         }
     }
+    cli_names_change(nm, p, what, line, sizeof(line));
+    cli_sanitize(line, strlen(line), safe, sizeof(safe));
     int64_t seq = 0;
     cli_obj_i64(p, "seq", &seq);
-    fprintf(ctx->out, "%s  %-12s %-6s %s %s%s  [seq %lld]\n", when, user, kind, type, id, what,
-            (long long)seq);
+    fprintf(ctx->out, "%s  %-12s %s  [seq %lld]\n", when, user, safe, (long long)seq);
 }
 
-static void print_presence(struct cli_ctx *ctx, const struct numbers *nb, const msgpack_object *p)
+static void print_presence(struct cli_ctx *ctx, const struct cli_names *nm, const msgpack_object *p)
 {
-    char when[16], user[PROTO_NAME_MAX + 1], state[8], type[16] = "", field[16] = "";
+    char when[16], raw[PROTO_NAME_MAX + 1], user[PROTO_NAME_MAX + 1], state[8], field[16] = "";
     clock_of(p, when);
-    cli_obj_strcpy(p, "user", user, sizeof(user));
+    cli_obj_strcpy(p, "user", raw, sizeof(raw));
+    cli_sanitize(raw, strlen(raw), user, sizeof(user));
     cli_obj_strcpy(p, "state", state, sizeof(state));
     const msgpack_object *w = proto_mp_map_get(p, "where");
-    int64_t id = 0;
-    if (w && w->type == MSGPACK_OBJECT_MAP) {
-        cli_obj_strcpy(w, "type", type, sizeof(type));
-        cli_obj_strcpy(w, "field", field, sizeof(field));
-        cli_obj_i64(w, "id", &id);
-    }
-    if (strcmp(state, "leave") == 0) {
+    if (strcmp(state, "leave") == 0 || w == NULL || w->type != MSGPACK_OBJECT_MAP) {
         fprintf(ctx->out, "%s  %-12s left\n", when, user);
-    } else {
-        const char *num = number_of(nb, type, id);
-        char where[32];
-        if (num) {
-            snprintf(where, sizeof(where), "%s", num);
-        } else {
-            snprintf(where, sizeof(where), "#%lld", (long long)id);
-        }
-        fprintf(ctx->out, "%s  %-12s %s %s %s %s\n", when, user,
-                strcmp(state, "join") == 0 ? "is at" : "moved to", type, where, field);
+        return;
     }
+    char where[CLI_NAME_MAX], line[CLI_NAME_MAX + 20], safe[CLI_NAME_MAX + 20];
+    cli_obj_strcpy(w, "field", field, sizeof(field));
+    cli_names_of(nm, w, where, sizeof(where));
+    snprintf(line, sizeof(line), "%s %s", where, field);
+    cli_sanitize(line, strlen(line), safe, sizeof(safe));
+    fprintf(ctx->out, "%s  %-12s %s %s\n", when, user,
+            strcmp(state, "join") == 0 ? "is at" : "moved to", safe);
 }
 
 static void redraw(struct cli_ctx *ctx, const char *label, const struct cli_text *t, bool tty)
@@ -218,7 +187,7 @@ static void redraw(struct cli_ctx *ctx, const char *label, const struct cli_text
 
 struct watch {
     struct cli_ctx *ctx;
-    struct numbers nb;
+    struct cli_names *nm;
     struct cli_mtg mt;
     bool follow_text;
     bool replica;
@@ -247,13 +216,9 @@ static int start(struct watch *w, bool again, const char *item)
     if (!again) {
         cli_obj_i64(m->result, "seq", &w->seq);
         const msgpack_object *rec = proto_mp_map_get(m->result, "snapshot");
-        const msgpack_object *items = cli_rec_objects(rec, PROTO_T_ITEM);
-        for (uint32_t i = 0; items && i < items->via.array.size && w->nb.n < 512; i++) {
-            const msgpack_object *it = &items->via.array.ptr[i];
-            if (cli_obj_i64(it, "id", &w->nb.id[w->nb.n])) {
-                cli_obj_strcpy(it, "number", w->nb.num[w->nb.n], sizeof(w->nb.num[0]));
-                w->nb.n++;
-            }
+        if (cli_names_add_record(w->nm, rec, true) != 0) {
+            cli_msg_free(m);
+            return cli_fail(w->ctx, "out of memory");
         }
         if (item) {
             const msgpack_object *o = cli_rec_find(rec, PROTO_T_ITEM, item);
@@ -338,10 +303,11 @@ static void handle(struct watch *w, const struct cli_msg *m)
             if (text_before) {
                 redraw(w->ctx, w->label, &w->t, w->tty);
             }
-            print_event(w->ctx, &w->nb, m->params, words);
+            cli_names_event(w->nm, m->params);
+            print_event(w->ctx, w->nm, m->params, words);
         }
     } else if (strcmp(m->method, "presence") == 0 && !w->ctx->json) {
-        print_presence(w->ctx, &w->nb, m->params);
+        print_presence(w->ctx, w->nm, m->params);
     }
     fflush(w->ctx->out);
 }
@@ -382,6 +348,9 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
     memset(&w, 0, sizeof(w));
     w.ctx = ctx;
     w.tty = isatty(fileno(ctx->out)) && !ctx->json;
+    if ((w.nm = cli_names_new()) == NULL) {
+        return cli_fail(ctx, "out of memory");
+    }
     code = cli_mtg_open(ctx, &w.mt, true);
     if (code == CLI_EXIT_OK) {
         code = start(&w, false, a.n ? a.v[0] : NULL);
@@ -435,5 +404,6 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
         cli_text_free(&w.t);
     }
     cli_mtg_close(&w.mt);
+    cli_names_free(w.nm);
     return code;
 }
