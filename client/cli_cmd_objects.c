@@ -26,7 +26,7 @@ struct opt_def {
 
 enum col_kind {
     COL_STR,  /* the string field */
-    COL_ID,   /* "#12" */
+    COL_ID,   /* "12": bare, so that it can be pasted into a command */
     COL_DOC,  /* ref and revision: "TSAG-TD257R1" */
     COL_ITEM, /* the number of the item the field points at */
     COL_SPAN, /* "start-end" */
@@ -191,11 +191,11 @@ static const struct kind kinds[] = {
      item_cols,
      N(item_cols),
      NULL,
-     "Lists the agenda items in order. ITEM, for set and remove, is an item's number\n"
-     "(e.g. 4.1) or #ID."},
+     "Lists the agenda items in order. ITEM, for show, set and remove, is an item's\n"
+     "number (e.g. 4.1), or '#ID' (quoted: an unquoted # starts a shell comment)."},
     {PROTO_T_SESSION,
      "sessions",
-     "#ID",
+     "ID",
      "DATE START END",
      {"date", "start", "end", NULL},
      3,
@@ -206,7 +206,9 @@ static const struct kind kinds[] = {
      session_cols,
      N(session_cols),
      NULL,
-     "Lists the sessions the meeting held, drafting sessions included, by date."},
+     "Lists the sessions the meeting held, drafting sessions included, by date. ID, for\n"
+     "show, set and remove, is the number in the ID column (type it bare: an unquoted\n"
+     "#12 is a comment to the shell)."},
     {PROTO_T_DOC,
      "docs",
      "REF[REV]",
@@ -240,7 +242,7 @@ static const struct kind kinds[] = {
      "Lists the actions. REF names one: RG-IEM-4, 4 (the meeting's prefix), or #ID."},
     {PROTO_T_DECISION,
      "decisions",
-     "#ID",
+     "ID",
      "TEXT",
      {"text", NULL},
      1,
@@ -252,10 +254,11 @@ static const struct kind kinds[] = {
      N(decision_cols),
      "item",
      "Lists the agreements register (what was agreed, noted or decided), or only the\n"
-     "entries of the agenda item ITEM."},
+     "entries of the agenda item ITEM. ID, for show, set and remove, is the number in\n"
+     "the ID column (type it bare: an unquoted #12 is a comment to the shell)."},
     {PROTO_T_INTERIM,
      "interims",
-     "#ID",
+     "DATE|ID",
      "DATE START END",
      {"date", "start", "end", NULL},
      3,
@@ -268,10 +271,12 @@ static const struct kind kinds[] = {
      N(interim_cols),
      NULL,
      "Lists the interim meetings with their contribution deadlines: the upcoming ones\n"
-     "first, in date order (the next one marked), then the past ones."},
+     "first, in date order (the next one marked), then the past ones. DATE (2023-10-09)\n"
+     "names the interim of that date; ID, the number in the ID column, one of several\n"
+     "on a date (type it bare: an unquoted #12 is a comment to the shell)."},
     {PROTO_T_PERSON,
      "people",
-     "#ID|NAME",
+     "NAME|ID",
      "NAME",
      {"name", NULL},
      1,
@@ -283,7 +288,7 @@ static const struct kind kinds[] = {
      N(person_cols),
      NULL,
      "Lists the people named in the report: the rapporteur, associate rapporteurs,\n"
-     "counsellors, and others."},
+     "counsellors, and others. NAME (any case) or ID (the ID column, bare) names one."},
 };
 
 static const struct kind *kind_of(enum proto_type t)
@@ -323,7 +328,7 @@ static void cell(const msgpack_object *rec, const msgpack_object *o, const struc
     case COL_ID:
     case COL_INT:
         if (cli_obj_i64(o, c->field, &v)) {
-            snprintf(out, cap, c->kind == COL_ID ? "#%lld" : "%lld", (long long)v);
+            snprintf(out, cap, "%lld", (long long)v);
         }
         break;
     case COL_DOC:
@@ -458,6 +463,22 @@ int cli_obj_table(struct cli_ctx *ctx, enum proto_type t, const msgpack_object *
 
 /* ---- listing ---- */
 
+/* An object as JSON, with its item's number beside the item's id (item_number). */
+static json_t *obj_json(const msgpack_object *rec, const msgpack_object *o)
+{
+    json_t *j = cli_json_from_mp(o);
+    int64_t item = 0;
+    if (j != NULL && cli_obj_i64(o, "item", &item)) {
+        char num[32] = "";
+        const msgpack_object *it = cli_rec_by_id(rec, PROTO_T_ITEM, item);
+        if (it != NULL) {
+            cli_obj_strcpy(it, "number", num, sizeof(num));
+        }
+        json_object_set_new(j, "item_number", num[0] ? json_string(num) : json_null());
+    }
+    return j;
+}
+
 static int list(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
 {
     const char *status = NULL;
@@ -475,10 +496,11 @@ static int list(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv
     bool by_item = k->filter != NULL && strcmp(k->filter, "item") == 0;
     snprintf(synopsis, sizeof(synopsis),
              "%s[options]\n"
+             "show %s [options]\n"
              "add %s [options]\n"
              "set %s [options]\n"
              "remove %s [options]",
-             by_item ? "[ITEM] " : "", k->add_args, k->target, k->target);
+             by_item ? "[ITEM] " : "", k->target, k->add_args, k->target, k->target);
     struct cli_usage u = {
         argv[0], synopsis,        k->about, by_status ? opts : NULL, by_status ? N(opts) : 0, true,
         0,       by_item ? 1 : 0, true,
@@ -542,7 +564,7 @@ static int list(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv
     if (ctx->json) {
         json_t *j = json_array();
         for (size_t i = 0; j != NULL && i < kept; i++) {
-            json_t *o = cli_json_from_mp(&arr->via.array.ptr[idx[i]]);
+            json_t *o = obj_json(m.rec, &arr->via.array.ptr[idx[i]]);
             if (o == NULL || json_array_append_new(j, o) != 0) {
                 json_decref(j);
                 j = NULL;
@@ -1001,6 +1023,12 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
                  "as its rapporteur; the options set its fields. Operator accounts only.");
         break;
     }
+    if ((v == V_SET || v == V_REMOVE) && k->target != NULL && strstr(k->target, "ID") != NULL) {
+        size_t used = strlen(about);
+        snprintf(about + used, sizeof(about) - used, "%s",
+                 "\nID is the number in the list's ID column: type it bare (an unquoted #12 is a\n"
+                 "comment to the shell).");
+    }
     int nargs = v == V_ADD ? 0 : v == V_SET && t == PROTO_T_MEETING ? 0 : 1;
     int maxargs = nargs;
     if (v == V_ADD) {
@@ -1200,6 +1228,142 @@ cleanup:
     return code;
 }
 
+/* ---- show ---- */
+
+/* Prints one line of text (no newline in it), sanitized, wrapped at spaces to width columns;
+ * the lines after the first are indented by indent, the first starts at column indent. */
+static void wrap_line(FILE *out, const char *s, size_t len, size_t indent, size_t width)
+{
+    char *safe = cli_sanitize_dup(s, len);
+    if (safe == NULL) {
+        fputc('\n', out);
+        return;
+    }
+    size_t col = indent;
+    const char *p = safe;
+    while (*p != '\0') {
+        const char *sp = strchr(p, ' ');
+        size_t wlen = sp ? (size_t)(sp - p) : strlen(p);
+        size_t w = proto_utf8_count(p, wlen);
+        if (col > indent && col + 1 + w > width) {
+            fprintf(out, "\n%*s", (int)indent, "");
+            col = indent;
+        } else if (col > indent) {
+            fputc(' ', out);
+            col++;
+        }
+        fwrite(p, 1, wlen, out);
+        col += w;
+        p += wlen;
+        while (*p == ' ') {
+            p++;
+        }
+    }
+    fputc('\n', out);
+    free(safe);
+}
+
+/* Prints "label   value", the value's paragraphs wrapped to the width under its first. */
+static void show_field(struct cli_ctx *ctx, const char *label, const char *value, size_t len)
+{
+    const size_t indent = 14;
+    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    if (width < indent + 20) {
+        width = indent + 20;
+    }
+    fprintf(ctx->out, "%-*s", (int)indent, label);
+    bool first = true;
+    while (len > 0 || first) {
+        const char *nl = memchr(value, '\n', len);
+        size_t n = nl ? (size_t)(nl - value) : len;
+        if (!first) {
+            fprintf(ctx->out, "%*s", (int)indent, "");
+        }
+        wrap_line(ctx->out, value, n, indent, width);
+        first = false;
+        value += nl ? n + 1 : n;
+        len -= nl ? n + 1 : n;
+    }
+}
+
+/* confer TYPE show NAME: one object whole. */
+static int show(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv)
+{
+    char synopsis[96], cmd[48];
+    snprintf(cmd, sizeof(cmd), "%s show", k->cmd);
+    snprintf(synopsis, sizeof(synopsis), "%s [options]", k->target);
+    char about[160];
+    snprintf(about, sizeof(about),
+             "Prints one %s whole: each of its fields, long texts wrapped to the terminal.",
+             noun_of(k->type));
+    const struct cli_usage u = {cmd, synopsis, about, NULL, 0, true, 1, 1, true};
+    struct cli_args a;
+    struct cli_mtg m;
+    int code = CLI_EXIT_FAIL;
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK || cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    const msgpack_object *o = cli_rec_find(m.rec, k->type, a.v[0]);
+    if (o == NULL) {
+        code = cli_fail(ctx, "no %s %s in meeting %s: %s %s lists them", noun_of(k->type), a.v[0],
+                        m.id, ctx->prog, k->cmd);
+        goto cleanup;
+    }
+    if (ctx->json) {
+        code = cli_print_json(ctx, obj_json(m.rec, o));
+        goto cleanup;
+    }
+    char label[CLI_REF_MAX + CLI_REV_MAX + 32], safe[sizeof(label)];
+    cli_obj_label(k->type, o, label, sizeof(label));
+    cli_sanitize(label, strlen(label), safe, sizeof(safe));
+    fprintf(ctx->out, "%s\n", safe);
+    const struct proto_typeinfo *ti = proto_type_info(k->type);
+    int64_t id = 0;
+    if (cli_obj_i64(o, "id", &id)) {
+        char v[24];
+        snprintf(v, sizeof(v), "%lld", (long long)id);
+        show_field(ctx, "id", v, strlen(v));
+    }
+    for (size_t i = 0; i < ti->nfields; i++) {
+        const struct proto_field *f = &ti->fields[i];
+        char buf[160];
+        int64_t n = 0;
+        size_t len = 0;
+        const char *v = cli_obj_str(o, f->name, &len);
+        if (f->kind == PROTO_F_ITEMREF) {
+            if (!cli_obj_i64(o, f->name, &n)) {
+                continue;
+            }
+            const msgpack_object *it = cli_rec_by_id(m.rec, PROTO_T_ITEM, n);
+            char num[32] = "", title[120] = "";
+            if (it != NULL) {
+                cli_obj_strcpy(it, "number", num, sizeof(num));
+                cli_obj_strcpy(it, "title", title, sizeof(title));
+            }
+            snprintf(buf, sizeof(buf), it ? "%s \"%s\"" : "%s", it ? num : "(removed)", title);
+            v = buf;
+            len = strlen(buf);
+        } else if (v == NULL && cli_obj_i64(o, f->name, &n)) {
+            snprintf(buf, sizeof(buf), "%lld", (long long)n);
+            v = buf;
+            len = strlen(buf);
+        }
+        if (v == NULL || len == 0) {
+            continue;
+        }
+        show_field(ctx, f->name, v, len);
+    }
+    code = ferror(ctx->out) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
+
+cleanup:
+    cli_mtg_close(&m);
+    return code;
+}
+
 /* ---- the commands ---- */
 
 static int run(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv)
@@ -1207,6 +1371,9 @@ static int run(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv)
     if (argc >= 2 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "set") == 0 ||
                       strcmp(argv[1], "remove") == 0)) {
         return cli_obj_change(ctx, t, argc - 1, argv + 1);
+    }
+    if (argc >= 2 && strcmp(argv[1], "show") == 0) {
+        return show(ctx, kind_of(t), argc - 1, argv + 1);
     }
     return list(ctx, kind_of(t), argc, argv);
 }

@@ -251,6 +251,22 @@ static const msgpack_object *find_doc(const msgpack_object *arr, const char *nam
     return NULL;
 }
 
+/* The one object of arr whose field is value; NULL when none or several have it. */
+static const msgpack_object *find_unique_by(const msgpack_object *arr, const char *field,
+                                            const char *value)
+{
+    const msgpack_object *found = NULL;
+    for (uint32_t i = 0; arr != NULL && i < arr->via.array.size; i++) {
+        if (field_is(&arr->via.array.ptr[i], field, value, false)) {
+            if (found != NULL) {
+                return NULL;
+            }
+            found = &arr->via.array.ptr[i];
+        }
+    }
+    return found;
+}
+
 const msgpack_object *cli_rec_find(const msgpack_object *rec, enum proto_type t, const char *name)
 {
     int64_t id = 0;
@@ -278,6 +294,11 @@ const msgpack_object *cli_rec_find(const msgpack_object *rec, enum proto_type t,
             return cli_rec_by_id(rec, t, id);
         }
         return find_by(arr, "name", name, true);
+    case PROTO_T_INTERIM:
+        if (cli_id_parse(name, true, &id) == 0) {
+            return cli_rec_by_id(rec, t, id);
+        }
+        return find_unique_by(arr, "date", name);
     default:
         if (cli_id_parse(name, true, &id) == 0) {
             return cli_rec_by_id(rec, t, id);
@@ -308,11 +329,29 @@ char *cli_obj_label(enum proto_type t, const msgpack_object *o, char *out, size_
         noun = "document";
         cli_docref_format(o, name, sizeof(name));
         break;
+    case PROTO_T_INTERIM:
+        cli_obj_strcpy(o, "date", name, sizeof(name));
+        break;
+    case PROTO_T_SESSION: {
+        char date[CLI_DATE_LEN], start[8];
+        cli_obj_strcpy(o, "date", date, sizeof(date));
+        cli_obj_strcpy(o, "start", start, sizeof(start));
+        snprintf(name, sizeof(name), "%s%s%s", date, date[0] && start[0] ? " " : "", start);
+        break;
+    }
+    case PROTO_T_PERSON: {
+        char who[CLI_REF_MAX];
+        cli_obj_strcpy(o, "name", who, sizeof(who));
+        if (who[0] != '\0') {
+            snprintf(name, sizeof(name), "\"%s\"", who);
+        }
+        break;
+    }
     default:
         break;
     }
     if (name[0] == '\0' && cli_obj_i64(o, "id", &id)) {
-        snprintf(name, sizeof(name), "#%lld", (long long)id);
+        snprintf(name, sizeof(name), "%lld", (long long)id); /* bare: it can be pasted */
     }
     snprintf(out, cap, "%s %s", noun, name);
     return out;

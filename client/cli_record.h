@@ -6,6 +6,7 @@
  *   action     its ref ("RG-IEM-4", any case), N for ACTION_PREFIX-N, or #ID
  *   doc        REF[REVISION] ("TSAG-TD257R1", "TSAG-C032"), or #ID
  *   person     #ID, a plain id, or the name (any case)
+ *   interim    its date (YYYY-MM-DD) when no other interim has it, #ID or a plain id
  *   others     #ID or a plain id
  *
  * Pure functions over msgpack objects: no I/O, nothing allocated. Returned pointers point
@@ -65,7 +66,8 @@ bool cli_number_same(const char *a, const char *b);
 const msgpack_object *cli_rec_find(const msgpack_object *rec, enum proto_type t, const char *name);
 
 /* Writes how messages name an object: "item 3", "action RG-IEM-4", "document TSAG-TD257R1",
- * "meeting rg-iem", "session #12" ... into out. Returns out. */
+ * "meeting rg-iem", "session 2023-05-31 16:15", "interim 2023-10-09", "person \"Ana\"",
+ * "decision 1034" (an id bare, so that it can be pasted) ... into out. Returns out. */
 char *cli_obj_label(enum proto_type t, const msgpack_object *o, char *out, size_t cap);
 
 /* Orders the interims of the array arr for listing: first those dated today or later

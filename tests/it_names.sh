@@ -57,4 +57,38 @@ for line in "update RG-IEM-4: status" "create $newref" "update item 9 \"Any othe
 done
 pass "watch names each change as history does"
 
+# One object whole, wrapped to the terminal, named by the keys people use.
+run env COLUMNS=60 XDG_CONFIG_HOME=$IT_TMP/cfg "$CONFER" actions show RG-IEM-5
+[[ $IT_OUT == "action RG-IEM-5"* ]] || fail "actions show: $IT_OUT"
+[[ $IT_OUT == *"status"* && $IT_OUT == *"text"* ]] || fail "actions show lacks fields: $IT_OUT"
+awk 'length($0) > 60 { exit 1 }' <<<"$IT_OUT" || fail "actions show is not wrapped to 60: $IT_OUT"
+run c docs show TSAG-TD257R1
+grep -qE '^item +3 "Industry engagement"$' <<<"$IT_OUT" || fail "docs show names no item: $IT_OUT"
+run c docs show TSAG-TD257R1 --json
+[[ $IT_OUT == *'"item_number": "3"'* ]] || fail "--json has no item_number: $IT_OUT"
+run c interims show 2023-10-09
+[[ $IT_OUT == "interim 2023-10-09"* && $IT_OUT == *"2023-10-02"* ]] ||
+    fail "interims show by date: $IT_OUT"
+run c sessions --json
+[[ $IT_OUT =~ \"id\":\ ([0-9]+) ]] || fail "no session id: $IT_OUT"
+run c sessions show "${BASH_REMATCH[1]}"
+[[ $IT_OUT == "session 2023-05-31 16:15"* ]] || fail "sessions show by bare id: $IT_OUT"
+run c decisions --json
+[[ $IT_OUT =~ \"id\":\ ([0-9]+) ]] || fail "no decision id: $IT_OUT"
+did=${BASH_REMATCH[1]}
+run c decisions show "$did"
+[[ $IT_OUT == "decision $did"* ]] || fail "decisions show by bare id: $IT_OUT"
+expect_fail c interims show 2031-01-01
+[[ $IT_ERR == *"no interim 2031-01-01"* ]] || fail "unknown interim: $IT_ERR"
+pass "show: one object whole, wrapped, by the names people use"
+
+# Ids are printed bare (an unquoted # is a shell comment), and --help says so.
+run c decisions
+[[ $IT_OUT == *"$did "* && $IT_OUT != *"#$did"* ]] || fail "decisions ids not bare: $IT_OUT"
+run c interims remove --help
+[[ $IT_OUT == *"shell"* ]] || fail "interims --help does not say how to type an id: $IT_OUT"
+run c interims remove 2023-10-09
+[[ $IT_OUT == *"interim 2023-10-09"* ]] || fail "interims remove by date: $IT_OUT"
+pass "bare ids and dates name objects; --help says why"
+
 it_stop

@@ -228,7 +228,7 @@ static void test_fields_and_labels(void **state)
         "action RG-IEM-12");
     assert_string_equal(
         cli_obj_label(PROTO_T_SESSION, cli_rec_by_id(rec, PROTO_T_SESSION, 30), buf, sizeof(buf)),
-        "session #30");
+        "session 2023-05-31");
     assert_string_equal(
         cli_obj_label(PROTO_T_MEETING, cli_rec_objects(rec, PROTO_T_MEETING), buf, sizeof(buf)),
         "meeting rg-iem");
