@@ -208,6 +208,37 @@ static void test_action_refs(void **state)
     cli_msg_free(m);
 }
 
+/* Undoing a change keeps the keys unique too: an item deleted, its number given to another,
+ * cannot come back; nor a doc renamed since to a ref that differs only in letter case. */
+static void test_revert_keeps_keys(void **state)
+{
+    (void)state;
+    struct cli_msg *m = NULL;
+    int64_t a = id_of(create1("item", "number", "20"));
+    assert_int_equal(cli_conn_callf(C, &m, "obj.delete", "{s:s, s:s, s:I}", "meeting", MEETING,
+                                    "type", "item", "id", a),
+                     0);
+    int64_t del = 0;
+    assert_null(m->error);
+    assert_int_equal(proto_param_i64(m->result, "seq", &del), 0);
+    cli_msg_free(m);
+    int64_t b = id_of(create1("item", "number", "20"));
+    assert_int_equal(
+        cli_conn_callf(C, &m, "change.revert", "{s:s, s:I}", "meeting", MEETING, "seq", del), 0);
+    want_conflict(m, b);
+
+    int64_t d = id_of(create1("doc", "ref", "TSAG-TD900"));
+    struct cli_msg *u = update1("doc", d, "ref", "TSAG-TD901");
+    int64_t ren = 0;
+    assert_null(u->error);
+    assert_int_equal(proto_param_i64(u->result, "seq", &ren), 0);
+    cli_msg_free(u);
+    int64_t e = id_of(create1("doc", "ref", "tsag-td900"));
+    assert_int_equal(
+        cli_conn_callf(C, &m, "change.revert", "{s:s, s:I}", "meeting", MEETING, "seq", ren), 0);
+    want_conflict(m, e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +246,7 @@ int main(void)
         cmocka_unit_test(test_end_after_start),
         cmocka_unit_test(test_doc_refs),
         cmocka_unit_test(test_action_refs),
+        cmocka_unit_test(test_revert_keeps_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
