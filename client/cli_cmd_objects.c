@@ -842,24 +842,41 @@ static int pack_change(struct proto_buf *b, enum verb v, enum proto_type t, cons
     return b->data != NULL ? 0 : PROTO_ENOMEM;
 }
 
-/* Said in the help of the commands that take a text. */
-#define STDIN_NOTE                                                                                 \
-    "\nA text given as - (TEXT, or the value of --text, --body, --abstract) is read from\n"        \
-    "standard input, one final newline dropped: e.g. echo 'Review X' | confer actions\n"           \
-    "add -."
-
 #define STDIN_TEXT_MAX (1 << 20) /* the server's default text limit */
 
-/* True when k has a text field (body, text, abstract). */
-static bool has_text_field(const struct kind *k)
+/* Appends to about (cap bytes) how k's add (v V_ADD) or set (cmd: "actions set") takes a
+ * text from standard input: which arguments and options, and an example. */
+static void stdin_note(const struct kind *k, int v, const char *cmd, char *about, size_t cap)
 {
-    for (size_t i = 0; i < k->nopts; i++) {
-        const struct proto_field *f = field_of(k->type, k->opts[i].field);
+    char which[96] = "";
+    char example[96] = "";
+    for (size_t i = 0; v == V_ADD && k->add_fields[i] != NULL; i++) {
+        const struct proto_field *f = field_of(k->type, k->add_fields[i]);
         if (f != NULL && f->kind == PROTO_F_TEXT) {
-            return true;
+            snprintf(which, sizeof(which), "TEXT");
+            snprintf(example, sizeof(example), "%s -", cmd);
         }
     }
-    return false;
+    for (size_t i = 0; i < k->nopts; i++) {
+        const struct proto_field *f = field_of(k->type, k->opts[i].field);
+        if (f == NULL || f->kind != PROTO_F_TEXT || (v == V_ADD && is_add_field(k, f->name))) {
+            continue;
+        }
+        snprintf(which + strlen(which), sizeof(which) - strlen(which), "%s--%s",
+                 which[0] != '\0' ? ", " : "", f->name);
+        if (example[0] == '\0') {
+            const char *arg = v == V_ADD ? k->add_args : v == V_SET ? k->target : "ID";
+            snprintf(example, sizeof(example), "%s%s%s --%s -", cmd, arg != NULL ? " " : "",
+                     arg != NULL ? arg : "", f->name);
+        }
+    }
+    if (which[0] != '\0') {
+        size_t n = strlen(about);
+        snprintf(about + n, cap - n,
+                 "\nA text given as - (%s) is read from standard input, one final newline\n"
+                 "dropped: e.g. printf 'Line 1\\nLine 2\\n' | confer %s",
+                 which, example);
+    }
 }
 
 /* The value given for field, or NULL. */
@@ -1313,15 +1330,15 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
                  k->add_needs != NULL ? " --" : "", k->add_needs != NULL ? k->add_needs : "",
                  k->add_needs != NULL ? " TEXT" : "");
         snprintf(about, sizeof(about),
-                 "Adds %s %s to the meeting; the options set its other fields.%s%s%s%s",
+                 "Adds %s %s to the meeting; the options set its other fields.%s%s%s",
                  strchr("aeiou", noun[0]) != NULL ? "an" : "a", noun,
                  k->add_note != NULL ? "\n" : "", k->add_note != NULL ? k->add_note : "",
                  t == PROTO_T_ITEM ? "\nWith --renumber, when NUMBER is taken, that item and "
                                      "the later ones of its\nlevel move one up first, with "
                                      "their sub-items (4 -> 5, 4.1 -> 5.1), each its own\n"
                                      "change, the highest first."
-                                   : "",
-                 has_text_field(k) ? STDIN_NOTE : "");
+                                   : "");
+        stdin_note(k, v, cmd, about, sizeof(about));
         break;
     case V_SET:
         snprintf(synopsis, sizeof(synopsis), "%s%s[options]", t == PROTO_T_MEETING ? "" : k->target,
@@ -1335,9 +1352,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
                      ? "\nThe rapporteur changes the meeting; --status final locks the record\n"
                        "and --status draft (alone) reopens it."
                      : "");
-        if (has_text_field(k)) {
-            snprintf(about + strlen(about), sizeof(about) - strlen(about), "%s", STDIN_NOTE);
-        }
+        stdin_note(k, v, cmd, about, sizeof(about));
         break;
     case V_REMOVE:
         snprintf(synopsis, sizeof(synopsis), "%s [options]", k->target);
@@ -1353,6 +1368,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         snprintf(about, sizeof(about),
                  "Creates the meeting ID (lower-case letters, digits, '.', '_', '-') with USER\n"
                  "as its rapporteur; the options set its fields. Operator accounts only.");
+        stdin_note(k, v, cmd, about, sizeof(about));
         break;
     }
     int nargs = v == V_ADD ? 0 : v == V_SET && t == PROTO_T_MEETING ? 0 : 1;

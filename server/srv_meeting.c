@@ -372,19 +372,19 @@ static bool check_unique(struct srv_req *req, struct srv_meeting *m, enum proto_
         }
         char msg[192];
         if (t == PROTO_T_ITEM) {
-            snprintf(msg, sizeof(msg), "number: item #%lld has the number %.*s already",
+            snprintf(msg, sizeof(msg), "number: item #%lld with the number %.*s exists already",
                      (long long)o->id, (int)r->len, r->s);
         } else if (t == PROTO_T_DOC) {
             const struct srv_val *v = &o->f[rev_idx];
             bool vs = v->set && v->s && v->len > 0;
             snprintf(msg, sizeof(msg),
-                     "ref: document #%lld is %.*s%s%.*s already (refs and revisions are "
+                     "ref: document #%lld, %.*s%s%.*s, exists already (refs and revisions are "
                      "compared regardless of letter case)",
                      (long long)o->id, (int)r->len, r->s, vs ? " revision " : "",
                      vs ? (int)v->len : 0, vs ? v->s : "");
         } else {
             snprintf(msg, sizeof(msg),
-                     "ref: action #%lld is %.*s already (refs are compared regardless of "
+                     "ref: action #%lld, %.*s, exists already (refs are compared regardless of "
                      "letter case)",
                      (long long)o->id, (int)r->len, r->s);
         }
