@@ -846,7 +846,7 @@ static int pack_change(struct proto_buf *b, enum verb v, enum proto_type t, cons
 
 /* Appends to about (cap bytes) how k's add (v V_ADD) or set (cmd: "actions set") takes a
  * text from standard input: which arguments and options, and an example. */
-static void stdin_note(const struct kind *k, int v, const char *cmd, char *about, size_t cap)
+static void stdin_note(const struct kind *k, enum verb v, const char *cmd, char *about, size_t cap)
 {
     char which[96] = "";
     char example[96] = "";
@@ -1604,9 +1604,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
 
 cleanup:
     free(shift);
-    if (stdin_text != NULL) {
-        free(stdin_text);
-    }
+    free(stdin_text);
     proto_buf_free(&b, 0);
     cli_msg_free(r);
     cli_mtg_close(&m);
