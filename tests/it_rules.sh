@@ -38,6 +38,14 @@ print("|".join(t))' "$1" <<<"$IT_OUT"
 it_init
 it_account op op-password-1 --operator
 it_account rap rap-password-1
+# A meeting whose record already repeats an item number (the report import takes what the
+# report says): it must open and stay editable; the rule holds for what changes.
+printf '1\tOne\nText one.\n3\tThree\nText.\n3\tAnother three\nMore.\n' >"$IT_TMP/dup.txt"
+dup_imported=0
+if "$CONFERD" meeting import dup "$IT_TMP/dup.txt" --rapporteur rap --data "$IT_DATA" \
+    >/dev/null 2>&1; then
+    dup_imported=1
+fi
 it_start
 printf '%s\n' op-password-1 | XDG_CONFIG_HOME=$IT_TMP/config-op "$CONFER" login \
     "op@127.0.0.1:$IT_PORT" --password-stdin --trust-new-host >/dev/null 2>&1 || fail "login op"
@@ -176,6 +184,27 @@ has '"kind": "delete"'
 # (the delete event's `unlinked` lists are checked on the wire by test_srv_revert; after the
 # restart below, the cleared items must still be cleared: the log replays the same way)
 pass "removing an item clears its docs' and decisions' item"
+
+# ---- a record that already repeats a number opens and stays editable ----
+if [[ $dup_imported -eq 1 ]]; then
+    run c items -m dup --json
+    dup_ids=$(python3 -c 'import json,sys
+print(" ".join(str(i["id"]) for i in json.load(sys.stdin) if i["number"]=="3"))' <<<"$IT_OUT")
+    read -r dup_a dup_b <<<"$dup_ids"
+    [[ -n $dup_a && -n $dup_b ]] || fail "the imported record has not two items 3: $IT_OUT"
+    run c items set "#$dup_a" --title "Three, retitled" -m dup
+    expect_fail c items add 3 "A third three" -m dup
+    err_has "has that number already"
+    expect_fail c items renumber -m dup
+    err_has "would both become"
+    run c items set "#$dup_b" --number 4 -m dup
+    run c items renumber -m dup
+    has "item 3 is now 2"
+    has "item 4 is now 3"
+    pass "a record that repeats an item number opens, stays editable, and can be put right"
+else
+    pass "the report import refuses a repeated item number: no such record to open"
+fi
 
 # ---- the record reads the same after a restart (log replay and database rows) ----
 run c items --json
