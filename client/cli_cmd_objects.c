@@ -1557,6 +1557,12 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         code = cli_mtg_change(ctx, &m, what, &b, method, &r);
     }
     if (code != CLI_EXIT_OK) {
+        if (nshift > 0) {
+            fprintf(ctx->err,
+                    "%s: the items moved up stay where they are now: %s items renumber "
+                    "closes the gap\n",
+                    ctx->prog, ctx->prog);
+        }
         goto cleanup;
     }
 

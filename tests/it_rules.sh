@@ -108,6 +108,13 @@ has '"from": "4.1"'
 has '"to": "3.1"'
 python3 -c 'import json,sys; json.load(sys.stdin)' <<<"$IT_OUT" || fail "not JSON: $IT_OUT"
 [[ $(numbers) == "1 2 3.1 4 5" ]] || fail "after the second renumber: $(numbers)"
+# the new item refused after the shifts (a title over 500 bytes): it says how to close the gap
+expect_fail c items add 2 "$(printf 'x%.0s' {1..501})" --renumber
+err_has "title"
+err_has "items renumber closes the gap"
+[[ $(numbers) == "1 3 4.1 5 6" ]] || fail "after a refused add --renumber: $(numbers)"
+run c items renumber
+[[ $(numbers) == "1 2 3.1 4 5" ]] || fail "renumber after a refused add: $(numbers)"
 pass "items renumber closes the gaps, sub-items follow, --json"
 
 # ---- times: end after start ----
