@@ -73,6 +73,38 @@ static const struct {
     {PROTO_F_NUMBER, proto_number_valid, "must be an item number like 4 or 4.1"},
 };
 
+/* The field of a doc's ref, which holds no white space. */
+static const struct proto_field *doc_ref_field(void)
+{
+    return &proto_type_info(PROTO_T_DOC)->fields[proto_field_find(PROTO_T_DOC, "ref", 3)];
+}
+
+/* True when valid UTF-8 s holds a code point of Unicode's White_Space property. */
+static bool has_white_space(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = p[i];
+        size_t n = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        if (n > len - i) {
+            return false; /* not valid UTF-8: the caller refuses it already */
+        }
+        if (n > 1) {
+            c &= 0xffu >> (n + 1);
+            for (size_t k = 1; k < n; k++) {
+                c = (c << 6) | (p[i + k] & 0x3fu);
+            }
+        }
+        i += n;
+        if ((c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+            (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+            c == 0x205f || c == 0x3000) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Why value v does not fit field f (of meeting m, which item references must name; NULL:
  * not checked): returns true with the error code in *code and the reason in why, or false
  * when it fits. The one check of a value, for requests and imports alike. */
@@ -112,6 +144,10 @@ static bool value_misfit(size_t max_text, struct srv_meeting *m, const struct pr
     size_t len = v->via.str.size;
     if (!proto_utf8_valid(s, len)) {
         snprintf(why, wl, "must be valid UTF-8 without NUL");
+        return true;
+    }
+    if (f == doc_ref_field() && has_white_space(s, len)) {
+        snprintf(why, wl, "may not hold spaces or other white space: e.g. TSAG-TD301");
         return true;
     }
     switch (f->kind) {
@@ -272,15 +308,40 @@ static bool same(const char *a, size_t alen, const char *b, size_t blen)
     return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
 
-/* Unique keys: a doc's (ref, revision), an action's ref. */
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Equal but for ASCII letter case. */
+static bool same_nocase(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen) {
+        return false;
+    }
+    for (size_t i = 0; i < alen; i++) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Unique keys (section 10): an item's number (as a string), a doc's (ref, revision) and an
+ * action's ref (both regardless of ASCII letter case). Answers `conflict` naming the
+ * object that holds the key and returns false when the change would repeat one. */
 static bool check_unique(struct srv_req *req, struct srv_meeting *m, enum proto_type t,
                          const struct srv_obj *cur, const struct fset *s)
 {
-    if (t != PROTO_T_DOC && t != PROTO_T_ACTION) {
+    if (t != PROTO_T_DOC && t != PROTO_T_ACTION && t != PROTO_T_ITEM) {
         return true;
     }
-    int ref_idx = proto_field_find(t, "ref", 3);
+    int ref_idx =
+        t == PROTO_T_ITEM ? proto_field_find(t, "number", 6) : proto_field_find(t, "ref", 3);
     int rev_idx = t == PROTO_T_DOC ? proto_field_find(t, "revision", 8) : -1;
+    if (cur && fset_get(s, ref_idx) == NULL && (rev_idx < 0 || fset_get(s, rev_idx) == NULL)) {
+        return true; /* the key does not change: what the record holds stays as it is */
+    }
     const char *ref = NULL, *rev = NULL;
     size_t ref_len = 0, rev_len = 0;
     field_after(cur, s, ref_idx, &ref, &ref_len);
@@ -297,22 +358,70 @@ static bool check_unique(struct srv_req *req, struct srv_meeting *m, enum proto_
             continue;
         }
         const struct srv_val *r = &o->f[ref_idx];
-        if (!r->set || !same(r->s, r->len, ref, ref_len)) {
+        if (!r->set || r->s == NULL ||
+            !(t == PROTO_T_ITEM ? same(r->s, r->len, ref, ref_len)
+                                : same_nocase(r->s, r->len, ref, ref_len))) {
             continue;
         }
         if (rev_idx >= 0) {
             const struct srv_val *v = &o->f[rev_idx];
-            if (!same(v->set ? v->s : "", v->set ? v->len : 0, rev ? rev : "", rev_len)) {
+            bool vs = v->set && v->s;
+            if (!same_nocase(vs ? v->s : "", vs ? v->len : 0, rev ? rev : "", rev_len)) {
                 continue;
             }
         }
-        srv_reply_error_data(req, PROTO_CODE_CONFLICT,
-                             t == PROTO_T_DOC ? "a document with this ref and revision exists"
-                                              : "an action with this ref exists",
-                             "id", o->id);
+        char msg[192];
+        if (t == PROTO_T_ITEM) {
+            snprintf(msg, sizeof(msg), "number: item #%lld with the number %.*s exists already",
+                     (long long)o->id, (int)r->len, r->s);
+        } else if (t == PROTO_T_DOC) {
+            const struct srv_val *v = &o->f[rev_idx];
+            bool vs = v->set && v->s && v->len > 0;
+            snprintf(msg, sizeof(msg),
+                     "ref: document #%lld, %.*s%s%.*s, exists already (refs and revisions are "
+                     "compared regardless of letter case)",
+                     (long long)o->id, (int)r->len, r->s, vs ? " revision " : "",
+                     vs ? (int)v->len : 0, vs ? v->s : "");
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "ref: action #%lld, %.*s, exists already (refs are compared regardless of "
+                     "letter case)",
+                     (long long)o->id, (int)r->len, r->s);
+        }
+        srv_reply_error_data(req, PROTO_CODE_CONFLICT, msg, "id", o->id);
         return false;
     }
     return true;
+}
+
+/* A session's or an interim's end is later than its start, when both are set after the
+ * change (cur: the object as stored, NULL on create). Answers `bad_request` naming `end`
+ * and returns false otherwise. Valid times HH:MM compare as strings. */
+static bool check_times(struct srv_req *req, enum proto_type t, const struct srv_obj *cur,
+                        const struct fset *s)
+{
+    if (t != PROTO_T_SESSION && t != PROTO_T_INTERIM) {
+        return true;
+    }
+    int start_idx = proto_field_find(t, "start", 5);
+    int end_idx = proto_field_find(t, "end", 3);
+    const char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    field_after(cur, s, start_idx, &a, &alen);
+    field_after(cur, s, end_idx, &b, &blen);
+    if (a == NULL || b == NULL || alen == 0 || blen == 0) {
+        return true;
+    }
+    size_t n = alen < blen ? alen : blen;
+    int c = memcmp(b, a, n);
+    if (c > 0 || (c == 0 && blen > alen)) {
+        return true;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "must be later than the start: %.*s is not after %.*s",
+             (int)(blen < 16 ? blen : 16), b, (int)(alen < 16 ? alen : 16), a);
+    srv_reply_bad(req, "end", why);
+    return false;
 }
 
 /* The next free action ref: action_prefix-N, N one more than the largest used. */
@@ -328,7 +437,7 @@ static bool next_action_ref(struct srv_meeting *m, char *out, size_t cap)
     const struct srv_objvec *vec = &m->rec->objs[PROTO_T_ACTION];
     for (size_t i = 0; i < vec->n; i++) {
         const struct srv_val *r = &vec->v[i]->f[ref_idx];
-        if (r->set && r->len > p->len + 1 && memcmp(r->s, p->s, p->len) == 0 &&
+        if (r->set && r->len > p->len + 1 && same_nocase(r->s, p->len, p->s, p->len) &&
             r->s[p->len] == '-') {
             char *end = NULL;
             long long n = strtoll(r->s + p->len + 1, &end, 10);
@@ -396,7 +505,8 @@ void srv_obj_create(struct srv_req *req)
     struct srv_meeting *m = req->m;
     enum proto_type t = req->p.t;
     struct fset fs = {0};
-    if (!read_fields(req, m, t, req->p.fields.o, &fs) || !srv_req_unlocked(req, m, false)) {
+    if (!read_fields(req, m, t, req->p.fields.o, &fs) || !check_times(req, t, NULL, &fs) ||
+        !srv_req_unlocked(req, m, false)) {
         return;
     }
     /* An action without a ref gets the next one of the meeting's prefix. */
@@ -459,7 +569,7 @@ void srv_obj_update(struct srv_req *req)
     bool status_only = t == PROTO_T_MEETING && fs.n == 1 &&
                        fs.f[0].idx == proto_field_find(PROTO_T_MEETING, "status", 6);
     if (!srv_req_unlocked(req, m, status_only) || !srv_req_if_seq(req, o) ||
-        !check_unique(req, m, t, o, &fs)) {
+        !check_unique(req, m, t, o, &fs) || !check_times(req, t, o, &fs)) {
         return;
     }
     struct srv_change ch;

@@ -1482,8 +1482,10 @@ static void test_events(void **state)
     cli_conn_free(watcher);
     for (int i = 0; i < 5; i++) {
         char title[32];
+        char number[16];
         snprintf(title, sizeof(title), "Missed %d", i);
-        new_item(author, mid, "9", title, NULL);
+        snprintf(number, sizeof(number), "9.%d", i + 1); /* numbers are unique */
+        new_item(author, mid, number, title, NULL);
     }
     watcher = login(VIEW);
     assert_non_null(watcher);
@@ -1936,7 +1938,9 @@ static void test_backup_while_serving(void **state)
         char title[32];
         snprintf(title, sizeof(title), "Write %d", i);
         if (i % 3 == 0) {
-            new_item(c, mid, "1", title, NULL);
+            char number[16];
+            snprintf(number, sizeof(number), "%d", i + 1); /* numbers are unique */
+            new_item(c, mid, number, title, NULL);
         } else {
             call_expect(c, "ok", "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", mid, "type",
                         "action", "fields", "to", title, "text", "Lorem ipsum dolor");
