@@ -694,10 +694,11 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
         fprintf(stderr, "conferd meeting: cannot create %s: %s\n", id, proto_strerror(rc));
         goto cleanup;
     }
-    int64_t counts[PROTO_T_COUNT] = {0};
+    struct srv_import_counts counts;
+    memset(&counts, 0, sizeof(counts));
     char err[256] = "";
-    if (text &&
-        srv_import_into(&srv, m, "conferd", NULL, text, len, counts, err, sizeof(err)) != 0) {
+    if (text && srv_import_into(&srv, m, "conferd", NULL, text, len, SRV_IMPORT_NEW, &counts, err,
+                                sizeof(err)) != 0) {
         fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n", file,
                 err);
         goto cleanup;
@@ -718,8 +719,8 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
     if (text) {
         printf("; imported");
         for (int t = 1; t < PROTO_T_COUNT; t++) {
-            if (counts[t]) {
-                printf(" %lld %s", (long long)counts[t],
+            if (counts.created[t]) {
+                printf(" %lld %s", (long long)counts.created[t],
                        proto_type_info((enum proto_type)t)->plural);
             }
         }

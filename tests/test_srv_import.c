@@ -54,8 +54,9 @@ static int teardown(void **state)
 
 static int import(struct world *w, const char *text, char *err, size_t errlen)
 {
-    int64_t counts[PROTO_T_COUNT] = {0};
-    int rc = srv_import_into(&w->srv, w->m, "rap", NULL, text, strlen(text), counts, err, errlen);
+    struct srv_import_counts counts;
+    int rc = srv_import_into(&w->srv, w->m, "rap", NULL, text, strlen(text), SRV_IMPORT_MERGE,
+                             &counts, err, errlen);
     assert_int_equal(srv_sync_offline(&w->srv), 0);
     return rc;
 }
