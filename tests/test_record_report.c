@@ -542,6 +542,37 @@ static void test_roundtrip_text(void **state)
     srv_rec_free(b);
 }
 
+static struct srv_rec *full_record(bool action_item);
+
+/* What the text and Markdown exports write imports back to the same record, of the sample
+ * and of a record with every kind of value; an HTML export is refused, saying what to do. */
+static void test_roundtrip_exports(void **state)
+{
+    (void)state;
+    for (int r = 0; r < 3; r++) {
+        struct srv_rec *a = r == 0 ? import_sample() : full_record(r - 1);
+        for (int f = 0; f < 2; f++) {
+            enum srv_report_format fmt = f == 0 ? SRV_REPORT_TEXT : SRV_REPORT_MARKDOWN;
+            char *text = export(a, fmt, 9);
+            struct srv_rec *b = import_ok(text, strlen(text));
+            assert_same_record(a, b);
+            char *again = export(b, fmt, 9);
+            assert_string_equal(text, again);
+            free(again);
+            free(text);
+            srv_rec_free(b);
+        }
+        char *html = export(a, SRV_REPORT_HTML, 9);
+        struct srv_rec *b = NULL;
+        char err[256] = "";
+        assert_int_equal(srv_report_import(html, strlen(html), &b, err, sizeof(err)), PROTO_EINVAL);
+        assert_null(b);
+        assert_contains(err, "line 1: an HTML export cannot be imported");
+        free(html);
+        srv_rec_free(a);
+    }
+}
+
 static void test_crlf_and_audit_line(void **state)
 {
     (void)state;
@@ -1490,17 +1521,29 @@ static void test_fuzz_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_meeting),   cmocka_unit_test(test_sample_items),
-        cmocka_unit_test(test_sample_actions),   cmocka_unit_test(test_sample_docs),
-        cmocka_unit_test(test_sample_decisions), cmocka_unit_test(test_sample_sessions_interims),
-        cmocka_unit_test(test_sample_people),    cmocka_unit_test(test_sample_clean),
-        cmocka_unit_test(test_roundtrip_text),   cmocka_unit_test(test_crlf_and_audit_line),
-        cmocka_unit_test(test_small_reports),    cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_export_text),      cmocka_unit_test(test_export_text_actions),
-        cmocka_unit_test(test_annex_roundtrip),  cmocka_unit_test(test_annex_errors),
-        cmocka_unit_test(test_export_markdown),  cmocka_unit_test(test_export_html),
-        cmocka_unit_test(test_format_parse),     cmocka_unit_test(test_fuzz_prefixes_and_bytes),
-        cmocka_unit_test(test_fuzz_tokens),      cmocka_unit_test(test_fuzz_large),
+        cmocka_unit_test(test_sample_meeting),
+        cmocka_unit_test(test_sample_items),
+        cmocka_unit_test(test_sample_actions),
+        cmocka_unit_test(test_sample_docs),
+        cmocka_unit_test(test_sample_decisions),
+        cmocka_unit_test(test_sample_sessions_interims),
+        cmocka_unit_test(test_sample_people),
+        cmocka_unit_test(test_sample_clean),
+        cmocka_unit_test(test_roundtrip_text),
+        cmocka_unit_test(test_roundtrip_exports),
+        cmocka_unit_test(test_crlf_and_audit_line),
+        cmocka_unit_test(test_small_reports),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_export_text),
+        cmocka_unit_test(test_export_text_actions),
+        cmocka_unit_test(test_annex_roundtrip),
+        cmocka_unit_test(test_annex_errors),
+        cmocka_unit_test(test_export_markdown),
+        cmocka_unit_test(test_export_html),
+        cmocka_unit_test(test_format_parse),
+        cmocka_unit_test(test_fuzz_prefixes_and_bytes),
+        cmocka_unit_test(test_fuzz_tokens),
+        cmocka_unit_test(test_fuzz_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

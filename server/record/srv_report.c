@@ -72,6 +72,7 @@ struct imp {
     size_t nsects;
     size_t annex_at;     /* offset of the annex's first line in the text, or SIZE_MAX */
     bool annex;          /* the text has an annex: it gives the objects, the prose does not */
+    bool full;           /* a Markdown export: its annex gives everything, items too */
     struct line *alines; /* the annex's lines */
     size_t nalines;
     int64_t next_id;
@@ -712,8 +713,9 @@ static int annex_copy(struct imp *im, const char *s, size_t n, size_t no, size_t
     while (lead < n && is_space((unsigned char)s[lead])) {
         lead++;
     }
-    if (lead == n || audit_line(s, n)) {
-        return 0;
+    if (lead == n || audit_line(s, n) || (n - lead >= 3 && memcmp(s + lead, "```", 3) == 0) ||
+        starts_ci(s + lead, n - lead, "</pre>")) {
+        return 0; /* the fence around the annex of a Markdown export */
     }
     if (im->nlines + im->nalines == MAX_LINES) {
         return fail(im, PROTO_ETOOBIG, no, "more than %d lines of text", MAX_LINES);
@@ -765,6 +767,9 @@ static int split_lines(struct imp *im, const char *text, size_t len)
             }
             continue;
         }
+        if (im->full) {
+            continue; /* the annex gives everything; the prose is for people */
+        }
         n = normalise(text + from, b - from, im->buf + o);
         if (n == 0 || audit_line(im->buf + o, n)) {
             continue;
@@ -808,8 +813,14 @@ static int split_lines(struct imp *im, const char *text, size_t len)
         ln->sect = im->nsects > 0 ? im->nsects - 1 : 0;
         im->nlines++;
     }
+    if (im->full) {
+        return 0;
+    }
     if (im->nsects == 0) {
-        return fail(im, PROTO_EINVAL, no, "no numbered section (a line \"N<TAB>Title\")");
+        return fail(im, PROTO_EINVAL, no,
+                    "no numbered section (a line \"N<TAB>Title\"): a report is read in the "
+                    "layout of the sample report, or as a text or Markdown export of confer "
+                    "(with its \"" ANNEX_MARK "\")");
     }
     im->sects[im->nsects - 1].end = im->nlines;
     return 0;
@@ -1852,19 +1863,22 @@ static int people(struct imp *im)
 
 /* True for a field the annex carries: every field but computed ones, of every type but
  * items (the numbered sections), and the meeting's but its abstract (the abstract). */
-static bool annex_field(enum proto_type t, size_t k)
+static bool annex_field(enum proto_type t, size_t k, bool full)
 {
     enum proto_fkind kind = proto_type_info(t)->fields[k].kind;
+    if (full) { /* the annex of a Markdown or HTML export: every field */
+        return kind != PROTO_F_COMPUTED;
+    }
     return t != PROTO_T_ITEM && kind != PROTO_F_COMPUTED &&
            !(t == PROTO_T_MEETING && kind == PROTO_F_TEXT);
 }
 
 /* Columns of an annex line of an object of type t (the meeting's lines: 3). */
-static size_t annex_ncols(enum proto_type t)
+static size_t annex_ncols(enum proto_type t, bool full)
 {
     size_t n = 1;
     for (size_t k = 0; t != PROTO_T_MEETING && k < proto_type_info(t)->nfields; k++) {
-        n += annex_field(t, k);
+        n += annex_field(t, k, full);
     }
     return t == PROTO_T_MEETING ? 3 : n;
 }
@@ -2100,8 +2114,9 @@ static int annex_unique(struct imp *im, const struct line *ln, const struct srv_
     return 0;
 }
 
-/* One line of the annex: a comment, a field of the meeting or an object. */
-static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
+/* One line of the annex: a comment, a field of the meeting or an object. In a full annex
+ * the items are read first (items_pass), the other lines then. */
+static int annex_line(struct imp *im, struct annex *ax, const struct line *ln, bool items_pass)
 {
     const char *col[ANNEX_COLS];
     size_t clen[ANNEX_COLS], ncols = 0, want = 0, c = 1;
@@ -2119,21 +2134,24 @@ static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
     if (clen[0] == strlen(NOT_ITEM) && memcmp(col[0], NOT_ITEM, clen[0]) == 0) {
         return 0; /* read before the items are made */
     }
+    if (im->full && items_pass != (clen[0] == 4 && memcmp(col[0], "item", 4) == 0)) {
+        return 0;
+    }
     t = proto_type_find(col[0], clen[0]);
-    if (t == PROTO_T_COUNT || t == PROTO_T_ITEM) {
+    if (t == PROTO_T_COUNT || (t == PROTO_T_ITEM && !im->full)) {
         return fail(im, PROTO_EINVAL, ln->no, "%s \"%.*s\"",
                     t == PROTO_T_ITEM ? "items are the numbered sections, not" : "unknown type",
                     quotable(col[0], clen[0]) ? (int)clen[0] : 1,
                     quotable(col[0], clen[0]) ? col[0] : "?");
     }
-    want = annex_ncols(t);
+    want = annex_ncols(t, im->full);
     if (ncols != want) {
         return fail(im, PROTO_EINVAL, ln->no, "%s: %zu columns, want %zu", proto_type_info(t)->name,
                     ncols, want);
     }
     if (t == PROTO_T_MEETING) {
         k = proto_field_find(t, col[1], clen[1]);
-        if (k < 0 || !annex_field(t, (size_t)k)) {
+        if (k < 0 || !annex_field(t, (size_t)k, im->full)) {
             return fail(im, PROTO_EINVAL, ln->no, "meeting: no field \"%.*s\" in the annex",
                         quotable(col[1], clen[1]) ? (int)clen[1] : 1,
                         quotable(col[1], clen[1]) ? col[1] : "?");
@@ -2149,7 +2167,7 @@ static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
         return rc;
     }
     for (size_t f = 0; f < proto_type_info(t)->nfields && rc == 0; f++) {
-        if (annex_field(t, f)) {
+        if (annex_field(t, f, im->full)) {
             rc = annex_value(im, ax, ln, o, f, c, col[c], clen[c]);
             c++;
         }
@@ -2257,9 +2275,24 @@ static int annex_read(struct imp *im)
     if (ax.items == NULL) {
         return nomem(im);
     }
-    srv_rec_items_sorted(im->rec, ax.items);
+    for (size_t l = 0; im->full && l < im->nalines && rc == 0; l++) {
+        rc = annex_line(im, &ax, &im->alines[l], true);
+    }
+    if (rc == 0 && im->full) {
+        const struct srv_obj **v = NULL;
+        ax.nitems = im->rec->objs[PROTO_T_ITEM].n;
+        v = realloc(ax.items, (ax.nitems + 1) * sizeof(*ax.items));
+        if (v == NULL) {
+            free(ax.items);
+            return nomem(im);
+        }
+        ax.items = v;
+    }
+    if (rc == 0) {
+        srv_rec_items_sorted(im->rec, ax.items);
+    }
     for (size_t l = 0; l < im->nalines && rc == 0; l++) {
-        rc = annex_line(im, &ax, &im->alines[l]);
+        rc = annex_line(im, &ax, &im->alines[l], false);
     }
     free(ax.items);
     proto_buf_free(&ax.val, 0);
@@ -2267,6 +2300,31 @@ static int annex_read(struct imp *im)
 }
 
 /* ---- import ---- */
+
+/* Recognises the layout from the content: an HTML export is refused (its annex is for
+ * people to see), a Markdown export (a first line "# " and an annex) is read from its annex
+ * alone, anything else as the text layout. */
+static int detect(struct imp *im, const char *text, size_t len)
+{
+    size_t i = 0, no = 1;
+    while (i < len && is_space((unsigned char)text[i])) {
+        no += text[i] == '\n';
+        i++;
+    }
+    if (i + 3 <= len && (unsigned char)text[i] == 0xef && (unsigned char)text[i + 1] == 0xbb &&
+        (unsigned char)text[i + 2] == 0xbf) {
+        i += 3; /* a byte order mark */
+    }
+    if (starts_ci(text + i, len - i, "<!doctype html") || starts_ci(text + i, len - i, "<html")) {
+        return fail(im, PROTO_EINVAL, no,
+                    "an HTML export cannot be imported: import the text or Markdown export "
+                    "(report.export format text or markdown), or a report in the layout of the "
+                    "sample report");
+    }
+    im->full =
+        len - i >= 2 && text[i] == '#' && text[i + 1] == ' ' && annex_find(text, len) != SIZE_MAX;
+    return 0;
+}
 
 /* Everything else a report without an annex says, read from its prose. */
 static int infer(struct imp *im)
@@ -2308,6 +2366,9 @@ int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *
             no += text[i] == '\n';
         }
         return fail(&im, PROTO_ETOOBIG, no, "report over %d bytes", SRV_REPORT_MAX);
+    }
+    if ((rc = detect(&im, text ? text : "", len)) < 0) {
+        return rc;
     }
     im.rec = srv_rec_new("import");
     if (im.rec == NULL) {
@@ -2611,7 +2672,7 @@ static int put_value(struct proto_buf *b, const struct srv_rec *rec, const struc
 /* The annex: the record's fields and objects, each line a type, a tab, then its values in
  * the schema's order (for the meeting: one line per field, its name, a tab, the value).
  * A "#" line names the columns; the importer skips it. */
-static int export_annex(const struct view *v, struct proto_buf *b)
+static int export_annex(const struct view *v, struct proto_buf *b, bool full)
 {
     static const char intro[] =
         "\n" ANNEX_MARK "\n"
@@ -2619,15 +2680,21 @@ static int export_annex(const struct view *v, struct proto_buf *b)
         "# tab. \"-\" is no value; in a value \\t \\n \\r \\\\ \\- stand for a tab, a line\n"
         "# break, a carriage return, a backslash and a value that is only \"-\". The items and\n"
         "# the abstract are the text above; an \"item\" column gives an item's number.\n";
+    static const char intro_full[] =
+        "\n" ANNEX_MARK "\n"
+        "# The record, one line per field of the meeting and per object, columns apart by a\n"
+        "# tab. \"-\" is no value; in a value \\t \\n \\r \\\\ \\- stand for a tab, a line\n"
+        "# break, a carriage return, a backslash and a value that is only \"-\". An \"item\"\n"
+        "# column gives an item's number. The import of this export reads only these lines.\n";
     const struct srv_rec *rec = v->rec;
 
-    if (put_str(b, intro) < 0 ||
-        (v->action_item < 0 && v->nactions > 0 && put_str(b, NOT_ITEM "\t0\n") < 0)) {
+    if (put_str(b, full ? intro_full : intro) < 0 ||
+        (!full && v->action_item < 0 && v->nactions > 0 && put_str(b, NOT_ITEM "\t0\n") < 0)) {
         return PROTO_ENOMEM;
     }
     for (int t = 0; t < PROTO_T_COUNT; t++) {
         const struct proto_typeinfo *ti = proto_type_info((enum proto_type)t);
-        if (t == PROTO_T_ITEM) {
+        if (t == PROTO_T_ITEM && !full) {
             continue;
         }
         if (put_str(b, "# ") < 0 || put_str(b, ti->name) < 0 ||
@@ -2635,7 +2702,7 @@ static int export_annex(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
         for (size_t k = 0; t != PROTO_T_MEETING && k < ti->nfields; k++) {
-            if (annex_field((enum proto_type)t, k) &&
+            if (annex_field((enum proto_type)t, k, full) &&
                 (put_str(b, "\t") < 0 || put_str(b, ti->fields[k].name) < 0)) {
                 return PROTO_ENOMEM;
             }
@@ -2644,7 +2711,7 @@ static int export_annex(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
         for (size_t k = 0; t == PROTO_T_MEETING && k < ti->nfields; k++) {
-            if (annex_field(PROTO_T_MEETING, k) &&
+            if (annex_field(PROTO_T_MEETING, k, full) &&
                 (put_str(b, "meeting\t") < 0 || put_str(b, ti->fields[k].name) < 0 ||
                  put_str(b, "\t") < 0 || put_value(b, rec, &rec->meeting, k) < 0 ||
                  put_str(b, "\n") < 0)) {
@@ -2657,7 +2724,7 @@ static int export_annex(const struct view *v, struct proto_buf *b)
                 return PROTO_ENOMEM;
             }
             for (size_t k = 0; k < ti->nfields; k++) {
-                if (annex_field((enum proto_type)t, k) &&
+                if (annex_field((enum proto_type)t, k, full) &&
                     (put_str(b, "\t") < 0 || put_value(b, rec, o, k) < 0)) {
                     return PROTO_ENOMEM;
                 }
@@ -2712,7 +2779,7 @@ static int export_text(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
     }
-    return export_annex(v, b);
+    return export_annex(v, b, false);
 }
 
 /* ---- Markdown ---- */
@@ -3080,7 +3147,12 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
             }
         }
     }
-    return tables(b, SRV_REPORT_MARKDOWN, v);
+    /* The annex, in a fence so that it reads as it is; it imports back to the record. */
+    if (tables(b, SRV_REPORT_MARKDOWN, v) < 0 || put_str(b, "\n```") < 0 ||
+        export_annex(v, b, true) < 0 || put_str(b, "```\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
 }
 
 static const char html_style[] =
@@ -3140,7 +3212,15 @@ static int export_html(const struct view *v, struct proto_buf *b)
             }
         }
     }
-    return tables(b, SRV_REPORT_HTML, v);
+    /* The annex as in the Markdown export, for people to see (HTML is not imported). */
+    struct proto_buf ax = {0};
+    int rc = tables(b, SRV_REPORT_HTML, v) < 0 || export_annex(v, &ax, true) < 0 ||
+                     put_str(b, "<pre class=\"annex\">") < 0 ||
+                     html_esc(b, (const char *)ax.data, ax.len) < 0 || put_str(b, "</pre>\n") < 0
+                 ? PROTO_ENOMEM
+                 : 0;
+    proto_buf_free(&ax, 0);
+    return rc;
 }
 
 int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
