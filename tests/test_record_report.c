@@ -717,15 +717,43 @@ static void test_export_text(void **state)
 {
     (void)state;
     struct srv_rec *rec = import_sample();
+    struct srv_obj *done = find_by(rec, PROTO_T_ACTION, "ref", "RG-IEM-3");
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(done, "status"), "done", 4), 0);
     char *text = export(rec, SRV_REPORT_TEXT, 42);
 
+    /* The title block, from the record: title, group, venue, dates, report, then the future
+     * meetings in date order with their contribution deadlines. */
     assert_int_equal(strncmp(text,
-                             "\tAbstract:\n\tThis TD contains the draft report of the sessions "
-                             "of the TSAG Rapporteur Group",
-                             80),
+                             "TSAG Rapporteur Group on Industry Engagement, Metrics\n"
+                             "Group: RG-IEM\nParent: TSAG\nVenue: Geneva\n"
+                             "Dates: 2023-05-30 to 2023-06-02\nReport: TSAG-TD182\n"
+                             "Future meetings:\n"
+                             "\xc2\xb7 2023-07-27 13:00-15:00 virtual: CTO/CxO review "
+                             "(contributions by 2023-07-20)\n",
+                             strlen("TSAG Rapporteur Group on Industry Engagement, Metrics\n"
+                                    "Group: RG-IEM\nParent: TSAG\nVenue: Geneva\n"
+                                    "Dates: 2023-05-30 to 2023-06-02\nReport: TSAG-TD182\n"
+                                    "Future meetings:\n"
+                                    "\xc2\xb7 2023-07-27 13:00-15:00 virtual: CTO/CxO review "
+                                    "(contributions by 2023-07-20)\n")),
                      0);
+    assert_contains(text, "\n\xc2\xb7 2024-01-30 13:00-15:00 virtual: Industry participation "
+                          "(contributions by 2024-01-23)\n\n\tAbstract:\n\tThis TD contains the "
+                          "draft report of the sessions of the TSAG Rapporteur Group");
     assert_contains(text, "(Geneva, 30 May-2 June 2023).\n\n\n0\tAction from RG-IEM to WP2\n"
                           "\xc2\xb7 RG-IEM-1: to request the TSB");
+    /* An action done says so; it reads back so with the annex and without it. */
+    assert_contains(text, "\n\xc2\xb7 RG-IEM-3: [done] to appoint an IEWSC Chair,\n");
+    struct srv_rec *back = import_ok(text, strlen(text));
+    assert_same_record(rec, back);
+    srv_rec_free(back);
+    char *prose = strstr(text, "\nAnnex: record\n");
+    assert_non_null(prose);
+    back = import_ok(text, (size_t)(prose - text));
+    assert_field(find_by(back, PROTO_T_ACTION, "ref", "RG-IEM-3"), "status", "done");
+    assert_field(find_by(back, PROTO_T_ACTION, "ref", "RG-IEM-3"), "text",
+                 "to appoint an IEWSC Chair,");
+    srv_rec_free(back);
     assert_contains(text, "Circular),\n\xc2\xb7 RG-IEM-2: to approve");
     assert_contains(text, "main topics:\n\xc2\xb7 27 July 2023, 1300-1500: CTO/CxO review,\n");
     assert_contains(text, "following meeting.\n1\tIntroduction\nA meeting of the TSAG");
@@ -747,6 +775,7 @@ static void test_export_text(void **state)
                           "integrating C031 into TD258.\n");
     assert_contains(text, "\ninterim\t2024-01-30\t13:00\t15:00\tvirtual\tIndustry "
                           "participation\t-\n");
+    assert_contains(text, "\naction\tRG-IEM-3\tWP2\t-\tdone\t");
     assert_contains(text, "\nperson\tNoah LUO\tHuawei Technologies, China\tassociate\tmetrics\n");
     assert_contains(text, "\tassociate\temerging technologies\nAudit head: seq 42");
     assert_null(strstr(text, "not-an-item"));

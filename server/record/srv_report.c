@@ -1004,6 +1004,23 @@ static int make_bodies(struct imp *im)
                     break;
                 }
                 trim(&rest, &rlen);
+                /* "[done]" or "[dropped]" first: the status an export writes so. */
+                for (int st = 0; st < 2; st++) {
+                    const char *mark = st == 0 ? "[done]" : "[dropped]";
+                    size_t ml = strlen(mark);
+                    if (rlen >= ml && memcmp(rest, mark, ml) == 0) {
+                        if ((rc = set_cstr(im, cur, "status",
+                                           mark[1] == 'd' && st == 0 ? "done" : "dropped")) < 0) {
+                            break;
+                        }
+                        rest += ml;
+                        rlen -= ml;
+                        trim(&rest, &rlen);
+                    }
+                }
+                if (rc < 0) {
+                    break;
+                }
                 if ((rc = set_str(im, cur, "ref", p, r)) < 0 ||
                     (tolen > 0 && (rc = set_str(im, cur, "to", to, tolen)) < 0) ||
                     (rc = add_line(im, &text, rest, rlen)) < 0) {
@@ -2517,8 +2534,22 @@ struct view {
     size_t nitems;
     const struct srv_obj **actions;
     size_t nactions;
-    int64_t action_item; /* index in items of the section of actions, or -1 */
+    int64_t action_item;             /* index in items of the section of actions, or -1 */
+    const struct srv_obj **interims; /* by date, then start */
+    size_t ninterims;
 };
+
+/* Interim meetings in date order: "YYYY-MM-DD" and "HH:MM" sort as text. */
+static int interim_cmp(const void *pa, const void *pb)
+{
+    const struct srv_obj *a = *(const struct srv_obj *const *)pa;
+    const struct srv_obj *b = *(const struct srv_obj *const *)pb;
+    int c = strcmp(fcstr(a, "date"), fcstr(b, "date"));
+    if (c == 0) {
+        c = strcmp(fcstr(a, "start"), fcstr(b, "start"));
+    }
+    return c != 0 ? c : (a->id < b->id ? -1 : a->id > b->id);
+}
 
 static int view_make(const struct srv_rec *rec, struct view *v)
 {
@@ -2527,10 +2558,18 @@ static int view_make(const struct srv_rec *rec, struct view *v)
     v->nitems = rec->objs[PROTO_T_ITEM].n;
     v->nactions = rec->objs[PROTO_T_ACTION].n;
     v->action_item = -1;
+    v->ninterims = rec->objs[PROTO_T_INTERIM].n;
     v->items = malloc((v->nitems + 1) * sizeof(*v->items));
     v->actions = malloc((v->nactions + 1) * sizeof(*v->actions));
-    if (v->items == NULL || v->actions == NULL) {
+    v->interims = malloc((v->ninterims + 1) * sizeof(*v->interims));
+    if (v->items == NULL || v->actions == NULL || v->interims == NULL) {
         return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->ninterims; k++) {
+        v->interims[k] = rec->objs[PROTO_T_INTERIM].v[k];
+    }
+    if (v->ninterims > 1) {
+        qsort(v->interims, v->ninterims, sizeof(*v->interims), interim_cmp);
     }
     srv_rec_items_sorted(rec, v->items);
     for (size_t k = 0; k < v->nactions; k++) {
@@ -2554,6 +2593,7 @@ static void view_free(struct view *v)
 {
     free(v->items);
     free(v->actions);
+    free(v->interims);
 }
 
 /* ---- text ---- */
@@ -2594,11 +2634,14 @@ static int text_actions(const struct view *v, struct proto_buf *b)
         size_t rl = 0, tl = 0, pos = 0, len = 0;
         const char *ref = fstr(v->actions[k], "ref", &rl);
         const char *text = fstr(v->actions[k], "text", &tl);
-        const char *first = "";
+        const char *first = "", *st = fcstr(v->actions[k], "status");
         if (next_line(text, tl, &pos, &first, &len) == false) {
             len = 0;
         }
+        /* An action done or dropped says so, as "[done]" after its ref. */
+        bool closed = strcmp(st, "done") == 0 || strcmp(st, "dropped") == 0;
         if (put_str(b, "\xc2\xb7 ") < 0 || put_oneline(b, ref, rl) < 0 || put_str(b, ":") < 0 ||
+            (closed && (put_str(b, " [") < 0 || put_str(b, st) < 0 || put_str(b, "]") < 0)) ||
             (len > 0 && (put_str(b, " ") < 0 || put(b, first, len) < 0)) || put_str(b, "\n") < 0 ||
             (pos < tl && text_lines(b, text + pos, tl - pos) < 0)) {
             return PROTO_ENOMEM;
@@ -2737,13 +2780,73 @@ static int export_annex(const struct view *v, struct proto_buf *b, bool full)
     return 0;
 }
 
+/* "Label: value" when the meeting has the field. */
+static int head_field(struct proto_buf *b, const struct srv_obj *mt, const char *label,
+                      const char *name)
+{
+    size_t n = 0;
+    const char *s = fstr(mt, name, &n);
+    if (n == 0) {
+        return 0;
+    }
+    return put_str(b, label) < 0 || put_oneline(b, s, n) < 0 || put_str(b, "\n") < 0 ? PROTO_ENOMEM
+                                                                                     : 0;
+}
+
+/* The report's title block: the meeting's title, group, venue, dates and report ref (those
+ * it has), then its future meetings in date order with their contribution deadlines. It
+ * stands before the abstract, where the import reads nothing of a text with an annex. */
+static int text_head(const struct view *v, struct proto_buf *b)
+{
+    const struct srv_obj *mt = &v->rec->meeting;
+    size_t at = b->len, tl = 0, sl = 0, el = 0;
+    const char *title = fstr(mt, "title", &tl), *st = fstr(mt, "start", &sl),
+               *en = fstr(mt, "end", &el);
+    if ((tl > 0 && (put_oneline(b, title, tl) < 0 || put_str(b, "\n") < 0)) ||
+        head_field(b, mt, "Group: ", "group") < 0 || head_field(b, mt, "Parent: ", "parent") < 0 ||
+        head_field(b, mt, "Venue: ", "venue") < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (sl > 0 && (put_str(b, "Dates: ") < 0 || put_oneline(b, st, sl) < 0 ||
+                   (el > 0 && (el != sl || memcmp(st, en, sl) != 0) &&
+                    (put_str(b, " to ") < 0 || put_oneline(b, en, el) < 0)) ||
+                   put_str(b, "\n") < 0)) {
+        return PROTO_ENOMEM;
+    }
+    if (head_field(b, mt, "Report: ", "report_ref") < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (v->ninterims > 0 && put_str(b, "Future meetings:\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->ninterims; k++) {
+        const struct srv_obj *o = v->interims[k];
+        size_t pl = 0;
+        const char *topic = fstr(o, "topic", &pl), *a = fcstr(o, "start"), *z = fcstr(o, "end"),
+                   *mode = fcstr(o, "mode");
+        char deadline[11] = "";
+        srv_rec_interim_deadline(v->rec, o, deadline);
+        if (put_str(b, "\xc2\xb7 ") < 0 || put_str(b, fcstr(o, "date")) < 0 ||
+            (a[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, a) < 0)) ||
+            (z[0] != '\0' && (put_str(b, "-") < 0 || put_str(b, z) < 0)) ||
+            (mode[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, mode) < 0)) ||
+            (pl > 0 && (put_str(b, ": ") < 0 || put_oneline(b, topic, pl) < 0)) ||
+            (deadline[0] != '\0' && (put_str(b, " (contributions by ") < 0 ||
+                                     put_str(b, deadline) < 0 || put_str(b, ")") < 0)) ||
+            put_str(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return b->len > at && put_str(b, "\n") < 0 ? PROTO_ENOMEM : 0;
+}
+
 static int export_text(const struct view *v, struct proto_buf *b)
 {
     const struct srv_obj *mt = &v->rec->meeting;
     size_t al = 0, pos = 0, len = 0;
     const char *ab = fstr(mt, "abstract", &al), *ln = NULL;
 
-    if (put_str(b, "\tAbstract:\n") < 0) {
+    if (text_head(v, b) < 0 || put_str(b, "\tAbstract:\n") < 0) {
         return PROTO_ENOMEM;
     }
     while (next_line(ab, al, &pos, &ln, &len)) {
@@ -3028,13 +3131,15 @@ static int obj_table(struct proto_buf *b, enum srv_report_format fmt, const stru
 {
     const struct srv_objvec *vec = &v->rec->objs[t];
     struct table tb = {title, cols, n};
-    size_t rows = t == PROTO_T_ACTION ? v->nactions : vec->n;
+    size_t rows = t == PROTO_T_ACTION ? v->nactions : t == PROTO_T_INTERIM ? v->ninterims : vec->n;
 
     if (table_head(b, fmt, &tb, rows) < 0) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < rows; k++) {
-        const struct srv_obj *o = t == PROTO_T_ACTION ? v->actions[k] : vec->v[k];
+        const struct srv_obj *o = t == PROTO_T_ACTION    ? v->actions[k]
+                                  : t == PROTO_T_INTERIM ? v->interims[k]
+                                                         : vec->v[k];
         if (obj_row(b, fmt, v, o, names, n) < 0) {
             return PROTO_ENOMEM;
         }
