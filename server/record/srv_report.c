@@ -2628,6 +2628,13 @@ static int text_lines(struct proto_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* "done" or "dropped" for an action that is, else NULL. */
+static const char *closed_status(const struct srv_obj *a)
+{
+    const char *st = fcstr(a, "status");
+    return strcmp(st, "done") == 0 ? "done" : strcmp(st, "dropped") == 0 ? "dropped" : NULL;
+}
+
 static int text_actions(const struct view *v, struct proto_buf *b)
 {
     for (size_t k = 0; k < v->nactions; k++) {
@@ -3244,9 +3251,12 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
                 size_t rl = 0, xl = 0;
                 const char *ref = fstr(v->actions[a], "ref", &rl);
                 const char *text = fstr(v->actions[a], "text", &xl);
+                const char *st = closed_status(v->actions[a]);
                 if (put_str(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
-                    put_str(b, "**: ") < 0 || md_esc(b, text, xl, true, false) < 0 ||
-                    put_str(b, "\n") < 0) {
+                    put_str(b, "**: ") < 0 ||
+                    (st != NULL &&
+                     (put_str(b, "\\[") < 0 || put_str(b, st) < 0 || put_str(b, "\\] ") < 0)) ||
+                    md_esc(b, text, xl, true, false) < 0 || put_str(b, "\n") < 0) {
                     return PROTO_ENOMEM;
                 }
             }
@@ -3306,9 +3316,12 @@ static int export_html(const struct view *v, struct proto_buf *b)
                 size_t rl = 0, xl = 0;
                 const char *ref = fstr(v->actions[a], "ref", &rl);
                 const char *text = fstr(v->actions[a], "text", &xl);
+                const char *st = closed_status(v->actions[a]);
                 if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
-                    put_str(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
-                    put_str(b, "</li>\n") < 0) {
+                    put_str(b, "</strong>: ") < 0 ||
+                    (st != NULL &&
+                     (put_str(b, "[") < 0 || put_str(b, st) < 0 || put_str(b, "] ") < 0)) ||
+                    html_esc(b, text, xl) < 0 || put_str(b, "</li>\n") < 0) {
                     return PROTO_ENOMEM;
                 }
             }
