@@ -1913,6 +1913,10 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
     if ((rc = import_check(srv->cfg.max_text, parsed, err, errlen)) != 0) {
         goto cleanup;
     }
+    if (m->broken) {
+        rc = PROTO_EDB; /* memory and database disagree until it reloads */
+        goto cleanup;
+    }
     if (mode == SRV_IMPORT_NEW && import_holds(m, counts->held)) {
         snprintf(err, errlen, "the meeting is not empty: import with mode \"merge\"");
         rc = PROTO_ECONFLICT;
