@@ -203,6 +203,35 @@ static void test_import_merge_matches(void **state)
     assert_true(found);
 }
 
+/* An import is one transaction: when its batch fails (as the import makes it fail when a
+ * later change cannot be made), none of its changes stays, and the meeting is reloaded as
+ * it was. */
+static void test_import_fails_whole(void **state)
+{
+    struct world *w = *state;
+    struct srv_import_counts c;
+    char err[256] = "";
+    int64_t seq = w->m->rec->seq;
+    size_t items = w->m->rec->objs[PROTO_T_ITEM].n;
+    const char *text = "Abstract:\n\tAnother abstract.\n\n"
+                       "77\tSeventy-seven\nA body.\n78\tSeventy-eight\nAnother body.\n";
+    int rc = srv_import_into(&w->srv, w->m, "rap", NULL, text, strlen(text), SRV_IMPORT_MERGE, &c,
+                             err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(c.created[PROTO_T_ITEM], 2);
+    assert_true(w->m->rec->seq >= seq + 3);
+    srv_hub_fail_open(&w->srv, w->m, "an import could not make all of its changes");
+    assert_int_not_equal(srv_sync_offline(&w->srv), 0);
+    w->m = srv_hub_find(&w->srv, MEETING, strlen(MEETING));
+    assert_non_null(w->m);
+    assert_int_equal(w->m->rec->seq, seq);
+    assert_int_equal(w->m->rec->objs[PROTO_T_ITEM].n, items);
+    /* And the meeting takes changes again. */
+    rc = import_mode(w, text, SRV_IMPORT_MERGE, &c, err, sizeof(err));
+    assert_int_equal(rc, 0);
+    assert_int_equal(w->m->rec->objs[PROTO_T_ITEM].n, items + 2);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -214,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_import_abstract_is_a_text_op),
         cmocka_unit_test(test_import_new_needs_an_empty_meeting),
         cmocka_unit_test(test_import_merge_matches),
+        cmocka_unit_test(test_import_fails_whole),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
