@@ -1251,6 +1251,68 @@ static void test_export_html(void **state)
     srv_rec_free(rec);
 }
 
+/* Every format is the report: the title block, the future meetings in date order with
+ * their deadlines (one added out of order first), the actions with their status, and a
+ * section of actions for a record that has none. */
+static void test_export_is_the_report(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    struct srv_obj *done = find_by(rec, PROTO_T_ACTION, "ref", "RG-IEM-3");
+    struct srv_obj *drop = find_by(rec, PROTO_T_ACTION, "ref", "RG-IEM-4");
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(done, "status"), "done", 4), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(drop, "status"), "dropped", 7), 0);
+    struct srv_obj *in = srv_obj_new(PROTO_T_INTERIM);
+    in->id = srv_rec_max_id(rec) + 1;
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "date"), "2023-06-20", 10), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "start"), "09:00", 5), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "end"), "10:00", 5), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "mode"), "physical", 8), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "topic"), "Kick-off", 8), 0);
+    srv_val_set_int((struct srv_val *)fv(in, "deadline_days"), 3);
+    assert_int_equal(srv_rec_add(rec, in), 0);
+
+    char *text = export(rec, SRV_REPORT_TEXT, 1);
+    assert_contains(text, "Report: TSAG-TD182\nFuture meetings:\n\xc2\xb7 2023-06-20 "
+                          "09:00-10:00 physical: Kick-off (contributions by 2023-06-17)\n"
+                          "\xc2\xb7 2023-07-27 13:00-15:00 virtual: CTO/CxO review");
+    assert_contains(text, "\n\xc2\xb7 RG-IEM-4: [dropped] to approve the outgoing LS");
+    char *md = export(rec, SRV_REPORT_MARKDOWN, 1);
+    assert_contains(md, "| Report | TSAG-TD182 |\n");
+    assert_contains(md, "\n**Future meetings**\n\n- 2023-06-20 09:00-10:00 physical: Kick-off "
+                        "(contributions by 2023-06-17)\n- 2023-07-27 13:00-15:00 virtual: "
+                        "CTO/CxO review (contributions by 2023-07-20)\n");
+    assert_contains(md, "\n- **RG-IEM-3**: \\[done\\] to appoint an IEWSC Chair,\n");
+    assert_contains(md, "| 2023-06-20 | 09:00 | 10:00 | physical | Kick-off | 2023-06-17 |\n"
+                        "| 2023-07-27 |");
+    struct srv_rec *back = import_ok(md, strlen(md));
+    assert_same_record(rec, back);
+    srv_rec_free(back);
+    char *html = export(rec, SRV_REPORT_HTML, 1);
+    assert_contains(html, "<p><strong>Future meetings</strong></p>\n<ul>\n<li>2023-06-20 "
+                          "09:00-10:00 physical: Kick-off (contributions by 2023-06-17)</li>\n");
+    assert_contains(html, "<li><strong>RG-IEM-4</strong>: [dropped] to approve the outgoing LS");
+    assert_contains(html, "<pre class=\"annex\">\nAnnex: record\n");
+    free(text);
+    free(md);
+    free(html);
+    srv_rec_free(rec);
+
+    /* A record without a section of actions gets one, as the text export gives it. */
+    rec = api_record();
+    md = export(rec, SRV_REPORT_MARKDOWN, 1);
+    assert_contains(md, "\n## 0 Actions to WP1\n\n- **X-1**: do it\n- **X-2**: do it\n");
+    html = export(rec, SRV_REPORT_HTML, 1);
+    assert_contains(html, "<h2>0 Actions to WP1</h2>\n<ul class=\"actions\">\n"
+                          "<li><strong>X-1</strong>: do it</li>\n");
+    back = import_ok(md, strlen(md));
+    assert_same_record(rec, back);
+    srv_rec_free(back);
+    free(md);
+    free(html);
+    srv_rec_free(rec);
+}
+
 static void test_format_parse(void **state)
 {
     (void)state;
@@ -1569,6 +1631,7 @@ int main(void)
         cmocka_unit_test(test_annex_errors),
         cmocka_unit_test(test_export_markdown),
         cmocka_unit_test(test_export_html),
+        cmocka_unit_test(test_export_is_the_report),
         cmocka_unit_test(test_format_parse),
         cmocka_unit_test(test_fuzz_prefixes_and_bytes),
         cmocka_unit_test(test_fuzz_tokens),

@@ -2787,6 +2787,26 @@ static int export_annex(const struct view *v, struct proto_buf *b, bool full)
     return 0;
 }
 
+/* An interim meeting on one line: "2023-07-27 13:00-15:00 virtual: topic (contributions by
+ * 2023-07-20)". */
+static int interim_summary(const struct view *v, const struct srv_obj *o, struct proto_buf *b)
+{
+    size_t pl = 0;
+    const char *topic = fstr(o, "topic", &pl), *a = fcstr(o, "start"), *z = fcstr(o, "end"),
+               *mode = fcstr(o, "mode");
+    char deadline[11] = "";
+    srv_rec_interim_deadline(v->rec, o, deadline);
+    return put_str(b, fcstr(o, "date")) < 0 ||
+                   (a[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, a) < 0)) ||
+                   (z[0] != '\0' && (put_str(b, "-") < 0 || put_str(b, z) < 0)) ||
+                   (mode[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, mode) < 0)) ||
+                   (pl > 0 && (put_str(b, ": ") < 0 || put_oneline(b, topic, pl) < 0)) ||
+                   (deadline[0] != '\0' && (put_str(b, " (contributions by ") < 0 ||
+                                            put_str(b, deadline) < 0 || put_str(b, ")") < 0))
+               ? PROTO_ENOMEM
+               : 0;
+}
+
 /* "Label: value" when the meeting has the field. */
 static int head_field(struct proto_buf *b, const struct srv_obj *mt, const char *label,
                       const char *name)
@@ -2827,19 +2847,7 @@ static int text_head(const struct view *v, struct proto_buf *b)
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < v->ninterims; k++) {
-        const struct srv_obj *o = v->interims[k];
-        size_t pl = 0;
-        const char *topic = fstr(o, "topic", &pl), *a = fcstr(o, "start"), *z = fcstr(o, "end"),
-                   *mode = fcstr(o, "mode");
-        char deadline[11] = "";
-        srv_rec_interim_deadline(v->rec, o, deadline);
-        if (put_str(b, "\xc2\xb7 ") < 0 || put_str(b, fcstr(o, "date")) < 0 ||
-            (a[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, a) < 0)) ||
-            (z[0] != '\0' && (put_str(b, "-") < 0 || put_str(b, z) < 0)) ||
-            (mode[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, mode) < 0)) ||
-            (pl > 0 && (put_str(b, ": ") < 0 || put_oneline(b, topic, pl) < 0)) ||
-            (deadline[0] != '\0' && (put_str(b, " (contributions by ") < 0 ||
-                                     put_str(b, deadline) < 0 || put_str(b, ")") < 0)) ||
+        if (put_str(b, "\xc2\xb7 ") < 0 || interim_summary(v, v->interims[k], b) < 0 ||
             put_str(b, "\n") < 0) {
             return PROTO_ENOMEM;
         }
@@ -3219,6 +3227,71 @@ static int meeting_table(struct proto_buf *b, enum srv_report_format fmt, const 
     return table_end(b, fmt, 1);
 }
 
+/* The actions as a list, "REF: [done] text". */
+static int md_actions(const struct view *v, struct proto_buf *b)
+{
+    for (size_t a = 0; a < v->nactions; a++) {
+        size_t rl = 0, xl = 0;
+        const char *ref = fstr(v->actions[a], "ref", &rl);
+        const char *text = fstr(v->actions[a], "text", &xl);
+        const char *st = closed_status(v->actions[a]);
+        if (put_str(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
+            put_str(b, "**: ") < 0 ||
+            (st != NULL &&
+             (put_str(b, "\\[") < 0 || put_str(b, st) < 0 || put_str(b, "\\] ") < 0)) ||
+            md_esc(b, text, xl, true, false) < 0 || put_str(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* The heading of the section of actions a record without one gets: "0 Actions from GROUP
+ * to TO", as the text export names it. */
+static int actions_title(const struct view *v, struct proto_buf *b)
+{
+    size_t gl = 0, tl = 0;
+    const char *g = fstr(&v->rec->meeting, "group", &gl), *to = fstr(v->actions[0], "to", &tl);
+    return put_str(b, "0 Actions") < 0 ||
+                   (gl > 0 && (put_str(b, " from ") < 0 || put_oneline(b, g, gl) < 0)) ||
+                   (tl > 0 && (put_str(b, " to ") < 0 || put_oneline(b, to, tl) < 0))
+               ? PROTO_ENOMEM
+               : 0;
+}
+
+/* The future meetings as a list of one line each (summary), in a format. */
+static int future_list(const struct view *v, struct proto_buf *b, enum srv_report_format fmt)
+{
+    if (v->ninterims == 0) {
+        return 0;
+    }
+    if (put_str(b, fmt == SRV_REPORT_HTML ? "<p><strong>Future meetings</strong></p>\n<ul>\n"
+                                          : "\n**Future meetings**\n\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->ninterims; k++) {
+        struct proto_buf ln = {0};
+        int rc = interim_summary(v, v->interims[k], &ln);
+        if (rc == 0 && fmt == SRV_REPORT_HTML) {
+            rc = put_str(b, "<li>") < 0 || html_esc(b, (const char *)ln.data, ln.len) < 0 ||
+                         put_str(b, "</li>\n") < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        } else if (rc == 0) {
+            rc = put_str(b, "- ") < 0 ||
+                         md_esc(b, (const char *)ln.data, ln.len, true, false) < 0 ||
+                         put_str(b, "\n") < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        }
+        proto_buf_free(&ln, 0);
+        if (rc < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return fmt == SRV_REPORT_HTML && put_str(b, "</ul>\n") < 0 ? PROTO_ENOMEM : 0;
+}
+
 static int export_markdown(const struct view *v, struct proto_buf *b)
 {
     size_t tl = 0, al = 0;
@@ -3230,8 +3303,21 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
         put_str(b, "\n") < 0 || meeting_table(b, SRV_REPORT_MARKDOWN, v) < 0) {
         return PROTO_ENOMEM;
     }
-    if (al > 0 && (put_str(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0)) {
+    if (future_list(v, b, SRV_REPORT_MARKDOWN) < 0 ||
+        (al > 0 && (put_str(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0))) {
         return PROTO_ENOMEM;
+    }
+    if (v->action_item < 0 && v->nactions > 0) {
+        struct proto_buf t = {0};
+        int rc = actions_title(v, &t) < 0 || put_str(b, "\n## ") < 0 ||
+                         md_esc(b, (const char *)t.data, t.len, false, false) < 0 ||
+                         put_str(b, "\n\n") < 0 || md_actions(v, b) < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        proto_buf_free(&t, 0);
+        if (rc < 0) {
+            return rc;
+        }
     }
     for (size_t k = 0; k < v->nitems; k++) {
         size_t nl = 0, il = 0, bl = 0;
@@ -3243,23 +3329,9 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
             put_str(b, "\n\n") < 0 || md_text(b, body, bl) < 0) {
             return PROTO_ENOMEM;
         }
-        if ((int64_t)k == v->action_item && v->nactions > 0) {
-            if ((bl > 0 && put_str(b, "\n") < 0)) {
-                return PROTO_ENOMEM;
-            }
-            for (size_t a = 0; a < v->nactions; a++) {
-                size_t rl = 0, xl = 0;
-                const char *ref = fstr(v->actions[a], "ref", &rl);
-                const char *text = fstr(v->actions[a], "text", &xl);
-                const char *st = closed_status(v->actions[a]);
-                if (put_str(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
-                    put_str(b, "**: ") < 0 ||
-                    (st != NULL &&
-                     (put_str(b, "\\[") < 0 || put_str(b, st) < 0 || put_str(b, "\\] ") < 0)) ||
-                    md_esc(b, text, xl, true, false) < 0 || put_str(b, "\n") < 0) {
-                    return PROTO_ENOMEM;
-                }
-            }
+        if ((int64_t)k == v->action_item && v->nactions > 0 &&
+            ((bl > 0 && put_str(b, "\n") < 0) || md_actions(v, b) < 0)) {
+            return PROTO_ENOMEM;
         }
     }
     /* The annex, in a fence so that it reads as it is; it imports back to the record. */
@@ -3279,6 +3351,27 @@ static const char html_style[] =
     "th{background:#f0f0f0}td,.actions li{white-space:pre-wrap}.none{color:#777}"
     "footer{margin-top:2em;color:#555;font-size:.9em}";
 
+/* The actions as a list, "REF: [done] text". */
+static int html_actions(const struct view *v, struct proto_buf *b)
+{
+    if (put_str(b, "<ul class=\"actions\">\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t a = 0; a < v->nactions; a++) {
+        size_t rl = 0, xl = 0;
+        const char *ref = fstr(v->actions[a], "ref", &rl);
+        const char *text = fstr(v->actions[a], "text", &xl);
+        const char *st = closed_status(v->actions[a]);
+        if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
+            put_str(b, "</strong>: ") < 0 ||
+            (st != NULL && (put_str(b, "[") < 0 || put_str(b, st) < 0 || put_str(b, "] ") < 0)) ||
+            html_esc(b, text, xl) < 0 || put_str(b, "</li>\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return put_str(b, "</ul>\n") < 0 ? PROTO_ENOMEM : 0;
+}
+
 static int export_html(const struct view *v, struct proto_buf *b)
 {
     size_t tl = 0, al = 0;
@@ -3296,8 +3389,21 @@ static int export_html(const struct view *v, struct proto_buf *b)
         put_str(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0) {
         return PROTO_ENOMEM;
     }
-    if (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
+    if (future_list(v, b, SRV_REPORT_HTML) < 0 ||
+        (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0))) {
         return PROTO_ENOMEM;
+    }
+    if (v->action_item < 0 && v->nactions > 0) {
+        struct proto_buf t = {0};
+        int rc = actions_title(v, &t) < 0 || put_str(b, "<h2>") < 0 ||
+                         html_esc(b, (const char *)t.data, t.len) < 0 ||
+                         put_str(b, "</h2>\n") < 0 || html_actions(v, b) < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        proto_buf_free(&t, 0);
+        if (rc < 0) {
+            return rc;
+        }
     }
     for (size_t k = 0; k < v->nitems; k++) {
         size_t nl = 0, il = 0, bl = 0;
@@ -3308,26 +3414,8 @@ static int export_html(const struct view *v, struct proto_buf *b)
             html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
             return PROTO_ENOMEM;
         }
-        if ((int64_t)k == v->action_item && v->nactions > 0) {
-            if (put_str(b, "<ul class=\"actions\">\n") < 0) {
-                return PROTO_ENOMEM;
-            }
-            for (size_t a = 0; a < v->nactions; a++) {
-                size_t rl = 0, xl = 0;
-                const char *ref = fstr(v->actions[a], "ref", &rl);
-                const char *text = fstr(v->actions[a], "text", &xl);
-                const char *st = closed_status(v->actions[a]);
-                if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
-                    put_str(b, "</strong>: ") < 0 ||
-                    (st != NULL &&
-                     (put_str(b, "[") < 0 || put_str(b, st) < 0 || put_str(b, "] ") < 0)) ||
-                    html_esc(b, text, xl) < 0 || put_str(b, "</li>\n") < 0) {
-                    return PROTO_ENOMEM;
-                }
-            }
-            if (put_str(b, "</ul>\n") < 0) {
-                return PROTO_ENOMEM;
-            }
+        if ((int64_t)k == v->action_item && v->nactions > 0 && html_actions(v, b) < 0) {
+            return PROTO_ENOMEM;
         }
     }
     /* The annex as in the Markdown export, for people to see (HTML is not imported). */
