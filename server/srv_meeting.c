@@ -1631,9 +1631,9 @@ static bool import_same_value(const struct srv_val *v, const struct srv_val *cur
 
 /* The fields that match an imported object to one of the meeting (PROTOCOL.md section 13):
  * items by number, docs by (ref, revision), actions by ref, sessions and interims by (date,
- * start), people by name, decisions by (item, text). */
-static bool import_key_same(const struct srv_obj *o, const struct srv_obj *x, const int64_t *map,
-                            size_t nmap)
+ * start), people by name, decisions by (item, text). Fills key[0..2) with field indexes
+ * (-1: none); returns how many. */
+static size_t import_keys(enum proto_type t, int key[2])
 {
     static const char *const keys[PROTO_T_COUNT][2] = {
         [PROTO_T_ITEM] = {"number", NULL},     [PROTO_T_DOC] = {"ref", "revision"},
@@ -1641,21 +1641,13 @@ static bool import_key_same(const struct srv_obj *o, const struct srv_obj *x, co
         [PROTO_T_INTERIM] = {"date", "start"}, [PROTO_T_PERSON] = {"name", NULL},
         [PROTO_T_DECISION] = {"item", "text"},
     };
-    for (size_t k = 0; k < 2 && keys[o->type][k] != NULL; k++) {
-        const char *name = keys[o->type][k];
-        int f = proto_field_find(o->type, name, strlen(name));
-        if (f < 0) {
-            return false;
-        }
-        if (proto_type_info(o->type)->fields[f].kind == PROTO_F_ITEMREF) {
-            if (import_mapped(&o->f[f], map, nmap) != (x->f[f].set ? x->f[f].i : 0)) {
-                return false;
-            }
-        } else if (!vsame(&o->f[f], &x->f[f])) {
-            return false;
-        }
+    size_t n = 0;
+    key[0] = key[1] = -1;
+    for (size_t k = 0; k < 2 && keys[t][k] != NULL; k++) {
+        key[n] = proto_field_find(t, keys[t][k], strlen(keys[t][k]));
+        n += key[n] >= 0;
     }
-    return keys[o->type][0] != NULL;
+    return n;
 }
 
 /* The meeting's object an imported one matches, or NULL. Docs and actions are matched in
@@ -1663,12 +1655,29 @@ static bool import_key_same(const struct srv_obj *o, const struct srv_obj *x, co
 static struct srv_obj *import_match(struct srv_meeting *m, const struct srv_obj *o, bool merge,
                                     const int64_t *map, size_t nmap)
 {
-    if (!merge && o->type != PROTO_T_DOC && o->type != PROTO_T_ACTION) {
+    int key[2];
+    size_t nkeys = import_keys(o->type, key);
+    if (nkeys == 0 || (!merge && o->type != PROTO_T_DOC && o->type != PROTO_T_ACTION)) {
         return NULL;
+    }
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    /* An item reference is compared as the meeting id it maps to. */
+    int64_t ref[2] = {0, 0};
+    for (size_t k = 0; k < nkeys; k++) {
+        if (ti->fields[key[k]].kind == PROTO_F_ITEMREF) {
+            ref[k] = import_mapped(&o->f[key[k]], map, nmap);
+        }
     }
     const struct srv_objvec *vec = &m->rec->objs[o->type];
     for (size_t i = 0; i < vec->n; i++) {
-        if (import_key_same(o, vec->v[i], map, nmap)) {
+        const struct srv_obj *x = vec->v[i];
+        bool same_key = true;
+        for (size_t k = 0; k < nkeys && same_key; k++) {
+            const struct srv_val *xv = &x->f[key[k]];
+            same_key = ti->fields[key[k]].kind == PROTO_F_ITEMREF ? ref[k] == (xv->set ? xv->i : 0)
+                                                                  : vsame(&o->f[key[k]], xv);
+        }
+        if (same_key) {
             return vec->v[i];
         }
     }

@@ -699,8 +699,7 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
     char err[256] = "";
     if (text && srv_import_into(&srv, m, "conferd", NULL, text, len, SRV_IMPORT_NEW, &counts, err,
                                 sizeof(err)) != 0) {
-        fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n", file,
-                err);
+        fprintf(stderr, "conferd meeting: %s cannot be imported: %s\n", file, err);
         goto cleanup;
     }
     for (const char *const *p = members; p && p[0]; p += 2) {
@@ -743,7 +742,8 @@ static int cmd_meeting(int argc, char **argv)
         "       conferd meeting import ID FILE --rapporteur USER --data DIR\n"
         "\n"
         "Creates meeting ID (1-64 characters a-z 0-9 . _ -) with USER as its rapporteur;\n"
-        "import also reads FILE, a report in the layout of the sample report, into it.\n"
+        "import also reads FILE into it: a report in the layout of the sample report, or\n"
+        "a text or Markdown export (not HTML).\n"
         "A running server picks the new meeting up within a second.\n";
     struct opts o = {0};
     srv_config_defaults(&o.cfg);

@@ -108,6 +108,12 @@ expect_fail c rap -m copy-html import "$IT_TMP/report.html"
 [[ $IT_ERR == *"HTML export cannot be imported"*"Markdown"* ]] || fail "html import: $IT_ERR"
 pass "an HTML export is refused"
 
+# ---- help ----
+run c rap import --help
+[[ $IT_OUT == *"--merge"*"created, updated and left unchanged"* || $IT_OUT == *"created, updated"*"--merge"* ]] ||
+    fail "import --help: $IT_OUT"
+pass "help"
+
 # ---- conferd meeting import: a new meeting, mode new ----
 it_stop
 "$CONFERD" meeting import copy-ops "$IT_TMP/report.markdown" --rapporteur rap \
