@@ -1972,7 +1972,9 @@ int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
     if (seq < 0) {
         rc = seq == PROTO_EDB ? PROTO_EDB : seq == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EINVAL;
         if (rc == PROTO_EINVAL) {
-            snprintf(err, errlen, "a %s of the report does not fit the record",
+            snprintf(err, errlen,
+                     "a %s of the report does not fit the record: nothing of the "
+                     "report was imported",
                      proto_type_info(t)->name);
         }
         /* One import is one transaction: the changes made so far go with the open batch,
@@ -2004,7 +2006,9 @@ void srv_report_import_method(struct srv_req *req)
     char err[256] = "";
     int rc = srv_import_into(srv, m, req->conn->user, req->conn, text, len, mode, &counts, err,
                              sizeof(err));
-    req->hold = srv_hub_hold(srv, m);
+    /* A refusal acknowledges nothing, so it need not wait for the batch (which fails as a
+     * whole when the import made changes before it stopped). */
+    req->hold = rc == 0 || rc == PROTO_ECONFLICT ? srv_hub_hold(srv, m) : 0;
     struct proto_buf b;
     msgpack_packer pk;
     if (rc == PROTO_EDB || rc == PROTO_ENOMEM) {
