@@ -2335,8 +2335,7 @@ static int detect(struct imp *im, const char *text, size_t len)
     if (starts_ci(text + i, len - i, "<!doctype html") || starts_ci(text + i, len - i, "<html")) {
         return fail(im, PROTO_EINVAL, no,
                     "an HTML export cannot be imported: import the text or Markdown export "
-                    "(report.export format text or markdown), or a report in the layout of the "
-                    "sample report");
+                    "of the meeting instead, or a report in the layout of the sample report");
     }
     im->full =
         len - i >= 2 && text[i] == '#' && text[i + 1] == ' ' && annex_find(text, len) != SIZE_MAX;
