@@ -36,10 +36,11 @@
  * decisions, sessions, interims and people are added with local ids. *out is owned by the
  * caller (srv_rec_free).
  * Returns 0; PROTO_EINVAL with a message in err (e.g. "line 12: ...") when the text is an
- * HTML export, is not valid UTF-8, has no numbered section (and is no Markdown export), or has an annex line that does not fit (its type,
- * columns, escapes, a value for its field, an item number no section has, a repeated unique
- * key, over 2 MiB + 8 KiB); PROTO_ETOOBIG over SRV_REPORT_MAX, or when a text field would
- * pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty lines. */
+ * HTML export, is not valid UTF-8, has no numbered section (and is no Markdown export), or has an
+ * annex line that does not fit (its type, columns, escapes, a value for its field, an item number
+ * no section has, a repeated unique key, over 2 MiB + 8 KiB); PROTO_ETOOBIG over SRV_REPORT_MAX, or
+ * when a text field would pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty
+ * lines. */
 int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err, size_t errlen);
 
 enum srv_report_format {
