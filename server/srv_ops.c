@@ -694,12 +694,12 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
         fprintf(stderr, "conferd meeting: cannot create %s: %s\n", id, proto_strerror(rc));
         goto cleanup;
     }
-    int64_t counts[PROTO_T_COUNT] = {0};
+    struct srv_import_counts counts;
+    memset(&counts, 0, sizeof(counts));
     char err[256] = "";
-    if (text &&
-        srv_import_into(&srv, m, "conferd", NULL, text, len, counts, err, sizeof(err)) != 0) {
-        fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n", file,
-                err);
+    if (text && srv_import_into(&srv, m, "conferd", NULL, text, len, SRV_IMPORT_NEW, &counts, err,
+                                sizeof(err)) != 0) {
+        fprintf(stderr, "conferd meeting: %s cannot be imported: %s\n", file, err);
         goto cleanup;
     }
     for (const char *const *p = members; p && p[0]; p += 2) {
@@ -718,8 +718,8 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
     if (text) {
         printf("; imported");
         for (int t = 1; t < PROTO_T_COUNT; t++) {
-            if (counts[t]) {
-                printf(" %lld %s", (long long)counts[t],
+            if (counts.created[t]) {
+                printf(" %lld %s", (long long)counts.created[t],
                        proto_type_info((enum proto_type)t)->plural);
             }
         }
@@ -742,7 +742,8 @@ static int cmd_meeting(int argc, char **argv)
         "       conferd meeting import ID FILE --rapporteur USER --data DIR\n"
         "\n"
         "Creates meeting ID (1-64 characters a-z 0-9 . _ -) with USER as its rapporteur;\n"
-        "import also reads FILE, a report in the layout of the sample report, into it.\n"
+        "import also reads FILE into it: a report in the layout of the sample report, or\n"
+        "a text or Markdown export (not HTML).\n"
         "A running server picks the new meeting up within a second.\n";
     struct opts o = {0};
     srv_config_defaults(&o.cfg);
