@@ -1784,8 +1784,17 @@ static struct srv_obj *import_match(struct srv_meeting *m, const struct srv_obj 
         bool same_key = true;
         for (size_t k = 0; k < nkeys && same_key; k++) {
             const struct srv_val *xv = &x->f[key[k]];
-            same_key = ti->fields[key[k]].kind == PROTO_F_ITEMREF ? ref[k] == (xv->set ? xv->i : 0)
-                                                                  : vsame(&o->f[key[k]], xv);
+            const struct srv_val *ov = &o->f[key[k]];
+            if (ti->fields[key[k]].kind == PROTO_F_ITEMREF) {
+                same_key = ref[k] == (xv->set ? xv->i : 0);
+            } else if (o->type == PROTO_T_DOC || o->type == PROTO_T_ACTION) {
+                /* refs are unique regardless of letter case (PROTOCOL.md section 10) */
+                bool os = ov->set && ov->s, xs = xv->set && xv->s;
+                same_key = same_nocase(os ? ov->s : "", os ? ov->len : 0, xs ? xv->s : "",
+                                       xs ? xv->len : 0);
+            } else {
+                same_key = vsame(ov, xv);
+            }
         }
         if (same_key) {
             return vec->v[i];
@@ -1956,6 +1965,21 @@ static int import_check(size_t max_text, const struct srv_rec *parsed, char *err
         const struct srv_objvec *vec = &parsed->objs[t];
         for (size_t i = 0; rc == 0 && i < vec->n; i++) {
             rc = import_check_obj(max_text, vec->v[i], i, err, errlen);
+        }
+    }
+    /* Item numbers are unique in a meeting (PROTOCOL.md section 10): a report that numbers
+     * two sections alike is refused whole. */
+    int num = proto_field_find(PROTO_T_ITEM, "number", 6);
+    const struct srv_objvec *items = &parsed->objs[PROTO_T_ITEM];
+    for (size_t i = 0; rc == 0 && i < items->n; i++) {
+        const struct srv_val *a = &items->v[i]->f[num];
+        for (size_t j = i + 1; rc == 0 && a->set && j < items->n; j++) {
+            const struct srv_val *b = &items->v[j]->f[num];
+            if (b->set && vsame(a, b)) {
+                snprintf(err, errlen, "two sections are numbered %.*s: number them apart",
+                         (int)(a->len < 32 ? a->len : 32), a->s ? a->s : "");
+                rc = PROTO_EINVAL;
+            }
         }
     }
     return rc;

@@ -232,6 +232,37 @@ static void test_import_fails_whole(void **state)
     assert_int_equal(w->m->rec->objs[PROTO_T_ITEM].n, items + 2);
 }
 
+/* A report that numbers two sections alike is refused whole (item numbers are unique); a
+ * merge matches an action's ref regardless of letter case. */
+static void test_import_keys(void **state)
+{
+    struct world *w = *state;
+    struct srv_import_counts c;
+    char err[256] = "";
+    int64_t seq = w->m->rec->seq;
+    int rc = import_mode(w,
+                         "Abstract:\n\tThe abstract.\n\n1\tIntroduction\nOne.\n"
+                         "1\tIntroduction again\nTwo.\n",
+                         SRV_IMPORT_MERGE, &c, err, sizeof(err));
+    assert_int_equal(rc, PROTO_EINVAL);
+    assert_non_null(strstr(err, "numbered 1"));
+    assert_int_equal(w->m->rec->seq, seq);
+    rc = import_mode(w, REPORT, SRV_IMPORT_MERGE, &c, err, sizeof(err));
+    if (rc != 0) {
+        fail_msg("import: %s", err);
+    }
+    size_t actions = w->m->rec->objs[PROTO_T_ACTION].n;
+    rc = import_mode(w,
+                     "Abstract:\n\tThe abstract.\n\n"
+                     "2\tActions from RG to WP2\n\xc2\xb7 rg-1: to do a thing,\n",
+                     SRV_IMPORT_MERGE, &c, err, sizeof(err));
+    if (rc != 0) {
+        fail_msg("import: %s", err);
+    }
+    assert_int_equal(w->m->rec->objs[PROTO_T_ACTION].n, actions);
+    assert_int_equal(c.created[PROTO_T_ACTION], 0);
+}
+
 int main(void)
 {
     if (sodium_init() < 0) {
@@ -244,6 +275,7 @@ int main(void)
         cmocka_unit_test(test_import_new_needs_an_empty_meeting),
         cmocka_unit_test(test_import_merge_matches),
         cmocka_unit_test(test_import_fails_whole),
+        cmocka_unit_test(test_import_keys),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
