@@ -1249,6 +1249,9 @@ int db_check_file(const char *path, int *version, char *why, size_t cap)
 cleanup:
     if (rc != 0 && why != NULL && cap > 0) {
         snprintf(why, cap, "%s", rc == PROTO_ENOMEM ? "out of memory" : db->errmsg);
+        for (char *c = why; *c != '\0'; c++) {
+            *c = *c == '\n' ? ' ' : *c; /* integrity_check lists one problem a line */
+        }
     }
     db_close(db);
     return rc;
