@@ -464,6 +464,20 @@ static void wrap_line(const char *s, size_t w, size_t *take, size_t *skip)
     *skip = brk;
 }
 
+/* The cells of the longest blank-separated word of s. */
+static size_t longest_word(const char *s)
+{
+    size_t best = 0;
+    while (*s != '\0') {
+        size_t n = strcspn(s, " ");
+        size_t c = cli_cells(s, n);
+        best = c > best ? c : best;
+        s += n;
+        s += strspn(s, " ");
+    }
+    return best;
+}
+
 static void pad(FILE *out, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
@@ -533,9 +547,11 @@ int cli_table_print(const struct cli_table *t, FILE *out, int width)
         return ferror(out) ? PROTO_EIO : 0;
     }
     size_t *w = calloc(t->ncols, sizeof(size_t));
+    size_t *least = calloc(t->ncols, sizeof(size_t));
     const char **pos = calloc(t->ncols, sizeof(char *));
-    if (w == NULL || pos == NULL) {
+    if (w == NULL || least == NULL || pos == NULL) {
         free(w);
+        free(least);
         free(pos);
         return PROTO_ENOMEM;
     }
@@ -553,25 +569,36 @@ int cli_table_print(const struct cli_table *t, FILE *out, int width)
     for (size_t c = 0; c < t->ncols; c++) {
         total += w[c];
     }
-    /* the widest columns give width first, down to MIN_COL cells */
+    /* the widest columns give width first: down to their longest word (so that words
+     * stay whole) while that is enough, then down to MIN_COL cells */
     size_t limit = (size_t)width;
-    while (total > limit) {
-        size_t widest = 0;
-        for (size_t c = 1; c < t->ncols; c++) {
-            if (w[c] > w[widest]) {
-                widest = c;
+    for (int pass = 0; pass < 2 && total > limit; pass++) {
+        for (size_t c = 0; c < t->ncols; c++) {
+            least[c] = MIN_COL;
+            for (size_t r = 0; pass == 0 && r <= t->nrows; r++) {
+                size_t wl = longest_word(r == 0 ? t->headers[c] : t->cells[(r - 1) * t->ncols + c]);
+                least[c] = wl > least[c] ? wl : least[c];
             }
         }
-        if (w[widest] <= MIN_COL) {
-            break;
+        while (total > limit) {
+            size_t widest = t->ncols;
+            for (size_t c = 0; c < t->ncols; c++) {
+                if (w[c] > least[c] && (widest == t->ncols || w[c] > w[widest])) {
+                    widest = c;
+                }
+            }
+            if (widest == t->ncols) {
+                break;
+            }
+            w[widest]--;
+            total--;
         }
-        w[widest]--;
-        total--;
     }
     for (size_t r = 0; r <= t->nrows; r++) {
         print_row(t, r == 0 ? t->headers : t->cells + (r - 1) * t->ncols, w, pos, out);
     }
     free(pos);
+    free(least);
     free(w);
     return ferror(out) ? PROTO_EIO : 0;
 }
