@@ -347,12 +347,14 @@ static int read_secret_line(FILE *in, bool tty, const char *prompt, char *buf, s
 {
     struct termios old, quiet;
     if (tty) {
-        fputs(prompt, stderr);
-        fflush(stderr);
+        /* echo off before the prompt: what is typed once it shows is neither echoed nor
+         * flushed away */
         tcgetattr(fileno(in), &old);
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+        fputs(prompt, stderr);
+        fflush(stderr);
     }
     char *r = fgets(buf, (int)cap, in);
     if (tty) {
