@@ -420,7 +420,7 @@ static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpac
 {
     const char *headers[8] = {NULL};
     const char *cells[8] = {NULL};
-    char bufs[8][1024];
+    char bufs[8][4096]; /* a cell; the table prints it whole (wrapped) */
     struct cli_table *t = NULL;
     int code = CLI_EXIT_FAIL;
     bool mark = k->type == PROTO_T_INTERIM && n > 0 &&
