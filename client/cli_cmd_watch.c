@@ -362,7 +362,8 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
             "who is editing where. With ITEM (a number, or #ID), that section's text is "
             "redrawn live as others type. After a network break it reconnects by itself "
             "and replays what it missed; it stops (exit 1) when the server refuses its session "
-            "(log in again) or shows another host key. --json prints each notification as a line "
+            "(log in again), shows another host key, or refuses the subscription three times "
+            "in a row. --json prints each notification as a line "
             "of "
             "JSON. Ctrl-C stops.",
         .opts = opts,
@@ -392,6 +393,7 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
     }
     int64_t end = secs ? proto_now_ms() + secs * 1000 : 0;
     int backoff = 250;
+    int refused = 0; /* logged in again, but the subscription was refused, in a row */
     while (code == CLI_EXIT_OK && (count == 0 || w.events < count)) {
         int64_t left = end ? end - proto_now_ms() : 1000;
         if (end && left <= 0) {
@@ -431,6 +433,10 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
         int c = cli_session_reconnect(ctx, &w.mt.s, &w.mt.c, NULL, &hopeless);
         if (c == CLI_EXIT_OK) {
             c = start(&w, true, NULL);
+            /* the server answers, but not the subscription (no longer a member, the
+             * meeting gone): a few times may be a restart, more will not change */
+            refused = c == CLI_EXIT_OK ? 0 : refused + 1;
+            hopeless = refused >= 3;
         }
         if (quiet) {
             fclose(quiet);

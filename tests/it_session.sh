@@ -91,6 +91,30 @@ tries=$((after - before))
 [[ $tries -ge 1 && $tries -le 2 ]] || fail "watch tried the dead token $tries times"
 pass "watch stops after the password changed ($tries refused token login), says to log in again"
 
+# ---- the account is no longer a member: the subscription is refused ----
+printf '%s\n' "bob-password-2" | "$CONFER" login "bob@127.0.0.1:$IT_PORT" --password-stdin \
+    >/dev/null 2>&1 || fail "login bob again"
+"$CONFER" watch >"$IT_TMP/w4.out" 2>"$IT_TMP/w4.err" &
+wpid=$!
+wait_for "$IT_TMP/w4.out" "watching rg-iem"
+XDG_CONFIG_HOME=$IT_TMP/config "$CONFER" members remove bob --yes >/dev/null 2>&1 ||
+    XDG_CONFIG_HOME=$IT_TMP/config "$CONFER" members remove bob >/dev/null ||
+    fail "members remove bob"
+before=$(grep -c "token login ok (user=bob)" "$IT_TMP/server.log" || true)
+kill -TERM "$IT_PID"
+wait "$IT_PID" || true
+"$CONFERD" serve --data "$IT_DATA" --listen "127.0.0.1:$IT_PORT" --pwhash-cost min \
+    --min-password 8 >>"$IT_TMP/server.log" 2>&1 &
+IT_PID=$!
+watch_until_exit "$wpid" "$IT_TMP/w4.err"
+[[ $WRC -ne 0 ]] || fail "watch exited 0 when it may no longer subscribe"
+[[ -s $IT_TMP/w4.err ]] || fail "watch said nothing when it may no longer subscribe"
+after=$(grep -c "token login ok (user=bob)" "$IT_TMP/server.log" || true)
+tries=$((after - before))
+[[ $tries -le 3 ]] || fail "watch logged in $tries times to a meeting it may not watch"
+pass "watch stops after three refused subscriptions ($tries logins): $(head -1 "$IT_TMP/w4.err")"
+XDG_CONFIG_HOME=$IT_TMP/config "$CONFER" members set bob viewer >/dev/null || fail "members set bob"
+
 # ---- another server (another host key) on the same address ----
 printf '%s\n' "bob-password-2" | "$CONFER" login "bob@127.0.0.1:$IT_PORT" --password-stdin \
     >/dev/null 2>&1 || fail "login bob again"
