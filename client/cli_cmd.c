@@ -87,6 +87,8 @@ static void top_help(const struct cli_ctx *ctx, FILE *f)
             "\n"
             "Start with `%s login USER@HOST`, then `%s use MEETING`. Settings and the\n"
             "session live in $XDG_CONFIG_HOME/confer (default ~/.config/confer).\n"
+            "Tables fit the terminal (or $COLUMNS), long text wrapping in its column; piped\n"
+            "to a program they are one row a line, cells separated by tabs, nothing cut.\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n",
             ctx->prog, ctx->prog);
 }

@@ -28,13 +28,15 @@ struct opt_def {
 };
 
 enum col_kind {
-    COL_STR,  /* the string field */
-    COL_ID,   /* "12": bare, so that it can be pasted into a command */
-    COL_DOC,  /* ref and revision: "TSAG-TD257R1" */
-    COL_ITEM, /* the number of the item the field points at */
-    COL_SPAN, /* "start-end" */
-    COL_LINE, /* the first line of a text field */
-    COL_INT,  /* an integer field */
+    COL_STR,      /* the string field */
+    COL_ID,       /* "12": bare, so that it can be pasted into a command */
+    COL_DOC,      /* ref and revision: "TSAG-TD257R1" */
+    COL_ITEM,     /* the number of the item the field points at */
+    COL_SPAN,     /* "start-end" */
+    COL_LINE,     /* the first line of a text field */
+    COL_INT,      /* an integer field */
+    COL_STATUS,   /* an action's status: "\u2713 done", "\u2717 dropped", "open" */
+    COL_DEADLINE, /* a date that may have passed: "2023-05-01 (passed)" */
 };
 
 struct col {
@@ -145,8 +147,8 @@ static const struct col doc_cols[] = {
 };
 
 static const struct col action_cols[] = {
-    {"REF", "ref", COL_STR},       {"TO", "to", COL_STR},   {"OWNER", "owner", COL_STR},
-    {"STATUS", "status", COL_STR}, {"DUE", "due", COL_STR}, {"TEXT", "text", COL_LINE},
+    {"REF", "ref", COL_STR},          {"TO", "to", COL_STR},        {"OWNER", "owner", COL_STR},
+    {"STATUS", "status", COL_STATUS}, {"DUE", "due", COL_DEADLINE}, {"TEXT", "text", COL_LINE},
 };
 
 static const struct col decision_cols[] = {
@@ -158,7 +160,7 @@ static const struct col decision_cols[] = {
 
 static const struct col interim_cols[] = {
     {"ID", "id", COL_ID},        {"DATE", "date", COL_STR}, {"TIME", "start", COL_SPAN},
-    {"TOPIC", "topic", COL_STR}, {"MODE", "mode", COL_STR}, {"DEADLINE", "deadline", COL_STR},
+    {"TOPIC", "topic", COL_STR}, {"MODE", "mode", COL_STR}, {"DEADLINE", "deadline", COL_DEADLINE},
 };
 
 static const struct col person_cols[] = {
@@ -318,9 +320,9 @@ static const struct proto_field *field_of(enum proto_type t, const char *name)
 
 /* ---- cells and tables ---- */
 
-/* The text of one cell of o. */
+/* The text of one cell of o (today: "YYYY-MM-DD", to mark passed dates). */
 static void cell(const msgpack_object *rec, const msgpack_object *o, const struct col *c, char *out,
-                 size_t cap)
+                 size_t cap, const char *today)
 {
     int64_t v = 0;
     out[0] = '\0';
@@ -328,6 +330,25 @@ static void cell(const msgpack_object *rec, const msgpack_object *o, const struc
     case COL_STR:
         cli_obj_strcpy(o, c->field, out, cap);
         break;
+    case COL_STATUS:
+        cli_obj_strcpy(o, c->field, out, cap);
+        if (strcmp(out, "done") == 0) {
+            snprintf(out, cap, "\xe2\x9c\x93 done"); /* U+2713 */
+        } else if (strcmp(out, "dropped") == 0) {
+            snprintf(out, cap, "\xe2\x9c\x97 dropped"); /* U+2717 */
+        }
+        break;
+    case COL_DEADLINE: {
+        char st[16] = "";
+        cli_obj_strcpy(o, c->field, out, cap);
+        cli_obj_strcpy(o, "status", st, sizeof(st));
+        /* a date before today; an action that is done or dropped has no deadline to miss */
+        if (today != NULL && strlen(out) == 10 && out[4] == '-' && strcmp(out, today) < 0 &&
+            strcmp(st, "done") != 0 && strcmp(st, "dropped") != 0 && strlen(out) + 10 < cap) {
+            strcat(out, " (passed)");
+        }
+        break;
+    }
     case COL_ID:
     case COL_INT:
         if (cli_obj_i64(o, c->field, &v)) {
@@ -407,7 +428,7 @@ static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpac
 {
     const char *headers[8] = {NULL};
     const char *cells[8] = {NULL};
-    char bufs[8][1024];
+    char bufs[8][4096]; /* a cell; the table prints it whole (wrapped) */
     struct cli_table *t = NULL;
     int code = CLI_EXIT_FAIL;
     bool mark = k->type == PROTO_T_INTERIM && n > 0 &&
@@ -430,7 +451,7 @@ static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpac
             cells[0] = r == 0 ? "next" : "";
         }
         for (size_t c = 0; c < k->ncols; c++) {
-            cell(rec, o, &k->cols[c], bufs[c], sizeof(bufs[c]));
+            cell(rec, o, &k->cols[c], bufs[c], sizeof(bufs[c]), today);
             cells[off + c] = bufs[c];
         }
         if (cli_table_add(t, cells) != 0) {

@@ -19,7 +19,7 @@
 /* Prints the doc names of an agenda item, wrapped to the width, indented by indent. */
 static void print_docs(struct cli_ctx *ctx, const msgpack_object *docs, size_t indent)
 {
-    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t width = cli_width_or_all(ctx->width);
     size_t col = 0;
     for (uint32_t i = 0; docs != NULL && i < docs->via.array.size; i++) {
         char raw[CLI_REF_MAX + CLI_REV_MAX];
@@ -90,7 +90,7 @@ int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv)
         goto cleanup;
     }
     struct cli_msg *pres = cli_presence_fetch(&m);
-    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t width = cli_width_or_all(ctx->width);
     size_t numw = 1;
     for (uint32_t i = 0; i < items->via.array.size; i++) {
         char num[40];
@@ -216,7 +216,7 @@ int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv)
     cli_sanitize(raw, strlen(raw), num, sizeof(num));
     cli_obj_strcpy(it, "title", raw, sizeof(raw));
     snprintf(head, sizeof(head), "%s  %s", num, raw);
-    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t width = cli_width_or_all(ctx->width);
     char fitted[2200];
     cli_fit(head, width, fitted, sizeof(fitted));
     fprintf(ctx->out, "%s\n", fitted);
