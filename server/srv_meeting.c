@@ -1901,25 +1901,30 @@ static void pack_import_update(msgpack_packer *pk, const struct srv_obj *o,
                                int64_t first)
 {
     const struct proto_typeinfo *ti = proto_type_info(o->type);
-    msgpack_pack_map(pk, u->nops > 0 ? 3 : 2);
+    msgpack_pack_map(pk, 2);
     proto_pack_cstr(pk, "import");
     msgpack_pack_int64(pk, first);
     proto_pack_cstr(pk, "fields");
-    msgpack_pack_map(pk, u->nset);
+    msgpack_pack_map(pk, u->nset - u->nops);
     for (size_t i = 0; i < ti->nfields; i++) {
-        if (u->set[i]) {
+        if (u->set[i] && ti->fields[i].kind != PROTO_F_TEXT) {
             proto_pack_cstr(pk, ti->fields[i].name);
             pack_import_value(pk, &o->f[i], ti->fields[i].kind, map, nmap);
         }
     }
-    if (u->nops > 0) {
-        proto_pack_cstr(pk, "ops");
-        msgpack_pack_map(pk, u->nops);
-        for (size_t i = 0; i < u->nops; i++) {
-            proto_pack_cstr(pk, ti->fields[u->op_field[i]].name);
-            proto_op_encode(&u->ops[i], pk);
-        }
-    }
+}
+
+/* The payload of an import's text change of field: {"import", "field", "op"}. */
+static void pack_import_text(msgpack_packer *pk, const char *field, const struct proto_op *op,
+                             int64_t first)
+{
+    msgpack_pack_map(pk, 3);
+    proto_pack_cstr(pk, "import");
+    msgpack_pack_int64(pk, first);
+    proto_pack_cstr(pk, "field");
+    proto_pack_cstr(pk, field);
+    proto_pack_cstr(pk, "op");
+    proto_op_encode(op, pk);
 }
 
 /* Checks every value an import would set as obj.create/obj.update check theirs (item
@@ -2024,17 +2029,33 @@ static int64_t import_change(struct srv *srv, struct srv_meeting *m, const char 
     if (rc != 0 || u.nset == 0) {
         return rc;
     }
-    ch.kind = "update";
-    ch.id = cur->id;
+    /* The fields that are not texts in one update; each text its own text change, whose op
+     * turns the old text into the new (PROTOCOL.md section 13). */
     int64_t cur_id = cur->id;
-    if (o->type == PROTO_T_MEETING) {
-        ch.id_str = m->rec->id;
+    const char *id_str = o->type == PROTO_T_MEETING ? m->rec->id : NULL;
+    if (u.nset > u.nops) {
+        ch.kind = "update";
+        ch.id = cur_id;
+        ch.id_str = id_str;
+        msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+        pack_import_update(&pk, o, &u, map, nmap, first);
+        seq = srv_hub_commit(srv, &ch);
     }
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
-    pack_import_update(&pk, o, &u, map, nmap, first);
-    seq = srv_hub_commit(srv, &ch);
-    for (size_t i = 0; seq > 0 && i < u.nops; i++) {
-        srv_window_add(&m->win, seq, o->type, cur_id, u.op_field[i], &u.ops[i]);
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    for (size_t i = 0; seq >= 0 && i < u.nops; i++) {
+        struct srv_change tc = {.m = m,
+                                .user = user,
+                                .type = o->type,
+                                .author = author,
+                                .kind = "text",
+                                .id = cur_id,
+                                .id_str = id_str};
+        msgpack_packer_init(&pk, &tc.payload, proto_buf_msgpack_write);
+        pack_import_text(&pk, ti->fields[u.op_field[i]].name, &u.ops[i], first);
+        seq = srv_hub_commit(srv, &tc);
+        if (seq > 0) {
+            srv_window_add(&m->win, seq, o->type, cur_id, u.op_field[i], &u.ops[i]);
+        }
     }
     import_update_free(&u);
     return seq;

@@ -874,7 +874,10 @@ static void undo_text(struct srv_req *req, struct srv_meeting *m, struct job *j,
     }
     free(l.v);
     proto_op_free(&op);
-    if (rc == PROTO_ETOOBIG) {
+    if (rc == 0 && j->chain && proto_op_is_noop(&inv)) {
+        /* an import's edit that later changes took back already: nothing to undo */
+        skip(j);
+    } else if (rc == PROTO_ETOOBIG) {
         srv_reply_error(req, PROTO_CODE_TOO_LARGE, "the text would pass its size limit");
     } else if (rc != 0) {
         srv_log(req->conn, SRV_LOG_ERROR, "revert of a text edit: %s", proto_strerror(rc));

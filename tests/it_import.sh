@@ -75,6 +75,10 @@ has "imported into meeting rg-iem"
 [[ $IT_OUT =~ items\ +1\ +1\ +9 ]] || fail "merge of a changed report: $IT_OUT"
 run c rap -m rg-iem show 2
 has "The chairman welcomed everyone."
+# the changed body is one text change of item 2 (PROTOCOL.md section 13), not an update
+run c rap -m rg-iem history --type item --limit 3 --json
+[[ $IT_OUT == *'"kind": "text"'*'"change": "text item 2 \"Opening and welcome\": edit of body"'* ]] ||
+    fail "the body is not a text change: $IT_OUT"
 run c rap -m rg-iem agenda
 has "Any other matters"
 has "Opening and welcome"
