@@ -1324,7 +1324,9 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
     memset(vals, 0, sizeof(vals));
     for (size_t i = 0; v != V_REMOVE && i < k->nopts && no + 1 < MAX_OPTS; i++) {
         const struct opt_def *d = &k->opts[i];
-        if (v == V_ADD && is_add_field(k, d->field)) {
+        /* add's first argument is only an argument; the others may be options too
+         * (items add 5 --title "Workshop") */
+        if (v == V_ADD && is_add_field(k, d->field) && strcmp(k->add_fields[0], d->field) == 0) {
             continue;
         }
         snprintf(names[no], sizeof(names[no]), "%s", d->field);
@@ -1426,7 +1428,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         while (k->add_fields[maxargs] != NULL) {
             maxargs++;
         }
-        nargs = k->add_min;
+        nargs = k->add_min > 0 ? 1 : 0; /* the rest may come as options: checked below */
     }
     const struct cli_usage u = {
         cmd, synopsis, about, opts, no, true, nargs, maxargs, v != V_CREATE,
@@ -1470,6 +1472,30 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         g[ng].value = vals[i];
         snprintf(g[ng].label, sizeof(g[ng].label), "--%s", names[i]);
         ng++;
+    }
+    /* every argument add needs, as an argument or as its option, and once */
+    for (int i = 0; v == V_ADD && i < (int)ng; i++) {
+        for (int j = i + 1; j < (int)ng; j++) {
+            if (strcmp(g[i].field, g[j].field) == 0) {
+                return cli_usage_error(ctx, cmd, "%s and %s give the same field: give it once",
+                                       g[i].label, g[j].label);
+            }
+        }
+    }
+    for (int i = 0; v == V_ADD && i < k->add_min; i++) {
+        bool has = false;
+        for (size_t x = 0; x < ng; x++) {
+            has = has || strcmp(g[x].field, k->add_fields[i]) == 0;
+        }
+        if (!has) {
+            char up[32];
+            snprintf(up, sizeof(up), "%s", k->add_fields[i]);
+            for (char *p = up; *p != '\0'; p++) {
+                *p = (char)(*p >= 'a' && *p <= 'z' ? *p - 'a' + 'A' : *p);
+            }
+            return cli_usage_error(ctx, cmd, "missing %s (give it as an argument or as --%s)", up,
+                                   k->add_fields[i]);
+        }
     }
     if (v == V_ADD && k->add_needs != NULL) {
         bool has = false;

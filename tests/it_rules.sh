@@ -85,9 +85,13 @@ has "added item 2"
 order=$(grep -o "item [0-9.]* is now" <<<"$IT_OUT" | tr '\n' ' ')
 [[ $order == "item 5 is now item 3.1 is now item 3 is now item 2 is now " ]] ||
     fail "shift order: $order"
-run c items add 9 Nine --renumber
+run c items add 9 --title Nine --renumber
 has "added item 9"
 [[ $IT_OUT != *"is now"* ]] || fail "a free number shifted items: $IT_OUT"
+expect_fail c items add 10 Ten --title Ten
+[[ $IT_RC -eq 2 && $IT_ERR == *"give it once"* ]] || fail "a title given twice: $IT_ERR"
+expect_fail c items add 10
+[[ $IT_RC -eq 2 && $IT_ERR == *"missing TITLE"*"--title"* ]] || fail "no title: $IT_ERR"
 pass "items add --renumber moves the taken number and the later ones up, highest first"
 
 # ---- items renumber closes the gaps ----
