@@ -132,6 +132,11 @@ enum {
     OPT_TITLE,
     OPT_MEETING,
     OPT_SAMPLE,
+    OPT_HTTP,
+    OPT_HTTP_PORT_FILE,
+    OPT_HTTP_BASE_URL,
+    OPT_HTTP_MAX_STREAMS,
+    OPT_HTTP_STREAMS_ADDR,
 };
 
 static const struct option long_opts[] = {
@@ -159,6 +164,11 @@ static const struct option long_opts[] = {
     {"title", required_argument, NULL, OPT_TITLE},
     {"meeting", required_argument, NULL, OPT_MEETING},
     {"sample", required_argument, NULL, OPT_SAMPLE},
+    {"http", required_argument, NULL, OPT_HTTP},
+    {"http-port-file", required_argument, NULL, OPT_HTTP_PORT_FILE},
+    {"http-base-url", required_argument, NULL, OPT_HTTP_BASE_URL},
+    {"http-max-streams", required_argument, NULL, OPT_HTTP_MAX_STREAMS},
+    {"http-streams-per-addr", required_argument, NULL, OPT_HTTP_STREAMS_ADDR},
     {NULL, 0, NULL, 0},
 };
 
@@ -310,6 +320,41 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv, 
             break;
         case OPT_SAMPLE:
             o->sample = optarg;
+            break;
+        case OPT_HTTP: {
+            struct srv_config hc = o->cfg;
+            hc.port = -1;
+            if (parse_listen(optarg, &hc) != 0 || hc.port < 0) {
+                usage_error(cmd, "--http takes HOST:PORT or [IPV6]:PORT (port 0 picks one)");
+                return EXIT_USAGE;
+            }
+            snprintf(o->cfg.http_host, sizeof(o->cfg.http_host), "%s", hc.host);
+            o->cfg.http_port = hc.port;
+            break;
+        }
+        case OPT_HTTP_PORT_FILE:
+            o->cfg.http_port_file = optarg;
+            break;
+        case OPT_HTTP_BASE_URL:
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+                usage_error(cmd, "--http-base-url takes a URL starting with https:// or http://");
+                return EXIT_USAGE;
+            }
+            o->cfg.http_base_url = optarg;
+            break;
+        case OPT_HTTP_MAX_STREAMS:
+        case OPT_HTTP_STREAMS_ADDR:
+            if (parse_size(optarg, 1, 100000, &v) != 0) {
+                usage_error(cmd, c == OPT_HTTP_MAX_STREAMS
+                                     ? "--http-max-streams takes a number from 1 to 100000"
+                                     : "--http-streams-per-addr takes a number from 1 to 100000");
+                return EXIT_USAGE;
+            }
+            if (c == OPT_HTTP_MAX_STREAMS) {
+                o->cfg.http_max_streams = (unsigned)v;
+            } else {
+                o->cfg.http_streams_per_addr = (unsigned)v;
+            }
             break;
         default:
             usage_error(cmd, "unknown option");
@@ -981,14 +1026,40 @@ static const char *serve_help =
     "  --login-timeout MS     handshake and login deadline (default 10000)\n"
     "  --token-ttl MS         lifetime of login tokens (default 12 hours)\n"
     "  --pwhash-cost C        Argon2id cost: interactive (default), moderate, min (tests)\n"
-    "  --min-password N       shortest new password accepted (default 15)\n";
+    "  --min-password N       shortest new password accepted (default 15)\n"
+    "\n"
+    "The live view (read-only pages behind share links; off unless --http is given):\n"
+    "  --http HOST:PORT       serve it on HOST:PORT (e.g. 127.0.0.1:7415; put a TLS proxy\n"
+    "                         in front for anything but loopback)\n"
+    "  --http-base-url URL    what share links start with, as people reach the proxy\n"
+    "                         (default http://HOST:PORT)\n"
+    "  --http-port-file FILE  write the HTTP port listened on to FILE\n"
+    "  --http-max-streams N   live pages open at once (default 2000)\n"
+    "  --http-streams-per-addr N  live pages open at once from one address (default 32)\n";
 
-static const int serve_allowed[] = {OPT_DATA,           OPT_LISTEN,         OPT_PORT_FILE,
-                                    OPT_MAX_FRAME,      OPT_OUTPUT_LIMIT,   OPT_MAX_CONNS,
-                                    OPT_LOGIN_TIMEOUT,  OPT_TOKEN_TTL,      OPT_PWHASH,
-                                    OPT_MIN_PASSWORD,   OPT_SAMPLE,         OPT_OUTPUT_BUDGET,
-                                    OPT_FRAME_TIMEOUT,  OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER,
-                                    OPT_SNAPSHOT_EVERY, OPT_IDLE_AFTER,     0};
+static const int serve_allowed[] = {OPT_DATA,
+                                    OPT_LISTEN,
+                                    OPT_PORT_FILE,
+                                    OPT_MAX_FRAME,
+                                    OPT_OUTPUT_LIMIT,
+                                    OPT_MAX_CONNS,
+                                    OPT_LOGIN_TIMEOUT,
+                                    OPT_TOKEN_TTL,
+                                    OPT_PWHASH,
+                                    OPT_MIN_PASSWORD,
+                                    OPT_SAMPLE,
+                                    OPT_OUTPUT_BUDGET,
+                                    OPT_FRAME_TIMEOUT,
+                                    OPT_MAX_CONNS_ADDR,
+                                    OPT_MAX_CONNS_USER,
+                                    OPT_SNAPSHOT_EVERY,
+                                    OPT_IDLE_AFTER,
+                                    OPT_HTTP,
+                                    OPT_HTTP_PORT_FILE,
+                                    OPT_HTTP_BASE_URL,
+                                    OPT_HTTP_MAX_STREAMS,
+                                    OPT_HTTP_STREAMS_ADDR,
+                                    0};
 
 static int serve(struct opts *o)
 {

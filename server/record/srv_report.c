@@ -2975,28 +2975,47 @@ static int obj_table(struct proto_buf *b, enum srv_report_format fmt, const stru
     return table_end(b, fmt, rows);
 }
 
+/* The tables that end every Markdown and HTML export, in their order. */
+static const char *const acols[] = {"Ref", "To", "Owner", "Status", "Due", "Text"};
+static const char *const afld[] = {"ref", "to", "owner", "status", "due", "text"};
+static const char *const dcols[] = {"Ref", "Revision", "Title", "Source", "Item", "Status"};
+static const char *const dfld[] = {"ref", "revision", "title", "source", "item", "status"};
+static const char *const ecols[] = {"Item", "Kind", "Text"};
+static const char *const efld[] = {"item", "kind", "text"};
+static const char *const scols[] = {"Date", "Start", "End", "Kind", "Title"};
+static const char *const sfld[] = {"date", "start", "end", "kind", "title"};
+static const char *const icols[] = {"Date", "Start", "End", "Mode", "Topic", "Deadline"};
+static const char *const ifld[] = {"date", "start", "end", "mode", "topic", "deadline"};
+static const char *const pcols[] = {"Name", "Affiliation", "Role", "Note"};
+static const char *const pfld[] = {"name", "affiliation", "role", "note"};
+
+static const struct table_spec {
+    const char *key; /* the section's name in srv_report_html_sections */
+    const char *title;
+    enum proto_type t;
+    const char *const *cols, *const *names;
+    size_t n;
+} table_specs[] = {
+    {"actions", "Actions", PROTO_T_ACTION, acols, afld, 6},
+    {"docs", "Documents", PROTO_T_DOC, dcols, dfld, 6},
+    {"decisions", "Decisions", PROTO_T_DECISION, ecols, efld, 3},
+    {"sessions", "Sessions", PROTO_T_SESSION, scols, sfld, 5},
+    {"interims", "Interim meetings", PROTO_T_INTERIM, icols, ifld, 6},
+    {"people", "People", PROTO_T_PERSON, pcols, pfld, 4},
+};
+
+static int spec_table(struct proto_buf *b, enum srv_report_format fmt, const struct view *v,
+                      const struct table_spec *ts)
+{
+    return obj_table(b, fmt, v, ts->title, ts->t, ts->cols, ts->names, ts->n);
+}
+
 static int tables(struct proto_buf *b, enum srv_report_format fmt, const struct view *v)
 {
-    static const char *const acols[] = {"Ref", "To", "Owner", "Status", "Due", "Text"};
-    static const char *const afld[] = {"ref", "to", "owner", "status", "due", "text"};
-    static const char *const dcols[] = {"Ref", "Revision", "Title", "Source", "Item", "Status"};
-    static const char *const dfld[] = {"ref", "revision", "title", "source", "item", "status"};
-    static const char *const ecols[] = {"Item", "Kind", "Text"};
-    static const char *const efld[] = {"item", "kind", "text"};
-    static const char *const scols[] = {"Date", "Start", "End", "Kind", "Title"};
-    static const char *const sfld[] = {"date", "start", "end", "kind", "title"};
-    static const char *const icols[] = {"Date", "Start", "End", "Mode", "Topic", "Deadline"};
-    static const char *const ifld[] = {"date", "start", "end", "mode", "topic", "deadline"};
-    static const char *const pcols[] = {"Name", "Affiliation", "Role", "Note"};
-    static const char *const pfld[] = {"name", "affiliation", "role", "note"};
-
-    if (obj_table(b, fmt, v, "Actions", PROTO_T_ACTION, acols, afld, 6) < 0 ||
-        obj_table(b, fmt, v, "Documents", PROTO_T_DOC, dcols, dfld, 6) < 0 ||
-        obj_table(b, fmt, v, "Decisions", PROTO_T_DECISION, ecols, efld, 3) < 0 ||
-        obj_table(b, fmt, v, "Sessions", PROTO_T_SESSION, scols, sfld, 5) < 0 ||
-        obj_table(b, fmt, v, "Interim meetings", PROTO_T_INTERIM, icols, ifld, 6) < 0 ||
-        obj_table(b, fmt, v, "People", PROTO_T_PERSON, pcols, pfld, 4) < 0) {
-        return PROTO_ENOMEM;
+    for (size_t k = 0; k < sizeof(table_specs) / sizeof(table_specs[0]); k++) {
+        if (spec_table(b, fmt, v, &table_specs[k]) < 0) {
+            return PROTO_ENOMEM;
+        }
     }
     return 0;
 }
@@ -3092,55 +3111,143 @@ static const char html_style[] =
     "th{background:#f0f0f0}td,.actions li{white-space:pre-wrap}.none{color:#777}"
     "footer{margin-top:2em;color:#555;font-size:.9em}";
 
+/* The title and the meeting's table. */
+static int html_title_block(struct proto_buf *b, const struct view *v, const char *title, size_t tl)
+{
+    if (put_str(b, "<h1>") < 0 || html_esc(b, title, tl) < 0 || put_str(b, "</h1>\n") < 0 ||
+        meeting_table(b, SRV_REPORT_HTML, v) < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+/* Section k of the agenda, with the actions under the section that lists them. */
+static int html_item(struct proto_buf *b, const struct view *v, size_t k)
+{
+    size_t nl = 0, il = 0, bl = 0;
+    const char *num = fstr(v->items[k], "number", &nl);
+    const char *it = fstr(v->items[k], "title", &il);
+    const char *body = fstr(v->items[k], "body", &bl);
+    if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
+        html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+        return PROTO_ENOMEM;
+    }
+    if ((int64_t)k == v->action_item && v->nactions > 0) {
+        if (put_str(b, "<ul class=\"actions\">\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+        for (size_t a = 0; a < v->nactions; a++) {
+            size_t rl = 0, xl = 0;
+            const char *ref = fstr(v->actions[a], "ref", &rl);
+            const char *text = fstr(v->actions[a], "text", &xl);
+            if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
+                put_str(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
+                put_str(b, "</li>\n") < 0) {
+                return PROTO_ENOMEM;
+            }
+        }
+        if (put_str(b, "</ul>\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static const char *html_title(const struct view *v, size_t *tl)
+{
+    const char *title = fstr(&v->rec->meeting, "title", tl);
+    if (*tl == 0) {
+        title = "Meeting report";
+        *tl = strlen(title);
+    }
+    return title;
+}
+
 static int export_html(const struct view *v, struct proto_buf *b)
 {
     size_t tl = 0, al = 0;
-    const char *title = fstr(&v->rec->meeting, "title", &tl);
+    const char *title = html_title(v, &tl);
     const char *ab = fstr(&v->rec->meeting, "abstract", &al);
 
-    if (tl == 0) {
-        title = "Meeting report";
-        tl = strlen(title);
-    }
     if (put_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
         put_str(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
         put_str(b, "</title>\n<style>") < 0 || put_str(b, html_style) < 0 ||
-        put_str(b, "</style>\n</head>\n<body>\n<h1>") < 0 || html_esc(b, title, tl) < 0 ||
-        put_str(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0) {
+        put_str(b, "</style>\n</head>\n<body>\n") < 0 || html_title_block(b, v, title, tl) < 0) {
         return PROTO_ENOMEM;
     }
     if (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < v->nitems; k++) {
-        size_t nl = 0, il = 0, bl = 0;
-        const char *num = fstr(v->items[k], "number", &nl);
-        const char *it = fstr(v->items[k], "title", &il);
-        const char *body = fstr(v->items[k], "body", &bl);
-        if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
-            html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+        if (html_item(b, v, k) < 0) {
             return PROTO_ENOMEM;
-        }
-        if ((int64_t)k == v->action_item && v->nactions > 0) {
-            if (put_str(b, "<ul class=\"actions\">\n") < 0) {
-                return PROTO_ENOMEM;
-            }
-            for (size_t a = 0; a < v->nactions; a++) {
-                size_t rl = 0, xl = 0;
-                const char *ref = fstr(v->actions[a], "ref", &rl);
-                const char *text = fstr(v->actions[a], "text", &xl);
-                if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
-                    put_str(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
-                    put_str(b, "</li>\n") < 0) {
-                    return PROTO_ENOMEM;
-                }
-            }
-            if (put_str(b, "</ul>\n") < 0) {
-                return PROTO_ENOMEM;
-            }
         }
     }
     return tables(b, SRV_REPORT_HTML, v);
+}
+
+const char *srv_report_html_style(void)
+{
+    return html_style;
+}
+
+int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb, void *ud)
+{
+    struct view v;
+    struct proto_buf b = {0};
+    char key[32];
+    int rc = view_make(rec, &v);
+    size_t tl = 0, al = 0;
+    const char *title = NULL, *ab = NULL;
+    if (rc < 0) {
+        goto cleanup;
+    }
+    title = html_title(&v, &tl);
+    ab = fstr(&rec->meeting, "abstract", &al);
+    /* Each section is rendered into b from its start, handed over, then b is emptied. */
+    if (html_title_block(&b, &v, title, tl) < 0) {
+        rc = PROTO_ENOMEM;
+        goto cleanup;
+    }
+    if ((rc = cb(ud, "head", 0, (const char *)b.data, b.len)) != 0) {
+        goto cleanup;
+    }
+    b.len = 0;
+    if (al > 0) {
+        if (put_str(&b, "<h2>Abstract</h2>\n") < 0 || html_text(&b, ab, al) < 0) {
+            rc = PROTO_ENOMEM;
+            goto cleanup;
+        }
+        if ((rc = cb(ud, "abstract", 0, (const char *)b.data, b.len)) != 0) {
+            goto cleanup;
+        }
+        b.len = 0;
+    }
+    for (size_t k = 0; k < v.nitems; k++) {
+        if (html_item(&b, &v, k) < 0) {
+            rc = PROTO_ENOMEM;
+            goto cleanup;
+        }
+        snprintf(key, sizeof(key), "item-%lld", (long long)v.items[k]->id);
+        if ((rc = cb(ud, key, v.items[k]->id, (const char *)b.data, b.len)) != 0) {
+            goto cleanup;
+        }
+        b.len = 0;
+    }
+    for (size_t k = 0; k < sizeof(table_specs) / sizeof(table_specs[0]); k++) {
+        if (spec_table(&b, SRV_REPORT_HTML, &v, &table_specs[k]) < 0) {
+            rc = PROTO_ENOMEM;
+            goto cleanup;
+        }
+        if ((rc = cb(ud, table_specs[k].key, 0, (const char *)b.data, b.len)) != 0) {
+            goto cleanup;
+        }
+        b.len = 0;
+    }
+cleanup:
+    proto_buf_free(&b, 0);
+    view_free(&v);
+    return rc;
 }
 
 int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
