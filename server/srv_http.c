@@ -217,7 +217,7 @@ struct srv_http_stream *srv_http_reply_stream(struct srv_http_call *call, void *
         lws_set_timeout(call->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return NULL;
     }
-    lws_http_mark_sse(call->wsi);
+    lws_set_timeout(call->wsi, NO_PENDING_TIMEOUT, 0); /* a live stream has no deadline */
     s->h = h;
     s->wsi = call->wsi;
     s->sud = sud;
@@ -271,6 +271,12 @@ void srv_http_stream_close(struct srv_http_stream *s, bool flush)
         return;
     }
     s->closing = true;
+    /* libwebsockets would wait to write what it still holds for a reader that does not
+     * read: the socket is shut first, so that the close happens now. */
+    int fd = lws_get_socket_fd(s->wsi);
+    if (fd >= 0) {
+        shutdown(fd, SHUT_RDWR);
+    }
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
@@ -436,6 +442,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_HTTP:
         return h && pss ? on_http(h, wsi, pss, in) : -1;
     case LWS_CALLBACK_HTTP_BODY:
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         return 0; /* a body is never read: the answer was 405 and closes */
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return pss ? on_writable(wsi, pss) : -1;

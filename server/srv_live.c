@@ -25,6 +25,7 @@
 
 #define RENDER_GAP_MS 20  /* updates of one meeting are at most this often */
 #define TICK_MS       250 /* presence, expiries */
+#define BEAT_TICKS    8   /* a comment every 2 s: a reader that left is seen at the writes */
 
 struct live_share {
     struct live_share *next;
@@ -69,6 +70,7 @@ struct srv_live {
     bool timers;
     bool render_due;
     int64_t last_render_ms;
+    unsigned ticks;
 };
 
 /* ---- shares ---- */
@@ -462,7 +464,7 @@ static void send_presence(struct srv_live *l, struct live_mtg *lm, struct live_p
         }
         srv_http_msg_unref(hm);
     }
-    if (only == NULL) {
+    if (only == NULL || lm->presence == NULL) {
         free(lm->presence);
         lm->presence = js;
     } else {
@@ -517,11 +519,18 @@ static void schedule_render(struct srv_live *l)
 
 static void on_tick(uv_timer_t *t)
 {
+    static const char beat[] = ":\n\n";
     struct srv_live *l = t->data;
     int64_t now = proto_now_ms();
+    bool beating = ++l->ticks % BEAT_TICKS == 0;
     for (struct live_mtg *lm = l->mtgs; lm; lm = lm->next) {
         if (lm->npages == 0) {
             continue;
+        }
+        /* libwebsockets does not read a connection while it answers a request: a reader
+         * that went away is noticed when a write to it fails. */
+        if (beating) {
+            send_all(lm, 0, beat, sizeof(beat) - 1);
         }
         send_presence(l, lm, NULL);
         for (struct live_page *p = lm->pages; p; p = p->next) {
