@@ -3,6 +3,7 @@
 #include "srv_ops.h"
 
 #include "srv.h"
+#include "srv_share.h"
 #include "srv_auth.h"
 #include "srv_data.h"
 #include "srv_hub.h"
@@ -1061,7 +1062,16 @@ static const int serve_allowed[] = {OPT_DATA,
                                     OPT_HTTP_STREAMS_ADDR,
                                     0};
 
+#define DEMO_MEETING "rg-iem-2023-06"
+
+static int serve_demo(struct opts *o, bool demo);
+
 static int serve(struct opts *o)
+{
+    return serve_demo(o, false);
+}
+
+static int serve_demo(struct opts *o, bool demo)
 {
     uv_loop_t loop;
     struct srv srv;
@@ -1097,6 +1107,17 @@ static int serve(struct opts *o)
     if (srv_init(&srv, &loop, &o->cfg) != 0) {
         uv_loop_close(&loop);
         return 1;
+    }
+    if (demo && o->cfg.http_port >= 0) {
+        /* A new link each start: the ones printed before keep working until revoked. */
+        char url[1024];
+        if (srv_share_make(&srv, DEMO_MEETING, "rapporteur", "demo", url, sizeof(url)) == 0) {
+            printf("\nLive view of %s (open it in a browser; ?follow=1 for the projector):\n"
+                   "  %s\n\n",
+                   DEMO_MEETING, url);
+            fflush(stdout);
+            sodium_memzero(url, sizeof(url));
+        }
     }
     return srv_run(&srv) == 0 ? 0 : 1;
 }
@@ -1134,8 +1155,6 @@ static const struct {
     {"admin", true},       {"rapporteur", false}, {"associate", false},
     {"counsellor", false}, {"viewer", false},
 };
-
-#define DEMO_MEETING "rg-iem-2023-06"
 
 static int demo_setup(const char *dir, int port, const char *sample)
 {
@@ -1210,7 +1229,7 @@ static int cmd_demo(int argc, char **argv)
                o.data);
         fflush(stdout);
     }
-    return serve(&o);
+    return serve_demo(&o, true);
 }
 
 int srv_main(int argc, char **argv)

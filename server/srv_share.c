@@ -64,59 +64,102 @@ static int64_t commit_share(struct srv_req *req, struct srv_change *ch, struct s
     return seq;
 }
 
+/* Commits a new share of m made by user (the change's author conn, may be NULL) and queues
+ * its row: token gets the token (SRV_SHARE_TOKEN_CHARS + 1 bytes, wipe it). Returns the
+ * share's id, or a negative PROTO_E* code (nothing was committed). */
+static int64_t make_share(struct srv *srv, struct srv_meeting *m, struct srv_change *ch,
+                          msgpack_packer *pk, const char *label, size_t label_len, int64_t expires,
+                          char *token)
+{
+    uint8_t raw[SRV_SHARE_TOKEN_BYTES];
+    int64_t id = srv_hub_next_id(srv);
+    if (id < 0) {
+        proto_buf_free(&ch->payload, 0);
+        return id;
+    }
+    struct share_write *w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        proto_buf_free(&ch->payload, 0);
+        return PROTO_ENOMEM;
+    }
+    w->srv = srv;
+    w->s.id = id;
+    snprintf(w->s.meeting, sizeof(w->s.meeting), "%s", m->rec->id);
+    snprintf(w->s.user, sizeof(w->s.user), "%s", ch->user);
+    snprintf(w->s.label, sizeof(w->s.label), "%.*s", (int)label_len, label ? label : "");
+    w->s.created_ms = proto_now_ms();
+    w->s.expires_ms = expires;
+    randombytes_buf(raw, sizeof(raw));
+    crypto_generichash(w->s.hash, sizeof(w->s.hash), raw, sizeof(raw), NULL, 0);
+    sodium_bin2base64(token, SRV_SHARE_TOKEN_CHARS + 1, raw, sizeof(raw),
+                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof(raw));
+
+    ch->type_name = "share";
+    ch->id = id;
+    msgpack_pack_map(pk, 2);
+    proto_pack_cstr(pk, "label");
+    proto_pack_cstr(pk, w->s.label);
+    proto_pack_cstr(pk, "expires");
+    expires ? msgpack_pack_int64(pk, expires) : msgpack_pack_nil(pk);
+    int64_t seq = srv_hub_commit(srv, ch);
+    if (seq < 0) {
+        free(w);
+        sodium_memzero(token, SRV_SHARE_TOKEN_CHARS + 1);
+        return seq;
+    }
+    if (srv_hub_add_write(srv, m->rec->id, share_work, share_done, w) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "share %lld: out of memory queueing its row", (long long)id);
+        free(w);
+    }
+    return id;
+}
+
+int srv_share_make(struct srv *srv, const char *meeting, const char *user, const char *label,
+                   char *url, size_t cap)
+{
+    char token[SRV_SHARE_TOKEN_CHARS + 1], path[3 + SRV_SHARE_TOKEN_CHARS + 1];
+    struct srv_meeting *m = srv_hub_find(srv, meeting, strlen(meeting));
+    if (m == NULL) {
+        return PROTO_ENOTFOUND;
+    }
+    struct srv_change ch = {.m = m, .user = user, .kind = "create", .type = PROTO_T_COUNT};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    int64_t id = make_share(srv, m, &ch, &pk, label, strlen(label), 0, token);
+    if (id < 0) {
+        return (int)id;
+    }
+    snprintf(path, sizeof(path), "/v/%s", token);
+    srv_live_url(srv, path, url, cap);
+    sodium_memzero(token, sizeof(token));
+    sodium_memzero(path, sizeof(path));
+    return 0;
+}
+
 void srv_share_create(struct srv_req *req)
 {
     struct srv *srv = req->conn->srv;
     struct srv_meeting *m = req->m;
     int64_t now = proto_now_ms();
-    uint8_t raw[SRV_SHARE_TOKEN_BYTES];
     char token[SRV_SHARE_TOKEN_CHARS + 1], path[3 + SRV_SHARE_TOKEN_CHARS + 1], url[1024];
-    struct share_write *w = NULL;
 
     if (req->p.expires.set && req->p.expires.i <= now) {
         srv_reply_bad(req, "expires", "must be an instant in the future (ms since the epoch)");
         return;
     }
-    int64_t id = srv_hub_next_id(srv);
-    if (id < 0) {
-        srv_reply_error(req, PROTO_CODE_UNAVAILABLE, "no id could be reserved: try again later");
-        return;
-    }
-    w = calloc(1, sizeof(*w));
-    if (w == NULL) {
-        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
-        return;
-    }
-    w->srv = srv;
-    w->s.id = id;
-    snprintf(w->s.meeting, sizeof(w->s.meeting), "%s", m->rec->id);
-    snprintf(w->s.user, sizeof(w->s.user), "%s", req->conn->user);
-    if (req->p.label.set) {
-        snprintf(w->s.label, sizeof(w->s.label), "%.*s", (int)req->p.label.len, req->p.label.s);
-    }
-    w->s.created_ms = now;
-    w->s.expires_ms = req->p.expires.set ? req->p.expires.i : 0;
-    randombytes_buf(raw, sizeof(raw));
-    crypto_generichash(w->s.hash, sizeof(w->s.hash), raw, sizeof(raw), NULL, 0);
-    sodium_bin2base64(token, sizeof(token), raw, sizeof(raw),
-                      sodium_base64_VARIANT_URLSAFE_NO_PADDING);
-    sodium_memzero(raw, sizeof(raw));
-
+    int64_t expires = req->p.expires.set ? req->p.expires.i : 0;
     struct srv_change ch;
     msgpack_packer pk;
     srv_req_change_begin(req, m, "create", PROTO_T_COUNT, &ch, &pk);
-    ch.type_name = "share";
-    ch.id = id;
-    msgpack_pack_map(&pk, 2);
-    proto_pack_cstr(&pk, "label");
-    proto_pack_cstr(&pk, w->s.label);
-    proto_pack_cstr(&pk, "expires");
-    w->s.expires_ms ? msgpack_pack_int64(&pk, w->s.expires_ms) : msgpack_pack_nil(&pk);
-    int64_t expires = w->s.expires_ms;
-    if (commit_share(req, &ch, w) < 0) {
-        sodium_memzero(token, sizeof(token));
+    int64_t id = make_share(srv, m, &ch, &pk, req->p.label.s,
+                            req->p.label.set ? req->p.label.len : 0, expires, token);
+    if (id < 0) {
+        srv_reply_error(req, id == PROTO_EDB ? PROTO_CODE_UNAVAILABLE : PROTO_CODE_INTERNAL,
+                        "the share could not be recorded: try again later");
         return;
     }
+    req->hold = srv_hub_hold(srv, m);
 
     snprintf(path, sizeof(path), "/v/%s", token);
     srv_live_url(srv, path, url, sizeof(url));

@@ -3,7 +3,16 @@
 #ifndef CONFER_SRV_SHARE_H
 #define CONFER_SRV_SHARE_H
 
+#include <stddef.h>
+
+struct srv;
 struct srv_req;
+
+/* Makes a share of meeting for user (the operator's demo: no request), durable with the
+ * next batch; url gets its link as srv_live_url makes it. Returns 0, PROTO_ENOTFOUND (no
+ * such meeting) or another PROTO_E* code. */
+int srv_share_make(struct srv *srv, const char *meeting, const char *user, const char *label,
+                   char *url, size_t cap);
 
 void srv_share_create(struct srv_req *req);
 void srv_share_list(struct srv_req *req);
