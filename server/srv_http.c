@@ -218,6 +218,9 @@ struct srv_http_stream *srv_http_reply_stream(struct srv_http_call *call, void *
         return NULL;
     }
     lws_set_timeout(call->wsi, NO_PENDING_TIMEOUT, 0); /* a live stream has no deadline */
+    /* Its request head is read: the 8 KiB of header space go back to the pool, for the
+     * connections that wait for one (a stream would otherwise hold it for hours). */
+    lws_http_headers_detach(call->wsi);
     s->h = h;
     s->wsi = call->wsi;
     s->sud = sud;
@@ -497,7 +500,7 @@ int srv_http_start(struct srv_http **out, uv_loop_t *loop, const struct srv_http
      * connection (4.1 has no hook to answer it first). */
     info.max_http_header_data = SRV_HTTP_HEAD_MAX;
     info.headers = sec_headers;
-    info.max_http_header_pool = 64;
+    info.max_http_header_pool = 256; /* heads being read at once (8 KiB each) */
     info.timeout_secs = 10;
     info.keepalive_timeout = 5;
     info.fd_limit_per_thread = cfg->max_streams + 256;
