@@ -13,6 +13,7 @@
 
 #include "proto_err.h"
 #include "srv_apply.h"
+#include "srv_audit.h"
 #include "srv_http.h"
 #include "srv_hub.h"
 #include "srv_report.h"
@@ -43,9 +44,10 @@ struct live_page;
 struct live_mtg {
     struct live_mtg *next;
     char id[PROTO_NAME_MAX + 1];
-    struct srv_rec *rec; /* what is durable */
-    bool stale;          /* missed an entry: copied again once nothing is pending */
-    bool dirty;          /* changed since secs were rendered */
+    struct srv_rec *rec;         /* what is durable */
+    uint8_t head[DB_HASH_BYTES]; /* the audit head at rec->seq */
+    bool stale;                  /* missed an entry: copied again once nothing is pending */
+    bool dirty;                  /* changed since secs were rendered */
     struct live_sec *secs;
     size_t nsecs;
     int64_t secs_seq;
@@ -222,6 +224,7 @@ static void refresh_copy(struct live_mtg *lm, struct srv_meeting *m)
     }
     srv_rec_free(lm->rec);
     lm->rec = r;
+    memcpy(lm->head, m->head, DB_HASH_BYTES);
     lm->stale = false;
     lm->dirty = true;
 }
@@ -238,8 +241,10 @@ static void on_durable(void *ud, struct srv_meeting *m, const struct db_audit *e
     } else if (lm->rec == NULL && e->seq == 1) {
         lm->rec = srv_rec_new(m->rec->id);
         lm->stale = lm->rec == NULL || srv_apply_entry(lm->rec, e) != 0;
+        memcpy(lm->head, e->hash, DB_HASH_BYTES);
     } else if (!lm->stale && lm->rec && e->seq == lm->rec->seq + 1) {
         lm->stale = srv_apply_entry(lm->rec, e) != 0;
+        memcpy(lm->head, e->hash, DB_HASH_BYTES);
     } else if (!lm->rec || e->seq > lm->rec->seq) {
         lm->stale = true;
     }
@@ -732,6 +737,36 @@ static void query_get(const char *q, const char *name, char *out, size_t cap)
     }
 }
 
+/* An export of what lm shows, as report.export renders it at that seq: the same text,
+ * ending with the same signed head. */
+static void reply_export(struct srv_live *l, struct srv_http_call *call, struct live_mtg *lm,
+                         enum srv_report_format fmt)
+{
+    static const char *const ctypes[] = {
+        "text/plain; charset=utf-8", "text/markdown; charset=utf-8", "text/html; charset=utf-8"};
+    char hex[2 * DB_HASH_BYTES + 1];
+    char sig64[sodium_base64_ENCODED_LEN(crypto_sign_BYTES, sodium_base64_VARIANT_ORIGINAL)];
+    uint8_t sig[crypto_sign_BYTES];
+    struct proto_buf text = {0}, msg = {0};
+    proto_hex(lm->head, DB_HASH_BYTES, hex);
+    srv_audit_checkpoint_msg(lm->id, lm->rec->seq, lm->head, &msg);
+    if (msg.data == NULL) {
+        return;
+    }
+    crypto_sign_detached(sig, NULL, msg.data, msg.len, l->srv->host.sk);
+    proto_buf_free(&msg, 0);
+    sodium_bin2base64(sig64, sizeof(sig64), sig, sizeof(sig), sodium_base64_VARIANT_ORIGINAL);
+    if (srv_report_export(lm->rec, fmt, lm->rec->seq, hex, sig64, &text) == 0) {
+        srv_http_reply(call, 200, ctypes[fmt], text.data, text.len);
+    }
+    proto_buf_free(&text, 0);
+    /* As after report.export: the head exported is covered by a stored checkpoint. */
+    struct srv_meeting *m = srv_hub_find(l->srv, lm->id, strlen(lm->id));
+    if (m != NULL && m->rec->seq == lm->rec->seq) {
+        srv_hub_sign_head(l->srv, m);
+    }
+}
+
 static void open_stream(struct srv_live *l, struct srv_http_call *call,
                         const struct srv_http_request *req, struct live_mtg *lm,
                         const struct db_share *sh)
@@ -828,6 +863,12 @@ static void on_request(void *ud, struct srv_http_call *call, const struct srv_ht
         proto_buf_free(&b, 0);
     } else if (path_is(rest, rl, "/live")) {
         open_stream(l, call, req, lm, sh);
+    } else if (path_is(rest, rl, "/report.txt")) {
+        reply_export(l, call, lm, SRV_REPORT_TEXT);
+    } else if (path_is(rest, rl, "/report.md")) {
+        reply_export(l, call, lm, SRV_REPORT_MARKDOWN);
+    } else if (path_is(rest, rl, "/report.html")) {
+        reply_export(l, call, lm, SRV_REPORT_HTML);
     }
 }
 

@@ -171,6 +171,19 @@ curl -sN --max-time 2 "$URL/live?since=1" >"$IT_TMP/sse_old" || true
 grep -q '^event: update' "$IT_TMP/sse_old" || fail "a stream resumed from an old seq got nothing"
 pass "the stream carries each change (escaped) and resumes from the last seq it saw"
 
+# ---- the exports: byte for byte those of report.export ----
+for f in text:txt markdown:md html:html; do
+    run "$CONFER" export --format "${f%%:*}" -o "$IT_TMP/export.${f##*:}"
+    code=$(curl -s -o "$IT_TMP/web.${f##*:}" -D "$IT_TMP/h" -w '%{http_code}' "$URL/report.${f##*:}")
+    [[ $code == 200 ]] || fail "$URL/report.${f##*:} answered $code"
+    cmp "$IT_TMP/export.${f##*:}" "$IT_TMP/web.${f##*:}" ||
+        fail "report.${f##*:} differs from confer export --format ${f%%:*}"
+    check_headers "$IT_TMP/h" "report.${f##*:}"
+done
+[[ $(curl -s -o /dev/null -w '%{http_code}' "$OTHER/report.txt") == 404 ]] ||
+    fail "a revoked link serves its export"
+pass "report.txt, .md and .html are byte for byte the exports of report.export"
+
 # ---- streams per address ----
 # Streams are opened one by one (each waited for) until the server refuses one: with the
 # first stream (and any whose readers left but are still counted) that is at most the
@@ -211,6 +224,7 @@ for _ in range(150):
     s.close()
     time.sleep(0.1)
 print(head.decode().strip(), flush=True)
+print("PORT %d" % s.getsockname()[1], flush=True)
 # Reads nothing until told to; then drains what was sent: the server must have ended it.
 for _ in range(600):
     if os.path.exists(sys.argv[3]):
@@ -235,6 +249,16 @@ for i in $(seq 1 40); do
 done
 grep -q 'closed: its reader fell behind' "$IT_TMP/server.log" ||
     fail "a stream that never reads was not closed after 40 changes of 100 KB"
+# Closed at once, while its reader still reads nothing: the server's end of it is no longer
+# established (not waiting to write what it holds for a reader that never reads).
+pyport=$(sed -n 's/^PORT //p' "$IT_TMP/slow.out")
+[[ -n $pyport ]] || fail "the slow reader did not say its port"
+for _ in $(seq 1 50); do
+    [[ -z $(ss -Htn state established "( sport = :$HP and dport = :$pyport )") ]] && break
+    sleep 0.1
+done
+[[ -z $(ss -Htn state established "( sport = :$HP and dport = :$pyport )") ]] ||
+    fail "the server keeps the slow reader's connection open after closing its stream"
 touch "$IT_TMP/drain"
 wait "$slow" || true
 grep -q '^EOF' "$IT_TMP/slow.out" || fail "the slow reader's connection stayed open: $(cat "$IT_TMP/slow.out")"
@@ -265,5 +289,41 @@ it_login rap rap-password-1
 run "$CONFER" use rg
 run "$CONFER" share create --label again
 [[ $(curl -s -o /dev/null -w '%{http_code}' "$IT_OUT") == 200 ]] || fail "a new link does not serve"
+pass "links survive a restart as they were"
+
+# ---- many streams at once; the total cap ----
 it_stop
-pass "links survive a restart as they were; the server stops cleanly with streams open"
+it_start --http 127.0.0.1:0 --http-port-file "$IT_TMP/hport" --http-streams-per-addr 1000 \
+    --http-max-streams 100
+HP=$(cat "$IT_TMP/hport")
+it_login rap rap-password-1
+run "$CONFER" use rg
+run "$CONFER" share create --label many
+python3 - "$HP" "${IT_OUT##*/}" <<'EOF' || fail "100 streams at once were not all served, or the 101st was"
+import socket, sys, time
+port, tok = int(sys.argv[1]), sys.argv[2].encode()
+def open_stream():
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /v/%s/live HTTP/1.1\r\nHost: x\r\n\r\n" % tok)
+    return s
+# More streams than the server reads request heads at once: each must get its sections.
+socks = [open_stream() for _ in range(100)]
+got = [b""] * len(socks)
+deadline = time.time() + 30
+while time.time() < deadline and not all(b"event: update" in g for g in got):
+    for i, s in enumerate(socks):
+        s.settimeout(0.01)
+        try:
+            got[i] += s.recv(65536)
+        except socket.timeout:
+            pass
+missing = [i for i, g in enumerate(got) if not (g.startswith(b"HTTP/1.1 200") and b"event: update" in g)]
+assert not missing, "streams without their sections: %s" % missing[:10]
+extra = open_stream()
+extra.settimeout(10)
+head = extra.recv(64)
+assert head.startswith(b"HTTP/1.1 503"), head
+EOF
+grep -q 'refused: too many streams' "$IT_TMP/server.log" || fail "the total cap is not logged"
+it_stop
+pass "100 streams at once all get their sections; past --http-max-streams a stream is 503"
