@@ -171,6 +171,27 @@ curl -sN --max-time 2 "$URL/live?since=1" >"$IT_TMP/sse_old" || true
 grep -q '^event: update' "$IT_TMP/sse_old" || fail "a stream resumed from an old seq got nothing"
 pass "the stream carries each change (escaped) and resumes from the last seq it saw"
 
+# ---- presence: the section someone is writing in is marked with their name ----
+if command -v tmux >/dev/null; then
+    session=confer-it-live-$$
+    tmux new-session -d -s "$session" -x 100 -y 30 \
+        "XDG_CONFIG_HOME=$XDG_CONFIG_HOME '$CONFER' write 3"
+    for _ in $(seq 1 100); do grep -q '^data: {"item-[0-9]*":\["rap"\]}' "$IT_TMP/sse1" && break; sleep 0.1; done
+    grep -q '^data: {"item-[0-9]*":\["rap"\]}' "$IT_TMP/sse1" ||
+        fail "the stream did not say who is writing in section 3: $(grep -A1 presence "$IT_TMP/sse1" | tail -4)"
+    before=$(grep -c '^event: presence' "$IT_TMP/sse1")
+    tmux kill-session -t "$session"
+    for _ in $(seq 1 100); do
+        [[ $(grep -c '^event: presence' "$IT_TMP/sse1") -gt $before ]] && break
+        sleep 0.1
+    done
+    [[ $(grep -A1 '^event: presence' "$IT_TMP/sse1" | tail -1) == 'data: {}' ]] ||
+        fail "the mark stayed after the writer left"
+    pass "presence: the section being written is marked with the writer's name, until they leave"
+else
+    echo "skip - presence (tmux is needed: make test installs it)"
+fi
+
 # ---- the exports: byte for byte those of report.export ----
 for f in text:txt markdown:md html:html; do
     run "$CONFER" export --format "${f%%:*}" -o "$IT_TMP/export.${f##*:}"
