@@ -108,15 +108,35 @@ async function main() {
   if (same !== 1) throw new Error('the page was reloaded');
   ok('after the server is killed and restarted the page resumes, without a reload');
 
-  // The projector: large type, the page as it stands, saved as a picture.
+  // Someone writes in section 3 (confer write in a terminal): the page marks the section
+  // with their name, and the projector keeps it in view.
+  const session = 'confer-browser-' + process.pid;
+  execFileSync('tmux', ['new-session', '-d', '-s', session, '-x', '100', '-y', '30',
+    `XDG_CONFIG_HOME='${env.XDG_CONFIG_HOME}' '${CONFER}' write 3`]);
+  await page.waitForFunction(() => {
+    const s = document.querySelector('#record .sec.editing');
+    return s && s.querySelector('.who') && s.querySelector('.who').textContent === 'rap';
+  }, null, { timeout: WAIT });
+  ok('the section being written is marked with the writer\'s name');
+
+  // The projector: large type, the edited section in view, saved as a picture.
   const proj = await browser.newPage({ viewport: { width: 1280, height: 720 } });
   await proj.goto(URL + '?follow=1');
   await proj.waitForFunction(() => document.body.classList.contains('follow') &&
     /^Live/.test(document.getElementById('live-status').textContent), null, { timeout: WAIT });
   const size = await proj.evaluate(() => parseFloat(getComputedStyle(document.body).fontSize));
   if (!(size > 20)) throw new Error('projector mode has no large type: ' + size + 'px');
+  await proj.waitForFunction(() => {
+    const s = document.querySelector('#record .sec.editing');
+    if (!s) return false;
+    const r = s.getBoundingClientRect();
+    return r.top < window.innerHeight && r.bottom > 0 && window.scrollY > 0;
+  }, null, { timeout: WAIT });
   await proj.screenshot({ path: SHOT });
-  ok('projector mode (?follow=1): large type; screenshot ' + SHOT);
+  execFileSync('tmux', ['kill-session', '-t', session]);
+  await page.waitForFunction(() => !document.querySelector('#record .sec.editing'),
+    null, { timeout: WAIT });
+  ok('projector mode (?follow=1): large type, the edited section in view; screenshot ' + SHOT);
 
   // Revoking the link stops the open pages.
   const shares = JSON.parse(confer('share', 'list', '--json'));
