@@ -544,7 +544,14 @@ static void on_tick(uv_timer_t *t)
                 ok = ls->s.id == p->share_id && share_live(&ls->s, now);
             }
             if (!ok) {
-                srv_http_stream_close(p->stream, false);
+                /* Expired (or revoked): told as a revoke is, then closed. */
+                static const char end[] = "event: revoked\ndata: {}\n\n";
+                struct srv_http_msg *m = srv_http_msg_new(end, sizeof(end) - 1);
+                if (m != NULL) {
+                    srv_http_stream_send(p->stream, m);
+                    srv_http_msg_unref(m);
+                }
+                srv_http_stream_close(p->stream, true);
             }
         }
     }
@@ -601,11 +608,15 @@ static const char live_js[] =
     " es.onopen=function(){say('Live: changes show as they are made.','');};\n"
     " es.addEventListener('update',function(e){update(JSON.parse(e.data));});\n"
     " es.addEventListener('presence',function(e){present=JSON.parse(e.data);mark();});\n"
-    " es.addEventListener('revoked',function(){stop('This link has been revoked: the page "
-    "no longer follows the meeting.');});\n"
+    " es.addEventListener('revoked',function(){stop('This link has been revoked or has "
+    "expired: the page no longer follows the meeting.');});\n"
     " es.onerror=function(){if(ended){return;}es.close();es=null;"
     "say('Connection lost: reconnecting\\u2026','lost');\n"
-    "  if(!retry){retry=setTimeout(connect,1000);}};}\n"
+    "  if(!retry){retry=setTimeout(check,1000);}};}\n"
+    "function check(){retry=null;fetch(location.pathname,{method:'HEAD',cache:'no-store'})"
+    ".then(function(r){if(r.status===404){stop('This link no longer works: the page no "
+    "longer follows the meeting.');}else{connect();}},function(){"
+    "retry=setTimeout(check,1000);});}\n"
     "connect();})();\n";
 
 static bool path_is(const char *p, size_t n, const char *s)
