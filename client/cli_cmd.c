@@ -31,14 +31,15 @@ static const struct cli_cmd commands[] = {
     {"edit", cli_cmd_edit, "edit a section's text in $EDITOR, merged with others' changes", NULL},
     {"write", cli_cmd_write, "write a section's text live in the terminal, with others", NULL},
     {"watch", cli_cmd_watch, "follow the meeting's changes live (and one section's text)", NULL},
-    {"items", cli_cmd_items, "list agenda items; add, set or remove one", NULL},
-    {"sessions", cli_cmd_sessions, "list sessions; add, set or remove one", NULL},
-    {"docs", cli_cmd_docs, "list documents; add, set or remove one", NULL},
-    {"actions", cli_cmd_actions, "list actions; add, set or remove one", NULL},
-    {"decisions", cli_cmd_decisions, "list agreements; add, set or remove one", NULL},
-    {"interims", cli_cmd_interims, "interim meetings and deadlines; add, set or remove one", NULL},
+    {"items", cli_cmd_items, "list agenda items; show, add, set or remove one; renumber", NULL},
+    {"sessions", cli_cmd_sessions, "list sessions; show, add, set or remove one", NULL},
+    {"docs", cli_cmd_docs, "list documents; show, add, set or remove one", NULL},
+    {"actions", cli_cmd_actions, "list actions; show, add, set or remove one", NULL},
+    {"decisions", cli_cmd_decisions, "list agreements; show, add, set or remove one", NULL},
+    {"interims", cli_cmd_interims, "interim meetings and deadlines; show, add, set or remove one",
+     NULL},
     {"deadlines", cli_cmd_interims, "the same as interims", NULL},
-    {"people", cli_cmd_people, "list the officers and people; add, set or remove one", NULL},
+    {"people", cli_cmd_people, "list the officers and people; show, add, set or remove one", NULL},
     {"history", cli_cmd_history, "the changes to the meeting, newest first", "report"},
     {"undo", cli_cmd_undo, "undo your own latest change to the meeting", NULL},
     {"revert", cli_cmd_revert, "undo one change of the meeting, by its seq in history", NULL},
@@ -88,6 +89,8 @@ static void top_help(const struct cli_ctx *ctx, FILE *f)
             "\n"
             "Start with `%s login USER@HOST`, then `%s use MEETING`. Settings and the\n"
             "session live in $XDG_CONFIG_HOME/confer (default ~/.config/confer).\n"
+            "Tables fit the terminal (or $COLUMNS), long text wrapping in its column; piped\n"
+            "to a program they are one row a line, cells separated by tabs, nothing cut.\n"
             "Exit status: 0 success, 1 failure, 2 usage error.\n",
             ctx->prog, ctx->prog);
 }

@@ -151,10 +151,18 @@ int cli_session_get(struct cli_ctx *ctx, struct cli_session *s);
 
 /* Connects to the session's server (its key must be pinned) and logs in with the session
  * token (auth.token). On success *out is the connection, and *result (when not NULL) the
- * auth.token response (free both). Prints why on failure ("session expired: run confer
- * login USER@HOST" when the token is rejected) and returns CLI_EXIT_FAIL. */
+ * auth.token response (free both). Prints why on failure ("... log in again: confer login
+ * USER@HOST" when the token is refused) and returns CLI_EXIT_FAIL. */
 int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct cli_conn **out,
                         struct cli_msg **result);
+
+/* As cli_session_connect, for a command that connects again by itself: on failure
+ * *hopeless (when not NULL) says that trying again cannot help and must not be done: the
+ * token was refused (a refused token counts as a failed login, and enough of them rate
+ * limit the account), logins are rate limited, or the host key is not the pinned one. It
+ * is false for a network or server that may come back. */
+int cli_session_reconnect(struct cli_ctx *ctx, const struct cli_session *s, struct cli_conn **out,
+                          struct cli_msg **result, bool *hopeless);
 
 /* Opens a connection to host:port with the given policy, reporting failures on ctx->err.
  * Returns CLI_EXIT_OK or CLI_EXIT_FAIL. */

@@ -11,9 +11,12 @@
  */
 #include "cli_cmd.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cli_record.h"
 #include "cli_render.h"
@@ -25,13 +28,15 @@ struct opt_def {
 };
 
 enum col_kind {
-    COL_STR,  /* the string field */
-    COL_ID,   /* "12": bare, so that it can be pasted into a command */
-    COL_DOC,  /* ref and revision: "TSAG-TD257R1" */
-    COL_ITEM, /* the number of the item the field points at */
-    COL_SPAN, /* "start-end" */
-    COL_LINE, /* the first line of a text field */
-    COL_INT,  /* an integer field */
+    COL_STR,      /* the string field */
+    COL_ID,       /* "12": bare, so that it can be pasted into a command */
+    COL_DOC,      /* ref and revision: "TSAG-TD257R1" */
+    COL_ITEM,     /* the number of the item the field points at */
+    COL_SPAN,     /* "start-end" */
+    COL_LINE,     /* the first line of a text field */
+    COL_INT,      /* an integer field */
+    COL_STATUS,   /* an action's status: "\u2713 done", "\u2717 dropped", "open" */
+    COL_DEADLINE, /* a date that may have passed: "2023-05-01 (passed)" */
 };
 
 struct col {
@@ -142,8 +147,8 @@ static const struct col doc_cols[] = {
 };
 
 static const struct col action_cols[] = {
-    {"REF", "ref", COL_STR},       {"TO", "to", COL_STR},   {"OWNER", "owner", COL_STR},
-    {"STATUS", "status", COL_STR}, {"DUE", "due", COL_STR}, {"TEXT", "text", COL_LINE},
+    {"REF", "ref", COL_STR},          {"TO", "to", COL_STR},        {"OWNER", "owner", COL_STR},
+    {"STATUS", "status", COL_STATUS}, {"DUE", "due", COL_DEADLINE}, {"TEXT", "text", COL_LINE},
 };
 
 static const struct col decision_cols[] = {
@@ -155,7 +160,7 @@ static const struct col decision_cols[] = {
 
 static const struct col interim_cols[] = {
     {"ID", "id", COL_ID},        {"DATE", "date", COL_STR}, {"TIME", "start", COL_SPAN},
-    {"TOPIC", "topic", COL_STR}, {"MODE", "mode", COL_STR}, {"DEADLINE", "deadline", COL_STR},
+    {"TOPIC", "topic", COL_STR}, {"MODE", "mode", COL_STR}, {"DEADLINE", "deadline", COL_DEADLINE},
 };
 
 static const struct col person_cols[] = {
@@ -315,9 +320,9 @@ static const struct proto_field *field_of(enum proto_type t, const char *name)
 
 /* ---- cells and tables ---- */
 
-/* The text of one cell of o. */
+/* The text of one cell of o (today: "YYYY-MM-DD", to mark passed dates). */
 static void cell(const msgpack_object *rec, const msgpack_object *o, const struct col *c, char *out,
-                 size_t cap)
+                 size_t cap, const char *today)
 {
     int64_t v = 0;
     out[0] = '\0';
@@ -325,6 +330,25 @@ static void cell(const msgpack_object *rec, const msgpack_object *o, const struc
     case COL_STR:
         cli_obj_strcpy(o, c->field, out, cap);
         break;
+    case COL_STATUS:
+        cli_obj_strcpy(o, c->field, out, cap);
+        if (strcmp(out, "done") == 0) {
+            snprintf(out, cap, "\xe2\x9c\x93 done"); /* U+2713 */
+        } else if (strcmp(out, "dropped") == 0) {
+            snprintf(out, cap, "\xe2\x9c\x97 dropped"); /* U+2717 */
+        }
+        break;
+    case COL_DEADLINE: {
+        char st[16] = "";
+        cli_obj_strcpy(o, c->field, out, cap);
+        cli_obj_strcpy(o, "status", st, sizeof(st));
+        /* a date before today; an action that is done or dropped has no deadline to miss */
+        if (today != NULL && strlen(out) == 10 && out[4] == '-' && strcmp(out, today) < 0 &&
+            strcmp(st, "done") != 0 && strcmp(st, "dropped") != 0 && strlen(out) + 10 < cap) {
+            strcat(out, " (passed)");
+        }
+        break;
+    }
     case COL_ID:
     case COL_INT:
         if (cli_obj_i64(o, c->field, &v)) {
@@ -404,7 +428,7 @@ static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpac
 {
     const char *headers[8] = {NULL};
     const char *cells[8] = {NULL};
-    char bufs[8][1024];
+    char bufs[8][4096]; /* a cell; the table prints it whole (wrapped) */
     struct cli_table *t = NULL;
     int code = CLI_EXIT_FAIL;
     bool mark = k->type == PROTO_T_INTERIM && n > 0 &&
@@ -427,7 +451,7 @@ static int print_objects(struct cli_ctx *ctx, const struct kind *k, const msgpac
             cells[0] = r == 0 ? "next" : "";
         }
         for (size_t c = 0; c < k->ncols; c++) {
-            cell(rec, o, &k->cols[c], bufs[c], sizeof(bufs[c]));
+            cell(rec, o, &k->cols[c], bufs[c], sizeof(bufs[c]), today);
             cells[off + c] = bufs[c];
         }
         if (cli_table_add(t, cells) != 0) {
@@ -499,8 +523,9 @@ static int list(struct cli_ctx *ctx, const struct kind *k, int argc, char **argv
              "show %s [options]\n"
              "add %s [options]\n"
              "set %s [options]\n"
-             "remove %s [options]",
-             by_item ? "[ITEM] " : "", k->target, k->add_args, k->target, k->target);
+             "remove %s [options]%s",
+             by_item ? "[ITEM] " : "", k->target, k->add_args, k->target, k->target,
+             k->type == PROTO_T_ITEM ? "\nrenumber [options]" : "");
     struct cli_usage u = {
         argv[0], synopsis,        k->about, by_status ? opts : NULL, by_status ? N(opts) : 0, true,
         0,       by_item ? 1 : 0, true,
@@ -774,6 +799,13 @@ static int convert_all(struct cli_ctx *ctx, const char *cmd, struct cli_mtg *m, 
             return code;
         }
         struct fv *f = &out[(*nout)++];
+        if (t == PROTO_T_DOC && strcmp(g[i].field, "ref") == 0 && f->kind == FV_STR &&
+            strpbrk(g[i].value, " \t\r\n\v\f") != NULL) {
+            return cli_usage_error(ctx, cmd,
+                                   "%s may not hold spaces: write the reference as one word, "
+                                   "e.g. TSAG-TD301",
+                                   g[i].label);
+        }
         if (t == PROTO_T_DOC && strcmp(g[i].field, "ref") == 0 && f->kind == FV_STR) {
             struct fv *r = &out[*nout];
             memset(r, 0, sizeof(*r));
@@ -851,6 +883,347 @@ static int pack_change(struct proto_buf *b, enum verb v, enum proto_type t, cons
     proto_pack_cstr(&pk, "cid");
     proto_pack_cstr(&pk, cid);
     return b->data != NULL ? 0 : PROTO_ENOMEM;
+}
+
+#define STDIN_TEXT_MAX (1 << 20) /* the server's default text limit */
+
+/* Appends to about (cap bytes) how k's add (v V_ADD) or set (cmd: "actions set") takes a
+ * text from standard input: which arguments and options, and an example. */
+static void stdin_note(const struct kind *k, enum verb v, const char *cmd, char *about, size_t cap)
+{
+    char which[96] = "";
+    char example[96] = "";
+    for (size_t i = 0; v == V_ADD && k->add_fields[i] != NULL; i++) {
+        const struct proto_field *f = field_of(k->type, k->add_fields[i]);
+        if (f != NULL && f->kind == PROTO_F_TEXT) {
+            snprintf(which, sizeof(which), "TEXT");
+            snprintf(example, sizeof(example), "%s -", cmd);
+        }
+    }
+    for (size_t i = 0; i < k->nopts; i++) {
+        const struct proto_field *f = field_of(k->type, k->opts[i].field);
+        if (f == NULL || f->kind != PROTO_F_TEXT || (v == V_ADD && is_add_field(k, f->name))) {
+            continue;
+        }
+        snprintf(which + strlen(which), sizeof(which) - strlen(which), "%s--%s",
+                 which[0] != '\0' ? ", " : "", f->name);
+        if (example[0] == '\0') {
+            const char *arg = v == V_ADD ? k->add_args : v == V_SET ? k->target : "ID";
+            snprintf(example, sizeof(example), "%s%s%s --%s -", cmd, arg != NULL ? " " : "",
+                     arg != NULL ? arg : "", f->name);
+        }
+    }
+    if (which[0] != '\0') {
+        size_t n = strlen(about);
+        snprintf(about + n, cap - n,
+                 "\nA text given as - (%s) is read from standard input, one final newline\n"
+                 "dropped: e.g. printf 'Line 1\\nLine 2\\n' | confer %s",
+                 which, example);
+    }
+}
+
+/* The value given for field, or NULL. */
+static const char *given_value(const struct given *g, size_t ng, const char *field)
+{
+    const char *v = NULL;
+    for (size_t i = 0; i < ng; i++) {
+        if (strcmp(g[i].field, field) == 0) {
+            v = g[i].value;
+        }
+    }
+    return v;
+}
+
+/* A text field given as "-" takes standard input as its value: read once, into *buf (the
+ * caller's to free), one final newline dropped. Returns an exit code (errors reported). */
+static int read_stdin_text(struct cli_ctx *ctx, const char *cmd, enum proto_type t, struct given *g,
+                           size_t ng, char **buf)
+{
+    struct given *which = NULL;
+    for (size_t i = 0; i < ng; i++) {
+        const struct proto_field *f = field_of(t, g[i].field);
+        if (f == NULL || f->kind != PROTO_F_TEXT || strcmp(g[i].value, "-") != 0) {
+            continue;
+        }
+        if (which != NULL) {
+            return cli_usage_error(ctx, cmd,
+                                   "%s and %s both say - : only one text can come from standard "
+                                   "input",
+                                   which->label, g[i].label);
+        }
+        which = &g[i];
+    }
+    if (which == NULL) {
+        return CLI_EXIT_OK;
+    }
+    if (isatty(ctx->in_fd)) {
+        fprintf(ctx->err, "%s: reading %s from standard input; end it with Ctrl-D\n", ctx->prog,
+                which->label);
+    }
+    size_t len = 0;
+    int rc = cli_read_fd(ctx->in_fd, STDIN_TEXT_MAX, false, buf, &len);
+    if (rc == PROTO_ETOOBIG) {
+        return cli_fail(ctx, "%s: standard input holds more than %d bytes, more than a text may",
+                        which->label, STDIN_TEXT_MAX);
+    }
+    if (rc != 0) {
+        return cli_fail(ctx, "%s: cannot read standard input: %s", which->label,
+                        proto_strerror(rc));
+    }
+    if (strlen(*buf) != len || !proto_utf8_valid(*buf, len)) {
+        return cli_fail(ctx, "%s: standard input is not text (UTF-8 without NUL bytes)",
+                        which->label);
+    }
+    if (len > 0 && (*buf)[len - 1] == '\n') {
+        (*buf)[--len] = '\0';
+        if (len > 0 && (*buf)[len - 1] == '\r') {
+            (*buf)[--len] = '\0';
+        }
+    }
+    which->value = *buf;
+    return CLI_EXIT_OK;
+}
+
+/* ---- item numbers: shifting and closing gaps ---- */
+
+#define NUM_MAX 33 /* an item number and its NUL (the schema allows 32 bytes) */
+
+/* One planned change of an item's number. */
+struct renum {
+    int64_t id;
+    int64_t seq;
+    long long key; /* the component that changes: the order to send them in */
+    char from[NUM_MAX];
+    char to[NUM_MAX];
+    char title[80];
+};
+
+/* Splits the valid item number s at the component after its first plen bytes: *val is that
+ * component's value and *rest what follows it ("" or ".1..."). False when it does not fit
+ * in a long long. */
+static bool num_component(const char *s, size_t plen, long long *val, const char **rest)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s + plen, &end, 10);
+    if (errno != 0 || end == s + plen) {
+        return false;
+    }
+    *val = v;
+    *rest = end;
+    return true;
+}
+
+/* Fills out[0..cap) with the items of rec whose number is valid and begins with prefix
+ * (plen bytes: "" for the top level, else e.g. "4."). Returns how many, or -1 when more
+ * than cap. */
+static long items_under(const msgpack_object *rec, const char *prefix, size_t plen,
+                        struct renum *out, size_t cap)
+{
+    const msgpack_object *arr = cli_rec_objects(rec, PROTO_T_ITEM);
+    size_t n = 0;
+    for (uint32_t i = 0;
+         arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        char num[NUM_MAX];
+        const char *rest = NULL;
+        long long v = 0;
+        cli_obj_strcpy(o, "number", num, sizeof(num));
+        if (!proto_number_valid(num, strlen(num)) || strncmp(num, prefix, plen) != 0 ||
+            !num_component(num, plen, &v, &rest)) {
+            continue;
+        }
+        if (n >= cap) {
+            return -1;
+        }
+        memset(&out[n], 0, sizeof(out[n]));
+        (void)cli_obj_i64(o, "id", &out[n].id);
+        (void)cli_obj_i64(o, "seq", &out[n].seq);
+        out[n].key = v;
+        snprintf(out[n].from, sizeof(out[n].from), "%s", num);
+        cli_obj_strcpy(o, "title", out[n].title, sizeof(out[n].title));
+        n++;
+    }
+    return (long)n;
+}
+
+/* Writes prefix, v and rest as an item number into out. False when it is too long. */
+static bool num_make(char *out, const char *prefix, size_t plen, long long v, const char *rest)
+{
+    int w = snprintf(out, NUM_MAX, "%.*s%lld%s", (int)plen, prefix, v, rest);
+    return w > 0 && w < NUM_MAX && proto_number_valid(out, (size_t)w);
+}
+
+/* True when number s is held by an item of rec (compared the way the client names items). */
+static const msgpack_object *number_taken(const msgpack_object *rec, const char *s, int64_t but)
+{
+    const msgpack_object *arr = cli_rec_objects(rec, PROTO_T_ITEM);
+    for (uint32_t i = 0;
+         arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && i < arr->via.array.size; i++) {
+        const msgpack_object *o = &arr->via.array.ptr[i];
+        char num[NUM_MAX];
+        int64_t id = 0;
+        cli_obj_strcpy(o, "number", num, sizeof(num));
+        if (cli_obj_i64(o, "id", &id) && id != but && cli_number_same(num, s)) {
+            return o;
+        }
+    }
+    return NULL;
+}
+
+/* False (reported) when the planned numbers, with the items that keep theirs, would repeat
+ * a number. */
+static bool plan_unique(struct cli_ctx *ctx, const msgpack_object *rec, const struct renum *p,
+                        size_t n, const char *extra)
+{
+    const msgpack_object *arr = cli_rec_objects(rec, PROTO_T_ITEM);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t k = i + 1; k < n; k++) {
+            if (cli_number_same(p[i].to, p[k].to)) {
+                cli_fail(ctx,
+                         "items %s and %s would both become %s: give one of them another "
+                         "number with %s items set ITEM --number NUMBER first",
+                         p[i].from, p[k].from, p[i].to, ctx->prog);
+                return false;
+            }
+        }
+        if (extra != NULL && cli_number_same(p[i].to, extra)) {
+            cli_fail(ctx, "item %s would become %s, the new item's number", p[i].from, extra);
+            return false;
+        }
+        for (uint32_t j = 0;
+             arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY && j < arr->via.array.size; j++) {
+            const msgpack_object *o = &arr->via.array.ptr[j];
+            int64_t id = 0;
+            bool moves = false;
+            (void)cli_obj_i64(o, "id", &id);
+            for (size_t k = 0; k < n; k++) {
+                moves = moves || p[k].id == id;
+            }
+            char num[NUM_MAX];
+            cli_obj_strcpy(o, "number", num, sizeof(num));
+            if (!moves && cli_number_same(num, p[i].to)) {
+                cli_fail(ctx,
+                         "item %s would become %s, which item #%lld keeps: give it another "
+                         "number with %s items set first",
+                         p[i].from, p[i].to, (long long)id, ctx->prog);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* Sends the planned number changes p[order...] one obj.update each. Says what it did per
+ * item on ctx->out (or gathers it into j). Returns the exit code: on a failure, what was
+ * done stays done, and the message says so. */
+static int send_numbers(struct cli_ctx *ctx, struct cli_mtg *m, const struct renum *p, size_t n,
+                        json_t *j)
+{
+    for (size_t i = 0; i < n; i++) {
+        struct proto_buf b = {0};
+        struct cli_msg *r = NULL;
+        struct fv f;
+        char cid[CLI_CID_LEN + 1];
+        char what[160];
+        memset(&f, 0, sizeof(f));
+        f.name = "number";
+        f.kind = FV_STR;
+        f.s = p[i].to;
+        cli_cid_new(cid);
+        if (pack_change(&b, V_SET, PROTO_T_ITEM, m->id, m->id, p[i].id, p[i].seq, cid, NULL, &f,
+                        1) != 0) {
+            proto_buf_free(&b, 0);
+            return cli_fail(ctx, "out of memory");
+        }
+        snprintf(what, sizeof(what), "cannot renumber item %s to %s (%zu of %zu renumbered)",
+                 p[i].from, p[i].to, i, n);
+        int code = cli_mtg_change(ctx, m, what, &b, "obj.update", &r);
+        proto_buf_free(&b, 0);
+        int64_t seq = 0;
+        if (code == CLI_EXIT_OK) {
+            (void)cli_obj_i64(r->result, "seq", &seq);
+        }
+        cli_msg_free(r);
+        if (code != CLI_EXIT_OK) {
+            return code;
+        }
+        if (j != NULL) {
+            json_t *o = json_pack("{s:I, s:s, s:s, s:I}", "id", (json_int_t)p[i].id, "from",
+                                  p[i].from, "to", p[i].to, "seq", (json_int_t)seq);
+            if (o == NULL || json_array_append_new(j, o) != 0) {
+                return cli_fail(ctx, "out of memory");
+            }
+        } else {
+            char safe[sizeof(p[i].title)];
+            cli_sanitize(p[i].title, strlen(p[i].title), safe, sizeof(safe));
+            fprintf(ctx->json ? ctx->err : ctx->out, "item %s is now %s%s%s%s\n", p[i].from,
+                    p[i].to, safe[0] != '\0' ? " (" : "", safe, safe[0] != '\0' ? ")" : "");
+        }
+    }
+    return CLI_EXIT_OK;
+}
+
+static int renum_desc(const void *a, const void *b)
+{
+    const struct renum *x = a, *y = b;
+    return x->key < y->key ? 1 : x->key > y->key ? -1 : -strcmp(x->from, y->from);
+}
+
+static int renum_asc(const void *a, const void *b)
+{
+    return -renum_desc(a, b);
+}
+
+/* Plans making room for a new item numbered num: when num is taken, every item of its
+ * level from num on, with its sub-items, moves one up (4 -> 5, 4.1 -> 5.1), highest first so
+ * no two items ever share a number on the way. *n is 0 when num is free. */
+static int plan_shift(struct cli_ctx *ctx, const msgpack_object *rec, const char *num,
+                      struct renum **out, size_t *n)
+{
+    const char *dot = strrchr(num, '.');
+    size_t plen = dot != NULL ? (size_t)(dot - num) + 1 : 0;
+    const msgpack_object *arr = cli_rec_objects(rec, PROTO_T_ITEM);
+    size_t cap = arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY ? arr->via.array.size : 0;
+    long long at = 0;
+    const char *rest = NULL;
+    *out = NULL;
+    *n = 0;
+    if (number_taken(rec, num, 0) == NULL) {
+        return CLI_EXIT_OK;
+    }
+    if (!num_component(num, plen, &at, &rest)) {
+        return cli_fail(ctx, "item number %s is too large to shift", num);
+    }
+    struct renum *p = calloc(cap > 0 ? cap : 1, sizeof(*p));
+    if (p == NULL) {
+        return cli_fail(ctx, "out of memory");
+    }
+    long got = items_under(rec, num, plen, p, cap);
+    size_t k = 0;
+    for (long i = 0; i < got; i++) {
+        if (p[i].key < at) {
+            continue;
+        }
+        const char *r = NULL;
+        long long v = 0;
+        (void)num_component(p[i].from, plen, &v, &r);
+        if (v == LLONG_MAX || !num_make(p[i].to, num, plen, v + 1, r)) {
+            int code = cli_fail(ctx, "item %s cannot move one up: its number would be too long",
+                                p[i].from);
+            free(p);
+            return code;
+        }
+        p[k++] = p[i];
+    }
+    qsort(p, k, sizeof(*p), renum_desc);
+    if (!plan_unique(ctx, rec, p, k, num)) {
+        free(p);
+        return CLI_EXIT_FAIL;
+    }
+    *out = p;
+    *n = k;
+    return CLI_EXIT_OK;
 }
 
 /* What removing o loses, in words ("its text, 2 docs and 1 decision lose their item"), or
@@ -964,6 +1337,16 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         no++;
     }
     bool yes = false;
+    bool renumber = false;
+    if (v == V_ADD && t == PROTO_T_ITEM) {
+        opts[no++] = (struct cli_opt){"renumber",
+                                      0,
+                                      CLI_OPT_FLAG,
+                                      NULL,
+                                      "when NUMBER is taken, move it and the later items one up",
+                                      &renumber,
+                                      NULL};
+    }
     if (v == V_REMOVE) {
         opts[no++] = (struct cli_opt){
             "yes", 0, CLI_OPT_FLAG, NULL, "remove without asking (scripts)", &yes, NULL};
@@ -990,9 +1373,15 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
                  k->add_needs != NULL ? " --" : "", k->add_needs != NULL ? k->add_needs : "",
                  k->add_needs != NULL ? " TEXT" : "");
         snprintf(about, sizeof(about),
-                 "Adds %s %s to the meeting; the options set its other fields.%s%s",
+                 "Adds %s %s to the meeting; the options set its other fields.%s%s%s",
                  strchr("aeiou", noun[0]) != NULL ? "an" : "a", noun,
-                 k->add_note != NULL ? "\n" : "", k->add_note != NULL ? k->add_note : "");
+                 k->add_note != NULL ? "\n" : "", k->add_note != NULL ? k->add_note : "",
+                 t == PROTO_T_ITEM ? "\nWith --renumber, when NUMBER is taken, that item and "
+                                     "the later ones of its\nlevel move one up first, with "
+                                     "their sub-items (4 -> 5, 4.1 -> 5.1), each its own\n"
+                                     "change, the highest first."
+                                   : "");
+        stdin_note(k, v, cmd, about, sizeof(about));
         break;
     case V_SET:
         snprintf(synopsis, sizeof(synopsis), "%s%s[options]", t == PROTO_T_MEETING ? "" : k->target,
@@ -1006,6 +1395,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
                      ? "\nThe rapporteur changes the meeting; --status final locks the record\n"
                        "and --status draft (alone) reopens it."
                      : "");
+        stdin_note(k, v, cmd, about, sizeof(about));
         break;
     case V_REMOVE:
         snprintf(synopsis, sizeof(synopsis), "%s [options]", k->target);
@@ -1021,6 +1411,7 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         snprintf(about, sizeof(about),
                  "Creates the meeting ID (lower-case letters, digits, '.', '_', '-') with USER\n"
                  "as its rapporteur; the options set its fields. Operator accounts only.");
+        stdin_note(k, v, cmd, about, sizeof(about));
         break;
     }
     if ((v == V_SET || v == V_REMOVE) && k->target != NULL && strstr(k->target, "ID") != NULL) {
@@ -1051,6 +1442,9 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
     char cid[CLI_CID_LEN + 1];
     char label[CLI_REF_MAX + CLI_REV_MAX + 32];
     char what[CLI_REF_MAX + CLI_REV_MAX + 64];
+    char *stdin_text = NULL;
+    struct renum *shift = NULL;
+    size_t nshift = 0;
     int code = CLI_EXIT_FAIL;
 
     memset(&m, 0, sizeof(m));
@@ -1100,9 +1494,13 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
             return cli_usage_error(ctx, cmd, "--rapporteur USER is required (an account name)");
         }
     }
+    code = read_stdin_text(ctx, cmd, t, g, ng, &stdin_text);
+    if (code != CLI_EXIT_OK) {
+        goto cleanup;
+    }
     code = convert_all(ctx, cmd, NULL, t, g, ng, f, &nf);
     if (code != CLI_EXIT_OK) {
-        return code;
+        goto cleanup;
     }
 
     /* the record, and the object to change */
@@ -1137,6 +1535,38 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         }
         if (convert_all(ctx, cmd, &m, t, g, ng, f, &nf) != CLI_EXIT_OK) {
             code = CLI_EXIT_FAIL;
+            goto cleanup;
+        }
+        const char *num = t == PROTO_T_ITEM ? given_value(g, ng, "number") : NULL;
+        if (renumber && num != NULL) {
+            if (plan_shift(ctx, m.rec, num, &shift, &nshift) != CLI_EXIT_OK) {
+                code = CLI_EXIT_FAIL;
+                goto cleanup;
+            }
+        } else if (num != NULL) {
+            const msgpack_object *holder = number_taken(m.rec, num, v == V_SET ? id : 0);
+            if (holder != NULL) {
+                char title[80];
+                char safe[sizeof(title)];
+                int64_t hid = 0;
+                (void)cli_obj_i64(holder, "id", &hid);
+                cli_obj_strcpy(holder, "title", title, sizeof(title));
+                cli_sanitize(title, strlen(title), safe, sizeof(safe));
+                code = cli_fail(ctx,
+                                "%s: item %s (#%lld%s%s) has that number already: choose "
+                                "another%s",
+                                v == V_ADD ? "cannot add the item" : "cannot change it", num,
+                                (long long)hid, safe[0] != '\0' ? ", " : "", safe,
+                                v == V_ADD ? ", or add it with --renumber to move it and the "
+                                             "later items one up"
+                                           : "");
+                goto cleanup;
+            }
+        }
+    }
+    if (nshift > 0) {
+        code = send_numbers(ctx, &m, shift, nshift, NULL);
+        if (code != CLI_EXIT_OK) {
             goto cleanup;
         }
     }
@@ -1176,6 +1606,12 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
         code = cli_mtg_change(ctx, &m, what, &b, method, &r);
     }
     if (code != CLI_EXIT_OK) {
+        if (nshift > 0) {
+            fprintf(ctx->err,
+                    "%s: the items moved up stay where they are now: %s items renumber "
+                    "closes the gap\n",
+                    ctx->prog, ctx->prog);
+        }
         goto cleanup;
     }
 
@@ -1222,8 +1658,113 @@ int cli_obj_change(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv
     fprintf(ctx->out, "%s %s\n", v == V_ADD ? "added" : "updated", safe);
 
 cleanup:
+    free(shift);
+    free(stdin_text);
     proto_buf_free(&b, 0);
     cli_msg_free(r);
+    cli_mtg_close(&m);
+    return code;
+}
+
+/* confer items renumber: closes the gaps in the top-level numbers. */
+static int items_renumber(struct cli_ctx *ctx, int argc, char **argv)
+{
+    const struct cli_usage u = {
+        "items renumber",
+        "[options]",
+        "Closes the gaps in the agenda's item numbers: 1, 2, 4, 7 become 1, 2, 3, 4 (counting\n"
+        "from 1, or from 0 when there is an item 0). Only the top-level number, the one before\n"
+        "the first dot, is renumbered; sub-items keep their place under it (when 4 becomes\n"
+        "3, 4.1 becomes 3.1), and sub-numbers are never closed up. Items whose number is not\n"
+        "a plain item number are left alone. Each item that moves is its own change, made in\n"
+        "an order where no two items ever share a number; it says what became of each.",
+        NULL,
+        0,
+        true,
+        0,
+        0,
+        true,
+    };
+    struct cli_args a;
+    struct cli_mtg m;
+    struct renum *p = NULL;
+    long long *keys = NULL;
+    json_t *j = NULL;
+    int code = CLI_EXIT_FAIL;
+
+    memset(&m, 0, sizeof(m));
+    if (!cli_args_parse(ctx, &u, argc, argv, &a, &code)) {
+        return code;
+    }
+    code = CLI_EXIT_FAIL;
+    if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK || cli_mtg_fetch(ctx, &m) != CLI_EXIT_OK) {
+        goto cleanup;
+    }
+    const msgpack_object *arr = cli_rec_objects(m.rec, PROTO_T_ITEM);
+    size_t cap = arr != NULL && arr->type == MSGPACK_OBJECT_ARRAY ? arr->via.array.size : 0;
+    p = calloc(cap > 0 ? cap : 1, sizeof(*p));
+    keys = calloc(cap > 0 ? cap : 1, sizeof(*keys));
+    if (p == NULL || keys == NULL) {
+        code = cli_fail(ctx, "out of memory");
+        goto cleanup;
+    }
+    long got = items_under(m.rec, "", 0, p, cap);
+    size_t nk = 0;
+    for (long i = 0; i < got; i++) {
+        keys[nk++] = p[i].key;
+    }
+    qsort(p, (size_t)(got > 0 ? got : 0), sizeof(*p), renum_asc);
+    /* the distinct top-level numbers, in order: p is sorted by them */
+    nk = 0;
+    for (long i = 0; i < got; i++) {
+        if (nk == 0 || keys[nk - 1] != p[i].key) {
+            keys[nk++] = p[i].key;
+        }
+    }
+    long long base = nk > 0 && keys[0] == 0 ? 0 : 1;
+    size_t n = 0;
+    size_t rank = 0;
+    for (long i = 0; i < got; i++) {
+        while (rank < nk && keys[rank] != p[i].key) {
+            rank++;
+        }
+        long long to = base + (long long)rank;
+        if (to == p[i].key) {
+            continue;
+        }
+        const char *rest = NULL;
+        long long v = 0;
+        (void)num_component(p[i].from, 0, &v, &rest);
+        if (!num_make(p[i].to, "", 0, to, rest)) {
+            code = cli_fail(ctx, "item %s: its new number would be too long", p[i].from);
+            goto cleanup;
+        }
+        p[n++] = p[i];
+    }
+    if (!plan_unique(ctx, m.rec, p, n, NULL)) {
+        goto cleanup;
+    }
+    if (ctx->json) {
+        j = json_array();
+        if (j == NULL) {
+            code = cli_fail(ctx, "out of memory");
+            goto cleanup;
+        }
+    } else if (n == 0) {
+        fprintf(ctx->out, "the item numbers of meeting %s have no gaps: nothing renumbered\n",
+                m.id);
+    }
+    /* lowest first: every number an item moves to was left by a lower one before it */
+    code = send_numbers(ctx, &m, p, n, j);
+    if (code == CLI_EXIT_OK && j != NULL) {
+        code = cli_print_json(ctx, j);
+        j = NULL;
+    }
+
+cleanup:
+    json_decref(j);
+    free(keys);
+    free(p);
     cli_mtg_close(&m);
     return code;
 }
@@ -1368,6 +1909,9 @@ cleanup:
 
 static int run(struct cli_ctx *ctx, enum proto_type t, int argc, char **argv)
 {
+    if (t == PROTO_T_ITEM && argc >= 2 && strcmp(argv[1], "renumber") == 0) {
+        return items_renumber(ctx, argc - 1, argv + 1);
+    }
     if (argc >= 2 && (strcmp(argv[1], "add") == 0 || strcmp(argv[1], "set") == 0 ||
                       strcmp(argv[1], "remove") == 0)) {
         return cli_obj_change(ctx, t, argc - 1, argv + 1);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli_names.h"
+#include "cli_pack.h"
 #include "cli_record.h"
 #include "cli_render.h"
 
@@ -18,7 +19,7 @@
 /* Prints the doc names of an agenda item, wrapped to the width, indented by indent. */
 static void print_docs(struct cli_ctx *ctx, const msgpack_object *docs, size_t indent)
 {
-    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t width = cli_width_or_all(ctx->width);
     size_t col = 0;
     for (uint32_t i = 0; docs != NULL && i < docs->via.array.size; i++) {
         char raw[CLI_REF_MAX + CLI_REV_MAX];
@@ -89,7 +90,7 @@ int cli_cmd_agenda(struct cli_ctx *ctx, int argc, char **argv)
         goto cleanup;
     }
     struct cli_msg *pres = cli_presence_fetch(&m);
-    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t width = cli_width_or_all(ctx->width);
     size_t numw = 1;
     for (uint32_t i = 0; i < items->via.array.size; i++) {
         char num[40];
@@ -215,7 +216,7 @@ int cli_cmd_show(struct cli_ctx *ctx, int argc, char **argv)
     cli_sanitize(raw, strlen(raw), num, sizeof(num));
     cli_obj_strcpy(it, "title", raw, sizeof(raw));
     snprintf(head, sizeof(head), "%s  %s", num, raw);
-    size_t width = ctx->width > 0 ? (size_t)ctx->width : CLI_TERM_WIDTH_DEFAULT;
+    size_t width = cli_width_or_all(ctx->width);
     char fitted[2200];
     cli_fit(head, width, fitted, sizeof(fitted));
     fprintf(ctx->out, "%s\n", fitted);
@@ -698,18 +699,64 @@ static int read_all(int fd, size_t max, char **out, size_t *len)
     return 0;
 }
 
+/* The name of a type as people say it, plural ("items"); name has room for 32 bytes. */
+static void type_plural(const msgpack_object *k, char *name, size_t size)
+{
+    enum proto_type t = proto_type_find(k->via.str.ptr, k->via.str.size);
+    if (t != PROTO_T_COUNT) {
+        snprintf(name, size, "%s", proto_type_info(t)->plural);
+    } else {
+        cli_sanitize(k->via.str.ptr, k->via.str.size, name, size);
+    }
+}
+
+/* A conflict on mode "new": what the meeting holds, and what to do. */
+static int import_conflict(struct cli_ctx *ctx, const struct cli_mtg *m, const struct cli_msg *r,
+                           const char *file)
+{
+    const msgpack_object *held = NULL;
+    char what[512] = "";
+    size_t n = 0;
+    if (r->data != NULL && proto_param_map(r->data, "counts", &held) == 0) {
+        for (uint32_t i = 0; i < held->via.map.size && n + 64 < sizeof(what); i++) {
+            const msgpack_object *k = &held->via.map.ptr[i].key;
+            const msgpack_object *v = &held->via.map.ptr[i].val;
+            char name[32];
+            if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                continue;
+            }
+            type_plural(k, name, sizeof(name));
+            n += (size_t)snprintf(what + n, sizeof(what) - n, "%s%llu %s", n > 0 ? ", " : "",
+                                  (unsigned long long)v->via.u64, name);
+        }
+    }
+    return cli_fail(ctx,
+                    "cannot import the report: meeting %s is not empty (it holds %s): add to it "
+                    "with %s import %s --merge, or import into a new meeting",
+                    m->id, n > 0 ? what : "objects", ctx->prog, file);
+}
+
 int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv)
 {
+    bool merge = false;
+    const struct cli_opt opts[] = {
+        {"merge", 0, CLI_OPT_FLAG, NULL,
+         "add to a meeting that has content: objects it has are updated, the others added", &merge,
+         NULL},
+    };
     const struct cli_usage u = {
         "import",
         "FILE [options]",
-        "Reads FILE (\"-\": standard input), a report in the layout of the meeting reports\n"
-        "that confer exports, into the meeting: its fields, items with their text,\n"
-        "sessions, people, actions, documents, agreements and interim meetings. Objects\n"
-        "the meeting already has (a doc's REF and revision, an action's ref) are kept.\n"
+        "Reads FILE (\"-\": standard input), a report in the layout of the meeting reports or\n"
+        "a text or Markdown export of confer, into the meeting: its fields, items with their\n"
+        "text, sessions, people, actions, documents, agreements and interim meetings, and\n"
+        "says per type what it created, updated and left unchanged. Into a meeting that has\n"
+        "content already, use --merge: items are matched by number, documents by ref and\n"
+        "revision, actions by ref, sessions and interim meetings by date and start, people\n"
+        "by name, agreements by item and text; nothing is deleted. All or nothing.\n"
         "Rapporteur only.",
-        NULL,
-        0,
+        opts,
+        1,
         true,
         1,
         1,
@@ -718,6 +765,7 @@ int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv)
     struct cli_args a;
     struct cli_mtg m;
     struct cli_msg *r = NULL;
+    struct proto_buf req = {0};
     char *text = NULL;
     size_t len = 0;
     int code = CLI_EXIT_FAIL;
@@ -749,9 +797,23 @@ int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv)
     if (cli_mtg_open(ctx, &m, true) != CLI_EXIT_OK) {
         goto cleanup;
     }
-    /* report.import {meeting, text} -> {"seq", "counts": {type: n}} */
-    if (cli_mtg_call(ctx, &m, "cannot import the report", &r, "report.import", "{s: s, s: S}",
-                     "meeting", m.id, "text", text, len) != CLI_EXIT_OK) {
+    /* report.import {meeting, text, mode} -> {"seq", "counts": {type: {created, updated,
+     * unchanged}}}; mode new refused: conflict with data.counts {type: n}. */
+    rc = cli_packf(&req, "{s: s, s: S, s: s}", "meeting", m.id, "text", text, len, "mode",
+                   merge ? "merge" : "new");
+    if (rc != 0) {
+        code = cli_fail(ctx, "cannot import the report: cannot pack the request (%s)",
+                        proto_strerror(rc));
+        goto cleanup;
+    }
+    rc = cli_conn_call(m.c, "report.import", req.data, req.len, &r);
+    if (rc == 0 && r->error != NULL && r->code != NULL && strcmp(r->code, "conflict") == 0 &&
+        !merge) {
+        code = import_conflict(ctx, &m, r, a.v[0]);
+        goto cleanup;
+    }
+    if (rc != 0 || r->error != NULL) {
+        code = cli_mtg_fail(ctx, &m, "cannot import the report", rc, r);
         goto cleanup;
     }
     if (ctx->json) {
@@ -761,29 +823,30 @@ int cli_cmd_import(struct cli_ctx *ctx, int argc, char **argv)
     const msgpack_object *counts = NULL;
     int64_t seq = 0;
     (void)proto_param_i64(r->result, "seq", &seq);
-    fprintf(ctx->out, "imported into meeting %s:", m.id);
-    if (proto_param_map(r->result, "counts", &counts) != 0 || counts->via.map.size == 0) {
-        fprintf(ctx->out, " nothing new");
+    fprintf(ctx->out, "imported into meeting %s (seq %lld):\n", m.id, (long long)seq);
+    if (proto_param_map(r->result, "counts", &counts) != 0) {
+        counts = NULL;
     }
+    fprintf(ctx->out, "  %-12s %8s %8s %10s\n", "", "created", "updated", "unchanged");
     for (uint32_t i = 0; counts != NULL && i < counts->via.map.size; i++) {
         const msgpack_object *k = &counts->via.map.ptr[i].key;
         const msgpack_object *v = &counts->via.map.ptr[i].val;
-        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        int64_t c = 0, up = 0, un = 0;
+        char name[32];
+        if (k->type != MSGPACK_OBJECT_STR || v->type != MSGPACK_OBJECT_MAP) {
             continue;
         }
-        enum proto_type t = proto_type_find(k->via.str.ptr, k->via.str.size);
-        char name[32];
-        if (t != PROTO_T_COUNT) {
-            snprintf(name, sizeof(name), "%s", proto_type_info(t)->plural);
-        } else {
-            cli_sanitize(k->via.str.ptr, k->via.str.size, name, sizeof(name));
-        }
-        fprintf(ctx->out, "%s %llu %s", i > 0 ? "," : "", (unsigned long long)v->via.u64, name);
+        (void)proto_param_i64(v, "created", &c);
+        (void)proto_param_i64(v, "updated", &up);
+        (void)proto_param_i64(v, "unchanged", &un);
+        type_plural(k, name, sizeof(name));
+        fprintf(ctx->out, "  %-12s %8lld %8lld %10lld\n", name, (long long)c, (long long)up,
+                (long long)un);
     }
-    fprintf(ctx->out, " (seq %lld)\n", (long long)seq);
     code = ferror(ctx->out) ? CLI_EXIT_FAIL : CLI_EXIT_OK;
 
 cleanup:
+    proto_buf_free(&req, 0);
     free(text);
     cli_msg_free(r);
     cli_mtg_close(&m);

@@ -231,8 +231,11 @@ int cli_session_get(struct cli_ctx *ctx, struct cli_session *s)
     return CLI_EXIT_OK;
 }
 
-int cli_connect(struct cli_ctx *ctx, const char *hostport, const struct cli_host_policy *pol,
-                struct cli_conn **out)
+/* As cli_connect; *hopeless (when not NULL) says whether trying again cannot help: the
+ * host key is not the pinned one, or not known (PROTO_EPERM), or the handshake failed
+ * its signature check (PROTO_ECRYPTO). */
+static int connect_to(struct cli_ctx *ctx, const char *hostport, const struct cli_host_policy *pol,
+                      struct cli_conn **out, bool *hopeless)
 {
     char host[CLI_HOST_MAX];
     char err[8192];
@@ -240,6 +243,9 @@ int cli_connect(struct cli_ctx *ctx, const char *hostport, const struct cli_host
 
     *out = NULL;
     if (cli_hostport_parse(hostport, host, sizeof(host), &port) != 0) {
+        if (hopeless != NULL) {
+            *hopeless = true;
+        }
         return cli_fail(ctx, "not a valid server address: %s", hostport);
     }
     if (pol->known_hosts != NULL && cli_config_mkdir(&ctx->paths, err, sizeof(err)) != 0) {
@@ -247,20 +253,32 @@ int cli_connect(struct cli_ctx *ctx, const char *hostport, const struct cli_host
     }
     int rc = cli_conn_open(out, host, port, pol, ctx->connect_timeout_ms, err, sizeof(err));
     if (rc != 0) {
+        if (hopeless != NULL) {
+            *hopeless = rc == PROTO_EPERM || rc == PROTO_ECRYPTO;
+        }
         return cli_fail(ctx, "%s", err);
     }
     return CLI_EXIT_OK;
 }
 
-int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct cli_conn **out,
-                        struct cli_msg **result)
+int cli_connect(struct cli_ctx *ctx, const char *hostport, const struct cli_host_policy *pol,
+                struct cli_conn **out)
+{
+    return connect_to(ctx, hostport, pol, out, NULL);
+}
+
+int cli_session_reconnect(struct cli_ctx *ctx, const struct cli_session *s, struct cli_conn **out,
+                          struct cli_msg **result, bool *hopeless)
 {
     struct cli_host_policy pol;
     struct cli_conn *c = NULL;
     struct cli_msg *m = NULL;
     char hint[CLI_HOSTPORT_MAX + PROTO_NAME_MAX + 128];
     int code = CLI_EXIT_FAIL;
+    bool dummy = false;
 
+    hopeless = hopeless != NULL ? hopeless : &dummy;
+    *hopeless = false;
     *out = NULL;
     if (result != NULL) {
         *result = NULL;
@@ -271,7 +289,7 @@ int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct
     pol.known_hosts = ctx->paths.known_hosts;
     pol.unknown_hint = hint;
     pol.warn = ctx->err;
-    if (cli_connect(ctx, s->server, &pol, &c) != CLI_EXIT_OK) {
+    if (connect_to(ctx, s->server, &pol, &c, hopeless) != CLI_EXIT_OK) {
         return CLI_EXIT_FAIL;
     }
     /* auth.token {user, token} -> {user, operator} */
@@ -282,10 +300,17 @@ int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct
         goto cleanup;
     }
     if (cli_msg_is_error(m, "unauthenticated")) {
-        cli_fail(ctx, "session expired: run %s login %s@%s", ctx->prog, s->user, s->server);
+        /* the token expired or was revoked (password changed, account disabled): using it
+         * again only counts as one more failed login */
+        *hopeless = true;
+        cli_fail(ctx,
+                 "the server refused the saved session (it expired, or the password changed, "
+                 "or the account was disabled): log in again: %s login %s@%s",
+                 ctx->prog, s->user, s->server);
         goto cleanup;
     }
     if (m->error != NULL) {
+        *hopeless = cli_msg_is_error(m, "rate_limited") || cli_msg_is_error(m, "forbidden");
         cli_fail_rpc(ctx, "cannot log in with the saved session", m);
         goto cleanup;
     }
@@ -301,6 +326,12 @@ cleanup:
     cli_msg_free(m);
     cli_conn_close(c);
     return code;
+}
+
+int cli_session_connect(struct cli_ctx *ctx, const struct cli_session *s, struct cli_conn **out,
+                        struct cli_msg **result)
+{
+    return cli_session_reconnect(ctx, s, out, result, NULL);
 }
 
 /* ---- who is in a section (presence.list) ---- */

@@ -1,6 +1,7 @@
 /* cli_cmd_watch.c - `confer watch`: the meeting's changes and who is where, live; with an
  * ITEM, that section's text redrawn as others type. After a network break it reconnects by
- * itself, subscribes with the last seq it saw and says how many changes it replayed. */
+ * itself, subscribes with the last seq it saw and says how many changes it replayed; it
+ * stops, saying why, when the server refuses its token or shows another host key. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -322,11 +323,15 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
     const struct cli_usage u = {
         .cmd = "watch",
         .synopsis = "[ITEM] [--count N] [--for SECONDS]",
-        .about = "Shows the meeting's changes as they happen (who, what, where, when) and "
-                 "who is editing where. With ITEM (a number, or #ID), that section's text is "
-                 "redrawn live as others type. After a network break it reconnects by itself "
-                 "and replays what it missed. --json prints each notification as a line of "
-                 "JSON. Ctrl-C stops.",
+        .about =
+            "Shows the meeting's changes as they happen (who, what, where, when) and "
+            "who is editing where. With ITEM (a number, or #ID), that section's text is "
+            "redrawn live as others type. After a network break it reconnects by itself "
+            "and replays what it missed; it stops (exit 1) when the server refuses its session "
+            "(log in again), shows another host key, or refuses the subscription three times "
+            "in a row. --json prints each notification as a line "
+            "of "
+            "JSON. Ctrl-C stops.",
         .opts = opts,
         .nopts = sizeof(opts) / sizeof(opts[0]),
         .json = true,
@@ -357,6 +362,7 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
     }
     int64_t end = secs ? proto_now_ms() + secs * 1000 : 0;
     int backoff = 250;
+    int refused = 0; /* logged in again, but the subscription was refused, in a row */
     while (code == CLI_EXIT_OK && (count == 0 || w.events < count)) {
         int64_t left = end ? end - proto_now_ms() : 1000;
         if (end && left <= 0) {
@@ -383,13 +389,23 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
         w.mt.c = NULL;
         usleep((useconds_t)backoff * 1000);
         backoff = backoff < 4000 ? backoff * 2 : 5000;
-        FILE *err = ctx->err, *quiet = fopen("/dev/null", "w");
+        /* quiet while the server is away; but a refused token or a changed host key is
+         * said and ends the watch: trying again cannot help (and a refused token again
+         * and again rate limits the account) */
+        char *said = NULL;
+        size_t said_len = 0;
+        FILE *err = ctx->err, *quiet = open_memstream(&said, &said_len);
         if (quiet) {
-            ctx->err = quiet; /* quiet while the server is away */
+            ctx->err = quiet;
         }
-        int c = cli_session_connect(ctx, &w.mt.s, &w.mt.c, NULL);
+        bool hopeless = false;
+        int c = cli_session_reconnect(ctx, &w.mt.s, &w.mt.c, NULL, &hopeless);
         if (c == CLI_EXIT_OK) {
             c = start(&w, true, NULL);
+            /* the server answers, but not the subscription (no longer a member, the
+             * meeting gone): a few times may be a restart, more will not change */
+            refused = c == CLI_EXIT_OK ? 0 : refused + 1;
+            hopeless = refused >= 3;
         }
         if (quiet) {
             fclose(quiet);
@@ -399,6 +415,15 @@ int cli_cmd_watch(struct cli_ctx *ctx, int argc, char **argv)
             cli_conn_free(w.mt.c);
             w.mt.c = NULL;
         }
+        if (c != CLI_EXIT_OK && hopeless) {
+            if (said != NULL && said_len > 0) {
+                fwrite(said, 1, said_len, err);
+            } else {
+                cli_fail(ctx, "cannot connect again; not retrying");
+            }
+            code = CLI_EXIT_FAIL;
+        }
+        free(said);
     }
     if (w.replica) {
         cli_text_free(&w.t);

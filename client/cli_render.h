@@ -19,9 +19,14 @@
 
 #define CLI_TERM_WIDTH_DEFAULT 80
 
-/* Width of the terminal on fd in columns: $COLUMNS when it holds a number, else TIOCGWINSZ,
- * else 80 (fd is not a terminal). */
+/* Width of the terminal on fd in columns: $COLUMNS when it holds a number (a table that
+ * wide, also when fd is not a terminal), else TIOCGWINSZ, else 80; 0 when fd is not a
+ * terminal and $COLUMNS is not set: output for a program (see cli_table_print). */
 int cli_term_width(int fd);
+
+/* The columns text may take: width when it is positive, else (output for a program) so
+ * many that nothing is cut or wrapped. */
+size_t cli_width_or_all(int width);
 
 /* Copies s[0..len) into out (cap bytes, NUL-terminated, cut at a character boundary when
  * too long) with control characters (C0, DEL, C1) and invalid UTF-8 replaced by '?', and
@@ -35,8 +40,17 @@ char *cli_sanitize_dup(const char *s, size_t len);
  * report, an item's body). Returns 0 or PROTO_EIO. */
 int cli_text_print(FILE *out, const char *s, size_t len);
 
-/* Copies s (sanitized) into out, cut to at most width columns (code points): when it is
- * longer, width - 1 of them and "…". */
+/* The display cells of the code point cp on a terminal: 0 (combining marks, variation
+ * selectors, joiners), 2 (East Asian wide characters, emoji) or 1. The client's own table,
+ * whatever the locale. */
+size_t cli_cp_cells(uint32_t cp);
+
+/* The display cells of s[0..len) (UTF-8; an invalid byte counts one, as the '?' it
+ * becomes). */
+size_t cli_cells(const char *s, size_t len);
+
+/* Copies s (sanitized) into out, cut to at most width display cells: when it is wider,
+ * what fits in width - 1 cells and "…". */
 void cli_fit(const char *s, size_t width, char *out, size_t cap);
 
 /* Writes ms since the epoch as local time "YYYY-MM-DD HH:MM:SS" into out. */
@@ -49,8 +63,9 @@ void cli_render_duration(int64_t ms, char *out, size_t cap);
  * short: "just now", "42s ago", "2m ago", "5h ago", "3d ago"; "in 2m" for the future. */
 void cli_render_ago(int64_t ms, int64_t now, char *out, size_t cap);
 
-/* A table of text cells, printed with columns sized to their content and shrunk (widest
- * first, cut with "…") to fit a width. */
+/* A table of text cells, printed with columns sized to their content (in display cells)
+ * and shrunk, widest first, to fit a width: text longer than its column wraps inside it
+ * (at blanks, inside a word only when it is longer than the column), nothing is cut. */
 struct cli_table;
 
 /* Makes a table of ncols columns with these headers (copied). NULL when out of memory or
@@ -64,8 +79,10 @@ int cli_table_add(struct cli_table *t, const char *const *cells);
 /* Number of rows added. */
 size_t cli_table_rows(const struct cli_table *t);
 
-/* Prints the header line and the rows, at most width columns wide (columns never shrink
- * below 3 characters). Returns 0 or PROTO_EIO when writing fails. */
+/* Prints the header line and the rows, at most width cells wide (columns never shrink
+ * below 3 cells), each row on as many lines as its longest wrapped cell takes. width <= 0
+ * (not a terminal): for programs, every cell in full, the cells of a row separated by
+ * tabs, one row (the header first) a line. Returns 0 or PROTO_EIO when writing fails. */
 int cli_table_print(const struct cli_table *t, FILE *out, int width);
 
 /* Frees the table; NULL is a no-op. */

@@ -1212,3 +1212,69 @@ cleanup:
     db_stmt_done(st);
     return rc;
 }
+
+/* The tables every confer database has had since migration 1. */
+static const char *const core_tables[] = {"accounts", "tokens", "meetings"};
+
+int db_check_file(const char *path, int *version, char *why, size_t cap)
+{
+    struct db *db = NULL;
+    struct stat st;
+    int64_t v = 0;
+    int rc = 0;
+
+    if (why != NULL && cap > 0) {
+        why[0] = '\0';
+    }
+    if (path == NULL) {
+        return PROTO_EINVAL;
+    }
+    if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        if (why != NULL) {
+            snprintf(why, cap, "%s is not a file", path);
+        }
+        return PROTO_ENOTFOUND;
+    }
+    db = calloc(1, sizeof(*db));
+    if (db == NULL) {
+        return PROTO_ENOMEM;
+    }
+    int sqlrc = sqlite3_open_v2(path, &db->conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
+    if (sqlrc != SQLITE_OK) {
+        rc = db->conn != NULL ? db_sqlerr(db, sqlrc) : PROTO_ENOMEM;
+        goto cleanup;
+    }
+    sqlite3_extended_result_codes(db->conn, 1);
+    sqlite3_db_config(db->conn, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+    sqlite3_db_config(db->conn, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0, (int *)NULL);
+    rc = read_version(db, &v);
+    if (rc == 0 && v < 1) {
+        rc = db_fail(db, PROTO_EDB, "not a confer database (no schema version)");
+    }
+    for (size_t i = 0; rc == 0 && i < sizeof(core_tables) / sizeof(core_tables[0]); i++) {
+        char sql[128];
+        int64_t n = 0;
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '%s'",
+                 core_tables[i]);
+        rc = query_int(db, sql, &n);
+        if (rc == 0 && n != 1) {
+            rc = db_fail(db, PROTO_EDB, "not a confer database (no table %s)", core_tables[i]);
+        }
+    }
+    if (rc == 0) {
+        rc = db_integrity_check(db);
+    }
+    if (rc == 0 && version != NULL) {
+        *version = (int)v;
+    }
+cleanup:
+    if (rc != 0 && why != NULL && cap > 0) {
+        snprintf(why, cap, "%s", rc == PROTO_ENOMEM ? "out of memory" : db->errmsg);
+        for (char *c = why; *c != '\0'; c++) {
+            *c = *c == '\n' ? ' ' : *c; /* integrity_check lists one problem a line */
+        }
+    }
+    db_close(db);
+    return rc;
+}

@@ -63,6 +63,14 @@ int db_backup(struct db *db, const char *path);
 /* PRAGMA integrity_check; returns 0 when "ok", PROTO_EDB otherwise. */
 int db_integrity_check(struct db *db);
 
+/* Checks that the file at path is a confer database this program can open: SQLite, with
+ * confer's application_id and a schema version from 1 to the latest (older ones are
+ * migrated when the server opens it), its core tables, and a clean integrity_check. It is
+ * opened read-write without migrating (SQLite may make and remove a -wal and -shm beside
+ * it). *version (when not NULL) gets the schema version. Returns 0, PROTO_ENOTFOUND (no
+ * such file) or PROTO_EDB, with one line in why saying what is wrong. */
+int db_check_file(const char *path, int *version, char *why, size_t cap);
+
 /* ---- accounts ---- */
 
 #define DB_PWHASH_MAX 128 /* crypto_pwhash_STRBYTES */

@@ -808,6 +808,16 @@ static void queue_due(struct srv *srv, struct srv_meeting *m, int64_t now)
     }
 }
 
+void srv_hub_fail_open(struct srv *srv, struct srv_meeting *m, const char *why)
+{
+    struct srv_batch *b = open_batch(srv);
+    m->reload = true;
+    if (b != NULL && b->rc == 0) {
+        b->rc = PROTO_EINVAL;
+        snprintf(b->err, sizeof(b->err), "%s", why);
+    }
+}
+
 void srv_hub_flush(struct srv *srv)
 {
     int64_t now = proto_now_ms();

@@ -164,6 +164,12 @@ void srv_hub_checkpoint_all(struct srv *srv);
  * export's head). */
 void srv_hub_sign_head(struct srv *srv, struct srv_meeting *m);
 
+/* Makes the open batch fail when it is handed to the writer, as a batch that cannot be
+ * written does: nothing of it is acknowledged and the meetings it changed (m among them)
+ * reload from the database. For a run of changes that must commit together when a later
+ * one of them cannot be made. */
+void srv_hub_fail_open(struct srv *srv, struct srv_meeting *m, const char *why);
+
 /* Hands the open batch to the writer if it is idle (called at the end of each turn). */
 void srv_hub_flush(struct srv *srv);
 

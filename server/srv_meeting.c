@@ -8,6 +8,8 @@
  */
 #include "srv_meeting.h"
 
+#include "proto_diff.h"
+
 #include "srv_conn.h"
 #include "srv_held.h"
 #include "srv_hub.h"
@@ -73,6 +75,38 @@ static const struct {
     {PROTO_F_NUMBER, proto_number_valid, "must be an item number like 4 or 4.1"},
 };
 
+/* The field of a doc's ref, which holds no white space. */
+static const struct proto_field *doc_ref_field(void)
+{
+    return &proto_type_info(PROTO_T_DOC)->fields[proto_field_find(PROTO_T_DOC, "ref", 3)];
+}
+
+/* True when valid UTF-8 s holds a code point of Unicode's White_Space property. */
+static bool has_white_space(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = p[i];
+        size_t n = c < 0x80 ? 1 : c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+        if (n > len - i) {
+            return false; /* not valid UTF-8: the caller refuses it already */
+        }
+        if (n > 1) {
+            c &= 0xffu >> (n + 1);
+            for (size_t k = 1; k < n; k++) {
+                c = (c << 6) | (p[i + k] & 0x3fu);
+            }
+        }
+        i += n;
+        if ((c >= 0x09 && c <= 0x0d) || c == 0x20 || c == 0x85 || c == 0xa0 || c == 0x1680 ||
+            (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f ||
+            c == 0x205f || c == 0x3000) {
+            return true;
+        }
+    }
+    return false;
+}
+
 /* Why value v does not fit field f (of meeting m, which item references must name; NULL:
  * not checked): returns true with the error code in *code and the reason in why, or false
  * when it fits. The one check of a value, for requests and imports alike. */
@@ -112,6 +146,10 @@ static bool value_misfit(size_t max_text, struct srv_meeting *m, const struct pr
     size_t len = v->via.str.size;
     if (!proto_utf8_valid(s, len)) {
         snprintf(why, wl, "must be valid UTF-8 without NUL");
+        return true;
+    }
+    if (f == doc_ref_field() && has_white_space(s, len)) {
+        snprintf(why, wl, "may not hold spaces or other white space: e.g. TSAG-TD301");
         return true;
     }
     switch (f->kind) {
@@ -272,15 +310,40 @@ static bool same(const char *a, size_t alen, const char *b, size_t blen)
     return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
 }
 
-/* Unique keys: a doc's (ref, revision), an action's ref. */
+static char ascii_lower(char c)
+{
+    return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+/* Equal but for ASCII letter case. */
+static bool same_nocase(const char *a, size_t alen, const char *b, size_t blen)
+{
+    if (alen != blen) {
+        return false;
+    }
+    for (size_t i = 0; i < alen; i++) {
+        if (ascii_lower(a[i]) != ascii_lower(b[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Unique keys (section 10): an item's number (as a string), a doc's (ref, revision) and an
+ * action's ref (both regardless of ASCII letter case). Answers `conflict` naming the
+ * object that holds the key and returns false when the change would repeat one. */
 static bool check_unique(struct srv_req *req, struct srv_meeting *m, enum proto_type t,
                          const struct srv_obj *cur, const struct fset *s)
 {
-    if (t != PROTO_T_DOC && t != PROTO_T_ACTION) {
+    if (t != PROTO_T_DOC && t != PROTO_T_ACTION && t != PROTO_T_ITEM) {
         return true;
     }
-    int ref_idx = proto_field_find(t, "ref", 3);
+    int ref_idx =
+        t == PROTO_T_ITEM ? proto_field_find(t, "number", 6) : proto_field_find(t, "ref", 3);
     int rev_idx = t == PROTO_T_DOC ? proto_field_find(t, "revision", 8) : -1;
+    if (cur && fset_get(s, ref_idx) == NULL && (rev_idx < 0 || fset_get(s, rev_idx) == NULL)) {
+        return true; /* the key does not change: what the record holds stays as it is */
+    }
     const char *ref = NULL, *rev = NULL;
     size_t ref_len = 0, rev_len = 0;
     field_after(cur, s, ref_idx, &ref, &ref_len);
@@ -297,22 +360,70 @@ static bool check_unique(struct srv_req *req, struct srv_meeting *m, enum proto_
             continue;
         }
         const struct srv_val *r = &o->f[ref_idx];
-        if (!r->set || !same(r->s, r->len, ref, ref_len)) {
+        if (!r->set || r->s == NULL ||
+            !(t == PROTO_T_ITEM ? same(r->s, r->len, ref, ref_len)
+                                : same_nocase(r->s, r->len, ref, ref_len))) {
             continue;
         }
         if (rev_idx >= 0) {
             const struct srv_val *v = &o->f[rev_idx];
-            if (!same(v->set ? v->s : "", v->set ? v->len : 0, rev ? rev : "", rev_len)) {
+            bool vs = v->set && v->s;
+            if (!same_nocase(vs ? v->s : "", vs ? v->len : 0, rev ? rev : "", rev_len)) {
                 continue;
             }
         }
-        srv_reply_error_data(req, PROTO_CODE_CONFLICT,
-                             t == PROTO_T_DOC ? "a document with this ref and revision exists"
-                                              : "an action with this ref exists",
-                             "id", o->id);
+        char msg[192];
+        if (t == PROTO_T_ITEM) {
+            snprintf(msg, sizeof(msg), "number: item #%lld with the number %.*s exists already",
+                     (long long)o->id, (int)r->len, r->s);
+        } else if (t == PROTO_T_DOC) {
+            const struct srv_val *v = &o->f[rev_idx];
+            bool vs = v->set && v->s && v->len > 0;
+            snprintf(msg, sizeof(msg),
+                     "ref: document #%lld, %.*s%s%.*s, exists already (refs and revisions are "
+                     "compared regardless of letter case)",
+                     (long long)o->id, (int)r->len, r->s, vs ? " revision " : "",
+                     vs ? (int)v->len : 0, vs ? v->s : "");
+        } else {
+            snprintf(msg, sizeof(msg),
+                     "ref: action #%lld, %.*s, exists already (refs are compared regardless of "
+                     "letter case)",
+                     (long long)o->id, (int)r->len, r->s);
+        }
+        srv_reply_error_data(req, PROTO_CODE_CONFLICT, msg, "id", o->id);
         return false;
     }
     return true;
+}
+
+/* A session's or an interim's end is later than its start, when both are set after the
+ * change (cur: the object as stored, NULL on create). Answers `bad_request` naming `end`
+ * and returns false otherwise. Valid times HH:MM compare as strings. */
+static bool check_times(struct srv_req *req, enum proto_type t, const struct srv_obj *cur,
+                        const struct fset *s)
+{
+    if (t != PROTO_T_SESSION && t != PROTO_T_INTERIM) {
+        return true;
+    }
+    int start_idx = proto_field_find(t, "start", 5);
+    int end_idx = proto_field_find(t, "end", 3);
+    const char *a = NULL, *b = NULL;
+    size_t alen = 0, blen = 0;
+    field_after(cur, s, start_idx, &a, &alen);
+    field_after(cur, s, end_idx, &b, &blen);
+    if (a == NULL || b == NULL || alen == 0 || blen == 0) {
+        return true;
+    }
+    size_t n = alen < blen ? alen : blen;
+    int c = memcmp(b, a, n);
+    if (c > 0 || (c == 0 && blen > alen)) {
+        return true;
+    }
+    char why[128];
+    snprintf(why, sizeof(why), "must be later than the start: %.*s is not after %.*s",
+             (int)(blen < 16 ? blen : 16), b, (int)(alen < 16 ? alen : 16), a);
+    srv_reply_bad(req, "end", why);
+    return false;
 }
 
 /* The next free action ref: action_prefix-N, N one more than the largest used. */
@@ -328,7 +439,7 @@ static bool next_action_ref(struct srv_meeting *m, char *out, size_t cap)
     const struct srv_objvec *vec = &m->rec->objs[PROTO_T_ACTION];
     for (size_t i = 0; i < vec->n; i++) {
         const struct srv_val *r = &vec->v[i]->f[ref_idx];
-        if (r->set && r->len > p->len + 1 && memcmp(r->s, p->s, p->len) == 0 &&
+        if (r->set && r->len > p->len + 1 && same_nocase(r->s, p->len, p->s, p->len) &&
             r->s[p->len] == '-') {
             char *end = NULL;
             long long n = strtoll(r->s + p->len + 1, &end, 10);
@@ -396,7 +507,8 @@ void srv_obj_create(struct srv_req *req)
     struct srv_meeting *m = req->m;
     enum proto_type t = req->p.t;
     struct fset fs = {0};
-    if (!read_fields(req, m, t, req->p.fields.o, &fs) || !srv_req_unlocked(req, m, false)) {
+    if (!read_fields(req, m, t, req->p.fields.o, &fs) || !check_times(req, t, NULL, &fs) ||
+        !srv_req_unlocked(req, m, false)) {
         return;
     }
     /* An action without a ref gets the next one of the meeting's prefix. */
@@ -459,7 +571,7 @@ void srv_obj_update(struct srv_req *req)
     bool status_only = t == PROTO_T_MEETING && fs.n == 1 &&
                        fs.f[0].idx == proto_field_find(PROTO_T_MEETING, "status", 6);
     if (!srv_req_unlocked(req, m, status_only) || !srv_req_if_seq(req, o) ||
-        !check_unique(req, m, t, o, &fs)) {
+        !check_unique(req, m, t, o, &fs) || !check_times(req, t, o, &fs)) {
         return;
     }
     struct srv_change ch;
@@ -1593,15 +1705,135 @@ void srv_report_export_method(struct srv_req *req)
     srv_read_submit(req, &read_ops, job); /* answers when refused */
 }
 
-/* Packs an object's set fields as a create payload, mapping item references through map
- * (local import ids to meeting ids). */
-static void pack_import_fields(msgpack_packer *pk, const struct srv_obj *o, const int64_t *map,
+/* A value as a string ("" when unset). */
+static const char *vstr(const struct srv_val *v, size_t *len)
+{
+    *len = v->set && v->s ? v->len : 0;
+    return v->set && v->s ? v->s : "";
+}
+
+static bool vsame(const struct srv_val *a, const struct srv_val *b)
+{
+    size_t al = 0, bl = 0;
+    const char *as = vstr(a, &al), *bs = vstr(b, &bl);
+    return same(as, al, bs, bl);
+}
+
+/* An imported item reference as a meeting id (0: none), through map (local import ids to
+ * meeting ids). */
+static int64_t import_mapped(const struct srv_val *v, const int64_t *map, size_t nmap)
+{
+    return v->set && v->i >= 0 && (size_t)v->i < nmap ? map[v->i] : 0;
+}
+
+/* True when the imported value v of a field of kind k equals the meeting's cur. */
+static bool import_same_value(const struct srv_val *v, const struct srv_val *cur,
+                              enum proto_fkind k, const int64_t *map, size_t nmap)
+{
+    if (k == PROTO_F_ITEMREF) {
+        return import_mapped(v, map, nmap) == (cur->set ? cur->i : 0);
+    }
+    if (k == PROTO_F_INT) {
+        return cur->set && cur->i == v->i;
+    }
+    return cur->set && vsame(v, cur);
+}
+
+/* The fields that match an imported object to one of the meeting (PROTOCOL.md section 13):
+ * items by number, docs by (ref, revision), actions by ref, sessions and interims by (date,
+ * start), people by name, decisions by (item, text). Fills key[0..2) with field indexes
+ * (-1: none); returns how many. */
+static size_t import_keys(enum proto_type t, int key[2])
+{
+    static const char *const keys[PROTO_T_COUNT][2] = {
+        [PROTO_T_ITEM] = {"number", NULL},     [PROTO_T_DOC] = {"ref", "revision"},
+        [PROTO_T_ACTION] = {"ref", NULL},      [PROTO_T_SESSION] = {"date", "start"},
+        [PROTO_T_INTERIM] = {"date", "start"}, [PROTO_T_PERSON] = {"name", NULL},
+        [PROTO_T_DECISION] = {"item", "text"},
+    };
+    size_t n = 0;
+    key[0] = key[1] = -1;
+    for (size_t k = 0; k < 2 && keys[t][k] != NULL; k++) {
+        key[n] = proto_field_find(t, keys[t][k], strlen(keys[t][k]));
+        n += key[n] >= 0;
+    }
+    return n;
+}
+
+/* The meeting's object an imported one matches, or NULL. Docs and actions are matched in
+ * either mode (their keys are unique in a meeting), the others only when merging. */
+static struct srv_obj *import_match(struct srv_meeting *m, const struct srv_obj *o, bool merge,
+                                    const int64_t *map, size_t nmap)
+{
+    int key[2];
+    size_t nkeys = import_keys(o->type, key);
+    if (nkeys == 0 || (!merge && o->type != PROTO_T_DOC && o->type != PROTO_T_ACTION)) {
+        return NULL;
+    }
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    /* An item reference is compared as the meeting id it maps to. */
+    int64_t ref[2] = {0, 0};
+    for (size_t k = 0; k < nkeys; k++) {
+        if (ti->fields[key[k]].kind == PROTO_F_ITEMREF) {
+            ref[k] = import_mapped(&o->f[key[k]], map, nmap);
+        }
+    }
+    const struct srv_objvec *vec = &m->rec->objs[o->type];
+    for (size_t i = 0; i < vec->n; i++) {
+        const struct srv_obj *x = vec->v[i];
+        bool same_key = true;
+        for (size_t k = 0; k < nkeys && same_key; k++) {
+            const struct srv_val *xv = &x->f[key[k]];
+            const struct srv_val *ov = &o->f[key[k]];
+            if (ti->fields[key[k]].kind == PROTO_F_ITEMREF) {
+                same_key = ref[k] == (xv->set ? xv->i : 0);
+            } else if (o->type == PROTO_T_DOC || o->type == PROTO_T_ACTION) {
+                /* refs are unique regardless of letter case (PROTOCOL.md section 10) */
+                bool os = ov->set && ov->s, xs = xv->set && xv->s;
+                same_key = same_nocase(os ? ov->s : "", os ? ov->len : 0, xs ? xv->s : "",
+                                       xs ? xv->len : 0);
+            } else {
+                same_key = vsame(ov, xv);
+            }
+        }
+        if (same_key) {
+            return vec->v[i];
+        }
+    }
+    return NULL;
+}
+
+/* Packs the value of field i of an imported object. */
+static void pack_import_value(msgpack_packer *pk, const struct srv_val *v, enum proto_fkind k,
+                              const int64_t *map, size_t nmap)
+{
+    if (k == PROTO_F_ITEMREF) {
+        int64_t mapped = import_mapped(v, map, nmap);
+        mapped ? msgpack_pack_int64(pk, mapped) : msgpack_pack_nil(pk);
+    } else if (k == PROTO_F_INT) {
+        msgpack_pack_int64(pk, v->i);
+    } else {
+        proto_pack_str(pk, v->s, v->len);
+    }
+}
+
+/* True for a field an import sets: one the report gives, not computed, not the status of
+ * the meeting. */
+static bool import_sets(const struct srv_obj *o, size_t i)
+{
+    const struct proto_field *f = &proto_type_info(o->type)->fields[i];
+    return o->f[i].set && f->kind != PROTO_F_COMPUTED &&
+           !(o->type == PROTO_T_MEETING && strcmp(f->name, "status") == 0);
+}
+
+/* Packs a create payload of an imported object. */
+static void pack_import_create(msgpack_packer *pk, const struct srv_obj *o, const int64_t *map,
                                size_t nmap, int64_t first)
 {
     const struct proto_typeinfo *ti = proto_type_info(o->type);
     size_t n = 0;
     for (size_t i = 0; i < ti->nfields; i++) {
-        n += o->f[i].set && ti->fields[i].kind != PROTO_F_COMPUTED;
+        n += import_sets(o, i);
     }
     msgpack_pack_map(pk, 2);
     proto_pack_cstr(pk, "import");
@@ -1609,47 +1841,85 @@ static void pack_import_fields(msgpack_packer *pk, const struct srv_obj *o, cons
     proto_pack_cstr(pk, "fields");
     msgpack_pack_map(pk, n);
     for (size_t i = 0; i < ti->nfields; i++) {
-        const struct srv_val *v = &o->f[i];
-        enum proto_fkind k = ti->fields[i].kind;
-        if (!v->set || k == PROTO_F_COMPUTED) {
-            continue;
-        }
-        proto_pack_cstr(pk, ti->fields[i].name);
-        if (k == PROTO_F_ITEMREF) {
-            int64_t mapped = v->i >= 0 && (size_t)v->i < nmap ? map[v->i] : 0;
-            mapped ? msgpack_pack_int64(pk, mapped) : msgpack_pack_nil(pk);
-        } else if (k == PROTO_F_INT) {
-            msgpack_pack_int64(pk, v->i);
-        } else {
-            proto_pack_str(pk, v->s, v->len);
+        if (import_sets(o, i)) {
+            proto_pack_cstr(pk, ti->fields[i].name);
+            pack_import_value(pk, &o->f[i], ti->fields[i].kind, map, nmap);
         }
     }
 }
 
-/* True when an imported doc or action would repeat an existing unique key. */
-static bool import_dup(struct srv_meeting *m, const struct srv_obj *o)
+/* One update an import makes: the fields of cur whose imported values in o differ. A text
+ * field changes by one op that turns the old text into the new (proto_diff), as an edit
+ * would, so that edits made against older seqs transform over it. */
+struct import_update {
+    size_t nset;
+    bool set[PROTO_MAX_FIELDS];
+    struct proto_op ops[PROTO_MAX_FIELDS];
+    int op_field[PROTO_MAX_FIELDS];
+    size_t nops;
+};
+
+static void import_update_free(struct import_update *u)
 {
-    if (o->type != PROTO_T_DOC && o->type != PROTO_T_ACTION) {
-        return false;
+    for (size_t i = 0; i < u->nops; i++) {
+        proto_op_free(&u->ops[i]);
     }
-    int ref = proto_field_find(o->type, "ref", 3);
-    int rev = o->type == PROTO_T_DOC ? proto_field_find(o->type, "revision", 8) : -1;
-    const struct srv_objvec *vec = &m->rec->objs[o->type];
-    for (size_t i = 0; i < vec->n; i++) {
-        const struct srv_obj *x = vec->v[i];
-        if (!o->f[ref].set || !x->f[ref].set ||
-            !same(x->f[ref].s, x->f[ref].len, o->f[ref].s, o->f[ref].len)) {
+    u->nops = 0;
+}
+
+/* Finds what differs. Returns 0 (u->nset 0: nothing), or PROTO_ENOMEM / PROTO_EINVAL. */
+static int import_update_plan(const struct srv_obj *o, const struct srv_obj *cur,
+                              const int64_t *map, size_t nmap, struct import_update *u)
+{
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    memset(u, 0, sizeof(*u));
+    for (size_t i = 0; i < ti->nfields; i++) {
+        enum proto_fkind k = ti->fields[i].kind;
+        if (!import_sets(o, i) || import_same_value(&o->f[i], &cur->f[i], k, map, nmap)) {
             continue;
         }
-        if (rev < 0) {
-            return true;
-        }
-        const char *a = x->f[rev].set ? x->f[rev].s : "", *b = o->f[rev].set ? o->f[rev].s : "";
-        if (strcmp(a, b) == 0) {
-            return true;
+        u->set[i] = true;
+        u->nset++;
+        if (k == PROTO_F_TEXT) {
+            size_t ol = 0, nl = 0;
+            const char *os = vstr(&cur->f[i], &ol), *ns = vstr(&o->f[i], &nl);
+            proto_op_init(&u->ops[u->nops]);
+            int rc = proto_diff(os, ol, ns, nl, &u->ops[u->nops]);
+            if (rc != 0) {
+                proto_op_free(&u->ops[u->nops]);
+                import_update_free(u);
+                return rc == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EINVAL;
+            }
+            u->op_field[u->nops++] = (int)i;
         }
     }
-    return false;
+    return 0;
+}
+
+static void pack_import_update(msgpack_packer *pk, const struct srv_obj *o,
+                               const struct import_update *u, const int64_t *map, size_t nmap,
+                               int64_t first)
+{
+    const struct proto_typeinfo *ti = proto_type_info(o->type);
+    msgpack_pack_map(pk, u->nops > 0 ? 3 : 2);
+    proto_pack_cstr(pk, "import");
+    msgpack_pack_int64(pk, first);
+    proto_pack_cstr(pk, "fields");
+    msgpack_pack_map(pk, u->nset);
+    for (size_t i = 0; i < ti->nfields; i++) {
+        if (u->set[i]) {
+            proto_pack_cstr(pk, ti->fields[i].name);
+            pack_import_value(pk, &o->f[i], ti->fields[i].kind, map, nmap);
+        }
+    }
+    if (u->nops > 0) {
+        proto_pack_cstr(pk, "ops");
+        msgpack_pack_map(pk, u->nops);
+        for (size_t i = 0; i < u->nops; i++) {
+            proto_pack_cstr(pk, ti->fields[u->op_field[i]].name);
+            proto_op_encode(&u->ops[i], pk);
+        }
+    }
 }
 
 /* Checks every value an import would set as obj.create/obj.update check theirs (item
@@ -1697,139 +1967,157 @@ static int import_check(size_t max_text, const struct srv_rec *parsed, char *err
             rc = import_check_obj(max_text, vec->v[i], i, err, errlen);
         }
     }
+    /* Item numbers are unique in a meeting (PROTOCOL.md section 10): a report that numbers
+     * two sections alike is refused whole. */
+    int num = proto_field_find(PROTO_T_ITEM, "number", 6);
+    const struct srv_objvec *items = &parsed->objs[PROTO_T_ITEM];
+    for (size_t i = 0; rc == 0 && i < items->n; i++) {
+        const struct srv_val *a = &items->v[i]->f[num];
+        for (size_t j = i + 1; rc == 0 && a->set && j < items->n; j++) {
+            const struct srv_val *b = &items->v[j]->f[num];
+            if (b->set && vsame(a, b)) {
+                snprintf(err, errlen, "two sections are numbered %.*s: number them apart",
+                         (int)(a->len < 32 ? a->len : 32), a->s ? a->s : "");
+                rc = PROTO_EINVAL;
+            }
+        }
+    }
     return rc;
 }
 
+/* What the meeting holds that mode "new" refuses; true when it holds anything. */
+static bool import_holds(const struct srv_meeting *m, int64_t held[])
+{
+    bool any = false;
+    for (int t = 1; t < PROTO_T_COUNT; t++) {
+        held[t] = (int64_t)m->rec->objs[t].n;
+        any = any || held[t] > 0;
+    }
+    return any;
+}
+
+/* One change of an import: its update of cur (o's differing fields), or its create of o
+ * (cur NULL). Returns the seq, 0 when there was nothing to change, or a negative code. */
+static int64_t import_change(struct srv *srv, struct srv_meeting *m, const char *user,
+                             struct srv_conn *author, const struct srv_obj *o,
+                             const struct srv_obj *cur, const int64_t *map, size_t nmap,
+                             int64_t first, int64_t *id_out)
+{
+    struct srv_change ch = {.m = m, .user = user, .type = o->type, .author = author};
+    msgpack_packer pk;
+    struct import_update u;
+    int64_t seq = 0;
+    if (cur == NULL) {
+        int64_t id = srv_hub_next_id(srv);
+        if (id < 0) {
+            return id;
+        }
+        ch.kind = "create";
+        ch.id = id;
+        *id_out = id;
+        msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+        pack_import_create(&pk, o, map, nmap, first);
+        return srv_hub_commit(srv, &ch);
+    }
+    *id_out = cur->id;
+    int rc = import_update_plan(o, cur, map, nmap, &u);
+    if (rc != 0 || u.nset == 0) {
+        return rc;
+    }
+    ch.kind = "update";
+    ch.id = cur->id;
+    int64_t cur_id = cur->id;
+    if (o->type == PROTO_T_MEETING) {
+        ch.id_str = m->rec->id;
+    }
+    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
+    pack_import_update(&pk, o, &u, map, nmap, first);
+    seq = srv_hub_commit(srv, &ch);
+    for (size_t i = 0; seq > 0 && i < u.nops; i++) {
+        srv_window_add(&m->win, seq, o->type, cur_id, u.op_field[i], &u.ops[i]);
+    }
+    import_update_free(&u);
+    return seq;
+}
+
 int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
-                    struct srv_conn *author, const char *text, size_t len, int64_t counts[],
-                    char *err, size_t errlen)
+                    struct srv_conn *author, const char *text, size_t len,
+                    enum srv_import_mode mode, struct srv_import_counts *counts, char *err,
+                    size_t errlen)
 {
     struct srv_rec *parsed = NULL;
+    int64_t *map = NULL;
+    memset(counts, 0, sizeof(*counts));
     int rc = srv_report_import(text, len, &parsed, err, errlen);
     if (rc != 0) {
         return rc;
     }
     /* Everything is checked before the first change: a refused report changes nothing. */
     if ((rc = import_check(srv->cfg.max_text, parsed, err, errlen)) != 0) {
-        srv_rec_free(parsed);
-        return rc;
+        goto cleanup;
+    }
+    if (m->broken) {
+        rc = PROTO_EDB; /* memory and database disagree until it reloads */
+        goto cleanup;
+    }
+    if (mode == SRV_IMPORT_NEW && import_holds(m, counts->held)) {
+        snprintf(err, errlen, "the meeting is not empty: import with mode \"merge\"");
+        rc = PROTO_ECONFLICT;
+        goto cleanup;
     }
     /* Every change of the import names the seq of its first (PROTOCOL.md section 12): they
-     * are made in this turn of the loop, so they take consecutive seqs from here. */
+     * are made in this turn of the loop, so they take consecutive seqs from here, and land
+     * in one batch, which the writer commits in one transaction. */
     int64_t first = m->rec->seq + 1;
     int64_t maxid = srv_rec_max_id(parsed);
-    int64_t *map = calloc((size_t)maxid + 1, sizeof(*map));
+    size_t nmap = (size_t)maxid + 1;
+    map = calloc(nmap, sizeof(*map));
     if (map == NULL) {
-        srv_rec_free(parsed);
-        return PROTO_ENOMEM;
+        rc = PROTO_ENOMEM;
+        goto cleanup;
     }
-    /* The meeting's own fields first (those the report gives), then items (so that other
-     * objects can point at them), then everything else. */
-    const struct proto_typeinfo *mt = proto_type_info(PROTO_T_MEETING);
-    struct srv_change ch = {.m = m,
-                            .user = user,
-                            .kind = "update",
-                            .type = PROTO_T_MEETING,
-                            .id_str = m->rec->id,
-                            .author = author};
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &ch.payload, proto_buf_msgpack_write);
-    size_t nset = 0;
-    /* A replaced text enters its field's history as [{"d": len(old)}, new], as with
-     * obj.update, so that edits made against older seqs transform over it. */
-    struct proto_op ops[PROTO_MAX_FIELDS];
-    int op_field[PROTO_MAX_FIELDS];
-    size_t nops = 0;
-    for (size_t i = 0; i < mt->nfields; i++) {
-        const struct srv_val *v = &parsed->meeting.f[i];
-        if (!v->set || strcmp(mt->fields[i].name, "status") == 0) {
-            continue;
-        }
-        nset++;
-        if (mt->fields[i].kind == PROTO_F_TEXT) {
-            const struct srv_val *cur = &m->rec->meeting.f[i];
-            proto_op_init(&ops[nops]);
-            proto_op_delete(&ops[nops],
-                            cur->set && cur->s ? proto_utf8_count(cur->s, cur->len) : 0);
-            if (v->s && v->len > 0) {
-                proto_op_insert(&ops[nops], v->s, v->len);
-            }
-            op_field[nops++] = (int)i;
-        }
-    }
-    if (nset > 0) {
-        msgpack_pack_map(&pk, nops > 0 ? 3 : 2);
-        proto_pack_cstr(&pk, "import");
-        msgpack_pack_int64(&pk, first);
-        proto_pack_cstr(&pk, "fields");
-        msgpack_pack_map(&pk, nset);
-        for (size_t i = 0; i < mt->nfields; i++) {
-            const struct srv_val *v = &parsed->meeting.f[i];
-            if (!v->set || strcmp(mt->fields[i].name, "status") == 0) {
-                continue;
-            }
-            proto_pack_cstr(&pk, mt->fields[i].name);
-            if (mt->fields[i].kind == PROTO_F_INT) {
-                msgpack_pack_int64(&pk, v->i);
-            } else {
-                proto_pack_str(&pk, v->s, v->len);
-            }
-        }
-        if (nops > 0) {
-            proto_pack_cstr(&pk, "ops");
-            msgpack_pack_map(&pk, nops);
-            for (size_t i = 0; i < nops; i++) {
-                proto_pack_cstr(&pk, mt->fields[op_field[i]].name);
-                proto_op_encode(&ops[i], &pk);
-            }
-        }
-        int64_t seq = srv_hub_commit(srv, &ch);
-        rc = seq == PROTO_EDB ? PROTO_EDB : seq < 0 ? PROTO_EINVAL : 0;
-        for (size_t i = 0; rc == 0 && i < nops; i++) {
-            srv_window_add(&m->win, seq, PROTO_T_MEETING, m->rec->meeting.id, op_field[i], &ops[i]);
-        }
-    } else {
-        proto_buf_free(&ch.payload, 0);
-    }
-    for (size_t i = 0; i < nops; i++) {
-        proto_op_free(&ops[i]);
-    }
+    /* The meeting's own fields first (those the report gives and that differ), then items
+     * (so that other objects can point at them), then everything else. */
+    int64_t id = 0;
+    int64_t seq = import_change(srv, m, user, author, &parsed->meeting, &m->rec->meeting, map, nmap,
+                                first, &id);
     static const enum proto_type order[] = {PROTO_T_ITEM,   PROTO_T_SESSION, PROTO_T_PERSON,
                                             PROTO_T_ACTION, PROTO_T_DOC,     PROTO_T_DECISION,
                                             PROTO_T_INTERIM};
-    for (size_t k = 0; rc == 0 && k < sizeof(order) / sizeof(order[0]); k++) {
-        enum proto_type t = order[k];
+    enum proto_type t = PROTO_T_MEETING;
+    for (size_t k = 0; seq >= 0 && k < sizeof(order) / sizeof(order[0]); k++) {
+        t = order[k];
         const struct srv_objvec *vec = &parsed->objs[t];
-        for (size_t i = 0; rc == 0 && i < vec->n; i++) {
+        for (size_t i = 0; seq >= 0 && i < vec->n; i++) {
             const struct srv_obj *o = vec->v[i];
-            if (import_dup(m, o)) {
-                continue;
-            }
-            int64_t id = srv_hub_next_id(srv);
-            if (id < 0) {
-                rc = (int)id;
-                break;
-            }
-            if (o->id >= 0 && o->id <= maxid) {
+            const struct srv_obj *cur = import_match(m, o, mode == SRV_IMPORT_MERGE, map, nmap);
+            seq = import_change(srv, m, user, author, o, cur, map, nmap, first, &id);
+            if (seq >= 0 && o->id >= 0 && o->id <= maxid) {
                 map[o->id] = id;
             }
-            struct srv_change c = {
-                .m = m, .user = user, .kind = "create", .type = t, .id = id, .author = author};
-            msgpack_packer_init(&pk, &c.payload, proto_buf_msgpack_write);
-            pack_import_fields(&pk, o, map, (size_t)maxid + 1, first);
-            int64_t seq = srv_hub_commit(srv, &c);
-            if (seq == PROTO_EDB) {
-                rc = PROTO_EDB; /* the meeting cannot take changes: nothing is wrong with the report
-                                 */
-            } else if (seq < 0) {
-                rc = PROTO_EINVAL;
-                snprintf(err, errlen, "a %s of the report does not fit the record",
-                         proto_type_info(t)->name);
-            } else {
-                counts[t]++;
+            if (seq >= 0) {
+                int64_t *c = cur == NULL ? counts->created
+                             : seq > 0   ? counts->updated
+                                         : counts->unchanged;
+                c[t]++;
             }
         }
     }
+    if (seq < 0) {
+        rc = seq == PROTO_EDB ? PROTO_EDB : seq == PROTO_ENOMEM ? PROTO_ENOMEM : PROTO_EINVAL;
+        if (rc == PROTO_EINVAL) {
+            snprintf(err, errlen,
+                     "a %s of the report does not fit the record: nothing of the "
+                     "report was imported",
+                     proto_type_info(t)->name);
+        }
+        /* One import is one transaction: the changes made so far go with the open batch,
+         * which fails as a whole (nothing of it acknowledged, the meeting reloaded). */
+        if (m->rec->seq >= first) {
+            srv_hub_fail_open(srv, m, "an import could not make all of its changes");
+        }
+    }
+cleanup:
     free(map);
     srv_rec_free(parsed);
     return rc;
@@ -1844,13 +2132,42 @@ void srv_report_import_method(struct srv_req *req)
     if (!srv_req_unlocked(req, m, false)) {
         return;
     }
-    int64_t counts[PROTO_T_COUNT] = {0};
+    /* The table allows only "new" and "merge". */
+    enum srv_import_mode mode = req->p.mode.set && same(req->p.mode.s, req->p.mode.len, "merge", 5)
+                                    ? SRV_IMPORT_MERGE
+                                    : SRV_IMPORT_NEW;
+    struct srv_import_counts counts;
     char err[256] = "";
-    int rc =
-        srv_import_into(srv, m, req->conn->user, req->conn, text, len, counts, err, sizeof(err));
-    req->hold = srv_hub_hold(srv, m);
-    if (rc == PROTO_EDB) {
+    int rc = srv_import_into(srv, m, req->conn->user, req->conn, text, len, mode, &counts, err,
+                             sizeof(err));
+    /* A refusal acknowledges nothing, so it need not wait for the batch (which fails as a
+     * whole when the import made changes before it stopped). */
+    req->hold = rc == 0 || rc == PROTO_ECONFLICT ? srv_hub_hold(srv, m) : 0;
+    struct proto_buf b;
+    msgpack_packer pk;
+    if (rc == PROTO_EDB || rc == PROTO_ENOMEM) {
         reply_refused(req, rc, "the report could not be imported");
+        return;
+    }
+    if (rc == PROTO_ECONFLICT) {
+        /* data.counts: {type: n} of what the meeting holds (PROTOCOL.md section 13). */
+        size_t n = 0;
+        for (int t = 1; t < PROTO_T_COUNT; t++) {
+            n += counts.held[t] > 0;
+        }
+        proto_buf_init(&b);
+        msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+        msgpack_pack_map(&pk, 1);
+        proto_pack_cstr(&pk, "counts");
+        msgpack_pack_map(&pk, n);
+        for (int t = 1; t < PROTO_T_COUNT; t++) {
+            if (counts.held[t] > 0) {
+                proto_pack_cstr(&pk, proto_type_info((enum proto_type)t)->name);
+                msgpack_pack_int64(&pk, counts.held[t]);
+            }
+        }
+        srv_reply_error_packed(req, PROTO_CODE_CONFLICT, err, &b);
+        proto_buf_free(&b, 0);
         return;
     }
     if (rc == PROTO_ETOOBIG) {
@@ -1867,23 +2184,21 @@ void srv_report_import_method(struct srv_req *req)
     }
     srv_log(req->conn, SRV_LOG_INFO, "report imported into %s (seq %lld)", m->rec->id,
             (long long)m->rec->seq);
-    struct proto_buf b;
-    msgpack_packer pk;
     srv_reply_begin(req, &pk, &b);
     msgpack_pack_map(&pk, 2);
     proto_pack_cstr(&pk, "seq");
     msgpack_pack_int64(&pk, m->rec->seq);
     proto_pack_cstr(&pk, "counts");
-    size_t n = 0;
+    msgpack_pack_map(&pk, PROTO_T_COUNT - 1);
     for (int t = 1; t < PROTO_T_COUNT; t++) {
-        n += counts[t] > 0;
-    }
-    msgpack_pack_map(&pk, n);
-    for (int t = 1; t < PROTO_T_COUNT; t++) {
-        if (counts[t] > 0) {
-            proto_pack_cstr(&pk, proto_type_info((enum proto_type)t)->name);
-            msgpack_pack_int64(&pk, counts[t]);
-        }
+        proto_pack_cstr(&pk, proto_type_info((enum proto_type)t)->name);
+        msgpack_pack_map(&pk, 3);
+        proto_pack_cstr(&pk, "created");
+        msgpack_pack_int64(&pk, counts.created[t]);
+        proto_pack_cstr(&pk, "updated");
+        msgpack_pack_int64(&pk, counts.updated[t]);
+        proto_pack_cstr(&pk, "unchanged");
+        msgpack_pack_int64(&pk, counts.unchanged[t]);
     }
     srv_reply_finish(req, &b);
 }

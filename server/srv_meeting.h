@@ -7,16 +7,29 @@
 struct srv_meeting;
 struct srv_req;
 
-/* Imports a report into meeting m as changes made by user: the meeting's fields (a text
- * replaced with a text op), then one create per object, skipping documents and actions
- * whose key exists. Every value is checked first as obj.create checks it: a value that
- * does not fit (PROTO_EINVAL, or PROTO_ETOOBIG for a text over max_text) changes nothing.
- * counts (indexed by proto_type) get the objects created. Returns 0, PROTO_EDB when the
- * meeting or the database cannot take changes, or another error with a message in err
- * (changes made before a later failure stay). */
+/* How an import treats what the meeting holds (PROTOCOL.md section 13). */
+enum srv_import_mode {
+    SRV_IMPORT_NEW = 0, /* the meeting must hold no object */
+    SRV_IMPORT_MERGE,   /* match objects by their keys: update those that differ, add the rest */
+};
+
+/* What an import did, per type (indexed by proto_type); held: what the meeting holds when
+ * mode new is refused. */
+struct srv_import_counts {
+    int64_t created[PROTO_T_COUNT], updated[PROTO_T_COUNT], unchanged[PROTO_T_COUNT];
+    int64_t held[PROTO_T_COUNT];
+};
+
+/* Imports report text into m as changes by user (author: the connection that gets the
+ * response, or NULL), all in this turn of the loop so that they land in one batch and one
+ * transaction. Returns 0; PROTO_ECONFLICT (mode new, the meeting not empty: counts->held
+ * says what it holds); PROTO_EDB when the meeting or the database cannot take changes; or
+ * another error with a message in err. A change that cannot be made after others were
+ * fails the open batch as a whole (srv_hub_fail_open): nothing of the import stays. */
 int srv_import_into(struct srv *srv, struct srv_meeting *m, const char *user,
-                    struct srv_conn *author, const char *text, size_t len, int64_t counts[],
-                    char *err, size_t errlen);
+                    struct srv_conn *author, const char *text, size_t len,
+                    enum srv_import_mode mode, struct srv_import_counts *counts, char *err,
+                    size_t errlen);
 
 void srv_meeting_create(struct srv_req *req);
 void srv_meeting_list(struct srv_req *req);

@@ -11,6 +11,7 @@
 #include "srv_report.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_USAGE 2
@@ -34,7 +36,8 @@ static const char *main_usage =
     "  account      add, list, disable, enable accounts or set their passwords\n"
     "  meeting      create a meeting, or import a report as a new meeting\n"
     "  audit        verify the audit chains of the meetings\n"
-    "  backup       copy the database to a file (safe while serving)\n"
+    "  backup       copy the database and the host key to files (safe while serving)\n"
+    "  restore      put a backup in place of a stopped server's database (and key)\n"
     "  fingerprint  print the host key fingerprint clients should see\n"
     "\n"
     "Every command takes --data DIR (default: $CONFERD_DATA) and --help.\n";
@@ -50,6 +53,8 @@ struct opts {
     const char *title;
     const char *meeting;
     const char *sample;
+    bool no_key;
+    bool replace_key;
     struct srv_config cfg;
 };
 
@@ -138,6 +143,8 @@ enum {
     OPT_HTTP_BASE_URL,
     OPT_HTTP_MAX_STREAMS,
     OPT_HTTP_STREAMS_ADDR,
+    OPT_NO_KEY,
+    OPT_REPLACE_KEY,
 };
 
 static const struct option long_opts[] = {
@@ -170,6 +177,8 @@ static const struct option long_opts[] = {
     {"http-base-url", required_argument, NULL, OPT_HTTP_BASE_URL},
     {"http-max-streams", required_argument, NULL, OPT_HTTP_MAX_STREAMS},
     {"http-streams-per-addr", required_argument, NULL, OPT_HTTP_STREAMS_ADDR},
+    {"no-key", no_argument, NULL, OPT_NO_KEY},
+    {"replace-key", no_argument, NULL, OPT_REPLACE_KEY},
     {NULL, 0, NULL, 0},
 };
 
@@ -219,6 +228,12 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv, 
             break;
         case OPT_PASSWORD_STDIN:
             o->password_stdin = true;
+            break;
+        case OPT_NO_KEY:
+            o->no_key = true;
+            break;
+        case OPT_REPLACE_KEY:
+            o->replace_key = true;
             break;
         case OPT_PWHASH:
             if (srv_pwcost_parse(optarg, &o->cfg.pwcost) != 0) {
@@ -378,12 +393,14 @@ static int read_secret_line(FILE *in, bool tty, const char *prompt, char *buf, s
 {
     struct termios old, quiet;
     if (tty) {
-        fputs(prompt, stderr);
-        fflush(stderr);
+        /* echo off before the prompt: what is typed once it shows is neither echoed nor
+         * flushed away */
         tcgetattr(fileno(in), &old);
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         tcsetattr(fileno(in), TCSAFLUSH, &quiet);
+        fputs(prompt, stderr);
+        fflush(stderr);
     }
     char *r = fgets(buf, (int)cap, in);
     if (tty) {
@@ -422,11 +439,24 @@ static int new_password_hash(const struct opts *o, char hash[DB_PWHASH_MAX])
                             "--password-stdin\n");
             return 1;
         }
-        n = read_secret_line(tty, true, "New password: ", pw, sizeof(pw));
-        int m = read_secret_line(tty, true, "Repeat it: ", again, sizeof(again));
-        if (n >= 0 && (m != n || memcmp(pw, again, (size_t)n) != 0)) {
-            fprintf(stderr, "conferd: the passwords differ; nothing changed\n");
+        /* the rules are checked on the first entry, before it is asked a second time;
+         * three tries */
+        for (int tries = 0; tries < 3; tries++) {
+            n = read_secret_line(tty, true, "New password: ", pw, sizeof(pw));
+            if (n < 0 || srv_password_check(&o->cfg, pw, (size_t)n, why, sizeof(why))) {
+                break;
+            }
+            fprintf(stderr, "conferd: %s%s\n", why,
+                    tries < 2 ? "; try another" : "; nothing changed");
+            sodium_memzero(pw, sizeof(pw));
             n = -2;
+        }
+        if (n >= 0) {
+            int m = read_secret_line(tty, true, "Repeat it: ", again, sizeof(again));
+            if (m != n || memcmp(pw, again, (size_t)n) != 0) {
+                fprintf(stderr, "conferd: the passwords differ; nothing changed\n");
+                n = -2;
+            }
         }
     }
     if (n == -1) {
@@ -740,12 +770,12 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
         fprintf(stderr, "conferd meeting: cannot create %s: %s\n", id, proto_strerror(rc));
         goto cleanup;
     }
-    int64_t counts[PROTO_T_COUNT] = {0};
+    struct srv_import_counts counts;
+    memset(&counts, 0, sizeof(counts));
     char err[256] = "";
-    if (text &&
-        srv_import_into(&srv, m, "conferd", NULL, text, len, counts, err, sizeof(err)) != 0) {
-        fprintf(stderr, "conferd meeting: %s is not a report in the expected layout: %s\n", file,
-                err);
+    if (text && srv_import_into(&srv, m, "conferd", NULL, text, len, SRV_IMPORT_NEW, &counts, err,
+                                sizeof(err)) != 0) {
+        fprintf(stderr, "conferd meeting: %s cannot be imported: %s\n", file, err);
         goto cleanup;
     }
     for (const char *const *p = members; p && p[0]; p += 2) {
@@ -764,8 +794,8 @@ static int make_meeting(const char *dir, const char *id, const char *rapporteur,
     if (text) {
         printf("; imported");
         for (int t = 1; t < PROTO_T_COUNT; t++) {
-            if (counts[t]) {
-                printf(" %lld %s", (long long)counts[t],
+            if (counts.created[t]) {
+                printf(" %lld %s", (long long)counts.created[t],
                        proto_type_info((enum proto_type)t)->plural);
             }
         }
@@ -788,7 +818,8 @@ static int cmd_meeting(int argc, char **argv)
         "       conferd meeting import ID FILE --rapporteur USER --data DIR\n"
         "\n"
         "Creates meeting ID (1-64 characters a-z 0-9 . _ -) with USER as its rapporteur;\n"
-        "import also reads FILE, a report in the layout of the sample report, into it.\n"
+        "import also reads FILE into it: a report in the layout of the sample report, or\n"
+        "a text or Markdown export (not HTML).\n"
         "A running server picks the new meeting up within a second.\n";
     struct opts o = {0};
     srv_config_defaults(&o.cfg);
@@ -967,15 +998,112 @@ static int cmd_audit(int argc, char **argv)
     return rc != 0 || v.bad > 0 ? 1 : 0;
 }
 
+/* ---- backup and restore ----
+ *
+ * A backup is two files: FILE, a copy of the database (SQLite's online backup), and
+ * FILE.key, a copy of the host key (64 raw bytes), both 0600. Restore puts them back.
+ */
+
+#define KEY_SUFFIX ".key"
+
+/* path + suffix into out; false when it does not fit. */
+static bool path_with(char *out, size_t cap, const char *path, const char *suffix)
+{
+    int n = snprintf(out, cap, "%s%s", path, suffix);
+    return n > 0 && (size_t)n < cap;
+}
+
+static bool path_exists(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0;
+}
+
+/* Writes the 64 bytes of a secret key to a new file (mode 0600), synced. Returns 0 or
+ * PROTO_ECONFLICT (the file exists) or PROTO_EIO (errno says why). */
+static int write_key_file(const char *path, const uint8_t sk[crypto_sign_SECRETKEYBYTES])
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        return errno == EEXIST ? PROTO_ECONFLICT : PROTO_EIO;
+    }
+    int rc = 0;
+    if (write(fd, sk, crypto_sign_SECRETKEYBYTES) != (ssize_t)crypto_sign_SECRETKEYBYTES ||
+        fsync(fd) != 0) {
+        rc = PROTO_EIO;
+    }
+    int err = errno;
+    close(fd);
+    if (rc != 0) {
+        unlink(path);
+        errno = err;
+    }
+    return rc;
+}
+
+/* Reads a host key file written by backup: 64 bytes, an Ed25519 secret key whose public
+ * half matches its seed. Returns 0 or prints why and returns 1. */
+static int read_key_file(const char *path, struct proto_hostkey *key)
+{
+    uint8_t seed[crypto_sign_SEEDBYTES];
+    struct proto_hostkey check;
+    struct stat st;
+    int rc = 1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "conferd restore: cannot read the host key %s: %s\n", path,
+                strerror(errno));
+        return 1;
+    }
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+        st.st_size != (off_t)crypto_sign_SECRETKEYBYTES ||
+        read(fd, key->sk, sizeof(key->sk)) != (ssize_t)sizeof(key->sk)) {
+        fprintf(stderr,
+                "conferd restore: %s is not a confer host key (%d bytes from conferd "
+                "backup): nothing changed\n",
+                path, crypto_sign_SECRETKEYBYTES);
+        goto cleanup;
+    }
+    crypto_sign_ed25519_sk_to_seed(seed, key->sk);
+    if (crypto_sign_seed_keypair(check.pk, check.sk, seed) != 0 ||
+        sodium_memcmp(check.sk, key->sk, sizeof(check.sk)) != 0) {
+        fprintf(stderr, "conferd restore: %s is not an Ed25519 host key: nothing changed\n", path);
+        goto cleanup;
+    }
+    memcpy(key->pk, check.pk, sizeof(key->pk));
+    rc = 0;
+cleanup:
+    close(fd);
+    sodium_memzero(seed, sizeof(seed));
+    sodium_memzero(&check, sizeof(check));
+    if (rc != 0) {
+        sodium_memzero(key, sizeof(*key));
+    }
+    return rc;
+}
+
 static int cmd_backup(int argc, char **argv)
 {
-    static const int allowed[] = {OPT_DATA, 0};
+    static const int allowed[] = {OPT_DATA, OPT_NO_KEY, 0};
     static const char *help =
-        "usage: conferd backup FILE --data DIR\n"
+        "usage: conferd backup FILE [--no-key] --data DIR\n"
         "\n"
-        "Copies the database to FILE (a new file, mode 0600) with SQLite's online backup:\n"
-        "safe while the server runs. The host key is not copied: keep it apart.\n";
+        "Writes what conferd restore needs, as two new files (mode 0600):\n"
+        "  FILE       a copy of the database, made with SQLite's online backup: safe\n"
+        "             while the server runs\n"
+        "  FILE.key   a copy of the host key (secret: keep it where only you can read\n"
+        "             it); clients have pinned its fingerprint\n"
+        "\n"
+        "  --no-key   the database only: restore then needs the host key from elsewhere\n"
+        "             (the folder's own DIR/host.key, or a FILE.key kept from before)\n";
     struct opts o = {0};
+    struct proto_hostkey key;
+    char keyfile[4096];
+    char why[WHY_MAX];
+    struct db *db = NULL;
+    int status = 1;
+
+    memset(&key, 0, sizeof(key));
     srv_config_defaults(&o.cfg);
     int r = parse_opts("backup", help, argc, argv, allowed, &o);
     if (r != 0) {
@@ -986,22 +1114,376 @@ static int cmd_backup(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *file = argv[optind];
-    struct db *db = NULL;
+    if (!path_with(keyfile, sizeof(keyfile), file, KEY_SUFFIX)) {
+        usage_error("backup", "the file name is too long");
+        return EXIT_USAGE;
+    }
+    if (!o.no_key) {
+        if (srv_data_load_key_why(o.data, &key, why, sizeof(why)) != 0) {
+            fprintf(stderr, "conferd backup: %s\n", why);
+            goto cleanup;
+        }
+        if (path_exists(keyfile)) {
+            fprintf(stderr, "conferd backup: %s exists: choose a new FILE\n", keyfile);
+            goto cleanup;
+        }
+    }
     if (open_db_or_say(o.data, &db) != 0) {
-        return 1;
+        goto cleanup;
     }
     int rc = db_backup(db, file);
     if (rc == PROTO_ECONFLICT) {
         fprintf(stderr, "conferd backup: %s exists: choose a new file\n", file);
-    } else if (rc != 0) {
-        fprintf(stderr, "conferd backup: cannot write %s: %s\n", file, db_errmsg(db));
-    } else {
-        printf("backup written to %s\n", file);
+        goto cleanup;
     }
+    if (rc != 0) {
+        fprintf(stderr, "conferd backup: cannot write %s: %s\n", file, db_errmsg(db));
+        goto cleanup;
+    }
+    if (!o.no_key) {
+        rc = write_key_file(keyfile, key.sk);
+        if (rc != 0) {
+            fprintf(stderr,
+                    "conferd backup: cannot write %s: %s; the database copy %s is "
+                    "removed again\n",
+                    keyfile, rc == PROTO_ECONFLICT ? "it exists" : strerror(errno), file);
+            unlink(file);
+            goto cleanup;
+        }
+        printf("backup written: %s (the database) and %s (the host key: secret)\n", file, keyfile);
+    } else {
+        printf("backup written to %s (the database only): conferd restore needs the host "
+               "key\nfrom elsewhere: %s/%s, or a copy of it put at %s\n",
+               file, o.data, SRV_HOSTKEY_FILE, keyfile);
+    }
+    status = 0;
+cleanup:
     db_close(db);
-    return rc == 0 ? 0 : 1;
+    sodium_memzero(&key, sizeof(key));
+    return status;
 }
 
+/* Unlinks path and its SQLite companions (-wal, -shm, -journal). */
+static void remove_db_files(const char *path)
+{
+    static const char *const sfx[] = {"-wal", "-shm", "-journal"};
+    char p[4096];
+    for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+        if (path_with(p, sizeof(p), path, sfx[i])) {
+            unlink(p);
+        }
+    }
+    unlink(path);
+}
+
+/* Copies the regular file from into the new file to (mode 0600), synced. Returns 0, or
+ * prints why and returns 1 (to removed). */
+static int copy_file(const char *from, const char *to)
+{
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = -1;
+    int rc = 1;
+    struct stat st;
+    if (in < 0 || fstat(in, &st) != 0 || !S_ISREG(st.st_mode)) {
+        fprintf(stderr, "conferd restore: cannot read %s: %s\n", from,
+                in < 0 ? strerror(errno) : "not a file");
+        goto cleanup;
+    }
+    out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (out < 0) {
+        fprintf(stderr, "conferd restore: cannot write %s: %s\n", to, strerror(errno));
+        goto cleanup;
+    }
+    /* at most the size the file had when opened: a file that grows meanwhile is not a
+     * backup conferd wrote */
+    off_t left = st.st_size;
+    while (left > 0) {
+        size_t want = left < (off_t)sizeof(buf) ? (size_t)left : sizeof(buf);
+        ssize_t n = read(in, buf, want);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            fprintf(stderr, "conferd restore: cannot read %s: %s\n", from,
+                    n < 0 ? strerror(errno) : "it became shorter");
+            goto cleanup;
+        }
+        for (ssize_t off = 0; off < n;) {
+            ssize_t w = write(out, buf + off, (size_t)(n - off));
+            if (w < 0 && errno == EINTR) {
+                continue;
+            }
+            if (w <= 0) {
+                fprintf(stderr, "conferd restore: cannot write %s: %s\n", to, strerror(errno));
+                goto cleanup;
+            }
+            off += w;
+        }
+        left -= n;
+    }
+    if (fsync(out) != 0) {
+        fprintf(stderr, "conferd restore: cannot write %s: %s\n", to, strerror(errno));
+        goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    if (in >= 0) {
+        close(in);
+    }
+    if (out >= 0) {
+        close(out);
+        if (rc != 0) {
+            unlink(to);
+        }
+    }
+    return rc;
+}
+
+/* A free name path + ".before-restore-YYYYMMDD-HHMMSS[-N]" (UTC) for the file set aside,
+ * its -wal too. Returns 0 or 1 when none is free. */
+static int aside_name(const char *path, char *out, size_t cap)
+{
+    char stamp[32];
+    char wal[4200];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    for (int i = 0; i < 100; i++) {
+        int n = i == 0 ? snprintf(out, cap, "%s.before-restore-%s", path, stamp)
+                       : snprintf(out, cap, "%s.before-restore-%s-%d", path, stamp, i);
+        if (n < 0 || (size_t)n >= cap || !path_with(wal, sizeof(wal), out, "-wal")) {
+            return 1;
+        }
+        if (!path_exists(out) && !path_exists(wal)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Renames the database at path with its -wal and -shm to aside (+ "-wal", "-shm"). */
+static int set_db_aside(const char *path, const char *aside)
+{
+    static const char *const sfx[] = {"-wal", "-shm"};
+    if (rename(path, aside) != 0) {
+        return 1;
+    }
+    for (size_t i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+        char a[4200], b[4200];
+        if (path_with(a, sizeof(a), path, sfx[i]) && path_with(b, sizeof(b), aside, sfx[i]) &&
+            path_exists(a) && rename(a, b) != 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+static int cmd_restore(int argc, char **argv)
+{
+    static const int allowed[] = {OPT_DATA, OPT_REPLACE_KEY, 0};
+    static const char *help =
+        "usage: conferd restore BACKUP [--replace-key] --data DIR\n"
+        "\n"
+        "Puts the database copy BACKUP (from conferd backup) in place of DIR's database,\n"
+        "with the host key BACKUP.key when it is there. The server must be stopped: a\n"
+        "folder a conferd serve runs on is refused. BACKUP is checked first (a confer\n"
+        "database this conferd can open, integrity_check), before anything changes. DIR's\n"
+        "database is kept aside, renamed DIR/confer.db.before-restore-DATE-TIME (with its\n"
+        "-wal), never deleted; an older schema is migrated. DIR is made when missing;\n"
+        "modes are set to 0700 (DIR) and 0600 (database, key).\n"
+        "\n"
+        "Without BACKUP.key the folder keeps its own host key (it must have one). A\n"
+        "BACKUP.key that is not the folder's key is refused, since clients have pinned\n"
+        "the folder's:\n"
+        "  --replace-key   put BACKUP.key in its place (the old key is kept aside, renamed\n"
+        "                  like the database); clients then see the backup's key\n";
+    struct opts o = {0};
+    struct proto_hostkey bkey, dkey;
+    char keyfile[4096], tmp[4096], dbpath[4096], keypath[4096], aside[4200], keyaside[4200];
+    char why[WHY_MAX], p[4200];
+    int lock = -1;
+    int status = 1;
+    bool have_bkey = false, have_dkey = false, tmp_made = false;
+
+    memset(&bkey, 0, sizeof(bkey));
+    memset(&dkey, 0, sizeof(dkey));
+    aside[0] = keyaside[0] = '\0';
+    srv_config_defaults(&o.cfg);
+    int r = parse_opts("restore", help, argc, argv, allowed, &o);
+    if (r != 0) {
+        return r == 1 ? 0 : r;
+    }
+    if (argc - optind != 1) {
+        usage_error("restore", "give the backup file to restore");
+        return EXIT_USAGE;
+    }
+    const char *backup = argv[optind];
+    if (!path_with(keyfile, sizeof(keyfile), backup, KEY_SUFFIX) ||
+        !path_with(tmp, sizeof(tmp), o.data, "/" SRV_DB_FILE ".restoring") ||
+        !path_with(dbpath, sizeof(dbpath), o.data, "/" SRV_DB_FILE) ||
+        !path_with(keypath, sizeof(keypath), o.data, "/" SRV_HOSTKEY_FILE)) {
+        usage_error("restore", "a path is too long");
+        return EXIT_USAGE;
+    }
+    struct stat st;
+    if (stat(backup, &st) != 0) {
+        fprintf(stderr, "conferd restore: %s: %s: give the FILE that conferd backup wrote\n",
+                backup, strerror(errno));
+        return 1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr,
+                "conferd restore: %s is not a file: give the FILE that conferd backup "
+                "wrote\n",
+                backup);
+        return 1;
+    }
+    if (path_with(p, sizeof(p), backup, "-wal") && path_exists(p)) {
+        fprintf(stderr,
+                "conferd restore: %s has a -wal beside it: a program has it open, or it is "
+                "not a file conferd backup wrote; nothing changed\n",
+                backup);
+        return 1;
+    }
+    if (mkdir(o.data, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "conferd restore: cannot make the data folder %s: %s\n", o.data,
+                strerror(errno));
+        return 1;
+    }
+    int rc = srv_data_lock(o.data, &lock);
+    if (rc == PROTO_ECONFLICT) {
+        fprintf(stderr,
+                "conferd restore: the data folder %s is in use: a conferd serve runs on it "
+                "(it holds %s/serve.lock); stop it first, then restore\n",
+                o.data, o.data);
+        return 1;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "conferd restore: cannot lock the data folder %s (%s/serve.lock): %s\n",
+                o.data, o.data, strerror(errno));
+        return 1;
+    }
+    /* the check runs on a private copy in the folder (what SQLite makes beside it while
+     * checking stays there), so the backup is never written to */
+    remove_db_files(tmp); /* left by a restore that was stopped */
+    if (copy_file(backup, tmp) != 0) {
+        goto cleanup;
+    }
+    tmp_made = true;
+    int version = 0;
+    if (db_check_file(tmp, &version, why, sizeof(why)) != 0) {
+        fprintf(stderr,
+                "conferd restore: %s is not a confer database this conferd can "
+                "restore: %s; nothing changed\n",
+                backup, why);
+        goto cleanup;
+    }
+    /* the host keys: the backup's, the folder's */
+    if (path_exists(keyfile)) {
+        if (read_key_file(keyfile, &bkey) != 0) {
+            goto cleanup;
+        }
+        have_bkey = true;
+    }
+    if (path_exists(keypath)) {
+        if (srv_data_load_key_why(o.data, &dkey, why, sizeof(why)) != 0) {
+            fprintf(stderr, "conferd restore: %s; nothing changed\n", why);
+            goto cleanup;
+        }
+        have_dkey = true;
+    }
+    if (!have_bkey && !have_dkey) {
+        fprintf(stderr,
+                "conferd restore: no host key: there is no %s and the folder has no %s; put "
+                "the server's host key at one of them (mode 0600) and restore again; "
+                "nothing changed\n",
+                keyfile, keypath);
+        goto cleanup;
+    }
+    bool new_key = have_bkey && (!have_dkey || sodium_memcmp(bkey.sk, dkey.sk, sizeof(bkey.sk)));
+    if (new_key && have_dkey && !o.replace_key) {
+        char fb[PROTO_FINGERPRINT_LEN], fd[PROTO_FINGERPRINT_LEN];
+        proto_fingerprint(bkey.pk, fb);
+        proto_fingerprint(dkey.pk, fd);
+        fprintf(stderr,
+                "conferd restore: the host key %s (%s) is not the folder's %s (%s), which "
+                "clients have pinned: pass --replace-key to put the backup's in its place, "
+                "or remove %s to keep the folder's; nothing changed\n",
+                keyfile, fb, keypath, fd, keyfile);
+        goto cleanup;
+    }
+    /* from here on the folder changes: the old database aside, the copy in its place */
+    if (path_exists(dbpath)) {
+        if (aside_name(dbpath, aside, sizeof(aside)) != 0 || set_db_aside(dbpath, aside) != 0) {
+            fprintf(stderr, "conferd restore: cannot set %s aside: %s; nothing changed\n", dbpath,
+                    strerror(errno));
+            aside[0] = '\0';
+            goto cleanup;
+        }
+    }
+    if (rename(tmp, dbpath) != 0) {
+        fprintf(stderr, "conferd restore: cannot put the copy %s at %s: %s\n", tmp, dbpath,
+                strerror(errno));
+        goto cleanup;
+    }
+    tmp_made = false;
+    if (new_key) {
+        if (have_dkey && (aside_name(keypath, keyaside, sizeof(keyaside)) != 0 ||
+                          rename(keypath, keyaside) != 0)) {
+            fprintf(stderr, "conferd restore: cannot set the host key %s aside: %s\n", keypath,
+                    strerror(errno));
+            goto cleanup;
+        }
+        if (write_key_file(keypath, bkey.sk) != 0) {
+            fprintf(stderr, "conferd restore: cannot write the host key %s: %s\n", keypath,
+                    strerror(errno));
+            goto cleanup;
+        }
+    }
+    if (chmod(o.data, 0700) != 0 || chmod(dbpath, 0600) != 0 || chmod(keypath, 0600) != 0) {
+        fprintf(stderr, "conferd restore: cannot set the modes in %s: %s\n", o.data,
+                strerror(errno));
+        goto cleanup;
+    }
+    sync_dir(o.data);
+    /* what serve will need: the key, and the database opened (and migrated) read-write */
+    if (srv_data_check(o.data, why, sizeof(why)) != 0) {
+        fprintf(stderr, "conferd restore: restored, but the folder does not serve: %s\n", why);
+        goto cleanup;
+    }
+    char fp[PROTO_FINGERPRINT_LEN];
+    proto_fingerprint(new_key ? bkey.pk : dkey.pk, fp);
+    printf("restored %s into %s (schema version %d)\n", backup, o.data, version);
+    if (aside[0] != '\0') {
+        printf("the database it replaced is kept as %s\n", aside);
+    }
+    if (keyaside[0] != '\0') {
+        printf("the host key it replaced is kept as %s\n", keyaside);
+    }
+    printf("host key %s (%s)\n", fp,
+           new_key ? (have_dkey ? "the backup's, replacing the folder's" : "the backup's")
+                   : "the folder's own");
+    status = 0;
+cleanup:
+    if (tmp_made) {
+        remove_db_files(tmp);
+    }
+    sodium_memzero(&bkey, sizeof(bkey));
+    sodium_memzero(&dkey, sizeof(dkey));
+    srv_data_unlock(lock);
+    return status;
+}
 static const char *serve_help =
     "usage: conferd serve --data DIR [--listen HOST:PORT] [OPTIONS]\n"
     "\n"
@@ -1224,9 +1706,11 @@ static int cmd_demo(int argc, char **argv)
             return 1;
         }
     } else {
-        printf("serving the demo data folder %s (its accounts were printed when it was "
-               "made;\nremove the folder to start afresh)\n",
-               o.data);
+        printf("serving the demo data folder %s: its accounts (admin, rapporteur, associate,\n"
+               "counsellor, viewer) had their passwords printed when it was made. To set one\n"
+               "anew:  conferd account passwd NAME --data %s\n"
+               "(or remove the folder to start afresh)\n",
+               o.data, o.data);
         fflush(stdout);
     }
     return serve_demo(&o, true);
@@ -1280,6 +1764,9 @@ int srv_main(int argc, char **argv)
     }
     if (strcmp(cmd, "backup") == 0) {
         return cmd_backup(argc, argv);
+    }
+    if (strcmp(cmd, "restore") == 0) {
+        return cmd_restore(argc, argv);
     }
     fprintf(stderr, "conferd: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;

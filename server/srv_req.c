@@ -36,6 +36,32 @@ void srv_reply_error(struct srv_req *req, enum proto_code code, const char *mess
     srv_reply_error_data(req, code, message, NULL, 0);
 }
 
+void srv_reply_error_packed(struct srv_req *req, enum proto_code code, const char *message,
+                            const struct proto_buf *data)
+{
+    struct proto_buf b = {0};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &b, proto_buf_msgpack_write);
+    /* [1, msgid, {"code", "message", "data"}, nil] */
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint8(&pk, PROTO_RPC_RESPONSE);
+    msgpack_pack_uint32(&pk, req->msgid);
+    msgpack_pack_map(&pk, 3);
+    proto_pack_cstr(&pk, "code");
+    proto_pack_cstr(&pk, proto_code_name(code));
+    proto_pack_cstr(&pk, "message");
+    proto_pack_cstr(&pk, message);
+    proto_pack_cstr(&pk, "data");
+    if (proto_buf_append(&b, data->data, data->len) < 0) {
+        proto_buf_free(&b, 0);
+        srv_reply_error(req, PROTO_CODE_INTERNAL, "out of memory");
+        return;
+    }
+    msgpack_pack_nil(&pk);
+    send_reply(req, &b);
+    proto_buf_free(&b, 0);
+}
+
 void srv_reply_begin(struct srv_req *req, msgpack_packer *pk, struct proto_buf *buf)
 {
     proto_buf_init(buf);

@@ -61,7 +61,7 @@ struct srv_where {
 struct srv_params {
     struct srv_pval meeting, type, id, field, fields, if_seq, base, op, user, role, password,
         remember, token, old, new_, at, since, until, limit, format, text, where, rapporteur, cid,
-        known, label, expires;
+        known, mode, label, expires;
     enum proto_type t;  /* type, when given */
     int field_idx;      /* field, for SRV_PT_TEXTFIELD */
     struct proto_op ed; /* op, for SRV_PT_OP */
@@ -99,6 +99,9 @@ struct srv_req {
 void srv_reply_error(struct srv_req *req, enum proto_code code, const char *message);
 void srv_reply_error_data(struct srv_req *req, enum proto_code code, const char *message,
                           const char *data_key, int64_t data_value);
+/* An error whose data is data (one packed msgpack map). */
+void srv_reply_error_packed(struct srv_req *req, enum proto_code code, const char *message,
+                            const struct proto_buf *data);
 /* Starts a success response in pk (a packer over a scratch buffer): the caller packs the
  * result, then calls srv_reply_finish. */
 void srv_reply_begin(struct srv_req *req, msgpack_packer *pk, struct proto_buf *buf);

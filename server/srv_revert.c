@@ -353,15 +353,35 @@ static bool val_same(const struct srv_val *a, const struct srv_val *b)
     return al == bl && memcmp(as, bs, al) == 0;
 }
 
-/* The object of rec other than id whose unique key (a doc's ref and revision, an action's
- * ref) the values vals would repeat; 0 when none. */
+/* As val_same, but for ASCII letter case. */
+static bool val_same_nocase(const struct srv_val *a, const struct srv_val *b)
+{
+    const char *as = a->set && a->s ? a->s : "", *bs = b->set && b->s ? b->s : "";
+    size_t al = a->set && a->s ? a->len : 0, bl = b->set && b->s ? b->len : 0;
+    if (al != bl) {
+        return false;
+    }
+    for (size_t i = 0; i < al; i++) {
+        char x = as[i] >= 'A' && as[i] <= 'Z' ? (char)(as[i] - 'A' + 'a') : as[i];
+        char y = bs[i] >= 'A' && bs[i] <= 'Z' ? (char)(bs[i] - 'A' + 'a') : bs[i];
+        if (x != y) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* The object of rec other than id whose unique key (section 10: an item's number, a doc's
+ * ref and revision, an action's ref, the last two regardless of letter case) the values
+ * vals would repeat; 0 when none. */
 static int64_t unique_clash(const struct srv_rec *rec, enum proto_type t, int64_t id,
                             const struct srv_val *const *vals)
 {
-    if (t != PROTO_T_DOC && t != PROTO_T_ACTION) {
+    if (t != PROTO_T_DOC && t != PROTO_T_ACTION && t != PROTO_T_ITEM) {
         return 0;
     }
-    int ref = proto_field_find(t, "ref", 3);
+    bool item = t == PROTO_T_ITEM;
+    int ref = item ? proto_field_find(t, "number", 6) : proto_field_find(t, "ref", 3);
     int rev = t == PROTO_T_DOC ? proto_field_find(t, "revision", 8) : -1;
     if (!vals[ref]->set) {
         return 0;
@@ -369,10 +389,11 @@ static int64_t unique_clash(const struct srv_rec *rec, enum proto_type t, int64_
     const struct srv_objvec *vec = &rec->objs[t];
     for (size_t i = 0; i < vec->n; i++) {
         const struct srv_obj *o = vec->v[i];
-        if (o->id == id || !o->f[ref].set || !val_same(&o->f[ref], vals[ref])) {
+        if (o->id == id || !o->f[ref].set ||
+            !(item ? val_same(&o->f[ref], vals[ref]) : val_same_nocase(&o->f[ref], vals[ref]))) {
             continue;
         }
-        if (rev >= 0 && !val_same(&o->f[rev], vals[rev])) {
+        if (rev >= 0 && !val_same_nocase(&o->f[rev], vals[rev])) {
             continue;
         }
         return o->id;
@@ -558,8 +579,9 @@ static void undo_delete(struct srv_req *req, struct srv_meeting *m, struct job *
     int64_t clash = unique_clash(m->rec, t, id, vals);
     if (clash != 0 && !skip(j)) {
         srv_reply_error_data(req, PROTO_CODE_CONFLICT,
-                             t == PROTO_T_DOC ? "a document with this ref and revision exists"
-                                              : "an action with this ref exists",
+                             t == PROTO_T_DOC    ? "a document with this ref and revision exists"
+                             : t == PROTO_T_ITEM ? "an item with this number exists"
+                                                 : "an action with this ref exists",
                              "id", clash);
     }
     if (clash != 0) {
@@ -662,8 +684,9 @@ static void undo_update(struct srv_req *req, struct srv_meeting *m, struct job *
     int64_t clash = unique_clash(m->rec, t, id, vals);
     if (clash != 0 && !skip(j)) {
         srv_reply_error_data(req, PROTO_CODE_CONFLICT,
-                             t == PROTO_T_DOC ? "a document with this ref and revision exists"
-                                              : "an action with this ref exists",
+                             t == PROTO_T_DOC    ? "a document with this ref and revision exists"
+                             : t == PROTO_T_ITEM ? "an item with this number exists"
+                                                 : "an action with this ref exists",
                              "id", clash);
     }
     if (clash != 0) {

@@ -42,6 +42,7 @@ struct method {
 static const char *const member_roles[] = {"viewer",     "editor",     "associate",
                                            "counsellor", "rapporteur", NULL};
 static const char *const formats[] = {"text", "markdown", "html", NULL};
+static const char *const import_modes[] = {"new", "merge", NULL};
 
 static const struct srv_param P_MEETING = {
     .name = "meeting", .type = SRV_PT_STR, .off = OFF(meeting), .hint = "a meeting id (a string)"};
@@ -189,6 +190,12 @@ static const struct srv_param P_FORMAT = {.name = "format",
                                           .values = formats};
 static const struct srv_param P_REPORT = {
     .name = "text", .type = SRV_PT_STR, .off = OFF(text), .hint = "the report text (a string)"};
+static const struct srv_param P_MODE = {.name = "mode",
+                                        .type = SRV_PT_ENUM,
+                                        .optional = true,
+                                        .off = OFF(mode),
+                                        .hint = "new or merge",
+                                        .values = import_modes};
 static const struct srv_param P_WHERE = {.name = "where",
                                          .type = SRV_PT_WHERE,
                                          .off = OFF(where),
@@ -322,7 +329,7 @@ static const struct method methods[] = {
      SRV_ROLE_RAPPORTEUR,
      0,
      NULL,
-     {&P_MEETING, &P_REPORT}},
+     {&P_MEETING, &P_REPORT, &P_MODE}},
     {"share.create",
      srv_share_create,
      M_MEETING,

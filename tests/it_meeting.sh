@@ -134,7 +134,7 @@ run c rap interims
 dates=(2023-07-27 2023-09-05 2023-10-09 2023-11-07 2023-12-12 2024-01-30)
 deadlines=(2023-07-20 2023-08-29 2023-10-02 2023-10-31 2023-12-05 2024-01-23)
 for i in 0 1 2 3 4 5; do
-    grep -qE "${dates[$i]} .* ${deadlines[$i]}\$" <<<"$IT_OUT" ||
+    grep -qE "${dates[$i]} .* ${deadlines[$i]}( \(passed\))?\$" <<<"$IT_OUT" ||
         fail "interim ${dates[$i]} with deadline ${deadlines[$i]}: $IT_OUT"
 done
 order=$(grep -oE '^(next +)?[0-9]+ +20[0-9]{2}-[0-9]{2}-[0-9]{2}' <<<"$IT_OUT" | awk '{print $NF}')
@@ -154,7 +154,7 @@ has '"affiliation": "Ericsson Canada"'
 COLUMNS=40 run c rap people
 [[ $(sed 's/…/./g' <<<"$IT_OUT" | awk '{ if (length($0) > 40) print }') == "" ]] ||
     fail "wider than 40: $IT_OUT"
-has "…"
+hasnt "…" # long cells wrap inside their column: nothing is cut
 
 run c rap sessions
 has "2023-05-31  16:15-17:30  session"
@@ -210,7 +210,7 @@ run c assoc actions add "to review the terms of reference" --to WP2
 has "added action RG-IEM-6"
 run c assoc actions set RG-IEM-6 --status done --owner "Glenn PARSONS" --due 2023-09-01
 run c assoc actions --status done
-grep -qE '^RG-IEM-6 +WP2 +Glenn PARSONS +done +2023-09-01 +to review' <<<"$IT_OUT" ||
+grep -qE '^RG-IEM-6 +WP2 +Glenn PARSONS +(✓ )?done +2023-09-01 +to review' <<<"$IT_OUT" ||
     fail "action RG-IEM-6 done: $IT_OUT"
 hasnt "RG-IEM-1 "
 run c assoc actions set 6 --status open --json
@@ -383,8 +383,8 @@ has "created meeting rg-iem-copy"
 expect_fail c op meeting create rg-iem-copy --rapporteur rap
 [[ $IT_ERR == *"exists"* ]] || fail "a second rg-iem-copy: $IT_ERR"
 run c rap -m rg-iem-copy import "$IT_TMP/report.txt"
-has "10 items"
-has "6 interims"
+[[ $IT_OUT =~ items\ +10\ +0\ +0 ]] || fail "import: $IT_OUT"
+[[ $IT_OUT =~ interims\ +6\ +0\ +0 ]] || fail "import: $IT_OUT"
 run c rap agenda
 want=$(sed -E 's/^[0-9]+( +20[0-9]{2}-)/#\1/; s/ +/ /g' <<<"$IT_OUT")
 run c rap agenda -m rg-iem-copy

@@ -1318,7 +1318,7 @@ static void test_cli_errors(void **state)
     cli_session_wipe(&s);
     r = confer(fx, NULL, "whoami", NULL);
     assert_int_equal(r.code, 1);
-    assert_non_null(strstr(r.err, "session expired: run confer login alice@127.0.0.1:"));
+    assert_non_null(strstr(r.err, "log in again: confer login alice@127.0.0.1:"));
     run_free(&r);
 
     /* usage errors exit 2, help exits 0 */

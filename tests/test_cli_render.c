@@ -23,7 +23,7 @@ static size_t max_line_width(const char *s)
     while (*s != '\0') {
         const char *nl = strchr(s, '\n');
         size_t n = nl != NULL ? (size_t)(nl - s) : strlen(s);
-        size_t w = proto_utf8_count(s, n);
+        size_t w = cli_cells(s, n);
         best = w > best ? w : best;
         s += n + (nl != NULL ? 1 : 0);
     }
@@ -65,10 +65,10 @@ static void test_table(void **state)
                      strlen("rg-iem  ") + strlen(r1[1]) + 2 + strlen("rapporteur"));
     free(out);
 
-    /* narrow: the widest column shrinks with an ellipsis; nothing passes the width */
+    /* narrow: the widest column shrinks and its text wraps; nothing passes the width */
     out = print_table(t, 40);
     assert_true(max_line_width(out) <= 40);
-    assert_non_null(strstr(out, "\xe2\x80\xa6"));
+    assert_null(strstr(out, "\xe2\x80\xa6"));
     assert_non_null(strstr(out, "rapporteur"));
     assert_non_null(strstr(out, "t\xc3\xa9st"));
     free(out);
@@ -81,6 +81,173 @@ static void test_table(void **state)
     cli_table_free(t);
     cli_table_free(NULL);
     assert_null(cli_table_new(0, NULL));
+}
+
+/* The lines of s (a table's output) as an array of at most cap strings, each malloc'd. */
+static size_t split_lines(const char *s, char **lines, size_t cap)
+{
+    size_t n = 0;
+    while (*s != '\0' && n < cap) {
+        const char *nl = strchr(s, '\n');
+        size_t len = nl != NULL ? (size_t)(nl - s) : strlen(s);
+        lines[n] = strndup(s, len);
+        assert_non_null(lines[n]);
+        n++;
+        s += len + (nl != NULL ? 1 : 0);
+    }
+    return n;
+}
+
+static void test_table_wrap(void **state)
+{
+    (void)state;
+    const char *headers[] = {"REF", "STATUS", "TEXT"};
+    const char *text = "To liaise with ITU-T SG20 on the draft Recommendation Y.IEM-arch and "
+                       "report back at the next interim meeting";
+    const char *r1[] = {"RG-IEM-1", "open", text};
+    const char *r2[] = {"RG-IEM-2", "done", "short"};
+    struct cli_table *t = cli_table_new(3, headers);
+    assert_non_null(t);
+    assert_int_equal(cli_table_add(t, r1), 0);
+    assert_int_equal(cli_table_add(t, r2), 0);
+
+    char *out = print_table(t, 40);
+    char *lines[32];
+    size_t n = split_lines(out, lines, 32);
+    /* the header, the long row on several lines, the short row */
+    assert_true(n >= 5);
+    assert_true(max_line_width(out) <= 40);
+    assert_null(strstr(out, "\xe2\x80\xa6"));
+    assert_string_equal(lines[0], "REF       STATUS  TEXT");
+    assert_int_equal(strncmp(lines[1], "RG-IEM-1  open    To liaise", 27), 0);
+    /* continuation lines: the other columns blank, the text under its column */
+    size_t textcol = strlen("RG-IEM-1  open    ");
+    char joined[512] = "";
+    for (size_t i = 1; i + 1 < n; i++) {
+        assert_true(strlen(lines[i]) > textcol);
+        if (i > 1) {
+            for (size_t c = 0; c < textcol; c++) {
+                assert_int_equal(lines[i][c], ' ');
+            }
+            assert_true(lines[i][textcol] != ' ');
+            strcat(joined, " ");
+        }
+        strcat(joined, lines[i] + textcol);
+        /* words are not cut: every line ends at a word's end */
+        size_t len = strlen(lines[i]);
+        assert_true(lines[i][len - 1] != ' ');
+    }
+    assert_string_equal(joined, text);
+    assert_string_equal(lines[n - 1], "RG-IEM-2  done    short");
+    for (size_t i = 0; i < n; i++) {
+        free(lines[i]);
+    }
+    free(out);
+
+    /* a word longer than its column is broken inside it, nothing is lost */
+    const char *h2[] = {"A", "B"};
+    const char *r3[] = {"x", "abcdefghijklmnopqrstuvwxyz"};
+    struct cli_table *t2 = cli_table_new(2, h2);
+    assert_non_null(t2);
+    assert_int_equal(cli_table_add(t2, r3), 0);
+    out = print_table(t2, 13);
+    assert_string_equal(out, "A  B\nx  abcdefghij\n   klmnopqrst\n   uvwxyz\n");
+    free(out);
+    cli_table_free(t2);
+    cli_table_free(t);
+}
+
+static void test_cells(void **state)
+{
+    (void)state;
+    /* ASCII, Latin with a combining accent, CJK, emoji, emoji with a variation selector */
+    assert_int_equal(cli_cells("abc", 3), 3);
+    assert_int_equal(cli_cells("e\xcc\x81", 3), 1);                /* e + U+0301 */
+    assert_int_equal(cli_cells("\xe4\xbc\x9a\xe8\xae\xae", 6), 4); /* 会议 */
+    assert_int_equal(cli_cells("\xf0\x9f\x8e\x89", 4), 2);         /* U+1F389 */
+    assert_int_equal(cli_cells("\xe2\x9c\x93", 3), 1);             /* U+2713 check mark */
+    assert_int_equal(cli_cells("\xea\xb0\x80", 3), 2);             /* Hangul */
+    assert_int_equal(cli_cells("\xef\xbc\xa1", 3), 2);             /* fullwidth A */
+    assert_int_equal(cli_cells("\xff", 1), 1);                     /* invalid: '?' */
+
+    /* cli_fit counts cells: 5 cells of CJK do not fit in 4 */
+    char out[64];
+    cli_fit("\xe4\xbc\x9a\xe8\xae\xae\xe5\xae\xa4", 4, out, sizeof(out)); /* 会议室 */
+    assert_string_equal(out, "\xe4\xbc\x9a\xe2\x80\xa6");
+    assert_true(cli_cells(out, strlen(out)) <= 4);
+    cli_fit("\xe4\xbc\x9a\xe8\xae\xae", 4, out, sizeof(out));
+    assert_string_equal(out, "\xe4\xbc\x9a\xe8\xae\xae");
+
+    /* columns align on cells: CJK and emoji rows line up with ASCII ones */
+    const char *headers[] = {"NAME", "NOTE"};
+    const char *r1[] = {"\xe5\xbc\xa0\xe4\xbc\x9f", "chair"}; /* 张伟: 4 cells */
+    const char *r2[] = {"\xf0\x9f\x8e\x89 party", "emoji"};   /* 8 cells */
+    const char *r3[] = {"ascii", "plain"};
+    struct cli_table *t = cli_table_new(2, headers);
+    assert_non_null(t);
+    assert_int_equal(cli_table_add(t, r1), 0);
+    assert_int_equal(cli_table_add(t, r2), 0);
+    assert_int_equal(cli_table_add(t, r3), 0);
+    char *s = print_table(t, 80);
+    assert_string_equal(s, "NAME      NOTE\n"
+                           "\xe5\xbc\xa0\xe4\xbc\x9f      chair\n"
+                           "\xf0\x9f\x8e\x89 party  emoji\n"
+                           "ascii     plain\n");
+    free(s);
+    /* wrapping CJK (no blanks) by cells: 3 cells hold one wide character */
+    const char *h2[] = {"X", "CJK"};
+    const char *r4[] = {"a", "\xe4\xbc\x9a\xe8\xae\xae\xe5\xae\xa4"};
+    struct cli_table *t2 = cli_table_new(2, h2);
+    assert_non_null(t2);
+    assert_int_equal(cli_table_add(t2, r4), 0);
+    s = print_table(t2, 7);
+    assert_string_equal(s, "X  CJK\n"
+                           "a  \xe4\xbc\x9a\xe8\xae\xae\n"
+                           "   \xe5\xae\xa4\n");
+    assert_true(max_line_width(s) <= 7);
+    free(s);
+    cli_table_free(t2);
+    cli_table_free(t);
+}
+
+static void test_table_piped(void **state)
+{
+    (void)state;
+    const char *headers[] = {"REF", "OWNER", "TEXT"};
+    char longtext[600];
+    memset(longtext, 'w', sizeof(longtext) - 1);
+    longtext[sizeof(longtext) - 1] = '\0';
+    for (size_t i = 7; i < sizeof(longtext) - 1; i += 8) {
+        longtext[i] = ' ';
+    }
+    const char *r1[] = {"RG-IEM-1", "Jane\tDoe", longtext};
+    const char *r2[] = {"RG-IEM-2", NULL, "x"};
+    struct cli_table *t = cli_table_new(3, headers);
+    assert_non_null(t);
+    assert_int_equal(cli_table_add(t, r1), 0);
+    assert_int_equal(cli_table_add(t, r2), 0);
+    /* not a terminal (width 0): full text, tab-separated, a tab inside a cell a blank */
+    char *out = print_table(t, 0);
+    char expect[1024];
+    snprintf(expect, sizeof(expect), "REF\tOWNER\tTEXT\nRG-IEM-1\tJane Doe\t%s\nRG-IEM-2\t\tx\n",
+             longtext);
+    assert_string_equal(out, expect);
+    free(out);
+    cli_table_free(t);
+
+    /* with no $COLUMNS a descriptor that is not a terminal has no width */
+    unsetenv("COLUMNS");
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(cli_term_width(fileno(f)), 0);
+    setenv("COLUMNS", "60", 1);
+    assert_int_equal(cli_term_width(fileno(f)), 60);
+    setenv("COLUMNS", "6x", 1);
+    assert_int_equal(cli_term_width(fileno(f)), 0);
+    unsetenv("COLUMNS");
+    fclose(f);
+    assert_true(cli_width_or_all(0) > 100000);
+    assert_int_equal(cli_width_or_all(72), 72);
 }
 
 static void test_sanitize(void **state)
@@ -243,9 +410,10 @@ static void test_args_parse(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_table),      cmocka_unit_test(test_sanitize),
-        cmocka_unit_test(test_durations),  cmocka_unit_test(test_json_from_mp),
-        cmocka_unit_test(test_args_parse),
+        cmocka_unit_test(test_table),        cmocka_unit_test(test_table_wrap),
+        cmocka_unit_test(test_cells),        cmocka_unit_test(test_table_piped),
+        cmocka_unit_test(test_sanitize),     cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_json_from_mp), cmocka_unit_test(test_args_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

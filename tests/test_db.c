@@ -658,6 +658,53 @@ static void test_integrity_detects_corruption(void **state)
     }
 }
 
+/* db_check_file: what conferd restore accepts before it changes anything. */
+static void test_check_file(void **state)
+{
+    struct fixture *f = *state;
+    char path[4096], why[512];
+    int version = 0;
+    FILE *fp = NULL;
+
+    /* a backup of ours: accepted, with its schema version; an older one too */
+    assert_int_equal(db_account_add(f->db, "alice", PWHASH, true), 0);
+    path_in(f, "backup.db", path, sizeof(path));
+    assert_int_equal(db_backup(f->db, path), 0);
+    assert_int_equal(db_check_file(path, &version, why, sizeof(why)), 0);
+    assert_int_equal(version, LATEST_SCHEMA);
+    raw_exec(path, "PRAGMA user_version = 1");
+    assert_int_equal(db_check_file(path, &version, why, sizeof(why)), 0);
+    assert_int_equal(version, 1);
+
+    /* newer than this program: refused */
+    raw_exec(path, "PRAGMA user_version = 99");
+    assert_int_equal(db_check_file(path, NULL, why, sizeof(why)), PROTO_EDB);
+    assert_non_null(strstr(why, "newer"));
+
+    /* another program's SQLite file, with or without our application_id */
+    path_in(f, "other.db", path, sizeof(path));
+    raw_exec(path, "CREATE TABLE t (x)");
+    assert_int_equal(db_check_file(path, NULL, why, sizeof(why)), PROTO_EDB);
+    assert_non_null(strstr(why, "not a confer database"));
+    raw_exec(path, "PRAGMA application_id = 1129203282; PRAGMA user_version = 1");
+    assert_int_equal(db_check_file(path, NULL, why, sizeof(why)), PROTO_EDB);
+    assert_non_null(strstr(why, "no table accounts"));
+
+    /* not SQLite at all, and no file */
+    path_in(f, "text.db", path, sizeof(path));
+    fp = fopen(path, "w");
+    assert_non_null(fp);
+    for (int i = 0; i < 200; i++) {
+        fputs("this is not a database file, just some text\n", fp);
+    }
+    fclose(fp);
+    assert_int_equal(db_check_file(path, NULL, why, sizeof(why)), PROTO_EDB);
+    assert_true(why[0] != '\0');
+    path_in(f, "missing.db", path, sizeof(path));
+    assert_int_equal(db_check_file(path, NULL, why, sizeof(why)), PROTO_ENOTFOUND);
+    assert_int_equal(db_check_file(f->dir, NULL, why, sizeof(why)), PROTO_ENOTFOUND);
+}
+
 /* ---- bad calls fail, never crash ---- */
 
 static void test_errors(void **state)
@@ -699,6 +746,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_open_migrates_and_reopen_is_noop, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_missing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_newer_schema_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_foreign_file_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_file_modes, setup, teardown),

@@ -542,6 +542,37 @@ static void test_roundtrip_text(void **state)
     srv_rec_free(b);
 }
 
+static struct srv_rec *full_record(bool action_item);
+
+/* What the text and Markdown exports write imports back to the same record, of the sample
+ * and of a record with every kind of value; an HTML export is refused, saying what to do. */
+static void test_roundtrip_exports(void **state)
+{
+    (void)state;
+    for (int r = 0; r < 3; r++) {
+        struct srv_rec *a = r == 0 ? import_sample() : full_record(r - 1);
+        for (int f = 0; f < 2; f++) {
+            enum srv_report_format fmt = f == 0 ? SRV_REPORT_TEXT : SRV_REPORT_MARKDOWN;
+            char *text = export(a, fmt, 9);
+            struct srv_rec *b = import_ok(text, strlen(text));
+            assert_same_record(a, b);
+            char *again = export(b, fmt, 9);
+            assert_string_equal(text, again);
+            free(again);
+            free(text);
+            srv_rec_free(b);
+        }
+        char *html = export(a, SRV_REPORT_HTML, 9);
+        struct srv_rec *b = NULL;
+        char err[256] = "";
+        assert_int_equal(srv_report_import(html, strlen(html), &b, err, sizeof(err)), PROTO_EINVAL);
+        assert_null(b);
+        assert_contains(err, "line 1: an HTML export cannot be imported");
+        free(html);
+        srv_rec_free(a);
+    }
+}
+
 static void test_crlf_and_audit_line(void **state)
 {
     (void)state;
@@ -686,15 +717,43 @@ static void test_export_text(void **state)
 {
     (void)state;
     struct srv_rec *rec = import_sample();
+    struct srv_obj *done = find_by(rec, PROTO_T_ACTION, "ref", "RG-IEM-3");
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(done, "status"), "done", 4), 0);
     char *text = export(rec, SRV_REPORT_TEXT, 42);
 
+    /* The title block, from the record: title, group, venue, dates, report, then the future
+     * meetings in date order with their contribution deadlines. */
     assert_int_equal(strncmp(text,
-                             "\tAbstract:\n\tThis TD contains the draft report of the sessions "
-                             "of the TSAG Rapporteur Group",
-                             80),
+                             "TSAG Rapporteur Group on Industry Engagement, Metrics\n"
+                             "Group: RG-IEM\nParent: TSAG\nVenue: Geneva\n"
+                             "Dates: 2023-05-30 to 2023-06-02\nReport: TSAG-TD182\n"
+                             "Future meetings:\n"
+                             "\xc2\xb7 2023-07-27 13:00-15:00 virtual: CTO/CxO review "
+                             "(contributions by 2023-07-20)\n",
+                             strlen("TSAG Rapporteur Group on Industry Engagement, Metrics\n"
+                                    "Group: RG-IEM\nParent: TSAG\nVenue: Geneva\n"
+                                    "Dates: 2023-05-30 to 2023-06-02\nReport: TSAG-TD182\n"
+                                    "Future meetings:\n"
+                                    "\xc2\xb7 2023-07-27 13:00-15:00 virtual: CTO/CxO review "
+                                    "(contributions by 2023-07-20)\n")),
                      0);
+    assert_contains(text, "\n\xc2\xb7 2024-01-30 13:00-15:00 virtual: Industry participation "
+                          "(contributions by 2024-01-23)\n\n\tAbstract:\n\tThis TD contains the "
+                          "draft report of the sessions of the TSAG Rapporteur Group");
     assert_contains(text, "(Geneva, 30 May-2 June 2023).\n\n\n0\tAction from RG-IEM to WP2\n"
                           "\xc2\xb7 RG-IEM-1: to request the TSB");
+    /* An action done says so; it reads back so with the annex and without it. */
+    assert_contains(text, "\n\xc2\xb7 RG-IEM-3: [done] to appoint an IEWSC Chair,\n");
+    struct srv_rec *back = import_ok(text, strlen(text));
+    assert_same_record(rec, back);
+    srv_rec_free(back);
+    char *prose = strstr(text, "\nAnnex: record\n");
+    assert_non_null(prose);
+    back = import_ok(text, (size_t)(prose - text));
+    assert_field(find_by(back, PROTO_T_ACTION, "ref", "RG-IEM-3"), "status", "done");
+    assert_field(find_by(back, PROTO_T_ACTION, "ref", "RG-IEM-3"), "text",
+                 "to appoint an IEWSC Chair,");
+    srv_rec_free(back);
     assert_contains(text, "Circular),\n\xc2\xb7 RG-IEM-2: to approve");
     assert_contains(text, "main topics:\n\xc2\xb7 27 July 2023, 1300-1500: CTO/CxO review,\n");
     assert_contains(text, "following meeting.\n1\tIntroduction\nA meeting of the TSAG");
@@ -716,6 +775,7 @@ static void test_export_text(void **state)
                           "integrating C031 into TD258.\n");
     assert_contains(text, "\ninterim\t2024-01-30\t13:00\t15:00\tvirtual\tIndustry "
                           "participation\t-\n");
+    assert_contains(text, "\naction\tRG-IEM-3\tWP2\t-\tdone\t");
     assert_contains(text, "\nperson\tNoah LUO\tHuawei Technologies, China\tassociate\tmetrics\n");
     assert_contains(text, "\tassociate\temerging technologies\nAudit head: seq 42");
     assert_null(strstr(text, "not-an-item"));
@@ -1191,6 +1251,68 @@ static void test_export_html(void **state)
     srv_rec_free(rec);
 }
 
+/* Every format is the report: the title block, the future meetings in date order with
+ * their deadlines (one added out of order first), the actions with their status, and a
+ * section of actions for a record that has none. */
+static void test_export_is_the_report(void **state)
+{
+    (void)state;
+    struct srv_rec *rec = import_sample();
+    struct srv_obj *done = find_by(rec, PROTO_T_ACTION, "ref", "RG-IEM-3");
+    struct srv_obj *drop = find_by(rec, PROTO_T_ACTION, "ref", "RG-IEM-4");
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(done, "status"), "done", 4), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(drop, "status"), "dropped", 7), 0);
+    struct srv_obj *in = srv_obj_new(PROTO_T_INTERIM);
+    in->id = srv_rec_max_id(rec) + 1;
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "date"), "2023-06-20", 10), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "start"), "09:00", 5), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "end"), "10:00", 5), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "mode"), "physical", 8), 0);
+    assert_int_equal(srv_val_set_str((struct srv_val *)fv(in, "topic"), "Kick-off", 8), 0);
+    srv_val_set_int((struct srv_val *)fv(in, "deadline_days"), 3);
+    assert_int_equal(srv_rec_add(rec, in), 0);
+
+    char *text = export(rec, SRV_REPORT_TEXT, 1);
+    assert_contains(text, "Report: TSAG-TD182\nFuture meetings:\n\xc2\xb7 2023-06-20 "
+                          "09:00-10:00 physical: Kick-off (contributions by 2023-06-17)\n"
+                          "\xc2\xb7 2023-07-27 13:00-15:00 virtual: CTO/CxO review");
+    assert_contains(text, "\n\xc2\xb7 RG-IEM-4: [dropped] to approve the outgoing LS");
+    char *md = export(rec, SRV_REPORT_MARKDOWN, 1);
+    assert_contains(md, "| Report | TSAG-TD182 |\n");
+    assert_contains(md, "\n**Future meetings**\n\n- 2023-06-20 09:00-10:00 physical: Kick-off "
+                        "(contributions by 2023-06-17)\n- 2023-07-27 13:00-15:00 virtual: "
+                        "CTO/CxO review (contributions by 2023-07-20)\n");
+    assert_contains(md, "\n- **RG-IEM-3**: \\[done\\] to appoint an IEWSC Chair,\n");
+    assert_contains(md, "| 2023-06-20 | 09:00 | 10:00 | physical | Kick-off | 2023-06-17 |\n"
+                        "| 2023-07-27 |");
+    struct srv_rec *back = import_ok(md, strlen(md));
+    assert_same_record(rec, back);
+    srv_rec_free(back);
+    char *html = export(rec, SRV_REPORT_HTML, 1);
+    assert_contains(html, "<p><strong>Future meetings</strong></p>\n<ul>\n<li>2023-06-20 "
+                          "09:00-10:00 physical: Kick-off (contributions by 2023-06-17)</li>\n");
+    assert_contains(html, "<li><strong>RG-IEM-4</strong>: [dropped] to approve the outgoing LS");
+    assert_contains(html, "<pre class=\"annex\">\nAnnex: record\n");
+    free(text);
+    free(md);
+    free(html);
+    srv_rec_free(rec);
+
+    /* A record without a section of actions gets one, as the text export gives it. */
+    rec = api_record();
+    md = export(rec, SRV_REPORT_MARKDOWN, 1);
+    assert_contains(md, "\n## 0 Actions to WP1\n\n- **X-1**: do it\n- **X-2**: do it\n");
+    html = export(rec, SRV_REPORT_HTML, 1);
+    assert_contains(html, "<h2>0 Actions to WP1</h2>\n<ul class=\"actions\">\n"
+                          "<li><strong>X-1</strong>: do it</li>\n");
+    back = import_ok(md, strlen(md));
+    assert_same_record(rec, back);
+    srv_rec_free(back);
+    free(md);
+    free(html);
+    srv_rec_free(rec);
+}
+
 static void test_format_parse(void **state)
 {
     (void)state;
@@ -1490,17 +1612,30 @@ static void test_fuzz_large(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_sample_meeting),   cmocka_unit_test(test_sample_items),
-        cmocka_unit_test(test_sample_actions),   cmocka_unit_test(test_sample_docs),
-        cmocka_unit_test(test_sample_decisions), cmocka_unit_test(test_sample_sessions_interims),
-        cmocka_unit_test(test_sample_people),    cmocka_unit_test(test_sample_clean),
-        cmocka_unit_test(test_roundtrip_text),   cmocka_unit_test(test_crlf_and_audit_line),
-        cmocka_unit_test(test_small_reports),    cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_export_text),      cmocka_unit_test(test_export_text_actions),
-        cmocka_unit_test(test_annex_roundtrip),  cmocka_unit_test(test_annex_errors),
-        cmocka_unit_test(test_export_markdown),  cmocka_unit_test(test_export_html),
-        cmocka_unit_test(test_format_parse),     cmocka_unit_test(test_fuzz_prefixes_and_bytes),
-        cmocka_unit_test(test_fuzz_tokens),      cmocka_unit_test(test_fuzz_large),
+        cmocka_unit_test(test_sample_meeting),
+        cmocka_unit_test(test_sample_items),
+        cmocka_unit_test(test_sample_actions),
+        cmocka_unit_test(test_sample_docs),
+        cmocka_unit_test(test_sample_decisions),
+        cmocka_unit_test(test_sample_sessions_interims),
+        cmocka_unit_test(test_sample_people),
+        cmocka_unit_test(test_sample_clean),
+        cmocka_unit_test(test_roundtrip_text),
+        cmocka_unit_test(test_roundtrip_exports),
+        cmocka_unit_test(test_crlf_and_audit_line),
+        cmocka_unit_test(test_small_reports),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_export_text),
+        cmocka_unit_test(test_export_text_actions),
+        cmocka_unit_test(test_annex_roundtrip),
+        cmocka_unit_test(test_annex_errors),
+        cmocka_unit_test(test_export_markdown),
+        cmocka_unit_test(test_export_html),
+        cmocka_unit_test(test_export_is_the_report),
+        cmocka_unit_test(test_format_parse),
+        cmocka_unit_test(test_fuzz_prefixes_and_bytes),
+        cmocka_unit_test(test_fuzz_tokens),
+        cmocka_unit_test(test_fuzz_large),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

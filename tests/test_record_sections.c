@@ -71,12 +71,13 @@ static void test_sections_are_the_export(void **state)
     export_body(rec, &body);
     assert_int_equal(j.b.len, body.len);
     assert_memory_equal(j.b.data, body.data, body.len);
-    /* head, abstract, one per item, then the six tables */
+    /* head, abstract, one per item (one holds the actions), the six tables, the annex */
     assert_string_equal(j.keys[0], "head");
     assert_string_equal(j.keys[1], "abstract");
-    assert_int_equal(j.n, 2 + rec->objs[PROTO_T_ITEM].n + 6);
-    assert_string_equal(j.keys[j.n - 6], "actions");
-    assert_string_equal(j.keys[j.n - 1], "people");
+    assert_int_equal(j.n, 2 + rec->objs[PROTO_T_ITEM].n + 6 + 1);
+    assert_string_equal(j.keys[j.n - 7], "actions");
+    assert_string_equal(j.keys[j.n - 2], "people");
+    assert_string_equal(j.keys[j.n - 1], "annex");
     proto_buf_free(&j.b, 0);
     proto_buf_free(&body, 0);
     srv_rec_free(rec);

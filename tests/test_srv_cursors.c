@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
@@ -31,9 +32,12 @@ static int64_t get_i(const msgpack_object *map, const char *key)
  * *seq gets the seq after it. */
 static int64_t make_item(struct cli_conn *c, const char *body, int64_t *seq)
 {
+    static int made = 0; /* item numbers are unique in a meeting */
+    char number[16];
+    snprintf(number, sizeof(number), "%d", ++made);
     struct cli_msg *m = NULL;
     assert_int_equal(cli_conn_callf(c, &m, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting",
-                                    MEETING, "type", "item", "fields", "number", "1", "title",
+                                    MEETING, "type", "item", "fields", "number", number, "title",
                                     "Cursors"),
                      0);
     assert_null(m->error);

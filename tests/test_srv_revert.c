@@ -636,8 +636,8 @@ static void test_import_reverts_whole(void **state)
     size_t len = 0;
     char *report = tu_read_data("rg-iem-report-2023-06.txt", &len);
     assert_non_null(report);
-    struct cli_msg *m =
-        call(f->rap, "report.import", "{s:s, s:s}", "meeting", MEETING, "text", report);
+    struct cli_msg *m = call(f->rap, "report.import", "{s:s, s:s, s:s}", "meeting", MEETING, "text",
+                             report, "mode", "merge");
     free(report);
     assert_null(m->error);
     cli_msg_free(m);
@@ -671,7 +671,8 @@ static void test_import_revert_answer(void **state)
     size_t len = 0;
     char *report = tu_read_data("rg-iem-report-2023-06.txt", &len);
     assert_non_null(report);
-    cli_msg_free(call(f->rap, "report.import", "{s:s, s:s}", "meeting", MEETING, "text", report));
+    cli_msg_free(call(f->rap, "report.import", "{s:s, s:s, s:s}", "meeting", MEETING, "text",
+                      report, "mode", "merge"));
     free(report);
     int64_t last = head(f->rap);
     int64_t doc = first_id_above(f->rap, "docs", before), imp = 0;

@@ -596,6 +596,7 @@ struct run {
     size_t n[PROTO_T_COUNT];
     struct mobj meeting; /* its abstract */
     int docs_made;
+    int items_made; /* item numbers are unique: each new one has a top number of its own */
     int pastes;
     bool member[3];                      /* assoc, ed, view */
     struct proto_buf live[RUN_MAX + 1];  /* meeting.get as answered right after each seq */
@@ -780,9 +781,9 @@ static void create_obj(struct run *r, enum proto_type t)
     switch (t) {
     case PROTO_T_ITEM:
         if (rnd(3) == 0) {
-            snprintf(num, sizeof(num), "%u.%u", 1 + rnd(12), 1 + rnd(5));
+            snprintf(num, sizeof(num), "%d.%u", ++r->items_made, 1 + rnd(5));
         } else {
-            snprintf(num, sizeof(num), "%u", 1 + rnd(12));
+            snprintf(num, sizeof(num), "%d", ++r->items_made);
         }
         msgpack_pack_map(&pk, 3);
         pack_kv(&pk, "number", num);
@@ -826,6 +827,14 @@ static void create_obj(struct run *r, enum proto_type t)
         rand_date(date);
         rand_time(t1);
         rand_time(t2);
+        if (strcmp(t2, t1) < 0) { /* a session ends after it starts */
+            char tmp[6];
+            memcpy(tmp, t1, sizeof(tmp));
+            memcpy(t1, t2, sizeof(tmp));
+            memcpy(t2, tmp, sizeof(tmp));
+        } else if (strcmp(t2, t1) == 0) {
+            memcpy(t2, "18:00", sizeof(t2)); /* rand_time is before 18:00 */
+        }
         msgpack_pack_map(&pk, 5);
         pack_kv(&pk, "date", date);
         pack_kv(&pk, "start", t1);
@@ -1016,7 +1025,7 @@ static void update_step(struct run *r, enum proto_type t)
     char *s = rand_line(rnd(10));
     char date[11], num[16];
     rand_date(date);
-    snprintf(num, sizeof(num), "%u.%u", 1 + rnd(12), rnd(3) + 1);
+    snprintf(num, sizeof(num), "%d.%u", ++r->items_made, rnd(3) + 1);
     static const char *const astatus[] = {"open", "done", "dropped"};
     switch (t) {
     case PROTO_T_MEETING:
@@ -1653,8 +1662,11 @@ static void fill_body(struct cli_conn *c, int64_t id, size_t bytes)
 
 static int64_t create_item(struct cli_conn *c, const char *title)
 {
+    static int made = 0; /* item numbers are unique in a meeting */
+    char number[16];
+    snprintf(number, sizeof(number), "%d", ++made);
     struct cli_msg *m = call_ok(c, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING,
-                                "type", "item", "fields", "number", "1", "title", title);
+                                "type", "item", "fields", "number", number, "title", title);
     int64_t id = mint(m->result, "id");
     cli_msg_free(m);
     return id;

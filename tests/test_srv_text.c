@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -34,9 +35,12 @@ static const char *const pieces[] = {"a", "b", "é", "ü", "日本", "😀", " "
 /* Creates an item and returns its id and the seq after it. */
 static int64_t make_item(struct cli_conn *c, int64_t *seq)
 {
+    static int made = 0; /* item numbers are unique in a meeting */
+    char number[16];
+    snprintf(number, sizeof(number), "%d", ++made);
     struct cli_msg *m = NULL;
     assert_int_equal(cli_conn_callf(c, &m, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting",
-                                    MEETING, "type", "item", "fields", "number", "1", "title",
+                                    MEETING, "type", "item", "fields", "number", number, "title",
                                     "Edited"),
                      0);
     assert_null(m->error);

@@ -72,6 +72,7 @@ struct imp {
     size_t nsects;
     size_t annex_at;     /* offset of the annex's first line in the text, or SIZE_MAX */
     bool annex;          /* the text has an annex: it gives the objects, the prose does not */
+    bool full;           /* a Markdown export: its annex gives everything, items too */
     struct line *alines; /* the annex's lines */
     size_t nalines;
     int64_t next_id;
@@ -712,8 +713,9 @@ static int annex_copy(struct imp *im, const char *s, size_t n, size_t no, size_t
     while (lead < n && is_space((unsigned char)s[lead])) {
         lead++;
     }
-    if (lead == n || audit_line(s, n)) {
-        return 0;
+    if (lead == n || audit_line(s, n) || (n - lead >= 3 && memcmp(s + lead, "```", 3) == 0) ||
+        starts_ci(s + lead, n - lead, "</pre>")) {
+        return 0; /* the fence around the annex of a Markdown export */
     }
     if (im->nlines + im->nalines == MAX_LINES) {
         return fail(im, PROTO_ETOOBIG, no, "more than %d lines of text", MAX_LINES);
@@ -765,6 +767,9 @@ static int split_lines(struct imp *im, const char *text, size_t len)
             }
             continue;
         }
+        if (im->full) {
+            continue; /* the annex gives everything; the prose is for people */
+        }
         n = normalise(text + from, b - from, im->buf + o);
         if (n == 0 || audit_line(im->buf + o, n)) {
             continue;
@@ -808,8 +813,14 @@ static int split_lines(struct imp *im, const char *text, size_t len)
         ln->sect = im->nsects > 0 ? im->nsects - 1 : 0;
         im->nlines++;
     }
+    if (im->full) {
+        return 0;
+    }
     if (im->nsects == 0) {
-        return fail(im, PROTO_EINVAL, no, "no numbered section (a line \"N<TAB>Title\")");
+        return fail(im, PROTO_EINVAL, no,
+                    "no numbered section (a line \"N<TAB>Title\"): a report is read in the "
+                    "layout of the sample report, or as a text or Markdown export of confer "
+                    "(with its \"" ANNEX_MARK "\")");
     }
     im->sects[im->nsects - 1].end = im->nlines;
     return 0;
@@ -993,6 +1004,23 @@ static int make_bodies(struct imp *im)
                     break;
                 }
                 trim(&rest, &rlen);
+                /* "[done]" or "[dropped]" first: the status an export writes so. */
+                for (int st = 0; st < 2; st++) {
+                    const char *mark = st == 0 ? "[done]" : "[dropped]";
+                    size_t ml = strlen(mark);
+                    if (rlen >= ml && memcmp(rest, mark, ml) == 0) {
+                        if ((rc = set_cstr(im, cur, "status",
+                                           mark[1] == 'd' && st == 0 ? "done" : "dropped")) < 0) {
+                            break;
+                        }
+                        rest += ml;
+                        rlen -= ml;
+                        trim(&rest, &rlen);
+                    }
+                }
+                if (rc < 0) {
+                    break;
+                }
                 if ((rc = set_str(im, cur, "ref", p, r)) < 0 ||
                     (tolen > 0 && (rc = set_str(im, cur, "to", to, tolen)) < 0) ||
                     (rc = add_line(im, &text, rest, rlen)) < 0) {
@@ -1852,19 +1880,22 @@ static int people(struct imp *im)
 
 /* True for a field the annex carries: every field but computed ones, of every type but
  * items (the numbered sections), and the meeting's but its abstract (the abstract). */
-static bool annex_field(enum proto_type t, size_t k)
+static bool annex_field(enum proto_type t, size_t k, bool full)
 {
     enum proto_fkind kind = proto_type_info(t)->fields[k].kind;
+    if (full) { /* the annex of a Markdown or HTML export: every field */
+        return kind != PROTO_F_COMPUTED;
+    }
     return t != PROTO_T_ITEM && kind != PROTO_F_COMPUTED &&
            !(t == PROTO_T_MEETING && kind == PROTO_F_TEXT);
 }
 
 /* Columns of an annex line of an object of type t (the meeting's lines: 3). */
-static size_t annex_ncols(enum proto_type t)
+static size_t annex_ncols(enum proto_type t, bool full)
 {
     size_t n = 1;
     for (size_t k = 0; t != PROTO_T_MEETING && k < proto_type_info(t)->nfields; k++) {
-        n += annex_field(t, k);
+        n += annex_field(t, k, full);
     }
     return t == PROTO_T_MEETING ? 3 : n;
 }
@@ -2100,8 +2131,9 @@ static int annex_unique(struct imp *im, const struct line *ln, const struct srv_
     return 0;
 }
 
-/* One line of the annex: a comment, a field of the meeting or an object. */
-static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
+/* One line of the annex: a comment, a field of the meeting or an object. In a full annex
+ * the items are read first (items_pass), the other lines then. */
+static int annex_line(struct imp *im, struct annex *ax, const struct line *ln, bool items_pass)
 {
     const char *col[ANNEX_COLS];
     size_t clen[ANNEX_COLS], ncols = 0, want = 0, c = 1;
@@ -2119,21 +2151,24 @@ static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
     if (clen[0] == strlen(NOT_ITEM) && memcmp(col[0], NOT_ITEM, clen[0]) == 0) {
         return 0; /* read before the items are made */
     }
+    if (im->full && items_pass != (clen[0] == 4 && memcmp(col[0], "item", 4) == 0)) {
+        return 0;
+    }
     t = proto_type_find(col[0], clen[0]);
-    if (t == PROTO_T_COUNT || t == PROTO_T_ITEM) {
+    if (t == PROTO_T_COUNT || (t == PROTO_T_ITEM && !im->full)) {
         return fail(im, PROTO_EINVAL, ln->no, "%s \"%.*s\"",
                     t == PROTO_T_ITEM ? "items are the numbered sections, not" : "unknown type",
                     quotable(col[0], clen[0]) ? (int)clen[0] : 1,
                     quotable(col[0], clen[0]) ? col[0] : "?");
     }
-    want = annex_ncols(t);
+    want = annex_ncols(t, im->full);
     if (ncols != want) {
         return fail(im, PROTO_EINVAL, ln->no, "%s: %zu columns, want %zu", proto_type_info(t)->name,
                     ncols, want);
     }
     if (t == PROTO_T_MEETING) {
         k = proto_field_find(t, col[1], clen[1]);
-        if (k < 0 || !annex_field(t, (size_t)k)) {
+        if (k < 0 || !annex_field(t, (size_t)k, im->full)) {
             return fail(im, PROTO_EINVAL, ln->no, "meeting: no field \"%.*s\" in the annex",
                         quotable(col[1], clen[1]) ? (int)clen[1] : 1,
                         quotable(col[1], clen[1]) ? col[1] : "?");
@@ -2149,7 +2184,7 @@ static int annex_line(struct imp *im, struct annex *ax, const struct line *ln)
         return rc;
     }
     for (size_t f = 0; f < proto_type_info(t)->nfields && rc == 0; f++) {
-        if (annex_field(t, f)) {
+        if (annex_field(t, f, im->full)) {
             rc = annex_value(im, ax, ln, o, f, c, col[c], clen[c]);
             c++;
         }
@@ -2257,9 +2292,24 @@ static int annex_read(struct imp *im)
     if (ax.items == NULL) {
         return nomem(im);
     }
-    srv_rec_items_sorted(im->rec, ax.items);
+    for (size_t l = 0; im->full && l < im->nalines && rc == 0; l++) {
+        rc = annex_line(im, &ax, &im->alines[l], true);
+    }
+    if (rc == 0 && im->full) {
+        const struct srv_obj **v = NULL;
+        ax.nitems = im->rec->objs[PROTO_T_ITEM].n;
+        v = realloc(ax.items, (ax.nitems + 1) * sizeof(*ax.items));
+        if (v == NULL) {
+            free(ax.items);
+            return nomem(im);
+        }
+        ax.items = v;
+    }
+    if (rc == 0) {
+        srv_rec_items_sorted(im->rec, ax.items);
+    }
     for (size_t l = 0; l < im->nalines && rc == 0; l++) {
-        rc = annex_line(im, &ax, &im->alines[l]);
+        rc = annex_line(im, &ax, &im->alines[l], false);
     }
     free(ax.items);
     proto_buf_free(&ax.val, 0);
@@ -2267,6 +2317,30 @@ static int annex_read(struct imp *im)
 }
 
 /* ---- import ---- */
+
+/* Recognises the layout from the content: an HTML export is refused (its annex is for
+ * people to see), a Markdown export (a first line "# " and an annex) is read from its annex
+ * alone, anything else as the text layout. */
+static int detect(struct imp *im, const char *text, size_t len)
+{
+    size_t i = 0, no = 1;
+    while (i < len && is_space((unsigned char)text[i])) {
+        no += text[i] == '\n';
+        i++;
+    }
+    if (i + 3 <= len && (unsigned char)text[i] == 0xef && (unsigned char)text[i + 1] == 0xbb &&
+        (unsigned char)text[i + 2] == 0xbf) {
+        i += 3; /* a byte order mark */
+    }
+    if (starts_ci(text + i, len - i, "<!doctype html") || starts_ci(text + i, len - i, "<html")) {
+        return fail(im, PROTO_EINVAL, no,
+                    "an HTML export cannot be imported: import the text or Markdown export "
+                    "of the meeting instead, or a report in the layout of the sample report");
+    }
+    im->full =
+        len - i >= 2 && text[i] == '#' && text[i + 1] == ' ' && annex_find(text, len) != SIZE_MAX;
+    return 0;
+}
 
 /* Everything else a report without an annex says, read from its prose. */
 static int infer(struct imp *im)
@@ -2308,6 +2382,9 @@ int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *
             no += text[i] == '\n';
         }
         return fail(&im, PROTO_ETOOBIG, no, "report over %d bytes", SRV_REPORT_MAX);
+    }
+    if ((rc = detect(&im, text ? text : "", len)) < 0) {
+        return rc;
     }
     im.rec = srv_rec_new("import");
     if (im.rec == NULL) {
@@ -2456,8 +2533,22 @@ struct view {
     size_t nitems;
     const struct srv_obj **actions;
     size_t nactions;
-    int64_t action_item; /* index in items of the section of actions, or -1 */
+    int64_t action_item;             /* index in items of the section of actions, or -1 */
+    const struct srv_obj **interims; /* by date, then start */
+    size_t ninterims;
 };
+
+/* Interim meetings in date order: "YYYY-MM-DD" and "HH:MM" sort as text. */
+static int interim_cmp(const void *pa, const void *pb)
+{
+    const struct srv_obj *a = *(const struct srv_obj *const *)pa;
+    const struct srv_obj *b = *(const struct srv_obj *const *)pb;
+    int c = strcmp(fcstr(a, "date"), fcstr(b, "date"));
+    if (c == 0) {
+        c = strcmp(fcstr(a, "start"), fcstr(b, "start"));
+    }
+    return c != 0 ? c : (a->id < b->id ? -1 : a->id > b->id);
+}
 
 static int view_make(const struct srv_rec *rec, struct view *v)
 {
@@ -2466,10 +2557,18 @@ static int view_make(const struct srv_rec *rec, struct view *v)
     v->nitems = rec->objs[PROTO_T_ITEM].n;
     v->nactions = rec->objs[PROTO_T_ACTION].n;
     v->action_item = -1;
+    v->ninterims = rec->objs[PROTO_T_INTERIM].n;
     v->items = malloc((v->nitems + 1) * sizeof(*v->items));
     v->actions = malloc((v->nactions + 1) * sizeof(*v->actions));
-    if (v->items == NULL || v->actions == NULL) {
+    v->interims = malloc((v->ninterims + 1) * sizeof(*v->interims));
+    if (v->items == NULL || v->actions == NULL || v->interims == NULL) {
         return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->ninterims; k++) {
+        v->interims[k] = rec->objs[PROTO_T_INTERIM].v[k];
+    }
+    if (v->ninterims > 1) {
+        qsort(v->interims, v->ninterims, sizeof(*v->interims), interim_cmp);
     }
     srv_rec_items_sorted(rec, v->items);
     for (size_t k = 0; k < v->nactions; k++) {
@@ -2493,6 +2592,7 @@ static void view_free(struct view *v)
 {
     free(v->items);
     free(v->actions);
+    free(v->interims);
 }
 
 /* ---- text ---- */
@@ -2527,17 +2627,27 @@ static int text_lines(struct proto_buf *b, const char *s, size_t n)
     return 0;
 }
 
+/* "done" or "dropped" for an action that is, else NULL. */
+static const char *closed_status(const struct srv_obj *a)
+{
+    const char *st = fcstr(a, "status");
+    return strcmp(st, "done") == 0 ? "done" : strcmp(st, "dropped") == 0 ? "dropped" : NULL;
+}
+
 static int text_actions(const struct view *v, struct proto_buf *b)
 {
     for (size_t k = 0; k < v->nactions; k++) {
         size_t rl = 0, tl = 0, pos = 0, len = 0;
         const char *ref = fstr(v->actions[k], "ref", &rl);
         const char *text = fstr(v->actions[k], "text", &tl);
-        const char *first = "";
+        const char *first = "", *st = fcstr(v->actions[k], "status");
         if (next_line(text, tl, &pos, &first, &len) == false) {
             len = 0;
         }
+        /* An action done or dropped says so, as "[done]" after its ref. */
+        bool closed = strcmp(st, "done") == 0 || strcmp(st, "dropped") == 0;
         if (put_str(b, "\xc2\xb7 ") < 0 || put_oneline(b, ref, rl) < 0 || put_str(b, ":") < 0 ||
+            (closed && (put_str(b, " [") < 0 || put_str(b, st) < 0 || put_str(b, "]") < 0)) ||
             (len > 0 && (put_str(b, " ") < 0 || put(b, first, len) < 0)) || put_str(b, "\n") < 0 ||
             (pos < tl && text_lines(b, text + pos, tl - pos) < 0)) {
             return PROTO_ENOMEM;
@@ -2611,7 +2721,7 @@ static int put_value(struct proto_buf *b, const struct srv_rec *rec, const struc
 /* The annex: the record's fields and objects, each line a type, a tab, then its values in
  * the schema's order (for the meeting: one line per field, its name, a tab, the value).
  * A "#" line names the columns; the importer skips it. */
-static int export_annex(const struct view *v, struct proto_buf *b)
+static int export_annex(const struct view *v, struct proto_buf *b, bool full)
 {
     static const char intro[] =
         "\n" ANNEX_MARK "\n"
@@ -2619,15 +2729,21 @@ static int export_annex(const struct view *v, struct proto_buf *b)
         "# tab. \"-\" is no value; in a value \\t \\n \\r \\\\ \\- stand for a tab, a line\n"
         "# break, a carriage return, a backslash and a value that is only \"-\". The items and\n"
         "# the abstract are the text above; an \"item\" column gives an item's number.\n";
+    static const char intro_full[] =
+        "\n" ANNEX_MARK "\n"
+        "# The record, one line per field of the meeting and per object, columns apart by a\n"
+        "# tab. \"-\" is no value; in a value \\t \\n \\r \\\\ \\- stand for a tab, a line\n"
+        "# break, a carriage return, a backslash and a value that is only \"-\". An \"item\"\n"
+        "# column gives an item's number. The import of this export reads only these lines.\n";
     const struct srv_rec *rec = v->rec;
 
-    if (put_str(b, intro) < 0 ||
-        (v->action_item < 0 && v->nactions > 0 && put_str(b, NOT_ITEM "\t0\n") < 0)) {
+    if (put_str(b, full ? intro_full : intro) < 0 ||
+        (!full && v->action_item < 0 && v->nactions > 0 && put_str(b, NOT_ITEM "\t0\n") < 0)) {
         return PROTO_ENOMEM;
     }
     for (int t = 0; t < PROTO_T_COUNT; t++) {
         const struct proto_typeinfo *ti = proto_type_info((enum proto_type)t);
-        if (t == PROTO_T_ITEM) {
+        if (t == PROTO_T_ITEM && !full) {
             continue;
         }
         if (put_str(b, "# ") < 0 || put_str(b, ti->name) < 0 ||
@@ -2635,7 +2751,7 @@ static int export_annex(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
         for (size_t k = 0; t != PROTO_T_MEETING && k < ti->nfields; k++) {
-            if (annex_field((enum proto_type)t, k) &&
+            if (annex_field((enum proto_type)t, k, full) &&
                 (put_str(b, "\t") < 0 || put_str(b, ti->fields[k].name) < 0)) {
                 return PROTO_ENOMEM;
             }
@@ -2644,7 +2760,7 @@ static int export_annex(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
         for (size_t k = 0; t == PROTO_T_MEETING && k < ti->nfields; k++) {
-            if (annex_field(PROTO_T_MEETING, k) &&
+            if (annex_field(PROTO_T_MEETING, k, full) &&
                 (put_str(b, "meeting\t") < 0 || put_str(b, ti->fields[k].name) < 0 ||
                  put_str(b, "\t") < 0 || put_value(b, rec, &rec->meeting, k) < 0 ||
                  put_str(b, "\n") < 0)) {
@@ -2657,7 +2773,7 @@ static int export_annex(const struct view *v, struct proto_buf *b)
                 return PROTO_ENOMEM;
             }
             for (size_t k = 0; k < ti->nfields; k++) {
-                if (annex_field((enum proto_type)t, k) &&
+                if (annex_field((enum proto_type)t, k, full) &&
                     (put_str(b, "\t") < 0 || put_value(b, rec, o, k) < 0)) {
                     return PROTO_ENOMEM;
                 }
@@ -2670,13 +2786,81 @@ static int export_annex(const struct view *v, struct proto_buf *b)
     return 0;
 }
 
+/* An interim meeting on one line: "2023-07-27 13:00-15:00 virtual: topic (contributions by
+ * 2023-07-20)". */
+static int interim_summary(const struct view *v, const struct srv_obj *o, struct proto_buf *b)
+{
+    size_t pl = 0;
+    const char *topic = fstr(o, "topic", &pl), *a = fcstr(o, "start"), *z = fcstr(o, "end"),
+               *mode = fcstr(o, "mode");
+    char deadline[11] = "";
+    srv_rec_interim_deadline(v->rec, o, deadline);
+    return put_str(b, fcstr(o, "date")) < 0 ||
+                   (a[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, a) < 0)) ||
+                   (z[0] != '\0' && (put_str(b, "-") < 0 || put_str(b, z) < 0)) ||
+                   (mode[0] != '\0' && (put_str(b, " ") < 0 || put_str(b, mode) < 0)) ||
+                   (pl > 0 && (put_str(b, ": ") < 0 || put_oneline(b, topic, pl) < 0)) ||
+                   (deadline[0] != '\0' && (put_str(b, " (contributions by ") < 0 ||
+                                            put_str(b, deadline) < 0 || put_str(b, ")") < 0))
+               ? PROTO_ENOMEM
+               : 0;
+}
+
+/* "Label: value" when the meeting has the field. */
+static int head_field(struct proto_buf *b, const struct srv_obj *mt, const char *label,
+                      const char *name)
+{
+    size_t n = 0;
+    const char *s = fstr(mt, name, &n);
+    if (n == 0) {
+        return 0;
+    }
+    return put_str(b, label) < 0 || put_oneline(b, s, n) < 0 || put_str(b, "\n") < 0 ? PROTO_ENOMEM
+                                                                                     : 0;
+}
+
+/* The report's title block: the meeting's title, group, venue, dates and report ref (those
+ * it has), then its future meetings in date order with their contribution deadlines. It
+ * stands before the abstract, where the import reads nothing of a text with an annex. */
+static int text_head(const struct view *v, struct proto_buf *b)
+{
+    const struct srv_obj *mt = &v->rec->meeting;
+    size_t at = b->len, tl = 0, sl = 0, el = 0;
+    const char *title = fstr(mt, "title", &tl), *st = fstr(mt, "start", &sl),
+               *en = fstr(mt, "end", &el);
+    if ((tl > 0 && (put_oneline(b, title, tl) < 0 || put_str(b, "\n") < 0)) ||
+        head_field(b, mt, "Group: ", "group") < 0 || head_field(b, mt, "Parent: ", "parent") < 0 ||
+        head_field(b, mt, "Venue: ", "venue") < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (sl > 0 && (put_str(b, "Dates: ") < 0 || put_oneline(b, st, sl) < 0 ||
+                   (el > 0 && (el != sl || memcmp(st, en, sl) != 0) &&
+                    (put_str(b, " to ") < 0 || put_oneline(b, en, el) < 0)) ||
+                   put_str(b, "\n") < 0)) {
+        return PROTO_ENOMEM;
+    }
+    if (head_field(b, mt, "Report: ", "report_ref") < 0) {
+        return PROTO_ENOMEM;
+    }
+    if (v->ninterims > 0 && put_str(b, "Future meetings:\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->ninterims; k++) {
+        if (put_str(b, "\xc2\xb7 ") < 0 || interim_summary(v, v->interims[k], b) < 0 ||
+            put_str(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return b->len > at && put_str(b, "\n") < 0 ? PROTO_ENOMEM : 0;
+}
+
 static int export_text(const struct view *v, struct proto_buf *b)
 {
     const struct srv_obj *mt = &v->rec->meeting;
     size_t al = 0, pos = 0, len = 0;
     const char *ab = fstr(mt, "abstract", &al), *ln = NULL;
 
-    if (put_str(b, "\tAbstract:\n") < 0) {
+    if (text_head(v, b) < 0 || put_str(b, "\tAbstract:\n") < 0) {
         return PROTO_ENOMEM;
     }
     while (next_line(ab, al, &pos, &ln, &len)) {
@@ -2712,7 +2896,7 @@ static int export_text(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
     }
-    return export_annex(v, b);
+    return export_annex(v, b, false);
 }
 
 /* ---- Markdown ---- */
@@ -2961,13 +3145,15 @@ static int obj_table(struct proto_buf *b, enum srv_report_format fmt, const stru
 {
     const struct srv_objvec *vec = &v->rec->objs[t];
     struct table tb = {title, cols, n};
-    size_t rows = t == PROTO_T_ACTION ? v->nactions : vec->n;
+    size_t rows = t == PROTO_T_ACTION ? v->nactions : t == PROTO_T_INTERIM ? v->ninterims : vec->n;
 
     if (table_head(b, fmt, &tb, rows) < 0) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < rows; k++) {
-        const struct srv_obj *o = t == PROTO_T_ACTION ? v->actions[k] : vec->v[k];
+        const struct srv_obj *o = t == PROTO_T_ACTION    ? v->actions[k]
+                                  : t == PROTO_T_INTERIM ? v->interims[k]
+                                                         : vec->v[k];
         if (obj_row(b, fmt, v, o, names, n) < 0) {
             return PROTO_ENOMEM;
         }
@@ -3059,6 +3245,71 @@ static int meeting_table(struct proto_buf *b, enum srv_report_format fmt, const 
     return table_end(b, fmt, 1);
 }
 
+/* The actions as a list, "REF: [done] text". */
+static int md_actions(const struct view *v, struct proto_buf *b)
+{
+    for (size_t a = 0; a < v->nactions; a++) {
+        size_t rl = 0, xl = 0;
+        const char *ref = fstr(v->actions[a], "ref", &rl);
+        const char *text = fstr(v->actions[a], "text", &xl);
+        const char *st = closed_status(v->actions[a]);
+        if (put_str(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
+            put_str(b, "**: ") < 0 ||
+            (st != NULL &&
+             (put_str(b, "\\[") < 0 || put_str(b, st) < 0 || put_str(b, "\\] ") < 0)) ||
+            md_esc(b, text, xl, true, false) < 0 || put_str(b, "\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+/* The heading of the section of actions a record without one gets: "0 Actions from GROUP
+ * to TO", as the text export names it. */
+static int actions_title(const struct view *v, struct proto_buf *b)
+{
+    size_t gl = 0, tl = 0;
+    const char *g = fstr(&v->rec->meeting, "group", &gl), *to = fstr(v->actions[0], "to", &tl);
+    return put_str(b, "0 Actions") < 0 ||
+                   (gl > 0 && (put_str(b, " from ") < 0 || put_oneline(b, g, gl) < 0)) ||
+                   (tl > 0 && (put_str(b, " to ") < 0 || put_oneline(b, to, tl) < 0))
+               ? PROTO_ENOMEM
+               : 0;
+}
+
+/* The future meetings as a list of one line each (summary), in a format. */
+static int future_list(const struct view *v, struct proto_buf *b, enum srv_report_format fmt)
+{
+    if (v->ninterims == 0) {
+        return 0;
+    }
+    if (put_str(b, fmt == SRV_REPORT_HTML ? "<p><strong>Future meetings</strong></p>\n<ul>\n"
+                                          : "\n**Future meetings**\n\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->ninterims; k++) {
+        struct proto_buf ln = {0};
+        int rc = interim_summary(v, v->interims[k], &ln);
+        if (rc == 0 && fmt == SRV_REPORT_HTML) {
+            rc = put_str(b, "<li>") < 0 || html_esc(b, (const char *)ln.data, ln.len) < 0 ||
+                         put_str(b, "</li>\n") < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        } else if (rc == 0) {
+            rc = put_str(b, "- ") < 0 ||
+                         md_esc(b, (const char *)ln.data, ln.len, true, false) < 0 ||
+                         put_str(b, "\n") < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        }
+        proto_buf_free(&ln, 0);
+        if (rc < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return fmt == SRV_REPORT_HTML && put_str(b, "</ul>\n") < 0 ? PROTO_ENOMEM : 0;
+}
+
 static int export_markdown(const struct view *v, struct proto_buf *b)
 {
     size_t tl = 0, al = 0;
@@ -3070,8 +3321,21 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
         put_str(b, "\n") < 0 || meeting_table(b, SRV_REPORT_MARKDOWN, v) < 0) {
         return PROTO_ENOMEM;
     }
-    if (al > 0 && (put_str(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0)) {
+    if (future_list(v, b, SRV_REPORT_MARKDOWN) < 0 ||
+        (al > 0 && (put_str(b, "\n## Abstract\n\n") < 0 || md_text(b, ab, al) < 0))) {
         return PROTO_ENOMEM;
+    }
+    if (v->action_item < 0 && v->nactions > 0) {
+        struct proto_buf t = {0};
+        int rc = actions_title(v, &t) < 0 || put_str(b, "\n## ") < 0 ||
+                         md_esc(b, (const char *)t.data, t.len, false, false) < 0 ||
+                         put_str(b, "\n\n") < 0 || md_actions(v, b) < 0
+                     ? PROTO_ENOMEM
+                     : 0;
+        proto_buf_free(&t, 0);
+        if (rc < 0) {
+            return rc;
+        }
     }
     for (size_t k = 0; k < v->nitems; k++) {
         size_t nl = 0, il = 0, bl = 0;
@@ -3083,23 +3347,17 @@ static int export_markdown(const struct view *v, struct proto_buf *b)
             put_str(b, "\n\n") < 0 || md_text(b, body, bl) < 0) {
             return PROTO_ENOMEM;
         }
-        if ((int64_t)k == v->action_item && v->nactions > 0) {
-            if ((bl > 0 && put_str(b, "\n") < 0)) {
-                return PROTO_ENOMEM;
-            }
-            for (size_t a = 0; a < v->nactions; a++) {
-                size_t rl = 0, xl = 0;
-                const char *ref = fstr(v->actions[a], "ref", &rl);
-                const char *text = fstr(v->actions[a], "text", &xl);
-                if (put_str(b, "- **") < 0 || md_esc(b, ref, rl, true, false) < 0 ||
-                    put_str(b, "**: ") < 0 || md_esc(b, text, xl, true, false) < 0 ||
-                    put_str(b, "\n") < 0) {
-                    return PROTO_ENOMEM;
-                }
-            }
+        if ((int64_t)k == v->action_item && v->nactions > 0 &&
+            ((bl > 0 && put_str(b, "\n") < 0) || md_actions(v, b) < 0)) {
+            return PROTO_ENOMEM;
         }
     }
-    return tables(b, SRV_REPORT_MARKDOWN, v);
+    /* The annex, in a fence so that it reads as it is; it imports back to the record. */
+    if (tables(b, SRV_REPORT_MARKDOWN, v) < 0 || put_str(b, "\n```") < 0 ||
+        export_annex(v, b, true) < 0 || put_str(b, "```\n") < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
 }
 
 static const char html_style[] =
@@ -3111,47 +3369,29 @@ static const char html_style[] =
     "th{background:#f0f0f0}td,.actions li{white-space:pre-wrap}.none{color:#777}"
     "footer{margin-top:2em;color:#555;font-size:.9em}";
 
-/* The title and the meeting's table. */
-static int html_title_block(struct proto_buf *b, const struct view *v, const char *title, size_t tl)
+/* The actions as a list, "REF: [done] text". */
+static int html_actions(const struct view *v, struct proto_buf *b)
 {
-    if (put_str(b, "<h1>") < 0 || html_esc(b, title, tl) < 0 || put_str(b, "</h1>\n") < 0 ||
-        meeting_table(b, SRV_REPORT_HTML, v) < 0) {
+    if (put_str(b, "<ul class=\"actions\">\n") < 0) {
         return PROTO_ENOMEM;
     }
-    return 0;
+    for (size_t a = 0; a < v->nactions; a++) {
+        size_t rl = 0, xl = 0;
+        const char *ref = fstr(v->actions[a], "ref", &rl);
+        const char *text = fstr(v->actions[a], "text", &xl);
+        const char *st = closed_status(v->actions[a]);
+        if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
+            put_str(b, "</strong>: ") < 0 ||
+            (st != NULL && (put_str(b, "[") < 0 || put_str(b, st) < 0 || put_str(b, "] ") < 0)) ||
+            html_esc(b, text, xl) < 0 || put_str(b, "</li>\n") < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return put_str(b, "</ul>\n") < 0 ? PROTO_ENOMEM : 0;
 }
 
-/* Section k of the agenda, with the actions under the section that lists them. */
-static int html_item(struct proto_buf *b, const struct view *v, size_t k)
-{
-    size_t nl = 0, il = 0, bl = 0;
-    const char *num = fstr(v->items[k], "number", &nl);
-    const char *it = fstr(v->items[k], "title", &il);
-    const char *body = fstr(v->items[k], "body", &bl);
-    if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
-        html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
-        return PROTO_ENOMEM;
-    }
-    if ((int64_t)k == v->action_item && v->nactions > 0) {
-        if (put_str(b, "<ul class=\"actions\">\n") < 0) {
-            return PROTO_ENOMEM;
-        }
-        for (size_t a = 0; a < v->nactions; a++) {
-            size_t rl = 0, xl = 0;
-            const char *ref = fstr(v->actions[a], "ref", &rl);
-            const char *text = fstr(v->actions[a], "text", &xl);
-            if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
-                put_str(b, "</strong>: ") < 0 || html_esc(b, text, xl) < 0 ||
-                put_str(b, "</li>\n") < 0) {
-                return PROTO_ENOMEM;
-            }
-        }
-        if (put_str(b, "</ul>\n") < 0) {
-            return PROTO_ENOMEM;
-        }
-    }
-    return 0;
-}
+/* The HTML export's body is made of these sections, in this order; the live view shows
+ * them one by one (srv_report_html_sections). */
 
 static const char *html_title(const struct view *v, size_t *tl)
 {
@@ -3163,19 +3403,83 @@ static const char *html_title(const struct view *v, size_t *tl)
     return title;
 }
 
+/* The title block: the title, the meeting's table, the future meetings. */
+static int html_head(struct proto_buf *b, const struct view *v)
+{
+    size_t tl = 0;
+    const char *title = html_title(v, &tl);
+    if (put_str(b, "<h1>") < 0 || html_esc(b, title, tl) < 0 || put_str(b, "</h1>\n") < 0 ||
+        meeting_table(b, SRV_REPORT_HTML, v) < 0 || future_list(v, b, SRV_REPORT_HTML) < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+static int html_abstract(struct proto_buf *b, const struct view *v)
+{
+    size_t al = 0;
+    const char *ab = fstr(&v->rec->meeting, "abstract", &al);
+    if (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+/* The actions under a heading of their own, when no section of the agenda holds them. */
+static int html_actions_alone(struct proto_buf *b, const struct view *v)
+{
+    if (v->action_item >= 0 || v->nactions == 0) {
+        return 0;
+    }
+    struct proto_buf t = {0};
+    int rc = actions_title(v, &t) < 0 || put_str(b, "<h2>") < 0 ||
+                     html_esc(b, (const char *)t.data, t.len) < 0 || put_str(b, "</h2>\n") < 0 ||
+                     html_actions(v, b) < 0
+                 ? PROTO_ENOMEM
+                 : 0;
+    proto_buf_free(&t, 0);
+    return rc;
+}
+
+/* Section k of the agenda, with the actions under the section that holds them. */
+static int html_item(struct proto_buf *b, const struct view *v, size_t k)
+{
+    size_t nl = 0, il = 0, bl = 0;
+    const char *num = fstr(v->items[k], "number", &nl);
+    const char *it = fstr(v->items[k], "title", &il);
+    const char *body = fstr(v->items[k], "body", &bl);
+    if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
+        html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+        return PROTO_ENOMEM;
+    }
+    if ((int64_t)k == v->action_item && v->nactions > 0 && html_actions(v, b) < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+/* The annex as in the Markdown export, for people to see (HTML is not imported). */
+static int html_annex(struct proto_buf *b, const struct view *v)
+{
+    struct proto_buf ax = {0};
+    int rc = export_annex(v, &ax, true) < 0 || put_str(b, "<pre class=\"annex\">") < 0 ||
+                     html_esc(b, (const char *)ax.data, ax.len) < 0 || put_str(b, "</pre>\n") < 0
+                 ? PROTO_ENOMEM
+                 : 0;
+    proto_buf_free(&ax, 0);
+    return rc;
+}
+
 static int export_html(const struct view *v, struct proto_buf *b)
 {
-    size_t tl = 0, al = 0;
+    size_t tl = 0;
     const char *title = html_title(v, &tl);
-    const char *ab = fstr(&v->rec->meeting, "abstract", &al);
 
     if (put_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
         put_str(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
         put_str(b, "</title>\n<style>") < 0 || put_str(b, html_style) < 0 ||
-        put_str(b, "</style>\n</head>\n<body>\n") < 0 || html_title_block(b, v, title, tl) < 0) {
-        return PROTO_ENOMEM;
-    }
-    if (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
+        put_str(b, "</style>\n</head>\n<body>\n") < 0 || html_head(b, v) < 0 ||
+        html_abstract(b, v) < 0 || html_actions_alone(b, v) < 0) {
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < v->nitems; k++) {
@@ -3183,12 +3487,21 @@ static int export_html(const struct view *v, struct proto_buf *b)
             return PROTO_ENOMEM;
         }
     }
-    return tables(b, SRV_REPORT_HTML, v);
+    return tables(b, SRV_REPORT_HTML, v) < 0 || html_annex(b, v) < 0 ? PROTO_ENOMEM : 0;
 }
 
 const char *srv_report_html_style(void)
 {
     return html_style;
+}
+
+/* Hands the section in b to cb as key and empties b; an empty section is left out. */
+static int hand(struct proto_buf *b, const char *key, int64_t id, srv_report_section_cb cb,
+                void *ud)
+{
+    int rc = b->len > 0 ? cb(ud, key, id, (const char *)b->data, b->len) : 0;
+    b->len = 0;
+    return rc;
 }
 
 int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb, void *ud)
@@ -3197,52 +3510,28 @@ int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb
     struct proto_buf b = {0};
     char key[32];
     int rc = view_make(rec, &v);
-    size_t tl = 0, al = 0;
-    const char *title = NULL, *ab = NULL;
     if (rc < 0) {
         goto cleanup;
     }
-    title = html_title(&v, &tl);
-    ab = fstr(&rec->meeting, "abstract", &al);
-    /* Each section is rendered into b from its start, handed over, then b is emptied. */
-    if (html_title_block(&b, &v, title, tl) < 0) {
-        rc = PROTO_ENOMEM;
+    if ((rc = html_head(&b, &v)) != 0 || (rc = hand(&b, "head", 0, cb, ud)) != 0 ||
+        (rc = html_abstract(&b, &v)) != 0 || (rc = hand(&b, "abstract", 0, cb, ud)) != 0 ||
+        (rc = html_actions_alone(&b, &v)) != 0 || (rc = hand(&b, "actions-list", 0, cb, ud)) != 0) {
         goto cleanup;
-    }
-    if ((rc = cb(ud, "head", 0, (const char *)b.data, b.len)) != 0) {
-        goto cleanup;
-    }
-    b.len = 0;
-    if (al > 0) {
-        if (put_str(&b, "<h2>Abstract</h2>\n") < 0 || html_text(&b, ab, al) < 0) {
-            rc = PROTO_ENOMEM;
-            goto cleanup;
-        }
-        if ((rc = cb(ud, "abstract", 0, (const char *)b.data, b.len)) != 0) {
-            goto cleanup;
-        }
-        b.len = 0;
     }
     for (size_t k = 0; k < v.nitems; k++) {
-        if (html_item(&b, &v, k) < 0) {
-            rc = PROTO_ENOMEM;
-            goto cleanup;
-        }
         snprintf(key, sizeof(key), "item-%lld", (long long)v.items[k]->id);
-        if ((rc = cb(ud, key, v.items[k]->id, (const char *)b.data, b.len)) != 0) {
+        if ((rc = html_item(&b, &v, k)) != 0 || (rc = hand(&b, key, v.items[k]->id, cb, ud)) != 0) {
             goto cleanup;
         }
-        b.len = 0;
     }
     for (size_t k = 0; k < sizeof(table_specs) / sizeof(table_specs[0]); k++) {
-        if (spec_table(&b, SRV_REPORT_HTML, &v, &table_specs[k]) < 0) {
-            rc = PROTO_ENOMEM;
+        if ((rc = spec_table(&b, SRV_REPORT_HTML, &v, &table_specs[k])) != 0 ||
+            (rc = hand(&b, table_specs[k].key, 0, cb, ud)) != 0) {
             goto cleanup;
         }
-        if ((rc = cb(ud, table_specs[k].key, 0, (const char *)b.data, b.len)) != 0) {
-            goto cleanup;
-        }
-        b.len = 0;
+    }
+    if ((rc = html_annex(&b, &v)) != 0 || (rc = hand(&b, "annex", 0, cb, ud)) != 0) {
+        goto cleanup;
     }
 cleanup:
     proto_buf_free(&b, 0);

@@ -10,7 +10,14 @@
  * then the record one line per meeting field ("meeting<TAB>FIELD<TAB>VALUE") and per object
  * ("TYPE<TAB>VALUE<TAB>..." in the schema's field order), so that it imports back to the same
  * record: a text with the annex takes the meeting's fields and all objects but the items
- * from it alone, and only the items and the abstract from the prose.
+ * from it alone, and only the items and the abstract from the prose. The text export starts
+ * with the title block (title, group, venue, dates, report ref) and the future meetings
+ * with their contribution deadlines, which the import of a text with an annex skips.
+ *
+ * The Markdown and HTML exports end with the annex of the whole record (items and abstract
+ * too; in Markdown in a fence). The import recognises the layout from the content: an
+ * HTML export is refused, a Markdown export (first line "# ", with an annex) is read from
+ * its annex alone, anything else in the text layout.
  */
 #ifndef CONFER_SRV_REPORT_H
 #define CONFER_SRV_REPORT_H
@@ -28,11 +35,12 @@
  * abstract; with an annex, also status) are set on rec->meeting; items, actions, docs,
  * decisions, sessions, interims and people are added with local ids. *out is owned by the
  * caller (srv_rec_free).
- * Returns 0; PROTO_EINVAL with a message in err (e.g. "line 12: ...") when the text is not
- * valid UTF-8, has no numbered section, or has an annex line that does not fit (its type,
- * columns, escapes, a value for its field, an item number no section has, a repeated unique
- * key, over 2 MiB + 8 KiB); PROTO_ETOOBIG over SRV_REPORT_MAX, or when a text field would
- * pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty lines. */
+ * Returns 0; PROTO_EINVAL with a message in err (e.g. "line 12: ...") when the text is an
+ * HTML export, is not valid UTF-8, has no numbered section (and is no Markdown export), or has an
+ * annex line that does not fit (its type, columns, escapes, a value for its field, an item number
+ * no section has, a repeated unique key, over 2 MiB + 8 KiB); PROTO_ETOOBIG over SRV_REPORT_MAX, or
+ * when a text field would pass 1 MiB, or past 10,000 objects of one type or 200,000 non-empty
+ * lines. */
 int srv_report_import(const char *text, size_t len, struct srv_rec **out, char *err, size_t errlen);
 
 enum srv_report_format {
@@ -56,10 +64,12 @@ const char *srv_report_html_style(void);
 
 /* Renders rec as the HTML export's body does, section by section, calling cb for each in
  * the export's order with the section's key, its object id (items) or 0, and its markup
- * (html[0..len), valid only during the call): "head" (title and meeting table), "abstract"
- * (when there is one), "item-ID" for each section of the agenda (the actions' list with
- * the section that holds them), then "actions", "docs", "decisions", "sessions",
- * "interims", "people". Returns 0, PROTO_ENOMEM, or what cb returned when not 0. */
+ * (html[0..len), valid only during the call); put together they are the export's body:
+ * "head" (title, meeting table, future meetings), "abstract" (when there is one),
+ * "actions-list" (the actions, when no section of the agenda holds them), "item-ID" for
+ * each section of the agenda (with the actions when it holds them), then "actions",
+ * "docs", "decisions", "sessions", "interims", "people" and "annex". Returns 0,
+ * PROTO_ENOMEM, or what cb returned when not 0. */
 typedef int (*srv_report_section_cb)(void *ud, const char *key, int64_t id, const char *html,
                                      size_t len);
 int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb, void *ud);

@@ -696,10 +696,13 @@ static int drive_connect(struct drive *d, struct server *s, const char *token, i
  * or -1. */
 static int64_t create_item(struct cli_conn *c, int64_t *seq)
 {
+    static int made = 0; /* item numbers are unique in a meeting */
+    char number[16];
+    snprintf(number, sizeof(number), "%d", ++made);
     struct cli_msg *m = NULL;
     int64_t id = -1;
     if (cli_conn_callf(c, &m, "obj.create", "{s:s, s:s, s:{s:s, s:s}}", "meeting", MEETING, "type",
-                       "item", "fields", "number", "1", "title", "Bench") == 0 &&
+                       "item", "fields", "number", number, "title", "Bench") == 0 &&
         m->error == NULL) {
         const msgpack_object *o = proto_mp_map_get(m->result, "id");
         if (o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
