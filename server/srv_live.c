@@ -277,9 +277,19 @@ struct secs {
     int rc;
 };
 
+/* The export's annex repeats the whole record as data, for a printed copy: a page has the
+ * record itself, and would be sent the annex again at every keystroke. */
+static bool shown(const char *key)
+{
+    return strcmp(key, "annex") != 0;
+}
+
 static int add_sec(void *ud, const char *key, int64_t id, const char *html, size_t len)
 {
     struct secs *s = ud;
+    if (!shown(key)) {
+        return 0;
+    }
     if (s->n == s->cap) {
         size_t cap = s->cap ? s->cap * 2 : 32;
         struct live_sec *v = realloc(s->v, cap * sizeof(*v));
@@ -633,6 +643,9 @@ static int page_sec(void *ud, const char *key, int64_t id, const char *html, siz
 {
     struct page_ctx *pc = ud;
     char open[64];
+    if (!shown(key)) {
+        return 0;
+    }
     snprintf(open, sizeof(open), "<section class=\"sec\" id=\"s-%s\">\n", key);
     if (proto_buf_append(pc->b, open, strlen(open)) != 0 ||
         proto_buf_append(pc->b, html, len) != 0 ||
