@@ -193,15 +193,15 @@ else
 fi
 
 # ---- a link that expires stops its open pages ----
-run "$CONFER" share create --label brief --expires-in 2s
-BRIEF=$IT_OUT
-curl -sN --max-time 20 "$BRIEF/live" >"$IT_TMP/sse_brief" 2>/dev/null &
-brief=$!
-for _ in $(seq 1 100); do kill -0 "$brief" 2>/dev/null || break; sleep 0.1; done
-! kill -0 "$brief" 2>/dev/null || fail "the stream of an expired link is still open after 10 s"
-wait "$brief" 2>/dev/null || true
-grep -q '^event: update' "$IT_TMP/sse_brief" || fail "the brief link's stream got no sections"
-grep -q '^event: revoked' "$IT_TMP/sse_brief" || fail "the stream was not told its link expired"
+run "$CONFER" share create --label short-lived --expires-in 2s
+SHORT=$IT_OUT
+curl -sN --max-time 20 "$SHORT/live" >"$IT_TMP/sse_short" 2>/dev/null &
+short=$!
+for _ in $(seq 1 100); do kill -0 "$short" 2>/dev/null || break; sleep 0.1; done
+! kill -0 "$short" 2>/dev/null || fail "the stream of an expired link is still open after 10 s"
+wait "$short" 2>/dev/null || true
+grep -q '^event: update' "$IT_TMP/sse_short" || fail "the short-lived link's stream got no sections"
+grep -q '^event: revoked' "$IT_TMP/sse_short" || fail "the stream was not told its link expired"
 pass "a link that expires tells its open pages and closes them"
 
 # ---- the exports: byte for byte those of report.export ----
