@@ -13,6 +13,7 @@
 /* confer undo and confer revert (cli_cmd_undo.c). */
 int cli_cmd_undo(struct cli_ctx *ctx, int argc, char **argv);
 int cli_cmd_revert(struct cli_ctx *ctx, int argc, char **argv);
+int cli_cmd_share(struct cli_ctx *ctx, int argc, char **argv);
 
 /* The commands, in the order `confer --help` lists them. */
 static const struct cli_cmd commands[] = {
@@ -44,6 +45,7 @@ static const struct cli_cmd commands[] = {
     {"revert", cli_cmd_revert, "undo one change of the meeting, by its seq in history", NULL},
     {"export", cli_cmd_export, "print or save the report (text, markdown or html)", NULL},
     {"import", cli_cmd_import, "read a report into the meeting", NULL},
+    {"share", cli_cmd_share, "links to the live view for the projector and delegates", NULL},
     {"audit", cli_cmd_audit, "check the audit log (audit verify) or a saved report (audit check)",
      NULL},
 };

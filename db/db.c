@@ -217,6 +217,20 @@ static const char *const migrations[] = {
      * newest first instead (off the loop, bounded by their limit), leaving the log and
      * its cid index. */
     "DROP INDEX audit_user; DROP INDEX audit_obj;",
+
+    /* 4: share links of the live view (PROTOCOL.md section 14). Only the BLAKE2b hash of
+     * a token is kept; a revoked share keeps its row (revoked_ms), and its creation and
+     * revocation are entries of the meeting's log. */
+    "CREATE TABLE shares ("
+    "  id INTEGER PRIMARY KEY,"
+    "  meeting TEXT NOT NULL,"
+    "  hash BLOB NOT NULL UNIQUE CHECK (typeof(hash) = 'blob' AND length(hash) = 32),"
+    "  label TEXT NOT NULL DEFAULT '',"
+    "  user TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_ms INTEGER NOT NULL DEFAULT 0"
+    ");",
 };
 
 #define DB_SCHEMA_LATEST ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
@@ -308,6 +322,14 @@ static const char *const stmt_sql[DB_ST_COUNT] = {
     [DB_ST_SNAPSHOT_LIST] = "SELECT seq, head, state, sig, NULL FROM snapshots"
                             " WHERE meeting = :meeting ORDER BY seq",
     [DB_ST_BEGIN_READ] = "BEGIN",
+
+    [DB_ST_SHARE_ADD] = "INSERT INTO shares (id, meeting, hash, label, user, created_ms,"
+                        " expires_ms) VALUES (:id, :meeting, :hash, :label, :user, :created,"
+                        " :expires)",
+    [DB_ST_SHARE_REVOKE] = "UPDATE shares SET revoked_ms = :now WHERE id = :id"
+                           " AND meeting = :meeting AND revoked_ms = 0",
+    [DB_ST_SHARE_LIST] = "SELECT id, meeting, hash, label, user, created_ms, expires_ms"
+                         " FROM shares WHERE revoked_ms = 0 ORDER BY id",
 
     [DB_ST_COUNTER_GET] = "SELECT value FROM counters WHERE name = :name",
     [DB_ST_COUNTER_SET] = "INSERT INTO counters (name, value) VALUES (:name, :value)"

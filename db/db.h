@@ -126,6 +126,32 @@ int db_token_delete(struct db *db, const uint8_t hash[DB_TOKEN_HASH_BYTES]);
 /* Deletes every expired token; *count (may be NULL) gets how many. */
 int db_token_purge(struct db *db, int64_t now_ms, int *count);
 
+/* ---- share links of the live view (only their tokens' hashes are stored) ---- */
+
+#define DB_SHARE_LABEL_MAX 200
+
+struct db_share {
+    int64_t id;
+    char meeting[PROTO_NAME_MAX + 1];
+    uint8_t hash[DB_TOKEN_HASH_BYTES];
+    char label[DB_SHARE_LABEL_MAX + 1];
+    char user[PROTO_NAME_MAX + 1];
+    int64_t created_ms;
+    int64_t expires_ms; /* 0: never */
+};
+
+/* Stores a share. Returns 0, PROTO_ECONFLICT (id or hash taken) or PROTO_EDB. */
+int db_share_add(struct db *db, const struct db_share *s);
+
+/* Marks share id of meeting revoked at now_ms. Returns 0, PROTO_ENOTFOUND when no such
+ * share is live, or PROTO_EDB. */
+int db_share_revoke(struct db *db, const char *meeting, int64_t id, int64_t now_ms);
+
+/* Calls cb for every share not revoked (expired ones included), in id order; stops early
+ * with cb's value when it is not 0. */
+typedef int (*db_share_cb)(void *ud, const struct db_share *s);
+int db_share_list(struct db *db, db_share_cb cb, void *ud);
+
 /* ---- meeting records, members, audit log ---- */
 
 #include "db_record.h"

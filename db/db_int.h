@@ -64,6 +64,10 @@ enum db_stmt {
     DB_ST_COUNTER_GET,
     DB_ST_COUNTER_SET,
 
+    DB_ST_SHARE_ADD,
+    DB_ST_SHARE_REVOKE,
+    DB_ST_SHARE_LIST,
+
     DB_ST_COUNT
 };
 

@@ -5,6 +5,7 @@
 #include "srv_conn.h"
 #include "srv_data.h"
 #include "srv_hub.h"
+#include "srv_live.h"
 #include "srv_read.h"
 #include "srv_req.h"
 #include "srv_rpc.h"
@@ -391,6 +392,10 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
         srv_log(NULL, SRV_LOG_ERROR, "cannot start the database writer: %s", proto_strerror(rc));
         goto fail;
     }
+    if ((rc = srv_live_init(srv)) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot load the share links: %s", db_errmsg(srv->db));
+        goto fail;
+    }
     if ((rc = srv_hub_load(srv)) != 0) {
         srv_log(NULL, SRV_LOG_ERROR, "cannot load meetings: %s", db_errmsg(srv->db));
         goto fail;
@@ -427,6 +432,14 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
     rc = listen_on(srv);
+    if (rc == 0) {
+        rc = srv_live_start(srv);
+    }
+    if (rc == 0 && srv->cfg.http_port_file &&
+        write_port_file(srv->cfg.http_port_file, srv_live_port(srv)) != 0) {
+        srv_log(NULL, SRV_LOG_ERROR, "cannot write %s", srv->cfg.http_port_file);
+        rc = PROTO_EIO;
+    }
     if (rc != 0) {
         srv_stop(srv);
         uv_run(loop, UV_RUN_DEFAULT);
@@ -434,6 +447,7 @@ int srv_init(struct srv *srv, uv_loop_t *loop, const struct srv_config *cfg)
     }
     return 0;
 fail:
+    srv_live_free(srv);
     srv_read_free(srv);
     srv_hub_free(srv);
     srv_writer_close(srv->writer);
@@ -456,6 +470,7 @@ void srv_stop(struct srv *srv)
     uv_close((uv_handle_t *)&srv->poll_timer, NULL);
     uv_close((uv_handle_t *)&srv->sigint, NULL);
     uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    srv_live_stop(srv);
     for (struct srv_conn *c = srv->conns; c; c = c->next) {
         srv_conn_close(c, "server shutting down");
     }
@@ -475,6 +490,7 @@ int srv_run(struct srv *srv)
     srv_writer_close(srv->writer); /* every queued write has run by now */
     srv->writer = NULL;
     srv_hub_free(srv);
+    srv_live_free(srv);
     addr_counts_free(srv);
     srv_conn_counts_free(srv);
     srv_ratelimit_free(&srv->rl_account);

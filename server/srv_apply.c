@@ -355,6 +355,9 @@ int srv_apply_entry(struct srv_rec *rec, const struct db_audit *e)
         rc = srv_rec_set_member(rec, e->id_str, rbuf[0] ? rbuf : NULL, e->seq);
         goto done;
     }
+    if (strcmp(e->type, "share") == 0) {
+        goto done; /* a share link (PROTOCOL.md section 14) is no part of the record */
+    }
     enum proto_type t = proto_type_find(e->type, strlen(e->type));
     if (t == PROTO_T_COUNT) {
         rc = PROTO_EINVAL;

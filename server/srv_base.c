@@ -27,6 +27,11 @@ void srv_config_defaults(struct srv_config *cfg)
     cfg->max_conns_per_user = 64;
     cfg->snapshot_every = 4096;
     cfg->idle_ms = 60 * 1000;
+    snprintf(cfg->http_host, sizeof(cfg->http_host), "%s", SRV_DEFAULT_HOST);
+    cfg->http_port = -1;
+    cfg->http_base_url = "";
+    cfg->http_max_streams = 2000;
+    cfg->http_streams_per_addr = 32;
 }
 
 static const char *level_name(enum srv_log_level l)

@@ -61,6 +61,13 @@ struct srv_config {
     unsigned max_conns_per_user; /* logged-in connections per user */
     unsigned snapshot_every;     /* changes between two snapshots of a meeting */
     uint64_t idle_ms;            /* unchanged this long: rows, snapshot and checkpoint */
+    /* The live view (PROTOCOL.md section 14): off while http_port < 0. */
+    char http_host[256];
+    int http_port;
+    const char *http_port_file;     /* write the HTTP port here once listening (tests) */
+    const char *http_base_url;      /* what share links start with ("" : http://HOST:PORT) */
+    unsigned http_max_streams;      /* live pages open at once */
+    unsigned http_streams_per_addr; /* live pages open at once from one address */
 };
 
 /* Fills a config with the defaults of PROTOCOL.md and DESIGN.md. */
@@ -93,6 +100,8 @@ struct srv_held;
 struct srv_reads;
 struct srv_batch;
 struct srv_addr_count;
+struct srv_live;
+struct db_audit;
 
 struct srv {
     uv_loop_t *loop;
@@ -147,6 +156,12 @@ struct srv {
     unsigned write_failures;          /* batches the database refused */
 
     struct srv_reads *reads; /* long reads on the pool (srv_read.c); NULL until the first */
+
+    /* Told of every change once it is durable, in seq order, and of every meeting loaded
+     * (e NULL): the live view (srv_live.c) sets it through srv_hub_listen. */
+    void (*durable_cb)(void *ud, struct srv_meeting *m, const struct db_audit *e);
+    void *durable_ud;
+    struct srv_live *live; /* the live view (srv_live.c); NULL without --http */
 };
 
 #endif

@@ -10,7 +10,7 @@
 #define ID_BLOCK            1024
 
 /* One write of a batch, done by the writer in the order the changes were made. */
-enum wop_kind { WOP_AUDIT, WOP_CHECKPOINT, WOP_ROWS };
+enum wop_kind { WOP_AUDIT, WOP_CHECKPOINT, WOP_ROWS, WOP_EXTRA };
 
 /* A refresh of a meeting's rows to its record at seq, with copies taken on the loop: the
  * meeting row, the objects changed since the last refresh, the ids deleted since, every
@@ -36,7 +36,10 @@ struct srv_wop {
     struct srv_entry *entry;     /* AUDIT: owned by the meeting's pending list */
     uint8_t head[DB_HASH_BYTES]; /* CHECKPOINT */
     uint8_t sig[DB_SIG_BYTES];
-    struct srv_rows *rows; /* ROWS */
+    struct srv_rows *rows;                /* ROWS */
+    int (*work)(struct db *db, void *ud); /* EXTRA */
+    void (*done)(void *ud, int rc);
+    void *ud;
 };
 
 struct srv_batch {
@@ -274,6 +277,9 @@ static int load_meeting(struct srv *srv, const char *id)
     take_loaded(m, &l);
     m->next = srv->meetings;
     srv->meetings = m;
+    if (srv->durable_cb) {
+        srv->durable_cb(srv->durable_ud, m, NULL);
+    }
     return 0;
 }
 
@@ -364,12 +370,16 @@ static int meeting_reload(struct srv *srv, struct srv_meeting *m)
     srv_rec_free(m->rec);
     take_loaded(m, &l);
     m->broken = false;
+    if (srv->durable_cb) {
+        srv->durable_cb(srv->durable_ud, m, NULL);
+    }
     return 0;
 }
 
 static void rows_free(struct srv_rows *r);
 
-static void batch_free(struct srv_batch *b)
+/* Frees a batch; the handlers' own writes in it are told rc (0: it is durable). */
+static void batch_free(struct srv_batch *b, int rc)
 {
     if (b == NULL) {
         return;
@@ -377,6 +387,9 @@ static void batch_free(struct srv_batch *b)
     while (b->head) {
         struct srv_wop *w = b->head;
         b->head = w->next;
+        if (w->kind == WOP_EXTRA && w->done) {
+            w->done(w->ud, rc);
+        }
         rows_free(w->rows);
         free(w);
     }
@@ -391,7 +404,7 @@ void srv_hub_free(struct srv *srv)
         srv->meetings = m->next;
         meeting_free(m);
     }
-    batch_free(srv->open_batch);
+    batch_free(srv->open_batch, PROTO_ECLOSED);
     srv->open_batch = NULL;
 }
 
@@ -589,6 +602,8 @@ static int write_one(struct db *db, struct srv_wop *w)
         return db_checkpoint_add(db, w->meeting, w->seq, w->head, w->sig);
     case WOP_ROWS:
         return write_rows(db, w);
+    case WOP_EXTRA:
+        return w->work(db, w->ud);
     }
     return PROTO_EINVAL;
 }
@@ -650,7 +665,7 @@ static void batch_failed(struct srv *srv, struct srv_batch *b)
     srv->write_failures++;
     mark_reload(srv, b);
     mark_reload(srv, open);
-    batch_free(open);
+    batch_free(open, PROTO_EDB);
     srv_held_fail(srv);
     /* Nothing before the next batch is outstanding any more. */
     srv->committed_batch = srv->next_batch;
@@ -685,7 +700,7 @@ static void batch_done(void *ud, int rc, const char *err)
             snprintf(b->err, sizeof(b->err), "%s", err[0] ? err : proto_strerror(rc));
         }
         batch_failed(srv, b);
-        batch_free(b);
+        batch_free(b, PROTO_EDB);
         srv_conn_flush_all(srv);
         return;
     }
@@ -695,6 +710,9 @@ static void batch_done(void *ud, int rc, const char *err)
             struct srv_entry *e = m->pending;
             m->pending = e->next;
             m->committed_seq = e->a.seq;
+            if (srv->durable_cb) {
+                srv->durable_cb(srv->durable_ud, m, &e->a);
+            }
             entry_free(e);
         }
         if (m->pending == NULL) {
@@ -709,7 +727,7 @@ static void batch_done(void *ud, int rc, const char *err)
             }
         }
     }
-    batch_free(b);
+    batch_free(b, 0);
     srv_held_release(srv);
     srv_hub_flush(srv);
     srv_conn_flush_all(srv);
@@ -840,7 +858,8 @@ static struct srv_entry *make_entry(struct srv_change *ch, int64_t seq, uint64_t
     snprintf(e->user, sizeof(e->user), "%s", ch->user);
     snprintf(e->kind, sizeof(e->kind), "%s", ch->kind);
     snprintf(e->type, sizeof(e->type), "%s",
-             ch->type == PROTO_T_COUNT ? "member" : proto_type_info(ch->type)->name);
+             ch->type != PROTO_T_COUNT ? proto_type_info(ch->type)->name
+                                       : (ch->type_name ? ch->type_name : "member"));
     e->a.meeting = e->meeting;
     e->a.user = e->user;
     e->a.kind = e->kind;
@@ -890,6 +909,9 @@ static void broadcast(struct srv_meeting *m, const struct db_audit *a, struct sr
  * deleted object's id, or that the members changed. Returns 0 or PROTO_ENOMEM. */
 static int note_change(struct srv_meeting *m, const struct srv_change *ch)
 {
+    if (ch->type == PROTO_T_COUNT && ch->type_name != NULL) {
+        return 0; /* a share: no row of the record */
+    }
     if (ch->type == PROTO_T_COUNT) {
         m->members_changed = true;
         return 0;
@@ -956,6 +978,27 @@ static int64_t commit_entry(struct srv *srv, struct srv_meeting *m, struct srv_c
     }
     broadcast(m, &e->a, ch->author, b->id);
     return e->a.seq;
+}
+
+int srv_hub_add_write(struct srv *srv, const char *meeting, int (*work)(struct db *db, void *ud),
+                      void (*done)(void *ud, int rc), void *ud)
+{
+    struct srv_batch *b = open_batch(srv);
+    struct srv_wop *w = b ? add_wop(b, WOP_EXTRA, meeting) : NULL;
+    if (w == NULL) {
+        return PROTO_ENOMEM;
+    }
+    w->work = work;
+    w->done = done;
+    w->ud = ud;
+    return 0;
+}
+
+void srv_hub_listen(struct srv *srv,
+                    void (*cb)(void *ud, struct srv_meeting *m, const struct db_audit *e), void *ud)
+{
+    srv->durable_cb = cb;
+    srv->durable_ud = ud;
 }
 
 int64_t srv_hub_commit(struct srv *srv, struct srv_change *ch)

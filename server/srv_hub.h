@@ -122,7 +122,25 @@ struct srv_change {
     const char *id_str;       /* member: the user; meeting: the meeting id */
     struct proto_buf payload; /* the event's own keys, one msgpack map */
     struct srv_conn *author;  /* gets the response, not the event (may be NULL) */
+    const char *type_name;    /* with type PROTO_T_COUNT: the entry's type ("share"); NULL:
+                                 a member change */
 };
+
+/* A write of a handler's own in the batch of the change it just committed, in the same
+ * transaction (after that change's entry): work runs on the writer with its connection;
+ * done runs on the loop with 0 once the batch is durable, or with a PROTO_E* code when it
+ * failed or was dropped (then nothing of it was written). Returns 0 or PROTO_ENOMEM
+ * (nothing is called then). */
+int srv_hub_add_write(struct srv *srv, const char *meeting, int (*work)(struct db *db, void *ud),
+                      void (*done)(void *ud, int rc), void *ud);
+
+/* Sets the listener of durable changes (one per server; srv_base.h durable_cb): it is
+ * called for every entry once its batch has committed, in seq order, before anyone is
+ * answered or told of it, and with e NULL for a meeting that was loaded or reloaded from the
+ * database (its record then is what is durable). */
+void srv_hub_listen(struct srv *srv,
+                    void (*cb)(void *ud, struct srv_meeting *m, const struct db_audit *e),
+                    void *ud);
 
 /* Takes the next seq, makes the audit entry (time, hash chain), applies it to the record,
  * queues the writes in the open batch and the event for every other subscriber (held

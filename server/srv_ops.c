@@ -3,6 +3,7 @@
 #include "srv_ops.h"
 
 #include "srv.h"
+#include "srv_share.h"
 #include "srv_auth.h"
 #include "srv_data.h"
 #include "srv_hub.h"
@@ -137,6 +138,11 @@ enum {
     OPT_TITLE,
     OPT_MEETING,
     OPT_SAMPLE,
+    OPT_HTTP,
+    OPT_HTTP_PORT_FILE,
+    OPT_HTTP_BASE_URL,
+    OPT_HTTP_MAX_STREAMS,
+    OPT_HTTP_STREAMS_ADDR,
     OPT_NO_KEY,
     OPT_REPLACE_KEY,
 };
@@ -166,6 +172,11 @@ static const struct option long_opts[] = {
     {"title", required_argument, NULL, OPT_TITLE},
     {"meeting", required_argument, NULL, OPT_MEETING},
     {"sample", required_argument, NULL, OPT_SAMPLE},
+    {"http", required_argument, NULL, OPT_HTTP},
+    {"http-port-file", required_argument, NULL, OPT_HTTP_PORT_FILE},
+    {"http-base-url", required_argument, NULL, OPT_HTTP_BASE_URL},
+    {"http-max-streams", required_argument, NULL, OPT_HTTP_MAX_STREAMS},
+    {"http-streams-per-addr", required_argument, NULL, OPT_HTTP_STREAMS_ADDR},
     {"no-key", no_argument, NULL, OPT_NO_KEY},
     {"replace-key", no_argument, NULL, OPT_REPLACE_KEY},
     {NULL, 0, NULL, 0},
@@ -325,6 +336,41 @@ static int parse_opts(const char *cmd, const char *help, int argc, char **argv, 
             break;
         case OPT_SAMPLE:
             o->sample = optarg;
+            break;
+        case OPT_HTTP: {
+            struct srv_config hc = o->cfg;
+            hc.port = -1;
+            if (parse_listen(optarg, &hc) != 0 || hc.port < 0) {
+                usage_error(cmd, "--http takes HOST:PORT or [IPV6]:PORT (port 0 picks one)");
+                return EXIT_USAGE;
+            }
+            snprintf(o->cfg.http_host, sizeof(o->cfg.http_host), "%s", hc.host);
+            o->cfg.http_port = hc.port;
+            break;
+        }
+        case OPT_HTTP_PORT_FILE:
+            o->cfg.http_port_file = optarg;
+            break;
+        case OPT_HTTP_BASE_URL:
+            if (strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) {
+                usage_error(cmd, "--http-base-url takes a URL starting with https:// or http://");
+                return EXIT_USAGE;
+            }
+            o->cfg.http_base_url = optarg;
+            break;
+        case OPT_HTTP_MAX_STREAMS:
+        case OPT_HTTP_STREAMS_ADDR:
+            if (parse_size(optarg, 1, 100000, &v) != 0) {
+                usage_error(cmd, c == OPT_HTTP_MAX_STREAMS
+                                     ? "--http-max-streams takes a number from 1 to 100000"
+                                     : "--http-streams-per-addr takes a number from 1 to 100000");
+                return EXIT_USAGE;
+            }
+            if (c == OPT_HTTP_MAX_STREAMS) {
+                o->cfg.http_max_streams = (unsigned)v;
+            } else {
+                o->cfg.http_streams_per_addr = (unsigned)v;
+            }
             break;
         default:
             usage_error(cmd, "unknown option");
@@ -1463,16 +1509,51 @@ static const char *serve_help =
     "  --login-timeout MS     handshake and login deadline (default 10000)\n"
     "  --token-ttl MS         lifetime of login tokens (default 12 hours)\n"
     "  --pwhash-cost C        Argon2id cost: interactive (default), moderate, min (tests)\n"
-    "  --min-password N       shortest new password accepted (default 15)\n";
+    "  --min-password N       shortest new password accepted (default 15)\n"
+    "\n"
+    "The live view (read-only pages behind share links; off unless --http is given):\n"
+    "  --http HOST:PORT       serve it on HOST:PORT (e.g. 127.0.0.1:7415; put a TLS proxy\n"
+    "                         in front for anything but loopback)\n"
+    "  --http-base-url URL    what share links start with, as people reach the proxy\n"
+    "                         (default http://HOST:PORT)\n"
+    "  --http-port-file FILE  write the HTTP port listened on to FILE\n"
+    "  --http-max-streams N   live pages open at once (default 2000)\n"
+    "  --http-streams-per-addr N  live pages open at once from one address (default 32)\n";
 
-static const int serve_allowed[] = {OPT_DATA,           OPT_LISTEN,         OPT_PORT_FILE,
-                                    OPT_MAX_FRAME,      OPT_OUTPUT_LIMIT,   OPT_MAX_CONNS,
-                                    OPT_LOGIN_TIMEOUT,  OPT_TOKEN_TTL,      OPT_PWHASH,
-                                    OPT_MIN_PASSWORD,   OPT_SAMPLE,         OPT_OUTPUT_BUDGET,
-                                    OPT_FRAME_TIMEOUT,  OPT_MAX_CONNS_ADDR, OPT_MAX_CONNS_USER,
-                                    OPT_SNAPSHOT_EVERY, OPT_IDLE_AFTER,     0};
+static const int serve_allowed[] = {OPT_DATA,
+                                    OPT_LISTEN,
+                                    OPT_PORT_FILE,
+                                    OPT_MAX_FRAME,
+                                    OPT_OUTPUT_LIMIT,
+                                    OPT_MAX_CONNS,
+                                    OPT_LOGIN_TIMEOUT,
+                                    OPT_TOKEN_TTL,
+                                    OPT_PWHASH,
+                                    OPT_MIN_PASSWORD,
+                                    OPT_SAMPLE,
+                                    OPT_OUTPUT_BUDGET,
+                                    OPT_FRAME_TIMEOUT,
+                                    OPT_MAX_CONNS_ADDR,
+                                    OPT_MAX_CONNS_USER,
+                                    OPT_SNAPSHOT_EVERY,
+                                    OPT_IDLE_AFTER,
+                                    OPT_HTTP,
+                                    OPT_HTTP_PORT_FILE,
+                                    OPT_HTTP_BASE_URL,
+                                    OPT_HTTP_MAX_STREAMS,
+                                    OPT_HTTP_STREAMS_ADDR,
+                                    0};
+
+#define DEMO_MEETING "rg-iem-2023-06"
+
+static int serve_demo(struct opts *o, bool demo);
 
 static int serve(struct opts *o)
+{
+    return serve_demo(o, false);
+}
+
+static int serve_demo(struct opts *o, bool demo)
 {
     uv_loop_t loop;
     struct srv srv;
@@ -1508,6 +1589,17 @@ static int serve(struct opts *o)
     if (srv_init(&srv, &loop, &o->cfg) != 0) {
         uv_loop_close(&loop);
         return 1;
+    }
+    if (demo && o->cfg.http_port >= 0) {
+        /* A new link each start: the ones printed before keep working until revoked. */
+        char url[1024];
+        if (srv_share_make(&srv, DEMO_MEETING, "rapporteur", "demo", url, sizeof(url)) == 0) {
+            printf("\nLive view of %s (open it in a browser; ?follow=1 for the projector):\n"
+                   "  %s\n\n",
+                   DEMO_MEETING, url);
+            fflush(stdout);
+            sodium_memzero(url, sizeof(url));
+        }
     }
     return srv_run(&srv) == 0 ? 0 : 1;
 }
@@ -1545,8 +1637,6 @@ static const struct {
     {"admin", true},       {"rapporteur", false}, {"associate", false},
     {"counsellor", false}, {"viewer", false},
 };
-
-#define DEMO_MEETING "rg-iem-2023-06"
 
 static int demo_setup(const char *dir, int port, const char *sample)
 {
@@ -1623,7 +1713,7 @@ static int cmd_demo(int argc, char **argv)
                o.data, o.data);
         fflush(stdout);
     }
-    return serve(&o);
+    return serve_demo(&o, true);
 }
 
 int srv_main(int argc, char **argv)

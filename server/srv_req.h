@@ -61,7 +61,7 @@ struct srv_where {
 struct srv_params {
     struct srv_pval meeting, type, id, field, fields, if_seq, base, op, user, role, password,
         remember, token, old, new_, at, since, until, limit, format, text, where, rapporteur, cid,
-        known, mode;
+        known, mode, label, expires;
     enum proto_type t;  /* type, when given */
     int field_idx;      /* field, for SRV_PT_TEXTFIELD */
     struct proto_op ed; /* op, for SRV_PT_OP */

@@ -13,6 +13,7 @@
 #include "srv_presence.h"
 #include "srv_req.h"
 #include "srv_revert.h"
+#include "srv_share.h"
 #include "srv_text.h"
 
 #include <stdint.h>
@@ -117,6 +118,25 @@ static const struct srv_param P_OLD = {
 static const struct srv_param P_NEW = {
     .name = "new", .type = SRV_PT_STR, .off = OFF(new_), .hint = "a string"};
 /* 0 would read as "absent": an explicit at is a seq of the meeting. */
+static const struct srv_param P_SHARE_LABEL = {.name = "label",
+                                               .type = SRV_PT_STR,
+                                               .optional = true,
+                                               .off = OFF(label),
+                                               .hint = "a string of at most 200 bytes",
+                                               .max = DB_SHARE_LABEL_MAX};
+static const struct srv_param P_SHARE_EXPIRES = {.name = "expires",
+                                                 .type = SRV_PT_INT,
+                                                 .optional = true,
+                                                 .off = OFF(expires),
+                                                 .hint = "an instant (ms since the epoch)",
+                                                 .min = 1,
+                                                 .max = INT64_MAX};
+static const struct srv_param P_SHARE_ID = {.name = "id",
+                                            .type = SRV_PT_INT,
+                                            .off = OFF(id),
+                                            .hint = "a share id (an integer)",
+                                            .min = 1,
+                                            .max = INT64_MAX};
 static const struct srv_param P_AT = {.name = "at",
                                       .type = SRV_PT_INT,
                                       .optional = true,
@@ -310,6 +330,21 @@ static const struct method methods[] = {
      0,
      NULL,
      {&P_MEETING, &P_REPORT, &P_MODE}},
+    {"share.create",
+     srv_share_create,
+     M_MEETING,
+     SRV_ROLE_RAPPORTEUR,
+     0,
+     NULL,
+     {&P_MEETING, &P_SHARE_LABEL, &P_SHARE_EXPIRES}},
+    {"share.list", srv_share_list, M_MEETING, SRV_ROLE_RAPPORTEUR, 0, NULL, {&P_MEETING}},
+    {"share.revoke",
+     srv_share_revoke,
+     M_MEETING,
+     SRV_ROLE_RAPPORTEUR,
+     0,
+     NULL,
+     {&P_MEETING, &P_SHARE_ID}},
     {"text.edit",
      srv_text_edit,
      M_MEETING,

@@ -23,13 +23,13 @@ fail() {
 declare -A FLOOR=(
     [srv_rec]=0 [srv_report]=0 [srv_ratelimit]=0 [srv_writer]=0 [srv_window]=0
     [srv_base]=1
-    [srv_conn]=2 [srv_data]=2
+    [srv_conn]=2 [srv_data]=2 [srv_http]=2
     [srv_held]=3 [srv_store]=3 [srv_apply]=3
     [srv_audit]=4
     [srv_hub]=5
-    [srv_req]=6
+    [srv_req]=6 [srv_live]=6
     [srv_read]=7
-    [srv_auth]=8 [srv_meeting]=8 [srv_text]=8 [srv_presence]=8 [srv_revert]=8
+    [srv_auth]=8 [srv_meeting]=8 [srv_text]=8 [srv_presence]=8 [srv_revert]=8 [srv_share]=8
     [srv_rpc]=9
     [srv]=10
     [srv_ops]=11

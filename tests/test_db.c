@@ -18,7 +18,7 @@
 #include "testutil.h"
 
 /* The schema version db_open migrates to; bump with every migration added. */
-#define LATEST_SCHEMA 3
+#define LATEST_SCHEMA 4
 
 #define PWHASH "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
 
@@ -411,6 +411,44 @@ static void test_account_set_pwhash(void **state)
 
 /* ---- tokens ---- */
 
+static int count_share(void *ud, const struct db_share *s)
+{
+    int *n = ud;
+    assert_string_equal(s->meeting, "m1");
+    assert_string_equal(s->label, "projector");
+    assert_true(s->hash[0] == 7 && s->expires_ms == 5000);
+    (*n)++;
+    return 0;
+}
+
+/* Shares: stored by hash, listed until revoked, revoked once. */
+static void test_shares(void **state)
+{
+    struct fixture *f = *state;
+    struct db_share s;
+    int n = 0;
+
+    memset(&s, 0, sizeof(s));
+    s.id = 42;
+    snprintf(s.meeting, sizeof(s.meeting), "m1");
+    snprintf(s.label, sizeof(s.label), "projector");
+    snprintf(s.user, sizeof(s.user), "alice");
+    memset(s.hash, 7, sizeof(s.hash));
+    s.created_ms = 1000;
+    s.expires_ms = 5000;
+    assert_int_equal(db_share_add(f->db, &s), 0);
+    s.id = 43; /* the same hash again */
+    assert_int_equal(db_share_add(f->db, &s), PROTO_ECONFLICT);
+    assert_int_equal(db_share_list(f->db, count_share, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(db_share_revoke(f->db, "m2", 42, 2000), PROTO_ENOTFOUND);
+    assert_int_equal(db_share_revoke(f->db, "m1", 42, 2000), 0);
+    assert_int_equal(db_share_revoke(f->db, "m1", 42, 3000), PROTO_ENOTFOUND);
+    n = 0;
+    assert_int_equal(db_share_list(f->db, count_share, &n), 0);
+    assert_int_equal(n, 0);
+}
+
 static void test_tokens(void **state)
 {
     struct fixture *f = *state;
@@ -719,6 +757,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_account_disable_enable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_account_set_pwhash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tokens, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_shares, setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_disabled_account, setup, teardown),
         cmocka_unit_test_setup_teardown(test_grouped_transactions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_data_version_two_connections, setup, teardown),

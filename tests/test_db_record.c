@@ -15,7 +15,7 @@
 #include "db.h"
 #include "testutil.h"
 
-#define LATEST_SCHEMA 3
+#define LATEST_SCHEMA 4
 #define PWHASH        "$argon2id$v=19$m=65536,t=2,p=1$c2FsdHNhbHRzYWx0$aGFzaGhhc2hoYXNoaGFzaA"
 #define MAX_ROWS      64
 #define VAL_MAX       256
@@ -319,7 +319,7 @@ static void test_migrate_from_version_1(void **state)
                       "DROP TABLE items; DROP TABLE actions; DROP TABLE interims;"
                       "DROP TABLE people; DROP TABLE members; DROP TABLE meetings;"
                       "DROP TABLE audit; DROP TABLE checkpoints; DROP TABLE counters;"
-                      "DROP TABLE snapshots; PRAGMA user_version = 1");
+                      "DROP TABLE snapshots; DROP TABLE shares; PRAGMA user_version = 1");
     assert_int_equal(raw_int(f->path, "SELECT count(*) FROM sqlite_master"), 4);
 
     assert_int_equal(db_open(&f->db, f->path, 0), 0);
@@ -361,7 +361,8 @@ static void test_migrate_from_version_2(void **state)
     }
     db_close(f->db);
     f->db = NULL;
-    raw_exec(f->path, "DROP TABLE snapshots; ALTER TABLE meetings DROP COLUMN rows_seq;"
+    raw_exec(f->path, "DROP TABLE snapshots; DROP TABLE shares;"
+                      "ALTER TABLE meetings DROP COLUMN rows_seq;"
                       "CREATE INDEX audit_user ON audit(meeting, user, seq);"
                       "CREATE INDEX audit_obj ON audit(obj, meeting, seq);"
                       "PRAGMA user_version = 2");

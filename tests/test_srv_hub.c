@@ -1279,6 +1279,117 @@ static char *column_text(struct fixture *f, const char *sql, int64_t id)
     return out;
 }
 
+/* ---- the hooks of the live view: durable entries, a handler's own write in a batch ---- */
+
+struct durable_log {
+    int64_t seqs[16];
+    size_t n;
+    int done_rc[4];
+    size_t ndone;
+};
+
+static void on_durable(void *ud, struct srv_meeting *m, const struct db_audit *e)
+{
+    struct durable_log *d = ud;
+    /* Told only what the database holds, in seq order. */
+    if (e != NULL && d->n < 16) {
+        assert_true(e->seq <= m->committed_seq);
+        assert_true(d->n == 0 || e->seq == d->seqs[d->n - 1] + 1);
+        d->seqs[d->n++] = e->seq;
+    }
+}
+
+/* A share's row and where its done callback reports. */
+struct share_job {
+    struct db_share s;
+    struct durable_log *d;
+};
+
+static int write_share(struct db *db, void *ud)
+{
+    return db_share_add(db, &((struct share_job *)ud)->s);
+}
+
+static int write_fails(struct db *db, void *ud)
+{
+    return PROTO_EDB;
+}
+
+static void write_done(void *ud, int rc)
+{
+    struct durable_log *d = ((struct share_job *)ud)->d;
+    if (d->ndone < 4) {
+        d->done_rc[d->ndone++] = rc;
+    }
+}
+
+static int64_t share_change(struct fixture *f, struct srv_meeting *m, const char *kind, int64_t id)
+{
+    struct srv_change ch = {
+        .m = m, .user = "rap", .kind = kind, .type = PROTO_T_COUNT, .type_name = "share", .id = id};
+    assert_int_equal(cli_packf(&ch.payload, "{s:s, s:n}", "label", "projector", "expires"), 0);
+    return srv_hub_commit(&f->srv, &ch);
+}
+
+static void test_share_write_and_durable_listener(void **state)
+{
+    struct fixture *f = *state;
+    struct durable_log d = {0};
+    struct share_job job = {.d = &d};
+    struct db_share *sh = &job.s;
+    hub_open(f);
+    struct srv_meeting *m = new_meeting(f, "m-share", "Shares");
+    assert_int_equal(srv_sync_offline(&f->srv), 0);
+    srv_hub_listen(&f->srv, on_durable, &d);
+    int64_t item = create(f, m, NULL, PROTO_T_ITEM, "{s:{s:s}}", "fields", "number", "1");
+    int64_t before = m->rec->seq;
+    sh->id = srv_hub_next_id(&f->srv);
+    snprintf(sh->meeting, sizeof(sh->meeting), "m-share");
+    snprintf(sh->user, sizeof(sh->user), "rap");
+    memset(sh->hash, 9, sizeof(sh->hash));
+    int64_t seq = share_change(f, m, "create", sh->id);
+    assert_int_equal(seq, before + 1);
+    assert_int_equal(srv_hub_add_write(&f->srv, "m-share", write_share, write_done, &job), 0);
+    /* Nothing is told before the batch is durable. */
+    assert_int_equal(d.n, 0);
+    assert_int_equal(d.ndone, 0);
+    assert_int_equal(srv_sync_offline(&f->srv), 0);
+    assert_int_equal(d.n, 2);
+    assert_true(d.seqs[1] == seq);
+    assert_int_equal(d.ndone, 1);
+    assert_int_equal(d.done_rc[0], 0);
+    /* A share is no part of the record: the item is all it holds. */
+    assert_int_equal(m->rec->objs[PROTO_T_ITEM].n, 1);
+    assert_non_null(srv_rec_find(m->rec, PROTO_T_ITEM, item));
+    assert_true(m->rec->seq == seq);
+
+    /* A batch whose own write fails: nothing of it is durable, nobody is told. */
+    int64_t bad = share_change(f, m, "delete", sh->id);
+    assert_true(bad == seq + 1);
+    assert_int_equal(srv_hub_add_write(&f->srv, "m-share", write_fails, write_done, &job), 0);
+    assert_int_equal(srv_sync_offline(&f->srv), PROTO_EDB);
+    assert_int_equal(d.n, 2);
+    assert_int_equal(d.ndone, 2);
+    assert_true(d.done_rc[1] < 0);
+    assert_true(m->rec->seq == seq); /* reloaded: the failed change is gone */
+    hub_close(f);
+
+    char *type =
+        column_text(f, "SELECT type FROM audit WHERE meeting = 'm-share' AND seq = ?1", seq);
+    assert_string_equal(type, "share");
+    free(type);
+    char *label =
+        column_text(f, "SELECT label || '/' || revoked_ms FROM shares WHERE id = ?1", sh->id);
+    assert_string_equal(label, "/0");
+    free(label);
+    /* The log replays through the share entry (verify and time travel read it). */
+    hub_open(f);
+    m = srv_hub_find(&f->srv, "m-share", 7);
+    assert_non_null(m);
+    assert_true(m->rec->seq == seq);
+    hub_close(f);
+}
+
 /* Changes of one batch are written in their order: swapping two docs' unique refs through
  * a free one is valid at every step, so the batch commits. */
 static void test_batch_swaps_unique_refs(void **state)
@@ -1355,6 +1466,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_equals_replay, setup, teardown),
         cmocka_unit_test(test_apply_every_kind),
         cmocka_unit_test_setup_teardown(test_commit_writes_tables, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_share_write_and_durable_listener, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_swaps_unique_refs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_text_edits_merge, setup, teardown),
     };

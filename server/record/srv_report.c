@@ -3161,28 +3161,47 @@ static int obj_table(struct proto_buf *b, enum srv_report_format fmt, const stru
     return table_end(b, fmt, rows);
 }
 
+/* The tables that end every Markdown and HTML export, in their order. */
+static const char *const acols[] = {"Ref", "To", "Owner", "Status", "Due", "Text"};
+static const char *const afld[] = {"ref", "to", "owner", "status", "due", "text"};
+static const char *const dcols[] = {"Ref", "Revision", "Title", "Source", "Item", "Status"};
+static const char *const dfld[] = {"ref", "revision", "title", "source", "item", "status"};
+static const char *const ecols[] = {"Item", "Kind", "Text"};
+static const char *const efld[] = {"item", "kind", "text"};
+static const char *const scols[] = {"Date", "Start", "End", "Kind", "Title"};
+static const char *const sfld[] = {"date", "start", "end", "kind", "title"};
+static const char *const icols[] = {"Date", "Start", "End", "Mode", "Topic", "Deadline"};
+static const char *const ifld[] = {"date", "start", "end", "mode", "topic", "deadline"};
+static const char *const pcols[] = {"Name", "Affiliation", "Role", "Note"};
+static const char *const pfld[] = {"name", "affiliation", "role", "note"};
+
+static const struct table_spec {
+    const char *key; /* the section's name in srv_report_html_sections */
+    const char *title;
+    enum proto_type t;
+    const char *const *cols, *const *names;
+    size_t n;
+} table_specs[] = {
+    {"actions", "Actions", PROTO_T_ACTION, acols, afld, 6},
+    {"docs", "Documents", PROTO_T_DOC, dcols, dfld, 6},
+    {"decisions", "Decisions", PROTO_T_DECISION, ecols, efld, 3},
+    {"sessions", "Sessions", PROTO_T_SESSION, scols, sfld, 5},
+    {"interims", "Interim meetings", PROTO_T_INTERIM, icols, ifld, 6},
+    {"people", "People", PROTO_T_PERSON, pcols, pfld, 4},
+};
+
+static int spec_table(struct proto_buf *b, enum srv_report_format fmt, const struct view *v,
+                      const struct table_spec *ts)
+{
+    return obj_table(b, fmt, v, ts->title, ts->t, ts->cols, ts->names, ts->n);
+}
+
 static int tables(struct proto_buf *b, enum srv_report_format fmt, const struct view *v)
 {
-    static const char *const acols[] = {"Ref", "To", "Owner", "Status", "Due", "Text"};
-    static const char *const afld[] = {"ref", "to", "owner", "status", "due", "text"};
-    static const char *const dcols[] = {"Ref", "Revision", "Title", "Source", "Item", "Status"};
-    static const char *const dfld[] = {"ref", "revision", "title", "source", "item", "status"};
-    static const char *const ecols[] = {"Item", "Kind", "Text"};
-    static const char *const efld[] = {"item", "kind", "text"};
-    static const char *const scols[] = {"Date", "Start", "End", "Kind", "Title"};
-    static const char *const sfld[] = {"date", "start", "end", "kind", "title"};
-    static const char *const icols[] = {"Date", "Start", "End", "Mode", "Topic", "Deadline"};
-    static const char *const ifld[] = {"date", "start", "end", "mode", "topic", "deadline"};
-    static const char *const pcols[] = {"Name", "Affiliation", "Role", "Note"};
-    static const char *const pfld[] = {"name", "affiliation", "role", "note"};
-
-    if (obj_table(b, fmt, v, "Actions", PROTO_T_ACTION, acols, afld, 6) < 0 ||
-        obj_table(b, fmt, v, "Documents", PROTO_T_DOC, dcols, dfld, 6) < 0 ||
-        obj_table(b, fmt, v, "Decisions", PROTO_T_DECISION, ecols, efld, 3) < 0 ||
-        obj_table(b, fmt, v, "Sessions", PROTO_T_SESSION, scols, sfld, 5) < 0 ||
-        obj_table(b, fmt, v, "Interim meetings", PROTO_T_INTERIM, icols, ifld, 6) < 0 ||
-        obj_table(b, fmt, v, "People", PROTO_T_PERSON, pcols, pfld, 4) < 0) {
-        return PROTO_ENOMEM;
+    for (size_t k = 0; k < sizeof(table_specs) / sizeof(table_specs[0]); k++) {
+        if (spec_table(b, fmt, v, &table_specs[k]) < 0) {
+            return PROTO_ENOMEM;
+        }
     }
     return 0;
 }
@@ -3371,60 +3390,152 @@ static int html_actions(const struct view *v, struct proto_buf *b)
     return put_str(b, "</ul>\n") < 0 ? PROTO_ENOMEM : 0;
 }
 
-static int export_html(const struct view *v, struct proto_buf *b)
-{
-    size_t tl = 0, al = 0;
-    const char *title = fstr(&v->rec->meeting, "title", &tl);
-    const char *ab = fstr(&v->rec->meeting, "abstract", &al);
+/* The HTML export's body is made of these sections, in this order; the live view shows
+ * them one by one (srv_report_html_sections). */
 
-    if (tl == 0) {
+static const char *html_title(const struct view *v, size_t *tl)
+{
+    const char *title = fstr(&v->rec->meeting, "title", tl);
+    if (*tl == 0) {
         title = "Meeting report";
-        tl = strlen(title);
+        *tl = strlen(title);
     }
-    if (put_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
-        put_str(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
-        put_str(b, "</title>\n<style>") < 0 || put_str(b, html_style) < 0 ||
-        put_str(b, "</style>\n</head>\n<body>\n<h1>") < 0 || html_esc(b, title, tl) < 0 ||
-        put_str(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0) {
+    return title;
+}
+
+/* The title block: the title, the meeting's table, the future meetings. */
+static int html_head(struct proto_buf *b, const struct view *v)
+{
+    size_t tl = 0;
+    const char *title = html_title(v, &tl);
+    if (put_str(b, "<h1>") < 0 || html_esc(b, title, tl) < 0 || put_str(b, "</h1>\n") < 0 ||
+        meeting_table(b, SRV_REPORT_HTML, v) < 0 || future_list(v, b, SRV_REPORT_HTML) < 0) {
         return PROTO_ENOMEM;
     }
-    if (future_list(v, b, SRV_REPORT_HTML) < 0 ||
-        (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0))) {
+    return 0;
+}
+
+static int html_abstract(struct proto_buf *b, const struct view *v)
+{
+    size_t al = 0;
+    const char *ab = fstr(&v->rec->meeting, "abstract", &al);
+    if (al > 0 && (put_str(b, "<h2>Abstract</h2>\n") < 0 || html_text(b, ab, al) < 0)) {
         return PROTO_ENOMEM;
     }
-    if (v->action_item < 0 && v->nactions > 0) {
-        struct proto_buf t = {0};
-        int rc = actions_title(v, &t) < 0 || put_str(b, "<h2>") < 0 ||
-                         html_esc(b, (const char *)t.data, t.len) < 0 ||
-                         put_str(b, "</h2>\n") < 0 || html_actions(v, b) < 0
-                     ? PROTO_ENOMEM
-                     : 0;
-        proto_buf_free(&t, 0);
-        if (rc < 0) {
-            return rc;
-        }
+    return 0;
+}
+
+/* The actions under a heading of their own, when no section of the agenda holds them. */
+static int html_actions_alone(struct proto_buf *b, const struct view *v)
+{
+    if (v->action_item >= 0 || v->nactions == 0) {
+        return 0;
     }
-    for (size_t k = 0; k < v->nitems; k++) {
-        size_t nl = 0, il = 0, bl = 0;
-        const char *num = fstr(v->items[k], "number", &nl);
-        const char *it = fstr(v->items[k], "title", &il);
-        const char *body = fstr(v->items[k], "body", &bl);
-        if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
-            html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
-            return PROTO_ENOMEM;
-        }
-        if ((int64_t)k == v->action_item && v->nactions > 0 && html_actions(v, b) < 0) {
-            return PROTO_ENOMEM;
-        }
+    struct proto_buf t = {0};
+    int rc = actions_title(v, &t) < 0 || put_str(b, "<h2>") < 0 ||
+                     html_esc(b, (const char *)t.data, t.len) < 0 || put_str(b, "</h2>\n") < 0 ||
+                     html_actions(v, b) < 0
+                 ? PROTO_ENOMEM
+                 : 0;
+    proto_buf_free(&t, 0);
+    return rc;
+}
+
+/* Section k of the agenda, with the actions under the section that holds them. */
+static int html_item(struct proto_buf *b, const struct view *v, size_t k)
+{
+    size_t nl = 0, il = 0, bl = 0;
+    const char *num = fstr(v->items[k], "number", &nl);
+    const char *it = fstr(v->items[k], "title", &il);
+    const char *body = fstr(v->items[k], "body", &bl);
+    if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
+        html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+        return PROTO_ENOMEM;
     }
-    /* The annex as in the Markdown export, for people to see (HTML is not imported). */
+    if ((int64_t)k == v->action_item && v->nactions > 0 && html_actions(v, b) < 0) {
+        return PROTO_ENOMEM;
+    }
+    return 0;
+}
+
+/* The annex as in the Markdown export, for people to see (HTML is not imported). */
+static int html_annex(struct proto_buf *b, const struct view *v)
+{
     struct proto_buf ax = {0};
-    int rc = tables(b, SRV_REPORT_HTML, v) < 0 || export_annex(v, &ax, true) < 0 ||
-                     put_str(b, "<pre class=\"annex\">") < 0 ||
+    int rc = export_annex(v, &ax, true) < 0 || put_str(b, "<pre class=\"annex\">") < 0 ||
                      html_esc(b, (const char *)ax.data, ax.len) < 0 || put_str(b, "</pre>\n") < 0
                  ? PROTO_ENOMEM
                  : 0;
     proto_buf_free(&ax, 0);
+    return rc;
+}
+
+static int export_html(const struct view *v, struct proto_buf *b)
+{
+    size_t tl = 0;
+    const char *title = html_title(v, &tl);
+
+    if (put_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
+        put_str(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
+        put_str(b, "</title>\n<style>") < 0 || put_str(b, html_style) < 0 ||
+        put_str(b, "</style>\n</head>\n<body>\n") < 0 || html_head(b, v) < 0 ||
+        html_abstract(b, v) < 0 || html_actions_alone(b, v) < 0) {
+        return PROTO_ENOMEM;
+    }
+    for (size_t k = 0; k < v->nitems; k++) {
+        if (html_item(b, v, k) < 0) {
+            return PROTO_ENOMEM;
+        }
+    }
+    return tables(b, SRV_REPORT_HTML, v) < 0 || html_annex(b, v) < 0 ? PROTO_ENOMEM : 0;
+}
+
+const char *srv_report_html_style(void)
+{
+    return html_style;
+}
+
+/* Hands the section in b to cb as key and empties b; an empty section is left out. */
+static int hand(struct proto_buf *b, const char *key, int64_t id, srv_report_section_cb cb,
+                void *ud)
+{
+    int rc = b->len > 0 ? cb(ud, key, id, (const char *)b->data, b->len) : 0;
+    b->len = 0;
+    return rc;
+}
+
+int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb, void *ud)
+{
+    struct view v;
+    struct proto_buf b = {0};
+    char key[32];
+    int rc = view_make(rec, &v);
+    if (rc < 0) {
+        goto cleanup;
+    }
+    if ((rc = html_head(&b, &v)) != 0 || (rc = hand(&b, "head", 0, cb, ud)) != 0 ||
+        (rc = html_abstract(&b, &v)) != 0 || (rc = hand(&b, "abstract", 0, cb, ud)) != 0 ||
+        (rc = html_actions_alone(&b, &v)) != 0 || (rc = hand(&b, "actions-list", 0, cb, ud)) != 0) {
+        goto cleanup;
+    }
+    for (size_t k = 0; k < v.nitems; k++) {
+        snprintf(key, sizeof(key), "item-%lld", (long long)v.items[k]->id);
+        if ((rc = html_item(&b, &v, k)) != 0 || (rc = hand(&b, key, v.items[k]->id, cb, ud)) != 0) {
+            goto cleanup;
+        }
+    }
+    for (size_t k = 0; k < sizeof(table_specs) / sizeof(table_specs[0]); k++) {
+        if ((rc = spec_table(&b, SRV_REPORT_HTML, &v, &table_specs[k])) != 0 ||
+            (rc = hand(&b, table_specs[k].key, 0, cb, ud)) != 0) {
+            goto cleanup;
+        }
+    }
+    if ((rc = html_annex(&b, &v)) != 0 || (rc = hand(&b, "annex", 0, cb, ud)) != 0) {
+        goto cleanup;
+    }
+cleanup:
+    proto_buf_free(&b, 0);
+    view_free(&v);
     return rc;
 }
 

@@ -59,4 +59,19 @@ int srv_report_format_parse(const char *s, size_t len, enum srv_report_format *o
 int srv_report_export(const struct srv_rec *rec, enum srv_report_format fmt, int64_t seq,
                       const char *head_hex, const char *sig_b64, struct proto_buf *out);
 
+/* The style sheet of the HTML export (CSS text, static). */
+const char *srv_report_html_style(void);
+
+/* Renders rec as the HTML export's body does, section by section, calling cb for each in
+ * the export's order with the section's key, its object id (items) or 0, and its markup
+ * (html[0..len), valid only during the call); put together they are the export's body:
+ * "head" (title, meeting table, future meetings), "abstract" (when there is one),
+ * "actions-list" (the actions, when no section of the agenda holds them), "item-ID" for
+ * each section of the agenda (with the actions when it holds them), then "actions",
+ * "docs", "decisions", "sessions", "interims", "people" and "annex". Returns 0,
+ * PROTO_ENOMEM, or what cb returned when not 0. */
+typedef int (*srv_report_section_cb)(void *ud, const char *key, int64_t id, const char *html,
+                                     size_t len);
+int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb, void *ud);
+
 #endif

@@ -31,8 +31,11 @@
  * (--timeout seconds, default 120, over the whole run).
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <netinet/in.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -40,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -59,7 +63,7 @@
 
 struct opts {
     const char *mode;
-    int clients, edits, subscribers, conns, size, gets;
+    int clients, edits, subscribers, conns, size, gets, pages;
     double rate, idle_wait_s, seconds;
     int timeout_s;
 };
@@ -68,6 +72,7 @@ struct server {
     char dir[256];
     pid_t pid;
     int port;
+    int http_port; /* the live view's */
 };
 
 static int64_t now_us(void)
@@ -116,9 +121,10 @@ static int server_start(struct server *s)
         fprintf(stderr, "confer-bench: cannot prepare a data folder with %s\n", conferd);
         return -1;
     }
-    char data[512], portfile[512], log[512];
+    char data[512], portfile[512], hportfile[512], log[512];
     snprintf(data, sizeof(data), "%s/data", s->dir);
     snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
+    snprintf(hportfile, sizeof(hportfile), "%s/hport", s->dir);
     snprintf(log, sizeof(log), "%s/server.log", s->dir);
     s->pid = fork();
     if (s->pid == 0) {
@@ -126,17 +132,22 @@ static int server_start(struct server *s)
         (void)f;
         execl(conferd, conferd, "serve", "--data", data, "--listen", "127.0.0.1:0", "--port-file",
               portfile, "--pwhash-cost", "min", "--max-conns", "100000", "--max-conns-per-addr",
-              "100000", "--max-conns-per-user", "100000", (char *)NULL);
+              "100000", "--max-conns-per-user", "100000", "--http", "127.0.0.1:0",
+              "--http-port-file", hportfile, "--http-max-streams", "100000",
+              "--http-streams-per-addr", "100000", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 500; i++) {
-        FILE *f = fopen(portfile, "r");
+        FILE *f = fopen(portfile, "r"), *h = fopen(hportfile, "r");
+        int ok = f && fscanf(f, "%d", &s->port) == 1 && h && fscanf(h, "%d", &s->http_port) == 1;
         if (f) {
-            int ok = fscanf(f, "%d", &s->port);
             fclose(f);
-            if (ok == 1) {
-                return 0;
-            }
+        }
+        if (h) {
+            fclose(h);
+        }
+        if (ok) {
+            return 0;
         }
         usleep(10000);
     }
@@ -1052,7 +1063,113 @@ struct flight {
     char cid[40];
     int e;
     size_t from, n;
+    int64_t seq; /* once acknowledged (live pages match on it) */
 };
+
+/* ---- live pages (PROTOCOL.md section 14): raw HTTP streams of the live view ---- */
+
+struct arrival {
+    int64_t seq, at;
+};
+
+struct page {
+    int fd;
+    char pre[32]; /* the start of the line being read */
+    size_t npre;
+    struct arrival *v;
+    size_t n, cap;
+    bool updated; /* has had its first update */
+};
+
+static int page_open(struct page *p, int port, const char *token)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    char req[256];
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (p->fd < 0 || connect(p->fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        return -1;
+    }
+    int n = snprintf(req, sizeof(req), "GET /v/%s/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", token);
+    if (write(p->fd, req, (size_t)n) != n) {
+        return -1;
+    }
+    fcntl(p->fd, F_SETFL, O_NONBLOCK);
+    return 0;
+}
+
+/* Reads what a page was sent, noting when each "id: SEQ" line came. Returns -1 at its end. */
+static int page_read(struct page *p, int64_t now)
+{
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(p->fd, buf, sizeof(buf));
+        if (n == 0) {
+            return -1;
+        }
+        if (n < 0) {
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        }
+        for (ssize_t k = 0; k < n; k++) {
+            if (buf[k] != '\n') {
+                if (p->npre < sizeof(p->pre) - 1) {
+                    p->pre[p->npre++] = buf[k];
+                }
+                continue;
+            }
+            p->pre[p->npre] = '\0';
+            if (strncmp(p->pre, "id: ", 4) == 0) {
+                if (p->n == p->cap) {
+                    size_t cap = p->cap ? p->cap * 2 : 64;
+                    struct arrival *v = realloc(p->v, cap * sizeof(*v));
+                    if (v == NULL) {
+                        return -1;
+                    }
+                    p->v = v;
+                    p->cap = cap;
+                }
+                p->v[p->n++] = (struct arrival){.seq = atoll(p->pre + 4), .at = now};
+            } else if (strncmp(p->pre, "event: update", 13) == 0) {
+                p->updated = true;
+            }
+            p->npre = 0;
+        }
+    }
+}
+
+/* When page p first showed seq or a later one; -1 when it never did. */
+static int64_t page_seen(const struct page *p, int64_t seq)
+{
+    size_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (p->v[mid].seq < seq) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo < p->n ? p->v[lo].at : -1;
+}
+
+/* A share link of the bench meeting: its token. */
+static int make_share(struct cli_conn *c, char *token, size_t cap)
+{
+    struct cli_msg *m = NULL;
+    int rc = -1;
+    if (cli_conn_callf(c, &m, "share.create", "{s:s, s:s}", "meeting", MEETING, "label", "bench") ==
+            0 &&
+        m->error == NULL) {
+        const msgpack_object *t = proto_mp_map_get(m->result, "token");
+        if (t && t->type == MSGPACK_OBJECT_STR && t->via.str.size < cap) {
+            memcpy(token, t->via.str.ptr, t->via.str.size);
+            token[t->via.str.size] = '\0';
+            rc = 0;
+        }
+    }
+    cli_msg_free(m);
+    return rc;
+}
 
 struct typist {
     struct cli_conn *c;
@@ -1096,7 +1213,10 @@ static int run_typing(struct opts *o)
     struct server s = {0};
     char token[64];
     int rc = 1;
-    int ne = o->clients, nw = o->subscribers, total = ne + nw;
+    int ne = o->clients, nw = o->subscribers, np = o->pages, total = ne + nw + np;
+    struct page *pg = calloc((size_t)(np ? np : 1), sizeof(*pg));
+    long rss_before = 0, rss_pages = 0;
+    struct samples plat = {0};
     double secs = o->seconds;
     size_t max_keys = (size_t)(o->rate * secs) + 16, cap_fl = (size_t)ne * max_keys + 16;
     struct typist *ty = calloc((size_t)ne, sizeof(*ty));
@@ -1142,8 +1262,45 @@ static int run_typing(struct opts *o)
         pfd[ne + i].fd = cli_conn_fd(wc[i]);
         pfd[ne + i].events = POLLIN;
     }
+    int64_t deadline = now_us() + (int64_t)o->timeout_s * 1000000;
+    if (np > 0) {
+        char share[64];
+        if (pg == NULL || make_share(ty[0].c, share, sizeof(share)) != 0) {
+            fprintf(stderr, "confer-bench: cannot make a share link\n");
+            goto cleanup;
+        }
+        usleep(200000); /* the link is live once durable */
+        rss_before = proc_kib(s.pid, "VmRSS");
+        for (int i = 0; i < np; i++) {
+            if (page_open(&pg[i], s.http_port, share) != 0) {
+                fprintf(stderr, "confer-bench: cannot open live page %d\n", i);
+                goto cleanup;
+            }
+            pfd[ne + nw + i].fd = pg[i].fd;
+            pfd[ne + nw + i].events = POLLIN;
+        }
+        /* Every page has its sections before anyone types. */
+        int ready = 0;
+        while (ready < np && now_us() < deadline) {
+            if (poll(pfd + ne + nw, (nfds_t)np, 50) < 0 && errno != EINTR) {
+                goto cleanup;
+            }
+            ready = 0;
+            for (int i = 0; i < np; i++) {
+                if ((pfd[ne + nw + i].revents & POLLIN) && page_read(&pg[i], now_us()) != 0) {
+                    fprintf(stderr, "confer-bench: live page %d closed\n", i);
+                    goto cleanup;
+                }
+                ready += pg[i].updated;
+            }
+        }
+        if (ready < np) {
+            fprintf(stderr, "confer-bench: only %d of %d live pages opened\n", ready, np);
+            goto cleanup;
+        }
+        rss_pages = proc_kib(s.pid, "VmRSS");
+    }
     int64_t start = now_us(), stop = start + (int64_t)(secs * 1e6);
-    int64_t deadline = start + (int64_t)o->timeout_s * 1000000;
     int64_t gap = (int64_t)(1e6 / o->rate);
     for (int i = 0; i < ne; i++) {
         ty[i].next_key = start + gap * i / ne; /* spread over the first key interval */
@@ -1197,7 +1354,14 @@ static int run_typing(struct opts *o)
         if (poll(pfd, (nfds_t)total, wait_ms) < 0 && errno != EINTR) {
             goto cleanup;
         }
-        for (int i = 0; i < total; i++) {
+        for (int i = ne + nw; i < total; i++) {
+            if ((pfd[i].revents & (POLLIN | POLLHUP)) &&
+                page_read(&pg[i - ne - nw], now_us()) != 0) {
+                fprintf(stderr, "confer-bench: live page %d closed by the server\n", i - ne - nw);
+                goto cleanup;
+            }
+        }
+        for (int i = 0; i < ne + nw; i++) {
             struct cli_conn *c = i < ne ? ty[i].c : wc[i - ne];
             if (!(pfd[i].revents & POLLIN) && cli_conn_pending(c) == 0) {
                 continue;
@@ -1219,6 +1383,14 @@ static int run_typing(struct opts *o)
                     late += f == NULL && cid != NULL;
                 } else if (i < ne) {
                     bool was = ty[i].t.inflight;
+                    if (was && m->kind == PROTO_RPC_RESPONSE &&
+                        m->msgid == ty[i].t.inflight_msgid) {
+                        const struct flight *f = flight_find(fl, nfl, ty[i].t.inflight_cid,
+                                                             strlen(ty[i].t.inflight_cid));
+                        if (f != NULL) {
+                            ((struct flight *)f)->seq = result_seq(m);
+                        }
+                    }
                     if (cli_text_handle(&ty[i].t, c, m) < 0) {
                         fprintf(stderr, "confer-bench: edit refused: %s\n", ty[i].t.error);
                         cli_msg_free(m);
@@ -1241,11 +1413,34 @@ static int run_typing(struct opts *o)
            "\"text_edits_per_100_keys\": %.1f, ",
            ne, o->rate, nw, secs, typed, sent, typed ? 100.0 * (double)sent / (double)typed : 0);
     print_lat("key_to_watcher", &lat);
+    if (np > 0) {
+        /* Each key typed, to each page: from the key to the first update of that page at
+         * the key's seq or later. */
+        size_t missed = 0;
+        for (size_t k = 0; k < nfl; k++) {
+            for (int p = 0; fl[k].seq > 0 && p < np; p++) {
+                int64_t at = page_seen(&pg[p], fl[k].seq);
+                for (size_t j = 0; j < fl[k].n; j++) {
+                    if (at < 0) {
+                        missed++;
+                    } else {
+                        sample_add(&plat,
+                                   (double)(at - ty[fl[k].e].key_at[fl[k].from + j]) / 1000.0);
+                    }
+                }
+            }
+        }
+        printf(", \"pages\": %d, ", np);
+        print_lat("key_to_page", &plat);
+        printf(", \"page_keys_missed\": %zu, \"server_rss_kib_before_pages\": %ld, "
+               "\"server_rss_kib_with_pages\": %ld, \"server_rss_kib_per_page\": %.2f",
+               missed, rss_before, rss_pages, (double)(rss_pages - rss_before) / np);
+    }
     printf(", \"unmatched_events\": %zu, \"server_peak_rss_kib\": %ld}\n", late,
            proc_kib(s.pid, "VmHWM"));
     fflush(stdout);
     (void)edits;
-    rc = lat.n > 0 ? 0 : 1;
+    rc = lat.n > 0 || plat.n > 0 ? 0 : 1;
 cleanup:
     for (int i = 0; ty && i < ne; i++) {
         cli_text_free(&ty[i].t);
@@ -1255,6 +1450,14 @@ cleanup:
     for (int i = 0; wc && i < nw; i++) {
         cli_conn_free(wc[i]);
     }
+    for (int i = 0; pg && i < np; i++) {
+        if (pg[i].fd > 0) {
+            close(pg[i].fd);
+        }
+        free(pg[i].v);
+    }
+    free(pg);
+    free(plat.v);
     free(ty);
     free(wc);
     free(pfd);
@@ -1276,7 +1479,9 @@ static void usage(FILE *f)
           "travel: defaults BYTES 900000, M 40000 in all, K 50 meeting.get (and K/5\n"
           "        report.export) at random past seqs, N 4\n"
           "typing: E 3 live editors typing K 10 keys/s each for S 10 s, W 50 watchers: the\n"
-          "        time from a keystroke to the watchers' receipt, and text.edits per 100 keys\n"
+          "        time from a keystroke to the watchers' receipt, and text.edits per 100 keys;\n"
+          "        --pages P adds P live pages (the live view's stream): the time from a\n"
+          "        keystroke to each page, and the server's memory per page\n"
           "idle:   default K 1000\n"
           "options: --timeout SECONDS (default 120, the whole run); $CONFERD names the server\n"
           "binary\n",
@@ -1286,8 +1491,13 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     /* -1: the mode's default. */
-    struct opts o = {
-        .clients = -1, .edits = -1, .conns = 1000, .size = -1, .gets = 50, .timeout_s = 120};
+    struct opts o = {.clients = -1,
+                     .edits = -1,
+                     .subscribers = -1,
+                     .conns = 1000,
+                     .size = -1,
+                     .gets = 50,
+                     .timeout_s = 120};
     static const struct option lo[] = {
         {"clients", required_argument, NULL, 'c'},
         {"edits", required_argument, NULL, 'e'},
@@ -1299,6 +1509,7 @@ int main(int argc, char **argv)
         {"gets", required_argument, NULL, 'g'},
         {"idle-wait", required_argument, NULL, 'i'},
         {"seconds", required_argument, NULL, 'S'},
+        {"pages", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -1345,6 +1556,9 @@ int main(int argc, char **argv)
         case 'S':
             o.seconds = atof(optarg);
             break;
+        case 'p':
+            o.pages = atoi(optarg);
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -1358,12 +1572,16 @@ int main(int argc, char **argv)
     if (typing) {
         o.clients = o.clients == -1 ? 3 : o.clients;
         o.rate = o.rate > 0 ? o.rate : 10;
-        o.subscribers = o.subscribers > 0 ? o.subscribers : 50;
+        o.subscribers = o.subscribers >= 0 ? o.subscribers : 50;
         o.seconds = o.seconds > 0 ? o.seconds : 10;
-        if (o.seconds > 3600 || o.rate > 1000 || o.clients > 1000) {
+        if (o.seconds > 3600 || o.rate > 1000 || o.clients > 1000 || o.pages < 0 ||
+            o.pages > 20000) {
             usage(stderr);
             return 2;
         }
+    }
+    if (o.subscribers == -1) {
+        o.subscribers = 0;
     }
     if (o.clients == -1) {
         o.clients = travel ? 4 : 10;
