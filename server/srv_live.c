@@ -655,36 +655,6 @@ static int page_sec(void *ud, const char *key, int64_t id, const char *html, siz
     return 0;
 }
 
-static int put_esc(struct proto_buf *b, const char *s)
-{
-    for (; *s; s++) {
-        const char *e = NULL;
-        switch (*s) {
-        case '&':
-            e = "&amp;";
-            break;
-        case '<':
-            e = "&lt;";
-            break;
-        case '>':
-            e = "&gt;";
-            break;
-        case '"':
-            e = "&quot;";
-            break;
-        case '\'':
-            e = "&#39;";
-            break;
-        default:
-            break;
-        }
-        if (proto_buf_append(b, e ? e : s, e ? strlen(e) : 1) != 0) {
-            return PROTO_ENOMEM;
-        }
-    }
-    return 0;
-}
-
 /* The whole page of rec: readable without the script, which then follows the stream. */
 static int render_page(const struct srv_rec *rec, const char *base, bool follow,
                        struct proto_buf *b)
@@ -705,7 +675,8 @@ static int render_page(const struct srv_rec *rec, const char *base, bool follow,
              "<link rel=\"stylesheet\" href=\"%s/page.css\">\n"
              "<script src=\"%s/live.js\" defer></script>\n<title>",
              base, base);
-    if (proto_buf_append(b, head, strlen(head)) != 0 || put_esc(b, title) != 0) {
+    if (proto_buf_append(b, head, strlen(head)) != 0 ||
+        srv_report_html_escape(b, title, strlen(title)) != 0) {
         return PROTO_ENOMEM;
     }
     snprintf(

@@ -2975,7 +2975,7 @@ static int md_cells(struct proto_buf *b, const char *const *cols, size_t n)
 
 /* ---- HTML ---- */
 
-static int html_esc(struct proto_buf *b, const char *s, size_t n)
+int srv_report_html_escape(struct proto_buf *b, const char *s, size_t n)
 {
     size_t from = 0;
     for (size_t i = 0; i < n; i++) {
@@ -3023,7 +3023,7 @@ static int html_text(struct proto_buf *b, const char *s, size_t n)
         }
         list = bullet;
         if (put_str(b, bullet ? "<li>" : "<p>") < 0 ||
-            html_esc(b, bullet ? ln + 2 : ln, bullet ? len - 2 : len) < 0 ||
+            srv_report_html_escape(b, bullet ? ln + 2 : ln, bullet ? len - 2 : len) < 0 ||
             put_str(b, bullet ? "</li>\n" : "</p>\n") < 0) {
             return PROTO_ENOMEM;
         }
@@ -3094,7 +3094,7 @@ static int table_row(struct proto_buf *b, enum srv_report_format fmt, const char
         return PROTO_ENOMEM;
     }
     for (size_t k = 0; k < n; k++) {
-        if (put_str(b, "<td>") < 0 || html_esc(b, vals[k], lens[k]) < 0 ||
+        if (put_str(b, "<td>") < 0 || srv_report_html_escape(b, vals[k], lens[k]) < 0 ||
             put_str(b, "</td>") < 0) {
             return PROTO_ENOMEM;
         }
@@ -3291,7 +3291,8 @@ static int future_list(const struct view *v, struct proto_buf *b, enum srv_repor
         struct proto_buf ln = {0};
         int rc = interim_summary(v, v->interims[k], &ln);
         if (rc == 0 && fmt == SRV_REPORT_HTML) {
-            rc = put_str(b, "<li>") < 0 || html_esc(b, (const char *)ln.data, ln.len) < 0 ||
+            rc = put_str(b, "<li>") < 0 ||
+                         srv_report_html_escape(b, (const char *)ln.data, ln.len) < 0 ||
                          put_str(b, "</li>\n") < 0
                      ? PROTO_ENOMEM
                      : 0;
@@ -3380,10 +3381,10 @@ static int html_actions(const struct view *v, struct proto_buf *b)
         const char *ref = fstr(v->actions[a], "ref", &rl);
         const char *text = fstr(v->actions[a], "text", &xl);
         const char *st = closed_status(v->actions[a]);
-        if (put_str(b, "<li><strong>") < 0 || html_esc(b, ref, rl) < 0 ||
+        if (put_str(b, "<li><strong>") < 0 || srv_report_html_escape(b, ref, rl) < 0 ||
             put_str(b, "</strong>: ") < 0 ||
             (st != NULL && (put_str(b, "[") < 0 || put_str(b, st) < 0 || put_str(b, "] ") < 0)) ||
-            html_esc(b, text, xl) < 0 || put_str(b, "</li>\n") < 0) {
+            srv_report_html_escape(b, text, xl) < 0 || put_str(b, "</li>\n") < 0) {
             return PROTO_ENOMEM;
         }
     }
@@ -3408,8 +3409,9 @@ static int html_head(struct proto_buf *b, const struct view *v)
 {
     size_t tl = 0;
     const char *title = html_title(v, &tl);
-    if (put_str(b, "<h1>") < 0 || html_esc(b, title, tl) < 0 || put_str(b, "</h1>\n") < 0 ||
-        meeting_table(b, SRV_REPORT_HTML, v) < 0 || future_list(v, b, SRV_REPORT_HTML) < 0) {
+    if (put_str(b, "<h1>") < 0 || srv_report_html_escape(b, title, tl) < 0 ||
+        put_str(b, "</h1>\n") < 0 || meeting_table(b, SRV_REPORT_HTML, v) < 0 ||
+        future_list(v, b, SRV_REPORT_HTML) < 0) {
         return PROTO_ENOMEM;
     }
     return 0;
@@ -3433,8 +3435,8 @@ static int html_actions_alone(struct proto_buf *b, const struct view *v)
     }
     struct proto_buf t = {0};
     int rc = actions_title(v, &t) < 0 || put_str(b, "<h2>") < 0 ||
-                     html_esc(b, (const char *)t.data, t.len) < 0 || put_str(b, "</h2>\n") < 0 ||
-                     html_actions(v, b) < 0
+                     srv_report_html_escape(b, (const char *)t.data, t.len) < 0 ||
+                     put_str(b, "</h2>\n") < 0 || html_actions(v, b) < 0
                  ? PROTO_ENOMEM
                  : 0;
     proto_buf_free(&t, 0);
@@ -3448,8 +3450,9 @@ static int html_item(struct proto_buf *b, const struct view *v, size_t k)
     const char *num = fstr(v->items[k], "number", &nl);
     const char *it = fstr(v->items[k], "title", &il);
     const char *body = fstr(v->items[k], "body", &bl);
-    if (put_str(b, "<h2>") < 0 || html_esc(b, num, nl) < 0 || (nl > 0 && put_str(b, " ") < 0) ||
-        html_esc(b, it, il) < 0 || put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
+    if (put_str(b, "<h2>") < 0 || srv_report_html_escape(b, num, nl) < 0 ||
+        (nl > 0 && put_str(b, " ") < 0) || srv_report_html_escape(b, it, il) < 0 ||
+        put_str(b, "</h2>\n") < 0 || html_text(b, body, bl) < 0) {
         return PROTO_ENOMEM;
     }
     if ((int64_t)k == v->action_item && v->nactions > 0 && html_actions(v, b) < 0) {
@@ -3463,7 +3466,8 @@ static int html_annex(struct proto_buf *b, const struct view *v)
 {
     struct proto_buf ax = {0};
     int rc = export_annex(v, &ax, true) < 0 || put_str(b, "<pre class=\"annex\">") < 0 ||
-                     html_esc(b, (const char *)ax.data, ax.len) < 0 || put_str(b, "</pre>\n") < 0
+                     srv_report_html_escape(b, (const char *)ax.data, ax.len) < 0 ||
+                     put_str(b, "</pre>\n") < 0
                  ? PROTO_ENOMEM
                  : 0;
     proto_buf_free(&ax, 0);
@@ -3476,7 +3480,7 @@ static int export_html(const struct view *v, struct proto_buf *b)
     const char *title = html_title(v, &tl);
 
     if (put_str(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n") < 0 ||
-        put_str(b, "<title>") < 0 || html_esc(b, title, tl) < 0 ||
+        put_str(b, "<title>") < 0 || srv_report_html_escape(b, title, tl) < 0 ||
         put_str(b, "</title>\n<style>") < 0 || put_str(b, html_style) < 0 ||
         put_str(b, "</style>\n</head>\n<body>\n") < 0 || html_head(b, v) < 0 ||
         html_abstract(b, v) < 0 || html_actions_alone(b, v) < 0) {

@@ -72,6 +72,10 @@ const char *srv_report_html_style(void);
  * PROTO_ENOMEM, or what cb returned when not 0. */
 typedef int (*srv_report_section_cb)(void *ud, const char *key, int64_t id, const char *html,
                                      size_t len);
+/* Appends s[0..n) to b with &, <, >, " and ' escaped for HTML text and attribute values.
+ * Returns 0 or PROTO_ENOMEM. */
+int srv_report_html_escape(struct proto_buf *b, const char *s, size_t n);
+
 int srv_report_html_sections(const struct srv_rec *rec, srv_report_section_cb cb, void *ud);
 
 #endif
